@@ -27,7 +27,10 @@ Retrieval is exact: cosine similarity of L2-normalised float32 vectors, with
 the top 100 documents per query found by BLAS matrix products over blocks of
 queries and of documents, so memory stays bounded for large corpora. Ties
 are broken deterministically: higher score first, then the document that
-comes first in ``corpus.jsonl`` (smaller document index).
+comes first in ``corpus.jsonl`` (smaller document index). Results are
+bitwise reproducible for the same inputs, block sizes and BLAS library;
+other block shapes may round float32 scores differently (~1e-7), which can
+only swap documents whose scores are that close.
 
 The corpus and the queries are encoded once at the model's native dimension
 without normalisation; each Matryoshka dimension ``k`` then keeps the first
