@@ -431,18 +431,46 @@ def exact_top_k(
         block = np.array(docs[d0 : d0 + doc_block], dtype=np.float32, order="C")
         if normalize_docs:
             _normalize_rows(block)
-        new_scores = np.empty((n_queries, min(depth, block.shape[0]) + best_scores.shape[1]), np.float32)
-        new_index = np.empty(new_scores.shape, dtype=np.int64)
+        width = min(depth, d0 + block.shape[0])
+        new_scores = np.empty((n_queries, width), np.float32)
+        new_index = np.empty((n_queries, width), dtype=np.int64)
         for q0 in range(0, n_queries, query_block):
             q1 = min(q0 + query_block, n_queries)
-            values, columns = _block_top_k(queries[q0:q1] @ block.T, depth)
-            cand_scores = np.concatenate([best_scores[q0:q1], values], axis=1)
-            cand_index = np.concatenate([best_index[q0:q1], columns + d0], axis=1)
-            order = np.lexsort((cand_index, -cand_scores), axis=1)
+            kept_scores, kept_index = best_scores[q0:q1], best_index[q0:q1]
+            values, columns = _block_candidates(queries[q0:q1] @ block.T, kept_scores, depth)
+            cand_scores = np.concatenate([kept_scores, values], axis=1)
+            cand_index = np.concatenate([kept_index, columns + d0], axis=1)
+            order = np.lexsort((cand_index, -cand_scores), axis=1)[:, :width]
             new_scores[q0:q1] = np.take_along_axis(cand_scores, order, axis=1)
             new_index[q0:q1] = np.take_along_axis(cand_index, order, axis=1)
-        best_scores, best_index = new_scores[:, :depth], new_index[:, :depth]
-    return np.ascontiguousarray(best_scores), np.ascontiguousarray(best_index)
+        best_scores, best_index = new_scores, new_index
+    return best_scores, best_index
+
+
+def _block_candidates(scores: np.ndarray, kept: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of a score block that can still enter the running top-k lists.
+
+    ``kept`` holds the running lists (rows sorted best first). Once a list is
+    full, only scores strictly above its k-th value can enter: a tie loses to
+    the kept document, whose index is smaller. That test is one cheap pass,
+    and after the first blocks few columns pass it, so the candidates are
+    gathered into a small padded array (score -inf, index past the end).
+    """
+    rows_n = scores.shape[0]
+    if kept.shape[1] < k:
+        return _block_top_k(scores, k)
+    rows, cols = np.nonzero(scores > kept[:, k - 1 : k])
+    counts = np.bincount(rows, minlength=rows_n)
+    width = int(counts.max()) if rows.size else 0
+    if width > k:  # many candidates in some row: an exact top-k of the block is cheaper
+        return _block_top_k(scores, k)
+    values = np.full((rows_n, width), -np.inf, dtype=np.float32)
+    columns = np.full((rows_n, width), np.iinfo(np.int64).max // 2, dtype=np.int64)
+    # position of each candidate within its row (np.nonzero is row-major)
+    pos = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    values[rows, pos] = scores[rows, cols]
+    columns[rows, pos] = cols
+    return values, columns
 
 
 # --------------------------------------------------------------------------

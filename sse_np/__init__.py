@@ -1,0 +1,32 @@
+"""sse_np: SSE (Stable Static Embedding) text embeddings with NumPy + numba.
+
+Quick start::
+
+    import sse_np
+    vectors = sse_np.encode(["a query", "a document"], dim=256)   # default model
+    model = sse_np.load("path/to/model")                          # any SSE checkpoint
+    scores = sse_np.similarity(model.encode("query"), model.encode(docs))
+"""
+
+from __future__ import annotations
+
+from .api import default_model, default_model_path, encode, similarity
+from .errors import ModelLoadError, ModelNotFoundError
+from .hub import download
+from .model import MATRYOSHKA_DIMS, SSEModel, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MATRYOSHKA_DIMS",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "SSEModel",
+    "default_model",
+    "default_model_path",
+    "download",
+    "encode",
+    "load",
+    "similarity",
+    "__version__",
+]

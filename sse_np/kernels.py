@@ -1,0 +1,158 @@
+"""Pooling kernels: token ids -> bag mean -> DyT -> (normalized) vectors.
+
+Two interchangeable back-ends compute the same numbers (to float32
+rounding):
+
+* numba (default): fused, parallel over texts, see ``kernels_numba``;
+* pure NumPy: used when numba is not installed, or when the environment
+  variable ``SSE_NP_DISABLE_NUMBA=1`` is set, so slim deployments can drop
+  numba and llvmlite.
+
+numba is imported lazily, on the first call, so ``import sse_np`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from .loading import Q4_LEVELS, Table
+
+_EPS = np.float32(1e-12)
+_BLOCK_VALUES = 1 << 22  # gathered floats per NumPy block (16 MB): bounded memory
+# Below this much work (tokens x dims) a parallel launch costs more than it saves.
+_SERIAL_WORK = 1 << 16
+
+_lock = threading.Lock()
+_numba_module = None
+_numba_state = "unknown"  # "unknown" | "on" | "off"
+
+
+def numba_enabled() -> bool:
+    """Whether the numba back-end is in use (installed and not switched off)."""
+    global _numba_module, _numba_state
+    if _numba_state == "unknown":
+        with _lock:
+            if _numba_state == "unknown":
+                if os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on"):
+                    _numba_state = "off"
+                else:
+                    try:
+                        from . import kernels_numba
+
+                        _numba_module, _numba_state = kernels_numba, "on"
+                    except ImportError:
+                        _numba_state = "off"
+    return _numba_state == "on"
+
+
+def backend() -> str:
+    """Name of the active back-end: ``"numba"`` or ``"numpy"``."""
+    return "numba" if numba_enabled() else "numpy"
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _widening_lut(kind: str) -> np.ndarray:
+    """float32 value of every 16-bit code (256 KB), built once."""
+    if kind not in _LUTS:
+        codes = np.arange(1 << 16, dtype=np.uint32)
+        if kind == "f16":
+            _LUTS[kind] = codes.astype(np.uint16).view(np.float16).astype(np.float32)
+        else:
+            _LUTS[kind] = (codes << 16).view(np.float32)
+    return _LUTS[kind]
+
+
+_DUMMY = np.zeros(1, dtype=np.float32)
+
+
+def pool(
+    table: Table,
+    dyt: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    dim: int,
+    normalize: bool,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Embed a tokenized batch.
+
+    Parameters
+    ----------
+    table : Table
+        Embedding table (any storage kind).
+    dyt : (alpha, beta, bias) or None
+        DyT vectors of length D; None means identity (StaticEmbedding).
+    ids, offsets : ndarray
+        Flat token ids (int32) and ``n + 1`` offsets (int64).
+    dim : int
+        Leading dimensions to compute, ``1 <= dim <= D``.
+    normalize : bool
+        L2-normalize each row of the truncated vector.
+    out : ndarray (n, dim) float32, optional
+        C-contiguous destination.
+
+    Returns
+    -------
+    ndarray (n, dim) float32
+    """
+    n = offsets.shape[0] - 1
+    if out is None:
+        out = np.empty((n, dim), dtype=np.float32)
+    if n == 0:
+        return out
+    if numba_enabled():
+        _pool_numba(table, dyt, ids, offsets, normalize, out)
+    else:
+        _pool_numpy(table, dyt, ids, offsets, normalize, out)
+    return out
+
+
+def _pool_numba(table, dyt, ids, offsets, normalize, out) -> None:
+    lut = _widening_lut(table.kind) if table.kind in ("f16", "bf16") else _DUMMY
+    scales = table.scales if table.scales is not None else _DUMMY
+    alpha, beta, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
+    serial = ids.shape[0] * out.shape[1] < _SERIAL_WORK
+    kernel = _numba_module.pool_serial if serial else _numba_module.pool_parallel
+    with _lock:  # numba's workqueue threading layer is not thread-safe
+        kernel(table.data, lut, scales, Q4_LEVELS, ids, offsets, alpha, beta, bias,
+               dyt is not None, normalize, out)
+
+
+def _pool_numpy(table, dyt, ids, offsets, normalize, out) -> None:
+    """Same result with NumPy only, gathering in bounded blocks of tokens."""
+    n, dim = out.shape
+    counts = np.diff(offsets)
+    out[:] = 0.0
+    step = max(1, _BLOCK_VALUES // dim)
+    for t0 in range(0, ids.shape[0], step):
+        t1 = min(t0 + step, ids.shape[0])
+        rows = table.rows(ids[t0:t1], dim)
+        first = int(np.searchsorted(offsets, t0, side="right")) - 1
+        last = int(np.searchsorted(offsets, t1 - 1, side="right")) - 1
+        for i in range(first, last + 1):
+            a, b = max(offsets[i], t0) - t0, min(offsets[i + 1], t1) - t0
+            if b <= a:
+                continue
+            # sum(axis=0) adds rows one after another, in token order, as
+            # EmbeddingBag does (np.add.reduceat does not, and long texts
+            # would round differently). A text that began in an earlier
+            # block carries its running sum in as the first row.
+            part = rows[a:b] if offsets[i] >= t0 else np.concatenate([out[i : i + 1], rows[a:b]])
+            part.sum(axis=0, out=out[i])
+    inv = np.zeros(n, dtype=np.float32)
+    np.divide(np.float32(1.0), counts, out=inv, where=counts > 0, casting="unsafe")
+    out *= inv[:, None]
+    if dyt is not None:
+        alpha, beta, bias = (v[:dim] for v in dyt)
+        np.multiply(out, alpha, out=out)
+        np.add(out, bias, out=out)
+        np.tanh(out, out=out)
+        np.multiply(out, beta, out=out)
+    if normalize:
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        out /= np.maximum(norms, _EPS)[:, None]

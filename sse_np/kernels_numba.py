@@ -1,0 +1,108 @@
+"""numba kernels: bag-mean + DyT (+ L2 normalization), fused, one text a row.
+
+Every kernel reads only the first ``dim`` columns of the table: DyT is
+elementwise, so ``y[:dim]`` depends on nothing else and the cost of a text
+scales with ``dim``. Rows are summed in float32 in token order, like
+``torch.nn.EmbeddingBag(mode="mean")``. The gather loop is chosen by the
+table's storage dtype at compile time:
+
+* float32         -- plain rows;
+* uint16          -- float16/bfloat16 codes widened through a 65536-entry
+                     float32 lookup table (exact, and keeps the table mapped);
+* uint8           -- packed 4-bit codes, high nibble = even column,
+                     ``w = levels[q] * scale`` as the reference dequantizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+_EPS = 1e-12  # torch.nn.functional.normalize / sentence-transformers
+
+
+def _accumulate(table, lut, scales, levels, ids, start, stop, dim, acc):
+    """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``."""
+    raise NotImplementedError("jitted only")
+
+
+@overload(_accumulate, inline="always")
+def _accumulate_impl(table, lut, scales, levels, ids, start, stop, dim, acc):
+    if table.dtype == types.float32:
+
+        def plain(table, lut, scales, levels, ids, start, stop, dim, acc):
+            for t in range(start, stop):
+                row = table[ids[t]]
+                for j in range(dim):
+                    acc[j] += row[j]
+
+        return plain
+    if table.dtype == types.uint16:
+
+        def widened(table, lut, scales, levels, ids, start, stop, dim, acc):
+            for t in range(start, stop):
+                row = table[ids[t]]
+                for j in range(dim):
+                    acc[j] += lut[row[j]]
+
+        return widened
+    if table.dtype == types.uint8:
+
+        def packed4(table, lut, scales, levels, ids, start, stop, dim, acc):
+            half = dim // 2
+            for t in range(start, stop):
+                r = ids[t]
+                row = table[r]
+                s = scales[r]
+                for k in range(half):
+                    b = row[k]
+                    acc[2 * k] += levels[b >> 4] * s
+                    acc[2 * k + 1] += levels[b & 15] * s
+                if dim & 1:
+                    acc[dim - 1] += levels[row[half] >> 4] * s
+
+        return packed4
+    return None
+
+
+@nb.njit(cache=True, inline="always")
+def _finish(count, alpha, beta, bias, dyt, normalize, out_row):
+    """Row sum in ``out_row`` -> mean -> DyT -> optional L2 normalization, in place."""
+    dim = out_row.shape[0]
+    inv = np.float32(1.0) / np.float32(count) if count > 0 else np.float32(0.0)
+    sq = np.float32(0.0)
+    for j in range(dim):
+        x = out_row[j] * inv
+        if dyt:
+            x = beta[j] * np.float32(math.tanh(alpha[j] * x + bias[j]))
+        out_row[j] = x
+        sq += x * x
+    if normalize:
+        scale = np.float32(1.0) / max(np.float32(math.sqrt(sq)), np.float32(_EPS))
+        for j in range(dim):
+            out_row[j] *= scale
+
+
+# Two copies of one body: numba keys its on-disk cache by function, so the
+# parallel and the serial (low-latency, single-text) variants must be
+# distinct functions. Keep them identical.
+@nb.njit(cache=True, parallel=True, nogil=True)
+def pool_parallel(table, lut, scales, levels, ids, offsets, alpha, beta, bias, dyt, normalize, out):
+    for i in nb.prange(offsets.shape[0] - 1):
+        row = out[i]
+        row[:] = 0.0
+        _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
+        _finish(offsets[i + 1] - offsets[i], alpha, beta, bias, dyt, normalize, row)
+
+
+@nb.njit(cache=True, nogil=True)
+def pool_serial(table, lut, scales, levels, ids, offsets, alpha, beta, bias, dyt, normalize, out):
+    for i in range(offsets.shape[0] - 1):
+        row = out[i]
+        row[:] = 0.0
+        _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
+        _finish(offsets[i + 1] - offsets[i], alpha, beta, bias, dyt, normalize, row)

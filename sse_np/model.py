@@ -1,0 +1,231 @@
+"""The public model object: ``SSEModel`` and ``load``."""
+
+from __future__ import annotations
+
+import operator
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from . import kernels
+from .loading import Checkpoint, read_checkpoint
+from .tokenizing import load_tokenizer, tokenize
+
+#: Matryoshka sizes the SSE models were trained for; any 1..D works.
+MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
+DEFAULT_BATCH_SIZE = 1024
+
+
+class SSEModel:
+    """An SSE static embedding model ready to encode text.
+
+    Create one with :func:`sse_np.load`. Encoding is pure: the model holds
+    read-only (mostly memory-mapped) arrays and a tokenizer, and may be used
+    from several threads.
+
+    Attributes
+    ----------
+    dim : int
+        Native embedding width D.
+    vocab_size : int
+        Rows of the embedding table V.
+    layout : {"full", "q4", "static"}
+        On-disk layout the model was read from.
+    dtype : str
+        Storage of the table: "float32", "float16", "bfloat16" or "q4".
+    path : str
+        Folder holding the weight files.
+    """
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        self._ckpt = checkpoint
+        self._table = checkpoint.table
+        self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
+        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, self._table.vocab_size)
+        self.dim: int = self._table.dim
+        self.vocab_size: int = self._table.vocab_size
+        self.layout: str = checkpoint.layout
+        self.path: str = str(checkpoint.model_dir)
+        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[self._table.kind]
+
+    def __repr__(self) -> str:
+        return (f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
+                f"dim={self.dim}, dtype={self.dtype!r})")
+
+    # ------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        """The underlying ``tokenizers.Tokenizer`` (padding off)."""
+        return self._tokenizer
+
+    @property
+    def table(self):
+        """The embedding table in storage form (see ``sse_np.loading.Table``)."""
+        return self._table
+
+    @property
+    def dyt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(alpha, beta, bias)`` float32 vectors, or None for identity."""
+        return self._dyt
+
+    def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids as the reference produces them, in EmbeddingBag form.
+
+        Parameters
+        ----------
+        texts : str or iterable of str
+
+        Returns
+        -------
+        ids : ndarray int32
+            All token ids, text after text.
+        offsets : ndarray int64, shape (n + 1,)
+            Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
+        """
+        batch, _ = _as_text_list(texts)
+        return tokenize(self._tokenizer, batch)
+
+    def encode(
+        self,
+        texts: str | Iterable[str],
+        dim: int | None = None,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        normalize: bool = True,
+        show_progress_bar: bool = False,
+        truncate_dim: int | None = None,
+        normalize_embeddings: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts.
+
+        Parameters
+        ----------
+        texts : str or iterable of str
+            One text gives a 1-D vector; a list, tuple or other iterable of
+            texts gives one row per text, in input order.
+        dim : int, optional
+            Matryoshka truncation, any int in ``1..D`` (default D). The
+            trained sizes are 512, 256, 128, 64 and 32. Truncation happens
+            before normalization, as in sentence-transformers.
+        batch_size : int
+            Texts tokenized and pooled per step; bounds temporary memory.
+        normalize : bool
+            L2-normalize each vector (after truncation).
+        show_progress_bar : bool
+            Print progress to stderr.
+        truncate_dim, normalize_embeddings
+            sentence-transformers names for ``dim`` and ``normalize``.
+
+        Returns
+        -------
+        ndarray float32, shape (dim,) or (n, dim), C-contiguous
+
+        Raises
+        ------
+        TypeError
+            A text is not a ``str`` (the message names its index and type).
+        ValueError
+            ``dim`` or ``batch_size`` out of range, or a text ``tokenizers``
+            cannot take (a lone surrogate).
+        """
+        dim = self._check_dim(dim, truncate_dim)
+        if normalize_embeddings is not None:
+            normalize = normalize_embeddings
+        batch_size = _check_positive_int(batch_size, "batch_size")
+        batch, single = _as_text_list(texts)
+        out = np.empty((len(batch), dim), dtype=np.float32)
+        for start in range(0, len(batch), batch_size):
+            chunk = batch[start : start + batch_size]
+            ids, offsets = tokenize(self._tokenizer, chunk, start)
+            kernels.pool(self._table, self._dyt, ids, offsets, dim, bool(normalize),
+                         out=out[start : start + len(chunk)])
+            if show_progress_bar:
+                print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
+        if show_progress_bar and batch:
+            print(file=sys.stderr)
+        return out[0] if single else out
+
+    def _check_dim(self, dim: int | None, truncate_dim: int | None) -> int:
+        if dim is not None and truncate_dim is not None and dim != truncate_dim:
+            raise ValueError(f"dim={dim} and truncate_dim={truncate_dim} disagree; pass one of them")
+        dim = truncate_dim if dim is None else dim
+        if dim is None:
+            return self.dim
+        if isinstance(dim, bool):
+            raise TypeError("dim must be an int, not bool")
+        try:
+            dim = operator.index(dim)
+        except TypeError:
+            raise TypeError(f"dim must be an int in 1..{self.dim}, got {type(dim).__name__}") from None
+        if not 1 <= dim <= self.dim:
+            raise ValueError(
+                f"dim must be in 1..{self.dim} (this model's width; trained Matryoshka sizes are "
+                f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
+            )
+        return dim
+
+
+def _check_positive_int(value: int, name: str) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, not bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
+    """Validate input at the boundary. Returns (list of str, was a single str)."""
+    if isinstance(texts, str):
+        return [texts], True
+    if texts is None:
+        raise TypeError("texts must be a str or an iterable of str, got None")
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts must be str, got bytes; decode it first (e.g. data.decode('utf-8'))")
+    try:
+        batch = list(texts)
+    except TypeError:
+        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}") from None
+    for i, text in enumerate(batch):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return batch, False
+
+
+def load(path: str | os.PathLike) -> SSEModel:
+    """Load an SSE model from a folder, or from the Hugging Face hub.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A local folder in any supported layout (full precision, 4-bit,
+        sentence-transformers repository, StaticEmbedding), or a hub
+        repository id such as ``"RikkaBotan/stable-static-embedding-fast-retrieval-mrl-en-v2"``
+        (downloaded once to the local cache, see :func:`sse_np.download`).
+
+    Returns
+    -------
+    SSEModel
+
+    Raises
+    ------
+    sse_np.ModelLoadError
+        Missing, corrupt or inconsistent files; the message names the file.
+    """
+    local = Path(path)
+    if not local.exists() and _looks_like_repo_id(str(path)):
+        from .hub import download
+
+        local = download(str(path))
+    return SSEModel(read_checkpoint(local))
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name
