@@ -492,3 +492,63 @@ def test_evaluate_is_deterministic(model: sse_np.SSEModel) -> None:
     for key in ("metrics", "per_query", "run"):
         assert first["datasets"]["msmarco-dl19-5k"][key] == again["datasets"]["msmarco-dl19-5k"][key], key
     assert first["mean"] == again["mean"]
+
+
+class _SentenceTransformersAdapter:
+    """Just what InformationRetrievalEvaluator calls on a model, backed by SSEModel."""
+
+    similarity_fn_name = "cosine"
+
+    def __init__(self, model: sse_np.SSEModel) -> None:
+        self.model = model
+
+    def encode_query(self, sentences, truncate_dim=None, **kwargs):
+        import torch
+
+        return torch.from_numpy(self.model.encode(list(sentences), dim=truncate_dim))
+
+    encode_document = encode_query
+
+
+def test_sentence_transformers_evaluator_differences(model: sse_np.SSEModel) -> None:
+    """ST's InformationRetrievalEvaluator = binary gain and MAP over min(k, R), on graded qrels.
+
+    MRR@10 and Recall@100 agree with ours; its nDCG@10 equals ours computed
+    with binary gain, its MAP@100 equals ours rescaled by R / min(100, R).
+    """
+    pytest.importorskip("torch", reason="torch (test extra) not installed")
+    st_eval = pytest.importorskip("sentence_transformers.sentence_transformer.evaluation",
+                                  reason="sentence-transformers (test extra) not installed")
+    from sentence_transformers.util import cos_sim
+
+    path = _dataset("msmarco-dl19-5k")
+    data = load_beir(path)
+    relevant = {q: {d for d, s in judged.items() if s > 0} for q, judged in data.qrels.items()}
+    dim = 32
+    ours = evaluate(model, [path], dims=(dim,), per_query=True)["datasets"]["msmarco-dl19-5k"]
+    evaluator = st_eval.InformationRetrievalEvaluator(
+        queries=dict(zip(data.query_ids, data.query_texts)),
+        corpus=dict(zip(data.doc_ids, data.doc_texts)),
+        relevant_docs=relevant,
+        score_functions={"cosine": cos_sim},
+        truncate_dim=dim,
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        accuracy_at_k=[10],
+        precision_recall_at_k=[100],
+        map_at_k=[100],
+        write_csv=False,
+    )
+    st = evaluator.compute_all_metrics(_SentenceTransformersAdapter(model))["cosine"]
+    assert st["mrr@k"][10] == pytest.approx(ours["metrics"][dim]["mrr@10"], abs=1e-6)
+    assert st["recall@k"][100] == pytest.approx(ours["metrics"][dim]["recall@100"], abs=1e-6)
+    binary_ndcg, st_map = [], []
+    for q in data.query_ids:
+        ranked = ours["run"][dim][q]["doc_ids"]
+        n_rel = len(relevant[q])
+        binary_ndcg.append(ndcg_at_k([float(d in relevant[q]) for d in ranked], [1.0] * n_rel, 10))
+        st_map.append(ours["per_query"][dim][q]["map@100"] * n_rel / min(100, n_rel))
+    assert st["ndcg@k"][10] == pytest.approx(np.mean(binary_ndcg), abs=1e-6)
+    assert st["map@k"][100] == pytest.approx(np.mean(st_map), abs=1e-6)
+    # graded judgments (1..3): binary gain reads much higher than BEIR's linear gain
+    assert st["ndcg@k"][10] > ours["metrics"][dim]["ndcg@10"] + 0.02
