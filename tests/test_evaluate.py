@@ -552,3 +552,20 @@ def test_sentence_transformers_evaluator_differences(model: sse_np.SSEModel) -> 
     assert st["map@k"][100] == pytest.approx(np.mean(st_map), abs=1e-6)
     # graded judgments (1..3): binary gain reads much higher than BEIR's linear gain
     assert st["ndcg@k"][10] > ours["metrics"][dim]["ndcg@10"] + 0.02
+
+
+def test_write_beir_round_trip(tmp_path: Path) -> None:
+    from sse_np.evaluate import write_beir
+
+    folder = write_beir(
+        tmp_path / "nano",
+        corpus={"d1": "plain text", "d2": {"title": "T\u00eftle", "text": "body"}},
+        queries={"q1": "question?", "q2": "unjudged"},
+        qrels={"q1": {"d1": 1, "d2": 0}},
+    )
+    data = load_beir(folder)
+    assert data.doc_texts == ["plain text", "T\u00eftle body"]
+    assert data.query_ids == ["q1"] and data.n_queries_skipped == 1
+    assert data.qrels == {"q1": {"d1": 1, "d2": 0}}
+    with pytest.raises(ValueError, match="tabs or line breaks"):
+        write_beir(tmp_path / "bad", {"d\t1": "x"}, {"q": "y"}, {"q": {"d\t1": 1}})
