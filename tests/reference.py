@@ -34,15 +34,23 @@ class TorchSSE(torch.nn.Module):
             self.alpha, self.beta, self.bias = (torch.from_numpy(np.array(v, dtype=np.float32)) for v in dyt)
 
     @torch.no_grad()
-    def forward(self, ids: list[list[int]], dim: int, normalize: bool) -> np.ndarray:
+    def pooled(self, ids: list[list[int]]) -> "torch.Tensor":
+        """Full-width DyT output y (before truncation)."""
         flat = torch.tensor([i for row in ids for i in row], dtype=torch.long)
         offsets = torch.tensor(np.cumsum([0] + [len(r) for r in ids[:-1]]), dtype=torch.long)
         x = self.embedding(flat, offsets)
-        y = self.beta * torch.tanh(self.alpha * x + self.bias) if self.dyt else x
+        return self.beta * torch.tanh(self.alpha * x + self.bias) if self.dyt else x
+
+    @staticmethod
+    def finish(y: "torch.Tensor", dim: int, normalize: bool) -> np.ndarray:
+        """Matryoshka: keep y[:, :dim], THEN L2-normalize (sentence-transformers order)."""
         y = y[:, :dim]
         if normalize:
             y = torch.nn.functional.normalize(y, p=2, dim=1)
         return y.numpy()
+
+    def forward(self, ids: list[list[int]], dim: int, normalize: bool) -> np.ndarray:
+        return self.finish(self.pooled(ids), dim, normalize)
 
 
 def dequantize_q4(path: Path, dim: int) -> np.ndarray:

@@ -302,7 +302,7 @@ def test_malformed_corpus_line_named(tmp_path: Path, line: str, needle: str) -> 
         fh.write(line + "\n")
     err = _error(folder)
     assert str(folder / "corpus.jsonl") in str(err) and err.line == 6
-    assert f"corpus.jsonl:6: " in str(err) and needle in str(err)
+    assert "corpus.jsonl:6: " in str(err) and needle in str(err)
 
 
 @pytest.mark.parametrize(

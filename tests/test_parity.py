@@ -57,8 +57,9 @@ def test_full_layout_parity(backend, full_512, texts, ref_ids_512, normalize):
     folder, weights = full_512
     model = sse_np.load(folder)
     ref = TorchSSE(weights["embedding.weight"], (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
+    y = ref.pooled(ref_ids_512)
     for dim in DIMS:
-        want = ref(ref_ids_512, dim, normalize)
+        want = ref.finish(y, dim, normalize)
         got = model.encode(texts, dim=dim, normalize=normalize, batch_size=257)
         assert got.shape == (len(texts), dim) and got.dtype == np.float32 and got.flags.c_contiguous
         np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=f"dim={dim}")
@@ -68,10 +69,10 @@ def test_small_dim_parity_with_truncating_tokenizer(backend, full_small, texts):
     folder, weights = full_small
     model = sse_np.load(folder)
     ids = reference_tokenize(folder / "tokenizer.json", texts)
-    ref = TorchSSE(weights["embedding.weight"], (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
+    y = TorchSSE(weights["embedding.weight"], (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"])).pooled(ids)
     for dim in (48, 32, 17, 1):
         for normalize in (True, False):
-            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref(ids, dim, normalize),
+            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), TorchSSE.finish(y, dim, normalize),
                                        rtol=0, atol=TOL)
 
 
@@ -88,9 +89,9 @@ def test_half_precision_tables(backend, tmp_path, tokenizer_json, texts, dtype):
     # The reference computes in float32 from the stored (rounded) values.
     f32 = {k: v.to(torch.float32).numpy() for k, v in t.items()}
     ref = TorchSSE(f32["embedding.weight"], (f32["dyt.alpha"], f32["dyt.beta"], f32["dyt.bias"]))
-    ids = reference_tokenize(tmp_path / "tokenizer.json", texts)
+    y = ref.pooled(reference_tokenize(tmp_path / "tokenizer.json", texts))
     for dim in (64, 32):
-        np.testing.assert_allclose(model.encode(texts, dim), ref(ids, dim, True), rtol=0, atol=TOL)
+        np.testing.assert_allclose(model.encode(texts, dim), ref.finish(y, dim, True), rtol=0, atol=TOL)
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +111,9 @@ def test_q4_layout_parity(backend, q4_512, texts, normalize):
     assert model.layout == "q4" and model.vocab_size == 30522 and model.dim == 512
     table = dequantize_q4(folder / "embedding.q4_k_m.bin", 512)
     ref = TorchSSE(table, (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
-    ids = reference_tokenize(folder / "tokenizer.json", texts)
+    y = ref.pooled(reference_tokenize(folder / "tokenizer.json", texts))
     for dim in DIMS + (31,):
-        np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref(ids, dim, normalize),
+        np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref.finish(y, dim, normalize),
                                    rtol=0, atol=TOL, err_msg=f"dim={dim}")
     # The packed codes stay packed: 8 MB, not a 62 MB float table.
     assert model.table.data.dtype == np.uint8 and model.table.data.nbytes == 30522 * 256
@@ -145,10 +146,10 @@ def test_static_layout_parity(backend, static_repo, texts):
     model = sse_np.load(root)
     assert model.layout == "static" and model.dyt is None
     ref = TorchSSE(weight, None)
-    ids = reference_tokenize(root / "0_StaticEmbedding" / "tokenizer.json", texts)
+    y = ref.pooled(reference_tokenize(root / "0_StaticEmbedding" / "tokenizer.json", texts))
     for dim in (128, 64, 32):
         for normalize in (True, False):
-            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref(ids, dim, normalize),
+            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref.finish(y, dim, normalize),
                                        rtol=0, atol=TOL)
 
 

@@ -1,0 +1,190 @@
+"""Public API behaviour: input validation, shapes, dims, default model, imports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import sse_np
+from sse_np import api
+
+
+@pytest.fixture(scope="module")
+def model(full_small):
+    return sse_np.load(full_small[0])
+
+
+def test_shapes_and_types(model):
+    one = model.encode("hello")
+    assert one.shape == (48,) and one.dtype == np.float32
+    many = model.encode(["hello", "world", ""], dim=32)
+    assert many.shape == (3, 32) and many.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(many, axis=1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(model.encode(("hello", "world")), model.encode(["hello", "world"]))
+    np.testing.assert_array_equal(model.encode(t for t in ["hello", "world"]), model.encode(["hello", "world"]))
+    np.testing.assert_array_equal(model.encode(np.array(["hello", "world"])), model.encode(["hello", "world"]))
+    np.testing.assert_array_equal(model.encode("hello"), model.encode(["hello"])[0])
+
+
+def test_rows_in_input_order_across_batches(model):
+    texts = [f"text number {i} " * (i % 7) for i in range(1000)]
+    whole = model.encode(texts, batch_size=1000)
+    np.testing.assert_array_equal(model.encode(texts, batch_size=3), whole)
+    for i in (0, 1, 499, 999):
+        np.testing.assert_array_equal(model.encode(texts[i]), whole[i])
+
+
+def test_empty_list(model):
+    assert model.encode([]).shape == (0, 48)
+    assert model.encode([], dim=32).shape == (0, 32)
+
+
+@pytest.mark.parametrize("bad,index,tname", [
+    (["ok", 3, "fine"], 1, "int"),
+    (["ok", None], 1, "NoneType"),
+    ([b"bytes"], 0, "bytes"),
+    (["a", "b", ["nested"]], 2, "list"),
+])
+def test_non_str_element_names_index_and_type(model, bad, index, tname):
+    with pytest.raises(TypeError, match=rf"texts\[{index}\] is {tname}, expected str"):
+        model.encode(bad)
+
+
+@pytest.mark.parametrize("bad", [None, 42, b"raw bytes"])
+def test_non_text_input(model, bad):
+    with pytest.raises(TypeError, match="texts must be"):
+        model.encode(bad)
+
+
+def test_lone_surrogate_is_a_clear_error(model):
+    with pytest.raises(ValueError, match=r"text 2 cannot be tokenized: it contains a lone surrogate"):
+        model.encode(["fine", "also fine", "bad \ud800 here", "fine"], batch_size=2)
+
+
+@pytest.mark.parametrize("dim", [0, -1, 49, 1000])
+def test_dim_out_of_range(model, dim):
+    with pytest.raises(ValueError, match=r"dim must be in 1\.\.48"):
+        model.encode("x", dim=dim)
+
+
+@pytest.mark.parametrize("dim", [1.5, "256", True])
+def test_dim_wrong_type(model, dim):
+    with pytest.raises(TypeError, match="dim must be an int"):
+        model.encode("x", dim=dim)
+
+
+def test_numpy_int_dim_and_aliases(model):
+    np.testing.assert_array_equal(model.encode("x", dim=np.int64(32)), model.encode("x", truncate_dim=32))
+    np.testing.assert_array_equal(model.encode("x", normalize=False), model.encode("x", normalize_embeddings=False))
+    with pytest.raises(ValueError, match="disagree"):
+        model.encode("x", dim=32, truncate_dim=16)
+
+
+@pytest.mark.parametrize("batch_size", [0, -5])
+def test_bad_batch_size(model, batch_size):
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        model.encode(["x"], batch_size=batch_size)
+
+
+def test_truncate_then_normalize(model):
+    raw = model.encode(["some text here"], normalize=False)
+    for dim in (48, 32, 7):
+        want = raw[:, :dim] / np.linalg.norm(raw[:, :dim], axis=1, keepdims=True)
+        np.testing.assert_allclose(model.encode(["some text here"], dim), want, atol=1e-6)
+
+
+def test_tokenize_api(model):
+    ids, offsets = model.tokenize(["hello world", "", "x"])
+    assert ids.dtype == np.int32 and offsets.dtype == np.int64
+    assert offsets.tolist()[0:3] == [0, 2, 2] and offsets[-1] == ids.size
+
+
+def test_similarity():
+    a = np.array([[3.0, 4.0], [1.0, 0.0]], np.float32)
+    b = np.array([[0.0, 2.0]], np.float32)
+    np.testing.assert_allclose(sse_np.similarity(a, b), [[0.8], [0.0]], atol=1e-7)
+    assert sse_np.similarity(a[0], b[0]).shape == (1, 1)
+    with pytest.raises(ValueError, match="same d"):
+        sse_np.similarity(a, np.ones((2, 3)))
+
+
+def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setenv("SSE_NP_MODEL", str(tmp_path / "weights"))
+    monkeypatch.setattr(api, "_default", None)
+    with pytest.raises(sse_np.ModelNotFoundError, match="no default model.*weights"):
+        sse_np.encode("x")
+
+
+def test_default_model_loaded_once_thread_safe(monkeypatch, full_small):
+    monkeypatch.setenv("SSE_NP_MODEL", str(full_small[0]))
+    monkeypatch.setattr(api, "_default", None)
+    calls, seen = [], []
+    real_load = api.load
+
+    def counting_load(path):
+        calls.append(path)
+        return real_load(path)
+
+    monkeypatch.setattr(api, "load", counting_load)
+    threads = [threading.Thread(target=lambda: seen.append(sse_np.encode(["same"], dim=32))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(seen) == 8
+    for v in seen:
+        np.testing.assert_array_equal(v, seen[0])
+
+
+def test_concurrent_encoding_is_consistent(model):
+    texts = [f"doc {i} about things" for i in range(300)]
+    want = model.encode(texts)
+    results = [None] * 6
+
+    def run(k):
+        results[k] = model.encode(texts, batch_size=7)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, want)
+
+
+def _run(code: str, **env) -> str:
+    full_env = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_import_and_encode_never_import_torch(full_small):
+    code = (
+        "import sys, sse_np\n"
+        f"m = sse_np.load({str(full_small[0])!r})\n"
+        "v = m.encode(['hello world'] * 100, dim=32)\n"
+        "print(sse_np.kernels.backend(), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+    )
+    assert _run(code, SSE_NP_DISABLE_NUMBA="0") == "numba False False"
+
+
+def test_numpy_path_does_not_import_numba(full_small):
+    code = (
+        "import sys, sse_np\n"
+        f"m = sse_np.load({str(full_small[0])!r})\n"
+        "v = m.encode(['hello world'], dim=32)\n"
+        "print(sse_np.kernels.backend(), 'numba' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    assert _run(code, SSE_NP_DISABLE_NUMBA="1") == "numpy False False"
+
+
+def test_import_is_light():
+    assert _run("import sys, sse_np; print(sorted(m for m in ('numba', 'torch', 'llvmlite') if m in sys.modules))") == "[]"
