@@ -1,0 +1,355 @@
+"""Run the sse_np benchmark suite and write bench/RESULTS.md, results.json, results.png.
+
+Usage (from the repository root)::
+
+    pip install -e . -r bench/requirements.txt
+    python bench/run.py            # full size (~20 min on 2 cores)
+    python bench/run.py --quick    # smoke size (about a minute)
+
+Every measurement whose result depends on threads, a cold process or RSS
+runs in its own subprocess (``bench/worker.py``) with all thread-pool
+environment variables set before Python starts. Peers that are not installed
+are reported as "not installed".
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `import bench` work
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import data, footprint  # noqa: E402
+from bench.common import REPO_ROOT, parse_result, thread_env  # noqa: E402
+from bench.engines import ENGINE_ORDER, ENGINES, is_installed  # noqa: E402
+
+FULL: dict[str, Any] = {
+    "threads": [1, 2], "repeats": 5, "min_time": 0.25,
+    "n_queries": None, "n_docs": 1000, "calib_docs": 300, "doc_batch_candidates": [32, 256, 1024],
+    "query_batch": 32, "dims_throughput": [512, 256, 64], "dims_retrieval": [512, 256, 128],
+    "latency_queries": 500, "latency_docs": 200, "latency_dim": 256,
+    "corpus": "scifact", "corpus_docs": None, "synth_corpus": 50_000, "synth_queries": 320,
+    "cold_repeats": 5, "memory_texts": 100_000, "bulk_texts": 1_000_000, "bulk_chunk": 10_000,
+    # Peers stream fewer texts (their rate is steady long before 1M) to keep the run ~20 min.
+    "bulk_texts_peers": 200_000,
+    "bulk_dim": 256, "worker_timeout": 1800,
+}
+QUICK: dict[str, Any] = {
+    **FULL, "repeats": 5, "min_time": 0.01, "n_queries": 64, "n_docs": 48, "calib_docs": 24,
+    "doc_batch_candidates": [16, 48], "latency_queries": 20, "latency_docs": 8,
+    "corpus_docs": 200, "synth_corpus": 2000, "synth_queries": 64, "cold_repeats": 1,
+    "memory_texts": 2000, "bulk_texts": 3000, "bulk_texts_peers": 3000, "bulk_chunk": 1000,
+    "worker_timeout": 600,
+}
+
+
+def log(msg: str) -> None:
+    """Progress line on stderr (stdout is left to the workers' results)."""
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+# ------------------------------------------------------------ environment
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, memory, OS and Python of this machine."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            mem_gib = int(fh.readline().split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity") else os.cpu_count(), "memory_gib": mem_gib,
+            "os": platform.platform(), "python": platform.python_version()}
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of every package that takes part, plus the sse_np commit."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in ("sse_np", "numpy", "numba", "llvmlite", "tokenizers", "safetensors", "torch",
+                 "sentence-transformers", "transformers", "static-embed-runner", "model2vec",
+                 "matplotlib", "threadpoolctl"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["sse_np_git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+            text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["sse_np_git_commit"] = None
+    return out
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- workers
+def run_worker(spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout: float,
+               python: str) -> dict[str, Any]:
+    """Run one ``bench.worker`` task in a fresh interpreter; return its result.
+
+    A failing worker yields ``{"error": ...}`` instead of stopping the suite.
+    """
+    spec_path = workdir / f"spec_{time.time_ns()}.json"
+    # t_spawn is stamped last, right before the spawn, for the cold-start figure.
+    spec_path.write_text(json.dumps(dict(spec, t_spawn=time.time())), encoding="utf-8")
+    try:
+        proc = subprocess.run([python, "-m", "bench.worker", str(spec_path)], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    result = parse_result(proc.stdout)
+    if proc.returncode != 0 or result is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
+        return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+    return result
+
+
+def engine_env(name: str, threads: int | None, numba_cache: Path) -> dict[str, str]:
+    """Subprocess environment for one engine: thread caps + engine switches."""
+    if threads is None:  # cold start: the machine's defaults, as a user gets them
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    else:
+        env = thread_env(threads)
+    env.update(ENGINES[name].get("env", {}))
+    env["NUMBA_CACHE_DIR"] = str(numba_cache)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+# --------------------------------------------------------------- workloads
+def run_speed(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Throughput, latency and retrieval for each engine at each thread count."""
+    out: dict[str, Any] = {}
+    for threads in cfg["threads"]:
+        out[str(threads)] = {}
+        for name in engines:
+            log(f"speed: {name} with {threads} thread(s)")
+            spec = {"kind": "speed", "engine": name, "threads": threads, "model": ctx["model"],
+                    "files": ctx["files"], "search_only": name == "sse_np", **_speed_cfg(cfg)}
+            res = run_worker(spec, engine_env(name, threads, ctx["numba_cache"]), ctx["workdir"],
+                             cfg["worker_timeout"], ctx["python"])
+            if "error" in res:
+                log(f"  {name}: {res['error']}")
+            out[str(threads)][name] = res
+    return out
+
+
+def _speed_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    keys = ("repeats", "min_time", "calib_docs", "doc_batch_candidates", "query_batch",
+            "dims_throughput", "dims_retrieval", "latency_queries", "latency_docs", "latency_dim",
+            "synth_corpus", "synth_queries")
+    return {k: cfg[k] for k in keys}
+
+
+def _chosen(speed: dict[str, Any], name: str, threads: int, kind: str = "docs") -> tuple[dict[str, Any], int]:
+    """Variant (for ``kind`` texts) and documents batch the calibration chose."""
+    res = speed.get(str(threads), {}).get(name, {})
+    return res.get(f"variant_{kind}") or {}, int(res.get("doc_batch") or 1024)
+
+
+def run_coldstart(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
+                  speed: dict[str, Any]) -> dict[str, Any]:
+    """Fresh process to first vector; sse_np with a warm and an empty numba cache."""
+    out: dict[str, Any] = {}
+    max_t = max(cfg["threads"])
+    for name in engines:
+        caches = ["warm", "empty"] if name == "sse_np" else ["n/a"]
+        for cache in caches:
+            key = name if cache == "n/a" else f"{name}|{cache}"
+            log(f"cold start: {key}")
+            warm_dir = ctx["workdir"] / f"numba_warm_{name}"
+            spec = {"kind": "coldstart", "engine": name, "model": ctx["model"],
+                    "variant": _chosen(speed, name, max_t, "queries")[0]}
+            if cache == "warm":  # prime the cache with one untimed run
+                run_worker(spec, engine_env(name, None, warm_dir), ctx["workdir"], cfg["worker_timeout"], ctx["python"])
+            runs = []
+            for i in range(cfg["cold_repeats"]):
+                cache_dir = warm_dir if cache != "empty" else ctx["workdir"] / f"numba_empty_{i}_{time.time_ns()}"
+                runs.append(run_worker(spec, engine_env(name, None, cache_dir), ctx["workdir"],
+                                       cfg["worker_timeout"], ctx["python"]))
+            out[key] = {"engine": name, "numba_cache": cache, "runs": runs}
+    return out
+
+
+def run_memory(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
+               speed: dict[str, Any]) -> dict[str, Any]:
+    """Peak RSS after load and after encoding, full and (where supported) 4-bit layout."""
+    out: dict[str, Any] = {}
+    max_t = max(cfg["threads"])
+    for name in engines:
+        layouts = ["full", "q4"] if name in ("sse_np", "static_embed_runner") else ["full"]
+        variant, batch = _chosen(speed, name, max_t)
+        for layout in layouts:
+            key = f"{name}|{layout}"
+            log(f"memory: {key}")
+            spec = {"kind": "memory", "engine": name, "layout": layout, "model": ctx["model"],
+                    "files": ctx["files"], "n_texts": cfg["memory_texts"], "batch": batch,
+                    "variant": variant}
+            out[key] = run_worker(spec, engine_env(name, max_t, ctx["numba_cache"]), ctx["workdir"],
+                                  cfg["worker_timeout"], ctx["python"])
+    return out
+
+
+def run_bulk(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
+             speed: dict[str, Any]) -> dict[str, Any]:
+    """Stream many synthetic texts through each engine with bounded memory."""
+    out: dict[str, Any] = {}
+    max_t = max(cfg["threads"])
+    for name in engines:
+        if name == "sse_np_numpy":
+            continue
+        variant, batch = _chosen(speed, name, max_t)
+        n_texts = cfg["bulk_texts"] if name == "sse_np" else cfg["bulk_texts_peers"]
+        log(f"bulk: {name} ({n_texts:,} texts)")
+        spec = {"kind": "bulk", "engine": name, "model": ctx["model"], "files": ctx["files"],
+                "n_texts": n_texts, "chunk": cfg["bulk_chunk"], "dim": cfg["bulk_dim"],
+                "batch": batch, "variant": variant}
+        out[name] = run_worker(spec, engine_env(name, max_t, ctx["numba_cache"]), ctx["workdir"],
+                               cfg["worker_timeout"], ctx["python"])
+    return out
+
+
+# ------------------------------------------------------------------ inputs
+def text_stats(texts: list[str], tokenizer_json: Path) -> dict[str, Any]:
+    """Mean characters and tokens (as the model tokenizes them) of a text set."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    tok.no_padding()
+    n_tok = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    tok.no_truncation()
+    n_full = [len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    n = max(1, len(texts))
+    return {"n": len(texts), "mean_chars": sum(map(len, texts)) / n, "mean_tokens": sum(n_tok) / n,
+            "mean_tokens_untruncated": sum(n_full) / n, "max_tokens": max(n_tok, default=0)}
+
+
+def prepare_inputs(cfg: dict[str, Any], data_dir: Path, workdir: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """Write the text sets the workers read; return their paths and statistics."""
+    queries = data.load_queries(data_dir)
+    if cfg["n_queries"]:
+        queries = data.sample(queries, cfg["n_queries"], seed=0)
+    docs_all = data.load_docs(data_dir)
+    docs = data.sample(docs_all, cfg["n_docs"], seed=0)
+    corpus = data.load_corpus(data_dir, cfg["corpus"]) if cfg["corpus"] in data.available_datasets(data_dir) \
+        else docs_all
+    if cfg["corpus_docs"]:
+        corpus = data.sample(corpus, cfg["corpus_docs"], seed=1)
+    pool = data.sentence_pool(docs_all)
+    files = {}
+    for name, obj in (("queries", queries), ("docs", docs), ("corpus", corpus), ("pool", pool)):
+        path = workdir / f"{name}.json"
+        path.write_text(json.dumps(obj), encoding="utf-8")
+        files[name] = str(path)
+    synth = next(data.synth_chunks(pool, 5000, 5000, seed=2))
+    return files, {"queries": queries, "docs": docs, "corpus": corpus, "synthetic": synth}
+
+
+# -------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke size (about a minute); numbers are not meaningful")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "bench",
+                   help="folder for RESULTS.md, results.json and results.png (default: bench/)")
+    p.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data",
+                   help="BEIR data folder (default: ../shared/data)")
+    p.add_argument("--model", default="auto",
+                   help="auto (weights/ if present, else random), default, random, or a model folder")
+    p.add_argument("--engines", default=",".join(ENGINE_ORDER), help="comma-separated subset of engines")
+    p.add_argument("--workloads", default="footprint,speed,coldstart,memory,bulk",
+                   help="comma-separated subset of workloads")
+    p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the suite; returns a process exit code."""
+    args = parse_args(argv)
+    cfg = dict(QUICK if args.quick else FULL)
+    if args.threads:
+        cfg["threads"] = [int(t) for t in args.threads.split(",")]
+    workloads = set(args.workloads.split(","))
+    wanted = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in wanted if e not in ENGINES]
+    if unknown:
+        raise SystemExit(f"unknown engines: {unknown}; choose from {ENGINE_ORDER}")
+    if not data.available_datasets(args.data):
+        raise SystemExit(f"no BEIR data under {args.data} (use --data)")
+    installed = {e: is_installed(e) for e in wanted}
+    engines = [e for e in wanted if installed[e]]
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results: dict[str, Any] = {"meta": {
+        "started_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick, "argv": sys.argv[1:] if argv is None else argv, "config": cfg,
+        "machine": machine_info(), "versions": versions(), "load_average_start": load_average()}}
+    results["engines"] = {e: {"label": ENGINES[e]["label"], "peer": ENGINES[e]["peer"],
+                              "installed": installed[e]} for e in wanted}
+    for e in wanted:
+        if not installed[e]:
+            log(f"{e}: not installed, skipped")
+    with tempfile.TemporaryDirectory(prefix="sse_np_bench_") as tmp:
+        workdir = Path(tmp)
+        log("preparing model and texts")
+        model = data.prepare_model(args.model, workdir / "model", REPO_ROOT)
+        files, texts = prepare_inputs(cfg, args.data, workdir)
+        tok_json = Path(model["full"]) / "tokenizer.json"
+        results["meta"]["model"] = {k: v for k, v in model.items() if k not in ("full", "q4")}
+        results["meta"]["texts"] = {k: text_stats(v, tok_json) for k, v in texts.items()}
+        results["meta"]["texts"]["corpus"]["name"] = cfg["corpus"]
+        ctx = {"model": model, "files": files, "workdir": workdir, "python": sys.executable,
+               "numba_cache": workdir / "numba_cache"}
+        if "footprint" in workloads:
+            log("footprint")
+            results["footprint"] = footprint.measure()
+        speed = run_speed(engines, cfg, ctx) if "speed" in workloads else {}
+        results["speed"] = speed
+        if "coldstart" in workloads:
+            results["coldstart"] = run_coldstart(engines, cfg, ctx, speed)
+        if "memory" in workloads:
+            results["memory"] = run_memory(engines, cfg, ctx, speed)
+        if "bulk" in workloads:
+            results["bulk"] = run_bulk(engines, cfg, ctx, speed)
+    results["meta"]["load_average_end"] = load_average()
+    results["meta"]["duration_s"] = time.time() - started
+
+    from bench import report
+
+    (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (args.out / "RESULTS.md").write_text(report.render(results), encoding="utf-8")
+    chart = report.chart(results, args.out / "results.png")
+    log(f"wrote {args.out / 'RESULTS.md'}, results.json" + (", results.png" if chart else " (no chart: matplotlib missing)"))
+    log(f"done in {results['meta']['duration_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
