@@ -52,7 +52,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,6 +65,9 @@ __all__ = [
     "MissingDependencyError",
     "BeirDataset",
     "load_beir",
+    "read_corpus",
+    "read_queries",
+    "read_qrels",
     "write_beir",
     "exact_top_k",
     "ndcg_at_k",
@@ -143,7 +146,6 @@ class BeirDataset:
     qrels: dict[str, dict[str, int]]
     n_queries_skipped: int = 0
     n_qrels: int = 0
-    doc_index: dict[str, int] = field(default_factory=dict, repr=False)
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -349,7 +351,6 @@ def load_beir(path: str | os.PathLike[str], split: str = "test", name: str | Non
         qrels={q: qrels[q] for q in query_ids},
         n_queries_skipped=len(all_query_ids) - len(query_ids),
         n_qrels=n_lines,
-        doc_index={doc_id: i for i, doc_id in enumerate(doc_ids)},
     )
 
 
