@@ -33,6 +33,12 @@ def _load_model(path: str | None) -> Any:
     return sse_np.default_model() if path is None else sse_np.load(path)
 
 
+def _version() -> str:
+    import sse_np
+
+    return str(getattr(sse_np, "__version__", "unknown"))
+
+
 def _parse_dims(text: str) -> list[int]:
     """Parse ``"512,256,128"`` into ints (argparse type)."""
     try:
@@ -128,9 +134,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{eval,encode,info}")
     sub.required = True
-    model_help = "model folder (default: sse_np.default_model(), i.e. weights/ or $SSE_NP_MODEL)"
+    model_help = (
+        "model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)"
+    )
 
     p_eval = sub.add_parser(
         "eval",
