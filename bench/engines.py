@@ -243,11 +243,18 @@ class StaticEmbedRunnerEngine(Engine):
 
     def variants(self, threads):
         # "lite" = its pure-Python WordPiece with word cache (its default),
-        # "rust" = the tokenizers package. Calibration keeps the faster one
-        # among those whose vectors match the reference.
-        return [{"tokenizer": "lite"}, {"tokenizer": "rust"}]
+        # "rust" = the tokenizers package. Its pooling is a BLAS matmul whose
+        # pool competes with rayon's, like torch's. Calibration keeps the
+        # fastest combination whose vectors match the reference.
+        blas = sorted({1, threads}) if importlib.util.find_spec("threadpoolctl") else [None]
+        return [{"tokenizer": t, "blas_threads": b} if b else {"tokenizer": t}
+                for t in ("lite", "rust") for b in blas]
 
     def load(self, model, layout, variant):
+        if variant.get("blas_threads"):
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(limits=int(variant["blas_threads"]), user_api="blas")
         backend = variant.get("tokenizer", "lite")
         if layout == "q4":
             # table="q4": its memory-saving mode, rows decoded on lookup.
@@ -279,8 +286,14 @@ class StaticEmbedRunnerEngine(Engine):
 
     def describe(self):
         r = self.runner
-        return {"tokenizer_backend": r.tokenizer_backend, "table": r.table_storage,
-                "format": r.model_format}
+        info = {"tokenizer_backend": r.tokenizer_backend, "table": r.table_storage, "format": r.model_format}
+        try:
+            from threadpoolctl import threadpool_info
+
+            info["blas_threads"] = [d.get("num_threads") for d in threadpool_info() if d.get("user_api") == "blas"]
+        except ImportError:
+            pass
+        return info
 
 
 class Model2VecEngine(Engine):

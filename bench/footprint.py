@@ -6,6 +6,7 @@ are what ``pip install`` put on disk in this environment.
 """
 from __future__ import annotations
 
+import re
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,15 @@ def dist_size(name: str) -> int | None:
 
 
 def _requires(name: str) -> list[str]:
-    from packaging.requirements import Requirement
-
+    """Names of the run-time requirements of an installed distribution (no extras)."""
     try:
         reqs = metadata.distribution(name).requires or []
     except metadata.PackageNotFoundError:
         return []
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # rough fallback: drop anything behind an extra marker
+        return [re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in reqs if "extra" not in r]
     out = []
     for spec in reqs:
         req = Requirement(spec)

@@ -8,10 +8,13 @@ sse_np is faster or smaller, < 1 means the row is.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
 BASE = "sse_np"
+_LAYOUTS = {"full": "full (float32)", "q4": "4-bit", "shipped": "weights/ as shipped",
+            "shipped_q4": "weights/q4 as shipped"}
 
 
 # ------------------------------------------------------------- formatting
@@ -99,10 +102,12 @@ def _setup(results: dict[str, Any]) -> str:
     out.append(f"- Load average (1/5/15 min) at start {meta.get('load_average_start')}, "
                f"at end {meta.get('load_average_end')}.")
     trunc = model.get("tokenizer_truncation")
-    out.append(f"- Model: {model.get('label')} — {model.get('vocab_size')} × {model.get('dim')}, "
-               f"table sha256 {model.get('table_sha256_16')}…; tokenizer truncation: "
-               f"{f'{trunc} tokens' if trunc else 'off'}. Every engine reads the same files "
-               "(full-precision layout; the 4-bit layout is derived from it).")
+    out.append(f"- Model: {model.get('label')} — {model.get('vocab_size')} × {model.get('dim')} "
+               f"(stored as {model.get('table_dtype_source')}), table sha256 {model.get('table_sha256_16')}…; "
+               f"tokenizer truncation: {f'{trunc} tokens' if trunc else 'off'}. Every engine reads the same "
+               "float32 files written by the bench (full-precision layout; the 4-bit layout is quantized "
+               "from it)" + ("; sse_np also loads weights/ as shipped in the memory and cold-start rows."
+                             if model.get("shipped_layouts") else "."))
     out.append(f"- Threads: {', '.join(map(str, cfg['threads']))}; each setting in its own subprocess with "
                "OMP/OPENBLAS/MKL/NUMBA/RAYON thread counts set and TOKENIZERS_PARALLELISM=false at 1 thread.")
     out.append(f"- Repeats: median of {cfg['repeats']} repeats, spread = [min–max]; each repeat lasts "
@@ -268,7 +273,9 @@ def _coldstart(results: dict[str, Any]) -> str:
     rows = []
     for key, s in summ.items():
         name, _, cache = key.partition("|")
-        label = _label(results, name) + (f", {cache} numba cache" if cache else "")
+        label = _label(results, name) + (
+            ", weights/ as shipped, warm numba cache" if cache == "shipped"
+            else f", {cache} numba cache" if cache else "")
         if s["errors"] and not s["import_s"]["n"]:
             rows.append([label, f"failed: {s['errors'][0][:120]}"])
             continue
@@ -292,7 +299,7 @@ def _memory(results: dict[str, Any]) -> str:
     rows = []
     for key, r in mem.items():
         name, _, layout = key.partition("|")
-        label = f"{_label(results, name)}, {layout}"
+        label = f"{_label(results, name)}, {_LAYOUTS.get(layout, layout)}"
         if "error" in r:
             rows.append([label, f"failed: {r['error'][:120]}"])
             continue
@@ -450,7 +457,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
         return False
     speed = results.get("speed", {})
     names = [n for n, e in results.get("engines", {}).items() if e.get("installed")]
-    labels = [_label(results, n).replace(" (", "\n(") for n in names]
+    labels = [textwrap.fill(_label(results, n), 14) for n in names]
     fig, axes = plt.subplots(2, 3, figsize=(18, 10))
 
     def bars(ax: Any, series: dict[str, list[float | None]], title: str, ylabel: str, log: bool = True) -> None:
