@@ -22,7 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from . import evaluate as ev
+# Names, not the module: sse_np re-exports the function ``evaluate``, which
+# shadows the submodule as an attribute of the package.
+from .evaluate import (
+    DEFAULT_DIMS,
+    _model_info,
+    _require_matplotlib,
+    evaluate,
+    format_report,
+    plot_report,
+    save_report,
+)
 
 PROG = "sse-np"
 
@@ -83,23 +93,23 @@ def _read_lines(source: str) -> list[str]:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
-        ev._require_matplotlib()  # fail before the slow part, not after it
+        _require_matplotlib()  # fail before the slow part, not after it
     model = _load_model(args.model)
-    report = ev.evaluate(
+    report = evaluate(
         model,
         args.data_dirs,
-        ev.DEFAULT_DIMS if args.dims is None else args.dims,
+        DEFAULT_DIMS if args.dims is None else args.dims,
         split=args.split,
         batch_size=args.batch_size,
         per_query=args.per_query,
         progress=not args.quiet,
     )
-    sys.stdout.write(ev.format_report(report))
+    sys.stdout.write(format_report(report))
     if args.json:
-        ev.save_report(report, args.json)
+        save_report(report, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
-        ev.plot_report(report, args.plot)
+        plot_report(report, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -118,7 +128,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
-    info = ev._model_info(model)
+    info = _model_info(model)
     rows = [
         ("path", info["path"]),
         ("layout", info["layout"]),
