@@ -145,7 +145,7 @@ EDGE_TEXTS = [
 ]
 
 
-def varied_texts(n_random: int = 1500, limit_docs: int = 400, seed: int = 7) -> list[str]:
+def varied_texts(n_random: int = 1500, limit_docs: int = 250, seed: int = 7) -> list[str]:
     """A few thousand varied strings: real queries/docs, edge cases, random junk."""
     rng = random.Random(seed)
     alphabet = (
