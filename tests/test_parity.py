@@ -175,3 +175,19 @@ def test_module_level_encode_matches_torch(monkeypatch, backend, full_512):
     ref = TorchSSE(w["embedding.weight"], (w["dyt.alpha"], w["dyt.beta"], w["dyt.bias"]))
     np.testing.assert_allclose(sse_np.encode(texts), ref(ids, 256, True), atol=TOL)
     np.testing.assert_allclose(sse_np.encode(texts[0], dim=64), ref(ids, 64, True)[0], atol=TOL)
+
+
+def test_our_quantizer_is_the_reference_quantizer(full_512, tmp_path, texts):
+    """sse_np.convert.save_q4 writes the bytes the torch reference quantizer writes."""
+    from sse_np.convert import save_q4
+
+    folder, weights = full_512
+    out = save_q4(sse_np.load(folder), tmp_path / "q4")
+    assert (out / "embedding.q4_k_m.bin").read_bytes() == quantize_q4(weights["embedding.weight"])
+    model = sse_np.load(out)
+    assert model.layout == "q4"
+    table = dequantize_q4(out / "embedding.q4_k_m.bin", 512)
+    ref = TorchSSE(table, (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
+    sample = texts[:500]
+    want = ref(reference_tokenize(out / "tokenizer.json", sample), 256, True)
+    np.testing.assert_allclose(model.encode(sample, 256), want, rtol=0, atol=TOL)
