@@ -724,6 +724,32 @@ def _mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     return {m: float(np.mean([row[m] for row in rows])) if rows else 0.0 for m in METRICS}
 
 
+def _search_and_score(
+    data: BeirDataset,
+    query_vecs: np.ndarray,
+    doc_vecs: np.ndarray,
+    dim: int,
+    query_block: int,
+    doc_block: int,
+) -> tuple[list[dict[str, float]], dict[str, dict[str, list]]]:
+    """Rank the corpus for every query at one dimension and score the rankings.
+
+    Returns the per-query metrics (in ``data.query_ids`` order) and the run
+    (``query id -> {"doc_ids": [...], "scores": [...]}``).
+    """
+    queries = _normalize_rows(np.array(query_vecs[:, :dim], dtype=np.float32, order="C"))
+    scores, index = exact_top_k(
+        queries, doc_vecs[:, :dim], TOP_K, normalize_docs=True, query_block=query_block, doc_block=doc_block
+    )
+    rows: list[dict[str, float]] = []
+    run: dict[str, dict[str, list]] = {}
+    for qi, query_id in enumerate(data.query_ids):
+        ranked = [data.doc_ids[j] for j in index[qi]]
+        rows.append(query_metrics(ranked, data.qrels[query_id]))
+        run[query_id] = {"doc_ids": ranked, "scores": scores[qi].tolist()}
+    return rows, run
+
+
 def _evaluate_dataset(
     model: Any,
     data: BeirDataset,
@@ -750,23 +776,11 @@ def _evaluate_dataset(
     search_seconds: dict[int, float] = {}
     for dim in dims:
         s0 = time.perf_counter()
-        queries = _normalize_rows(np.array(query_vecs[:, :dim], dtype=np.float32, order="C"))
-        scores, index = exact_top_k(
-            queries, doc_vecs[:, :dim], TOP_K, normalize_docs=True, query_block=query_block, doc_block=doc_block
-        )
-        rows = []
-        ranked_ids = []
-        for qi, query_id in enumerate(data.query_ids):
-            ranked = [data.doc_ids[j] for j in index[qi]]
-            rows.append(query_metrics(ranked, data.qrels[query_id]))
-            ranked_ids.append(ranked)
+        rows, run = _search_and_score(data, query_vecs, doc_vecs, dim, query_block, doc_block)
         metrics[dim] = _mean_metrics(rows)
         if per_query:
             per_query_out[dim] = dict(zip(data.query_ids, rows))
-            run_out[dim] = {
-                query_id: {"doc_ids": ranked, "scores": [float(x) for x in scores[qi]]}
-                for qi, (query_id, ranked) in enumerate(zip(data.query_ids, ranked_ids))
-            }
+            run_out[dim] = run
         search_seconds[dim] = time.perf_counter() - s0
     result: dict[str, Any] = {
         "path": data.path,
@@ -865,6 +879,9 @@ def evaluate(
     names = _unique_names(paths)
     # Load (and validate) every dataset before the slow encoding starts.
     datasets = [load_beir(p, split=split, name=n) for p, n in zip(paths, names)]
+    for data in datasets:
+        if not data.query_ids:
+            raise DataError(Path(data.path) / "qrels" / f"{split}.tsv", "no query has a judgment with score > 0")
     results: dict[str, Any] = {}
     start = time.perf_counter()
     for data in datasets:

@@ -569,3 +569,9 @@ def test_write_beir_round_trip(tmp_path: Path) -> None:
     assert data.qrels == {"q1": {"d1": 1, "d2": 0}}
     with pytest.raises(ValueError, match="tabs or line breaks"):
         write_beir(tmp_path / "bad", {"d\t1": "x"}, {"q": "y"}, {"q": {"d\t1": 1}})
+
+
+def test_evaluate_refuses_dataset_without_judged_queries(model: sse_np.SSEModel, tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "nojudged", TINY_CORPUS, TINY_QUERIES, [("q1", "d1", 0)])
+    with pytest.raises(DataError, match="test.tsv: no query has a judgment with score > 0"):
+        evaluate(model, folder, dims=(8,))
