@@ -346,7 +346,9 @@ def _bulk(results: dict[str, Any]) -> str:
            "engine's chosen documents batch size; vectors are reduced to a checksum (a real indexer would "
            "write them out), so memory stays bounded. Peers stream fewer texts than sse_np (their rate "
            "is steady long before that). Chunk rates = texts/s per chunk, median [min–max]. "
-           "N× = sse_np texts/s ÷ this row's.", ""]
+           "N× = sse_np texts/s ÷ this row's. Caveat: the synthetic texts recombine the corpora's "
+           "sentences, so every word recurs and static-embed-runner's word cache (kept for the whole "
+           "stream, as in a real job) hits almost always; on 1M distinct real texts it would hit less.", ""]
     base = bulk.get(BASE, {})
     rows = []
     for name, r in bulk.items():

@@ -33,11 +33,11 @@ from bench.common import REPO_ROOT, parse_result, thread_env  # noqa: E402
 from bench.engines import ENGINE_ORDER, ENGINES, is_installed  # noqa: E402
 
 FULL: dict[str, Any] = {
-    "threads": [1, 2], "repeats": 5, "min_time": 0.25,
-    "n_queries": None, "n_docs": 1000, "calib_docs": 300, "doc_batch_candidates": [32, 256, 1024],
+    "threads": [1, 2], "repeats": 5, "min_time": 0.2,
+    "n_queries": None, "n_docs": 600, "calib_docs": 200, "doc_batch_candidates": [32, 256, 1024],
     "query_batch": 32, "dims_throughput": [512, 256, 64], "dims_retrieval": [512, 256, 128],
-    "latency_queries": 500, "latency_docs": 200, "latency_dim": 256,
-    "corpus": "scifact", "corpus_docs": None, "synth_corpus": 50_000, "synth_queries": 320,
+    "latency_queries": 300, "latency_docs": 100, "latency_dim": 256,
+    "corpus": "scifact", "corpus_docs": None, "synth_corpus": 20_000, "synth_queries": 160,
     "cold_repeats": 5, "memory_texts": 100_000, "bulk_texts": 1_000_000, "bulk_chunk": 10_000,
     # Peers stream fewer texts (their rate is steady long before 1M) to keep the run ~20 min.
     "bulk_texts_peers": 200_000,

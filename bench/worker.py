@@ -237,7 +237,9 @@ def task_speed(spec: dict[str, Any]) -> dict[str, Any]:
     eng.imports()
     ref = Reference(spec["model"]["full"])
     semantics = ENGINES[spec["engine"]]["semantics"]
+    clock = {"start": time.perf_counter()}
     best_q, best_d, calib = _calibrate(eng, spec, queries, docs, ref, semantics)
+    clock["calibrated"] = time.perf_counter()
     chosen = {"queries": best_q["variant"], "docs": best_d["variant"]}
     state = {"loaded": calib[-1]["variant"]}
 
@@ -256,12 +258,16 @@ def task_speed(spec: dict[str, Any]) -> dict[str, Any]:
         bs = _batches(texts, size)
         for dim in spec["dims_throughput"]:
             throughput[kind][str(dim)] = _timed_rate(_pass(eng, bs, dim), len(texts), reps, min_time)
+    clock["throughput"] = time.perf_counter()
     latency = {}
     for kind, texts in (("queries", queries[: spec["latency_queries"]]), ("docs", docs[: spec["latency_docs"]])):
         use(kind)
         latency[kind] = _latency(eng, texts, spec["latency_dim"], reps)
+    clock["latency"] = time.perf_counter()
     retrieval = _retrieval(eng, spec, queries, corpus, doc_batch, native, use)
-    return {"engine": spec["engine"], "threads": spec["threads"],
+    clock["retrieval"] = time.perf_counter()
+    phases = list(clock)
+    return {"phase_seconds": {b: clock[b] - clock[a] for a, b in zip(phases, phases[1:])},"engine": spec["engine"], "threads": spec["threads"],
             "variant_queries": chosen["queries"], "variant_docs": chosen["docs"],
             "parity_max_abs_diff": {"queries": best_q["diff_queries"], "docs": best_d["diff_docs"]},
             "parity_ok": best_q["ok_queries"] and best_d["ok_docs"],
