@@ -65,7 +65,12 @@ def _thread_facts() -> dict[str, Any]:
     except ImportError:
         facts["blas"] = "threadpoolctl not installed"
     if "numba" in sys.modules:
-        facts["numba_threads"] = sys.modules["numba"].get_num_threads()
+        numba = sys.modules["numba"]
+        facts["numba_threads"] = numba.get_num_threads()
+        try:
+            facts["numba_threading_layer"] = numba.threading_layer()
+        except ValueError:  # no parallel kernel has run in this process
+            facts["numba_threading_layer"] = None
     if "torch" in sys.modules:
         facts["torch_threads"] = sys.modules["torch"].get_num_threads()
     return facts

@@ -111,7 +111,7 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
             assert res["parity_ok"], (name, res["parity_max_abs_diff"])
             for kind in ("queries", "docs"):
                 assert all(v["median"] > 0 for v in res["throughput"][kind].values())
-            assert res["latency"]["queries"]["p99_us"]["median"] >= res["latency"]["queries"]["p50_us"]["min"]
+            assert res["latency"]["queries"]["p99_us"]["n"] == results["meta"]["config"]["repeats"]
             assert set(res["retrieval"]["dims"]) == {"512", "256", "128"}
     sse = results["speed"]["1"]["sse_np"]
     assert "search_only_batch32" in sse["retrieval"]["dims"]["128"]
