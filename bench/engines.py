@@ -141,9 +141,10 @@ class TorchRef(Engine):
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         offsets = np.zeros(len(ids), dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])
-        flat = torch.tensor(list(chain.from_iterable(ids)), dtype=torch.long)
+        # np.fromiter + from_numpy: the fastest flattening we found (torch.tensor(list) is slower)
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         with torch.inference_mode():
-            x = self.bag(flat, torch.from_numpy(offsets))
+            x = self.bag(torch.from_numpy(flat), torch.from_numpy(offsets))
             y = self.beta * torch.tanh(self.alpha * x + self.bias)
             y = self.F.normalize(y[:, :dim], p=2.0, dim=1, eps=1e-12)
         return y.numpy()
