@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,11 +21,20 @@ _default_lock = threading.Lock()
 
 
 def default_model_path() -> Path:
-    """Folder of the default model: ``$SSE_NP_MODEL`` or the project's ``weights/``."""
+    """Folder of the default model.
+
+    ``$SSE_NP_MODEL`` if set; else the checkout's ``weights/`` (source tree or
+    editable install); else the copy a wheel installs under
+    ``<prefix>/share/sse_np/weights``.
+    """
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "weights"
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    installed = Path(sys.prefix) / "share" / "sse_np" / "weights"
+    if not (checkout / "model.safetensors").is_file() and (installed / "model.safetensors").is_file():
+        return installed
+    return checkout
 
 
 def default_model() -> SSEModel:
