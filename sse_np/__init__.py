@@ -12,12 +12,34 @@ from __future__ import annotations
 
 from .api import default_model, default_model_path, encode, similarity
 from .errors import ModelLoadError, ModelNotFoundError
+from .evaluate import (
+    DEFAULT_DIMS,
+    METRICS,
+    DataError,
+    MissingDependencyError,
+    evaluate,
+    format_report,
+    load_beir,
+    plot_report,
+    save_report,
+    write_beir,
+)
 from .hub import download
 from .model import MATRYOSHKA_DIMS, SSEModel, load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_DIMS",
+    "METRICS",
+    "DataError",
+    "MissingDependencyError",
+    "evaluate",
+    "format_report",
+    "load_beir",
+    "plot_report",
+    "save_report",
+    "write_beir",
     "MATRYOSHKA_DIMS",
     "ModelLoadError",
     "ModelNotFoundError",

@@ -381,8 +381,10 @@ def locate(root: str | os.PathLike) -> tuple[Path, str]:
     found = sorted(p.name for p in root.iterdir())[:12]
     if not found:
         raise ModelNotFoundError(f"{root}: folder is empty, no model files")
-    raise ModelLoadError(
-        f"{root}: unrecognised model layout; expected {FULL_FILE} (+ {TOKENIZER_FILE}), "
+    # No weight file at all: "not found" (a ModelLoadError too), so callers can
+    # tell an empty model folder from a broken one.
+    raise ModelNotFoundError(
+        f"{root}: unrecognised model layout, no weight files; expected {FULL_FILE} (+ {TOKENIZER_FILE}), "
         f"{REST_FILE} + {Q4_FILE}, a {MODULES_FILE}, or 0_StaticEmbedding/; found {found}"
     )
 

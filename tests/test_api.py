@@ -188,3 +188,12 @@ def test_numpy_path_does_not_import_numba(full_small):
 
 def test_import_is_light():
     assert _run("import sys, sse_np; print(sorted(m for m in ('numba', 'torch', 'llvmlite') if m in sys.modules))") == "[]"
+
+
+def test_default_folder_without_weights_says_so(monkeypatch, tmp_path):
+    """A weights/ folder holding only the build script is 'no model yet', not a crash."""
+    (tmp_path / "build.py").write_text("# builds the model\n")
+    monkeypatch.setenv("SSE_NP_MODEL", str(tmp_path))
+    monkeypatch.setattr(api, "_default", None)
+    with pytest.raises(sse_np.ModelNotFoundError, match="no default model.*no weight files"):
+        sse_np.default_model()
