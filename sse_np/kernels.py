@@ -23,7 +23,7 @@ from .loading import Q4_LEVELS, Table
 _EPS = np.float32(1e-12)
 _BLOCK_VALUES = 1 << 22  # gathered floats per NumPy block (16 MB): bounded memory
 # Below this much work (tokens x dims) a parallel launch costs more than it saves.
-_SERIAL_WORK = 1 << 16
+_SERIAL_WORK = 1 << 20
 
 _lock = threading.Lock()
 _numba_module = None
@@ -39,6 +39,10 @@ def numba_enabled() -> bool:
                 if os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on"):
                     _numba_state = "off"
                 else:
+                    # GNU OpenMP threads spin after each parallel region by
+                    # default, stealing the CPU the tokenizer needs next
+                    # (parallel launches took ms on a busy 2-core machine).
+                    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                     try:
                         from . import kernels_numba
 
@@ -106,25 +110,37 @@ def pool(
     if n == 0:
         return out
     if numba_enabled():
-        _pool_numba(table, dyt, ids, offsets, normalize, out)
+        _pool_numba(table, dyt, ids, offsets, out)
     else:
-        _pool_numpy(table, dyt, ids, offsets, normalize, out)
+        _pool_numpy(table, dyt, ids, offsets, out)
+    _finish(out, dyt, normalize)
     return out
 
 
-def _pool_numba(table, dyt, ids, offsets, normalize, out) -> None:
+def _finish(out: np.ndarray, dyt, normalize: bool) -> None:
+    """In place: ``beta * tanh(.)`` on ``alpha * mean + bias``, then L2-normalize rows."""
+    dim = out.shape[1]
+    if dyt is not None:
+        np.tanh(out, out=out)
+        np.multiply(out, dyt[1][:dim], out=out)
+    if normalize:
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        out /= np.maximum(norms, _EPS)[:, None]
+
+
+def _pool_numba(table, dyt, ids, offsets, out) -> None:
+    """out <- alpha * mean + bias (or the mean), fused in one pass over the tokens."""
     lut = _widening_lut(table.kind) if table.kind in ("f16", "bf16") else _DUMMY
     scales = table.scales if table.scales is not None else _DUMMY
-    alpha, beta, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
+    alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
     serial = ids.shape[0] * out.shape[1] < _SERIAL_WORK
     kernel = _numba_module.pool_serial if serial else _numba_module.pool_parallel
     with _lock:  # numba's workqueue threading layer is not thread-safe
-        kernel(table.data, lut, scales, Q4_LEVELS, ids, offsets, alpha, beta, bias,
-               dyt is not None, normalize, out)
+        kernel(table.data, lut, scales, Q4_LEVELS, ids, offsets, alpha, bias, dyt is not None, out)
 
 
-def _pool_numpy(table, dyt, ids, offsets, normalize, out) -> None:
-    """Same result with NumPy only, gathering in bounded blocks of tokens."""
+def _pool_numpy(table, dyt, ids, offsets, out) -> None:
+    """out <- alpha * mean + bias (or the mean), NumPy only, in bounded blocks of tokens."""
     n, dim = out.shape
     counts = np.diff(offsets)
     out[:] = 0.0
@@ -148,11 +164,5 @@ def _pool_numpy(table, dyt, ids, offsets, normalize, out) -> None:
     np.divide(np.float32(1.0), counts, out=inv, where=counts > 0, casting="unsafe")
     out *= inv[:, None]
     if dyt is not None:
-        alpha, beta, bias = (v[:dim] for v in dyt)
-        np.multiply(out, alpha, out=out)
-        np.add(out, bias, out=out)
-        np.tanh(out, out=out)
-        np.multiply(out, beta, out=out)
-    if normalize:
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-        out /= np.maximum(norms, _EPS)[:, None]
+        np.multiply(out, dyt[0][:dim], out=out)
+        np.add(out, dyt[2][:dim], out=out)

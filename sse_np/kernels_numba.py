@@ -1,4 +1,4 @@
-"""numba kernels: bag-mean + DyT (+ L2 normalization), fused, one text a row.
+"""numba kernels: bag mean + the affine part of DyT, one text a row.
 
 Every kernel reads only the first ``dim`` columns of the table: DyT is
 elementwise, so ``y[:dim]`` depends on nothing else and the cost of a text
@@ -15,15 +15,10 @@ table's storage dtype at compile time:
 
 from __future__ import annotations
 
-import math
-
 import numba as nb
 import numpy as np
 from numba import types
 from numba.extending import overload
-
-_EPS = 1e-12  # torch.nn.functional.normalize / sentence-transformers
-
 
 def _accumulate(table, lut, scales, levels, ids, start, stop, dim, acc):
     """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``."""
@@ -70,39 +65,38 @@ def _accumulate_impl(table, lut, scales, levels, ids, start, stop, dim, acc):
 
 
 @nb.njit(cache=True, inline="always")
-def _finish(count, alpha, beta, bias, dyt, normalize, out_row):
-    """Row sum in ``out_row`` -> mean -> DyT -> optional L2 normalization, in place."""
-    dim = out_row.shape[0]
+def _mean_affine(count, alpha, bias, dyt, out_row):
+    """Row sum in ``out_row`` -> mean -> ``alpha * mean + bias`` (the part of DyT before tanh).
+
+    tanh, beta and the normalization run afterwards on the whole batch in
+    NumPy, whose float32 tanh is vectorized (a scalar tanh a value here
+    cost more than the gather for short texts).
+    """
     inv = np.float32(1.0) / np.float32(count) if count > 0 else np.float32(0.0)
-    sq = np.float32(0.0)
-    for j in range(dim):
-        x = out_row[j] * inv
-        if dyt:
-            x = beta[j] * np.float32(math.tanh(alpha[j] * x + bias[j]))
-        out_row[j] = x
-        sq += x * x
-    if normalize:
-        scale = np.float32(1.0) / max(np.float32(math.sqrt(sq)), np.float32(_EPS))
-        for j in range(dim):
-            out_row[j] *= scale
+    if dyt:
+        for j in range(out_row.shape[0]):
+            out_row[j] = alpha[j] * (out_row[j] * inv) + bias[j]
+    else:
+        for j in range(out_row.shape[0]):
+            out_row[j] *= inv
 
 
 # Two copies of one body: numba keys its on-disk cache by function, so the
 # parallel and the serial (low-latency, single-text) variants must be
 # distinct functions. Keep them identical.
 @nb.njit(cache=True, parallel=True, nogil=True)
-def pool_parallel(table, lut, scales, levels, ids, offsets, alpha, beta, bias, dyt, normalize, out):
+def pool_parallel(table, lut, scales, levels, ids, offsets, alpha, bias, dyt, out):
     for i in nb.prange(offsets.shape[0] - 1):
         row = out[i]
         row[:] = 0.0
         _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
-        _finish(offsets[i + 1] - offsets[i], alpha, beta, bias, dyt, normalize, row)
+        _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)
 
 
 @nb.njit(cache=True, nogil=True)
-def pool_serial(table, lut, scales, levels, ids, offsets, alpha, beta, bias, dyt, normalize, out):
+def pool_serial(table, lut, scales, levels, ids, offsets, alpha, bias, dyt, out):
     for i in range(offsets.shape[0] - 1):
         row = out[i]
         row[:] = 0.0
         _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
-        _finish(offsets[i + 1] - offsets[i], alpha, beta, bias, dyt, normalize, row)
+        _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)

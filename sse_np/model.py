@@ -12,7 +12,7 @@ import numpy as np
 
 from . import kernels
 from .loading import Checkpoint, read_checkpoint
-from .tokenizing import load_tokenizer, tokenize
+from .tokenizing import TextTokenizer, load_tokenizer
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
@@ -45,6 +45,7 @@ class SSEModel:
         self._table = checkpoint.table
         self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
         self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, self._table.vocab_size)
+        self._tokenize = TextTokenizer(self._tokenizer)
         self.dim: int = self._table.dim
         self.vocab_size: int = self._table.vocab_size
         self.layout: str = checkpoint.layout
@@ -71,6 +72,10 @@ class SSEModel:
         """``(alpha, beta, bias)`` float32 vectors, or None for identity."""
         return self._dyt
 
+    def clear_cache(self) -> None:
+        """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizing``)."""
+        self._tokenize.clear_cache()
+
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
 
@@ -86,7 +91,7 @@ class SSEModel:
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
         batch, _ = _as_text_list(texts)
-        return tokenize(self._tokenizer, batch)
+        return self._tokenize(batch)
 
     def encode(
         self,
@@ -139,7 +144,7 @@ class SSEModel:
         out = np.empty((len(batch), dim), dtype=np.float32)
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
-            ids, offsets = tokenize(self._tokenizer, chunk, start)
+            ids, offsets = self._tokenize(chunk, start)
             kernels.pool(self._table, self._dyt, ids, offsets, dim, bool(normalize),
                          out=out[start : start + len(chunk)])
             if show_progress_bar:
