@@ -126,6 +126,15 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from .convert import save_q4
+
+    model = _load_model(args.model)
+    dest = save_q4(model, args.output)
+    print(f"wrote the 4-bit layout of {model.path} to {dest}", file=sys.stderr)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     info = _model_info(model)
@@ -145,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{eval,encode,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{eval,encode,quantize,info}")
     sub.required = True
     model_help = (
         "model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)"
@@ -184,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
     p_enc.set_defaults(func=_cmd_encode)
+
+    p_q4 = sub.add_parser(
+        "quantize",
+        help="write a full-precision model in the 4-bit layout",
+        description="Quantize a model's table to the SSE 4-bit layout (model_rest.safetensors + embedding.q4_k_m.bin).",
+    )
+    p_q4.add_argument("output", metavar="OUT_DIR", help="folder to write (created)")
+    p_q4.add_argument("--model", default=None, help=model_help)
+    p_q4.set_defaults(func=_cmd_quantize)
 
     p_info = sub.add_parser("info", help="show the model's path, layout, V, D and dtype")
     p_info.add_argument("--model", default=None, help=model_help)

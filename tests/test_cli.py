@@ -217,3 +217,13 @@ def test_eval_plot_without_matplotlib_fails_early(model_dir: Path, tiny: Path, t
     captured = capsys.readouterr()
     assert "pip install 'sse_np[plot]'" in captured.err
     assert captured.out == ""  # failed before evaluating
+
+
+def test_quantize_writes_loadable_q4(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q4"
+    assert main(["quantize", str(out), "--model", str(model_dir)]) == 0
+    q4 = sse_np.load(out)
+    assert (q4.layout, q4.dim, q4.vocab_size) == ("q4", model.dim, model.vocab_size)
+    a, b = q4.encode("a quantized model"), model.encode("a quantized model")
+    assert float(a @ b) > 0.95  # 4-bit rounding keeps the direction
+    assert main(["quantize", str(tmp_path / "again"), "--model", str(out)]) == 1  # already 4-bit
