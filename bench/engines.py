@@ -97,6 +97,13 @@ class SSENp(Engine):
     def encode_one(self, text, dim):
         return self.model.encode(text, dim=dim)
 
+    def reset_caches(self):
+        # sse_np remembers the ids of whitespace-separated chunks; the same
+        # rule as for every engine: no timed pass profits from earlier passes.
+        clear = getattr(self.model, "clear_cache", None)
+        if clear is not None:
+            clear()
+
     def describe(self):
         info: dict[str, Any] = {"layout": getattr(self.model, "layout", "?")}
         try:

@@ -133,8 +133,9 @@ def _configuration(results: dict[str, Any]) -> str:
            "over 100 queries and over 100 documents separately) and timed on the queries (batch 32) and "
            "a documents subset; for queries and for documents the fastest variant that matches on that "
            "kind of text was kept (✗ = does not match). Then the documents batch size was picked the same "
-           "way. Caches that remember texts (static-embed-runner's word cache) are cleared before every "
-           "timed pass, so no repeat profits from having seen the same texts.", ""]
+           "way. Caches that remember texts (sse_np's chunk cache, static-embed-runner's word cache) are "
+           "cleared before every timed pass, so no repeat profits from having seen the same texts "
+           "(words repeated within a pass still hit).", ""]
     notes = {
         "sse_np": "`sse_np.load(folder)`, `encode(batch, dim=k, batch_size=len(batch))`; numba threads "
                   "= thread budget.",
@@ -347,8 +348,9 @@ def _bulk(results: dict[str, Any]) -> str:
            "write them out), so memory stays bounded. Peers stream fewer texts than sse_np (their rate "
            "is steady long before that). Chunk rates = texts/s per chunk, median [min–max]. "
            "N× = sse_np texts/s ÷ this row's. Caveat: the synthetic texts recombine the corpora's "
-           "sentences, so every word recurs and static-embed-runner's word cache (kept for the whole "
-           "stream, as in a real job) hits almost always; on 1M distinct real texts it would hit less.", ""]
+           "sentences, so every word recurs and the word/chunk caches of sse_np and static-embed-runner "
+           "(kept for the whole stream, as in a real job) hit almost always; on 1M distinct real texts "
+           "they would hit less.", ""]
     base = bulk.get(BASE, {})
     rows = []
     for name, r in bulk.items():
