@@ -361,7 +361,7 @@ def _bulk(results: dict[str, Any]) -> str:
                      num(r["encode_s"]), num(r["rss_after_load_mib"]), num(r["peak_rss_mib"]), str(r["batch"]),
                      "" if name == BASE else ratio(base.get("texts_per_s"), r["texts_per_s"], True)])
     rows += [[_label(results, n), "not installed"] for n in _not_installed(results)]
-    out.append(_table(["engine", "texts", "texts/s", "chunk rates", "encode s", "RSS after load", "peak RSS",
+    out.append(_table(["engine", "texts", "texts/s", "chunk rates", "encode s", "RSS after load + 1st call", "peak RSS",
                        "batch", "×"], rows))
     return "\n".join(out)
 
@@ -440,6 +440,9 @@ def render(results: dict[str, Any]) -> str:
             "(`pip install -e . -r bench/requirements.txt && python bench/run.py`)."]
     if meta["quick"]:
         head += ["", "**Quick (smoke) size: the inputs are tiny and these numbers mean nothing.**"]
+    for run in meta.get("merged_runs", []):
+        head += ["", f"Partly re-measured on {run['started_utc']} (`{' '.join(run['argv'])}`, load average "
+                     f"{run['load_average_start']} → {run['load_average_end']}); those rows replace the first run's."]
     head += ["", "Every speed figure is the median of repeated measurements with its [min–max] spread, "
              "next to the same figure for each peer measured in the same run; \"N×\" is sse_np's "
              "advantage over that row (> 1 = sse_np faster/smaller, < 1 = the row is)."]

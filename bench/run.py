@@ -295,7 +295,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workloads", default="footprint,speed,coldstart,memory,bulk",
                    help="comma-separated subset of workloads")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--merge", action="store_true",
+                   help="update an existing results.json in --out with the workloads/engines run now")
     return p.parse_args(argv)
+
+
+def merge_into(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Overlay a partial run on an earlier results dict (engine by engine)."""
+    merged = dict(old)
+    for section in ("footprint", "coldstart", "memory", "bulk"):
+        if new.get(section):
+            merged[section] = {**old.get(section, {}), **new[section]} if section != "footprint" else new[section]
+    for threads, block in new.get("speed", {}).items():
+        merged.setdefault("speed", {}).setdefault(threads, {}).update(block)
+    merged.setdefault("engines", {}).update(new.get("engines", {}))
+    merged["meta"] = dict(old["meta"])
+    merged["meta"].setdefault("merged_runs", []).append(
+        {k: new["meta"][k] for k in ("started_utc", "argv", "load_average_start", "load_average_end", "duration_s")})
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -352,11 +369,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import report
 
+    previous = args.out / "results.json"
+    if args.merge and previous.is_file():
+        results = merge_into(json.loads(previous.read_text(encoding="utf-8")), results)
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     (args.out / "RESULTS.md").write_text(report.render(results), encoding="utf-8")
     chart = report.chart(results, args.out / "results.png")
     log(f"wrote {args.out / 'RESULTS.md'}, results.json" + (", results.png" if chart else " (no chart: matplotlib missing)"))
-    log(f"done in {results['meta']['duration_s']:.0f} s")
+    log(f"done in {time.time() - started:.0f} s")
     return 0
 
 
