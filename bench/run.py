@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     pip install -e . -r bench/requirements.txt
     python bench/run.py            # full size (~20 min on 2 cores)
-    python bench/run.py --quick    # smoke size (about a minute)
+    python bench/run.py --quick    # smoke size (2-4 minutes; numbers meaningless)
 
 Every measurement whose result depends on threads, a cold process or RSS
 runs in its own subprocess (``bench/worker.py``) with all thread-pool
@@ -97,6 +97,10 @@ def versions() -> dict[str, str | None]:
         out["sse_np_git_commit"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
             text=True, timeout=10).stdout.strip() or None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sse_np"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if dirty and out["sse_np_git_commit"]:
+            out["sse_np_git_commit"] += " (+ uncommitted changes in sse_np/)"
     except (OSError, subprocess.SubprocessError):
         out["sse_np_git_commit"] = None
     return out
@@ -284,7 +288,7 @@ def prepare_inputs(cfg: dict[str, Any], data_dir: Path, workdir: Path) -> tuple[
 # -------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python bench/run.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="smoke size (about a minute); numbers are not meaningful")
+    p.add_argument("--quick", action="store_true", help="smoke size (2-4 minutes); numbers are not meaningful")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench",
                    help="folder for RESULTS.md, results.json and results.png (default: bench/)")
     p.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data",
