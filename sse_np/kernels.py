@@ -57,20 +57,6 @@ def backend() -> str:
     return "numba" if numba_enabled() else "numpy"
 
 
-_LUTS: dict[str, np.ndarray] = {}
-
-
-def _widening_lut(kind: str) -> np.ndarray:
-    """float32 value of every 16-bit code (256 KB), built once."""
-    if kind not in _LUTS:
-        codes = np.arange(1 << 16, dtype=np.uint32)
-        if kind == "f16":
-            _LUTS[kind] = codes.astype(np.uint16).view(np.float16).astype(np.float32)
-        else:
-            _LUTS[kind] = (codes << 16).view(np.float32)
-    return _LUTS[kind]
-
-
 _DUMMY = np.zeros(1, dtype=np.float32)
 
 
@@ -130,13 +116,12 @@ def _finish(out: np.ndarray, dyt, normalize: bool) -> None:
 
 def _pool_numba(table, dyt, ids, offsets, out) -> None:
     """out <- alpha * mean + bias (or the mean), fused in one pass over the tokens."""
-    lut = _widening_lut(table.kind) if table.kind in ("f16", "bf16") else _DUMMY
     scales = table.scales if table.scales is not None else _DUMMY
     alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
     serial = ids.shape[0] * out.shape[1] < _SERIAL_WORK
     kernel = _numba_module.pool_serial if serial else _numba_module.pool_parallel
     with _lock:  # numba's workqueue threading layer is not thread-safe
-        kernel(table.data, lut, scales, Q4_LEVELS, ids, offsets, alpha, bias, dyt is not None, out)
+        kernel(table.data, scales, Q4_LEVELS, ids, offsets, alpha, bias, dyt is not None, out)
 
 
 def _pool_numpy(table, dyt, ids, offsets, out) -> None:

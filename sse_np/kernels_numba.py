@@ -7,8 +7,9 @@ scales with ``dim``. Rows are summed in float32 in token order, like
 table's storage dtype at compile time:
 
 * float32         -- plain rows;
-* uint16          -- float16/bfloat16 codes widened through a 65536-entry
-                     float32 lookup table (exact, and keeps the table mapped);
+* uint16          -- float16 codes, widened exactly with integer shifts and
+                     one multiply (vectorizes; tables are known finite);
+* int16           -- bfloat16 codes: the upper half of a float32;
 * uint8           -- packed 4-bit codes, high nibble = even column,
                      ``w = levels[q] * scale`` as the reference dequantizes.
 """
@@ -20,16 +21,16 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-def _accumulate(table, lut, scales, levels, ids, start, stop, dim, acc):
+def _accumulate(table, scales, levels, ids, start, stop, dim, acc):
     """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``."""
     raise NotImplementedError("jitted only")
 
 
 @overload(_accumulate, inline="always")
-def _accumulate_impl(table, lut, scales, levels, ids, start, stop, dim, acc):
+def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc):
     if table.dtype == types.float32:
 
-        def plain(table, lut, scales, levels, ids, start, stop, dim, acc):
+        def plain(table, scales, levels, ids, start, stop, dim, acc):
             for t in range(start, stop):
                 row = table[ids[t]]
                 for j in range(dim):
@@ -38,16 +39,38 @@ def _accumulate_impl(table, lut, scales, levels, ids, start, stop, dim, acc):
         return plain
     if table.dtype == types.uint16:
 
-        def widened(table, lut, scales, levels, ids, start, stop, dim, acc):
+        def float16(table, scales, levels, ids, start, stop, dim, acc):
+            # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by
+            # 2**112 to rebias the exponent (15 -> 127): exact for every
+            # finite half, subnormals included. NaN/inf were refused at load.
+            bits = np.empty(dim, dtype=np.uint32)
+            as_float = bits.view(np.float32)
+            rebias = np.float32(2.0**112)
             for t in range(start, stop):
                 row = table[ids[t]]
                 for j in range(dim):
-                    acc[j] += lut[row[j]]
+                    h = np.uint32(row[j])
+                    bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
+                for j in range(dim):
+                    acc[j] += as_float[j] * rebias
 
-        return widened
+        return float16
+    if table.dtype == types.int16:
+
+        def bfloat16(table, scales, levels, ids, start, stop, dim, acc):
+            bits = np.empty(dim, dtype=np.uint32)
+            as_float = bits.view(np.float32)
+            for t in range(start, stop):
+                row = table[ids[t]]
+                for j in range(dim):
+                    bits[j] = np.uint32(np.uint16(row[j])) << np.uint32(16)
+                for j in range(dim):
+                    acc[j] += as_float[j]
+
+        return bfloat16
     if table.dtype == types.uint8:
 
-        def packed4(table, lut, scales, levels, ids, start, stop, dim, acc):
+        def packed4(table, scales, levels, ids, start, stop, dim, acc):
             half = dim // 2
             for t in range(start, stop):
                 r = ids[t]
@@ -85,18 +108,18 @@ def _mean_affine(count, alpha, bias, dyt, out_row):
 # parallel and the serial (low-latency, single-text) variants must be
 # distinct functions. Keep them identical.
 @nb.njit(cache=True, parallel=True, nogil=True)
-def pool_parallel(table, lut, scales, levels, ids, offsets, alpha, bias, dyt, out):
+def pool_parallel(table, scales, levels, ids, offsets, alpha, bias, dyt, out):
     for i in nb.prange(offsets.shape[0] - 1):
         row = out[i]
         row[:] = 0.0
-        _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
+        _accumulate(table, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
         _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)
 
 
 @nb.njit(cache=True, nogil=True)
-def pool_serial(table, lut, scales, levels, ids, offsets, alpha, bias, dyt, out):
+def pool_serial(table, scales, levels, ids, offsets, alpha, bias, dyt, out):
     for i in range(offsets.shape[0] - 1):
         row = out[i]
         row[:] = 0.0
-        _accumulate(table, lut, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
+        _accumulate(table, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
         _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)

@@ -36,11 +36,13 @@ DYT_KEYS = ("dyt.alpha", "dyt.beta", "dyt.bias")
 
 # safetensors dtype -> (numpy storage dtype, Table.kind). Half-precision
 # tables stay as raw 16-bit codes and are widened inside the kernels, so a
-# float16 file is mapped, not copied to float32.
+# float16 file is mapped, not copied to float32. float16 codes are held as
+# uint16 and bfloat16 codes as int16: the distinct dtypes let the numba
+# kernels pick the widening at compile time.
 _DTYPES = {
     "F32": (np.dtype("<f4"), "f32"),
     "F16": (np.dtype("<u2"), "f16"),
-    "BF16": (np.dtype("<u2"), "bf16"),
+    "BF16": (np.dtype("<i2"), "bf16"),
 }
 _MAX_HEADER = 100 * 1024 * 1024  # a sane bound before trusting the length prefix
 _CHECK_ROWS = 4096  # rows per chunk when scanning a table for NaN/inf
@@ -101,7 +103,7 @@ class Table:
         if self.kind == "f16":
             return self.data[ids, :dim].view(np.float16).astype(np.float32)
         if self.kind == "bf16":
-            return (self.data[ids, :dim].astype(np.uint32) << 16).view(np.float32)
+            return (self.data[ids, :dim].view(np.uint16).astype(np.uint32) << 16).view(np.float32)
         packed = self.data[ids, : (dim + 1) // 2]
         codes = np.empty((packed.shape[0], packed.shape[1] * 2), dtype=np.uint8)
         codes[:, 0::2] = packed >> 4
@@ -207,7 +209,7 @@ def _as_float32(arr: np.ndarray, kind: str) -> np.ndarray:
     if kind == "f16":
         return arr.view(np.float16).astype(np.float32)
     if kind == "bf16":
-        return (arr.astype(np.uint32) << 16).view(np.float32)
+        return (arr.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
     return np.array(arr, dtype=np.float32)
 
 
@@ -253,7 +255,7 @@ def _nonfinite_rows(table: Table) -> np.ndarray:
         elif table.kind == "f16":
             ok = ((chunk & 0x7C00) != 0x7C00).all(axis=1)
         elif table.kind == "bf16":
-            ok = ((chunk & 0x7F80) != 0x7F80).all(axis=1)
+            ok = ((chunk.view(np.uint16) & 0x7F80) != 0x7F80).all(axis=1)
         else:
             ok = np.isfinite(table.scales[start : start + _CHECK_ROWS])
         bad.extend((np.flatnonzero(~ok) + start).tolist())
