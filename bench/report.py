@@ -226,7 +226,9 @@ def _retrieval(results: dict[str, Any]) -> str:
            f"Corpus: {corpus.get('name', '?')} ({corpus.get('n', '?'):,} documents, encoded once by each "
            f"engine) and {cfg['synth_corpus']:,} random unit vectors; corpus vectors at dim k are the first k "
            "dims re-normalized (what encoding at dim k gives). NumPy engines search with a BLAS matmul + "
-           "argpartition, torch engines with matmul + topk. N× = sse_np QPS ÷ this row's."]
+           "argpartition (at 2 threads the search's BLAS thread count is calibrated per worker: "
+           f"{_search_blas(results)}), torch engines with matmul + topk on their chosen torch threads. "
+           "N× = sse_np QPS ÷ this row's."]
     modes = (("batch32", "queries in batches of 32, real corpus"),
              ("single", "one query per call, real corpus"),
              ("synthetic_batch32", f"batches of 32, {cfg['synth_corpus']:,} synthetic vectors"))
@@ -254,6 +256,17 @@ def _retrieval(results: dict[str, Any]) -> str:
                          for d in dims])
     out.append(_table(["sse_np mode"] + [f"dim {d} QPS (vs {dims[0]})" for d in dims], rows))
     return "\n".join(out)
+
+
+def _search_blas(results: dict[str, Any]) -> str:
+    """Which BLAS thread count each NumPy engine's search ran with."""
+    picks = []
+    for threads, block in results.get("speed", {}).items():
+        for name, res in block.items():
+            n = _get(res, "retrieval", "search_blas_threads")
+            if n is not None:
+                picks.append(f"{_label(results, name)} {n}")
+    return "chose " + ", ".join(picks) if picks else "n/a"
 
 
 def _coldstart(results: dict[str, Any]) -> str:
