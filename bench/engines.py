@@ -321,9 +321,6 @@ class Model2VecEngine(Engine):
 
         self.StaticModel, self.Tokenizer = StaticModel, Tokenizer
 
-    def variants(self, threads):
-        # use_multiprocessing = joblib threads over batches (> 10k texts only).
-        return [{"multiprocessing": threads > 1}]
 
     def load(self, model, layout, variant):
         from bench.data import tokenizer_truncation
@@ -331,7 +328,6 @@ class Model2VecEngine(Engine):
         self.table, _ = _sse_params(model["full"])
         self.tok = self.Tokenizer.from_file(str(Path(model["full"]) / "tokenizer.json"))
         self.max_length = tokenizer_truncation(model["full"])
-        self.mp = bool(variant.get("multiprocessing", False))
         self.models: dict[int, Any] = {}
 
     def _model(self, dim: int) -> Any:
@@ -342,14 +338,15 @@ class Model2VecEngine(Engine):
         return self.models[dim]
 
     def encode(self, texts, dim):
-        return self._model(dim).encode(texts, batch_size=max(1, len(texts)),
-                                       use_multiprocessing=self.mp)
+        # Its use_multiprocessing (joblib threads over batches) starts above 10k
+        # texts per call; the bench's calls are smaller, so it is off.
+        return self._model(dim).encode(texts, batch_size=max(1, len(texts)), use_multiprocessing=False)
 
     def encode_one(self, text, dim):
         return self._model(dim).encode(text, use_multiprocessing=False)
 
     def describe(self):
-        return {"max_length": self.max_length, "use_multiprocessing": self.mp}
+        return {"max_length": self.max_length}
 
 
 _CLASSES = {
