@@ -24,7 +24,7 @@ package-description index (``apt-get update -o Acquire::Languages=en``).
 Usage::
 
     python weights/build.py              # all stages, cached under weights/_work/
-    python weights/build.py --stage train --epochs 4
+    python weights/build.py --stage train --epochs 12
 """
 from __future__ import annotations
 
@@ -37,7 +37,6 @@ import os
 import random
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -49,6 +48,9 @@ SEED = 1234
 D_OUT = 512
 MRL_DIMS = (512, 256, 128, 64, 32)
 MAX_TEACHER_TOKENS = 256  # all-MiniLM-L6-v2 max_seq_length
+# The committed model uses the first 34 teacher chunks (34 * 8192 texts): the
+# teacher pass over all 631,490 texts did not fit the time available on 2 cores.
+N_TEXTS = 278528
 
 
 def log(msg: str) -> None:
@@ -221,10 +223,15 @@ def stage_corpus() -> None:
     log(f"corpus: {len(texts)} unique texts {counts}, {len(pairs)} pairs")
 
 
-def load_corpus() -> tuple[list[str], list[str], np.ndarray]:
-    """Return (texts, source labels, pairs) written by :func:`stage_corpus`."""
+def load_corpus(max_texts: int | None = None) -> tuple[list[str], list[str], np.ndarray]:
+    """Return (texts, source labels, pairs) written by :func:`stage_corpus`.
+
+    With ``max_texts`` only the first N texts and the pairs inside them are kept.
+    """
     d = json.loads((WORK / "texts.json").read_text())
-    return d["texts"], d["source"], np.load(WORK / "pairs.npy")
+    pairs = np.load(WORK / "pairs.npy")
+    n = min(len(d["texts"]), max_texts or len(d["texts"]))
+    return d["texts"][:n], d["source"][:n], pairs[(pairs < n).all(1)]
 
 
 # --------------------------------------------------------------------------
@@ -280,11 +287,9 @@ def stage_tokens() -> None:
     log(f"token vectors {out.shape}")
 
 
-def stage_teacher(chunk: int = 8192) -> None:
-    """Teacher sentence vectors for all training texts, cached per chunk (resumable)."""
-    import torch
-
-    texts, _, _ = load_corpus()
+def stage_teacher(chunk: int = 8192, max_texts: int | None = None) -> None:
+    """Teacher sentence vectors for the training texts, cached per chunk (resumable)."""
+    texts, _, _ = load_corpus(max_texts)
     tok = load_tokenizer()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     model = load_teacher()
@@ -313,13 +318,13 @@ def stage_teacher(chunk: int = 8192) -> None:
         np.save(fn, vec.astype(np.float16))
         done = min(len(texts), c0 + chunk)
         log(f"teacher {done}/{len(texts)} ({done / (time.time() - t0):.0f} texts/s this run)")
-    del torch
 
 
-def load_teacher_vectors() -> np.ndarray:
-    """Concatenate the cached teacher chunks -> float32 [N, 384]."""
+def load_teacher_vectors(max_texts: int | None = None) -> np.ndarray:
+    """Concatenate the cached teacher chunks -> float32 [N, 384] (first ``max_texts``)."""
     files = sorted((WORK / "teacher_chunks").glob("*.npy"))
-    return np.concatenate([np.load(f).astype(np.float32) for f in files])
+    tv = np.concatenate([np.load(f).astype(np.float32) for f in files])
+    return tv[: max_texts or len(tv)]
 
 
 # --------------------------------------------------------------------------
@@ -349,14 +354,14 @@ def pca_basis(teacher_vecs: np.ndarray) -> np.ndarray:
     return (vt * signs[:, None]).T.astype(np.float32)
 
 
-def stage_init(sif_a: float = 1e-3) -> None:
+def stage_init(sif_a: float = 1e-3, max_texts: int | None = None) -> None:
     """Initial table: teacher token vectors rotated to the PCA basis, SIF-weighted.
 
     The 128 dims beyond the teacher's 384 start as small noise (broken symmetry) and
     are learned in training. Writes ``_work/init.npz`` and ``_work/basis.npy``.
     """
-    texts, _, _ = load_corpus()
-    tv = load_teacher_vectors()
+    texts, _, _ = load_corpus(max_texts)
+    tv = load_teacher_vectors(max_texts)
     basis = pca_basis(tv[:200000])
     tok_vecs = np.load(WORK / "teacher_tokens.npy")
     tok_vecs = tok_vecs - tok_vecs.mean(0)  # drop the component shared by all [CLS] t [SEP]
@@ -525,8 +530,9 @@ def pair_loss(sq, sp, tq, tp, tau: float = 0.05):
     return loss
 
 
-def stage_train(epochs: int = 3, batch: int = 1024, lr: float = 3e-3, pair_w: float = 1.0,
-                tag: str = "model", max_texts: int | None = None, threads: int = 2) -> None:
+def stage_train(epochs: int = 10, batch: int = 1024, lr: float = 3e-2, pair_w: float = 1.0,
+                tag: str = "model", max_texts: int | None = N_TEXTS, threads: int = 2,
+                tau: float = 0.2) -> None:
     """Train table + DyT on the texts that have teacher vectors.
 
     Each step: ``batch`` texts (distillation loss) + ``batch`` query->passage pairs
@@ -537,11 +543,9 @@ def stage_train(epochs: int = 3, batch: int = 1024, lr: float = 3e-3, pair_w: fl
 
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
-    texts, _, pairs = load_corpus()
-    tv = load_teacher_vectors()
-    n = min(len(tv), max_texts or len(tv))
-    texts, tv = texts[:n], tv[:n]
-    pairs = pairs[(pairs < n).all(1)]
+    tv = load_teacher_vectors(max_texts)
+    n = len(tv)
+    texts, _, pairs = load_corpus(n)
     basis = np.load(WORK / "basis.npy")
     t_all = torch.nn.functional.normalize(torch.from_numpy(tv @ basis), dim=-1)
     log(f"train on {n} texts, {len(pairs)} pairs, epochs={epochs} batch={batch} lr={lr}")
@@ -566,9 +570,10 @@ def stage_train(epochs: int = 3, batch: int = 1024, lr: float = 3e-3, pair_w: fl
             rows, inv = torch.unique(ids, return_inverse=True)
             sub = model.table[rows].requires_grad_()
             y = model.pooled(sub, inv, offs)
-            loss = distill_loss(y[:batch], t_all[idx])
+            loss = distill_loss(y[:batch], t_all[idx], tau)
             if pair_w > 0:
-                loss_p = pair_loss(y[batch : 2 * batch], y[2 * batch :], t_all[pi[:, 0]], t_all[pi[:, 1]])
+                q, p = y[batch : 2 * batch], y[2 * batch :]
+                loss_p = pair_loss(q, p, t_all[pi[:, 0]], t_all[pi[:, 1]], tau)
                 loss = loss + pair_w * loss_p
             opt_d.zero_grad()
             loss.backward()
@@ -620,7 +625,9 @@ def stage_export(ckpt: str | None = None, out: Path = HERE) -> None:
     import torch
     from safetensors.numpy import save_file
 
-    ckpt = ckpt or str(sorted(WORK.glob("model_e*.pt"))[-1])
+    if ckpt is None:  # the last epoch's checkpoint
+        ckpt = str(max(WORK.glob("model_e*.pt"), key=lambda p: int(p.stem.split("_e")[-1])))
+    log(f"export {Path(ckpt).name}")
     c = torch.load(ckpt)
     table = c["table"].numpy().astype(np.float32)
     dyt = {f"dyt.{k}": c[k].numpy().astype(np.float32) for k in ("alpha", "beta", "bias")}
@@ -634,7 +641,6 @@ def stage_export(ckpt: str | None = None, out: Path = HERE) -> None:
     save_file(dyt, str(q4 / "model_rest.safetensors"), metadata={"format": "pt"})
     (q4 / "embedding.q4_k_m.bin").write_bytes(quantize_q4(table))
     write_tokenizer(q4 / "tokenizer.json")
-    log(f"exported {ckpt}")
     for p in [out / "model.safetensors", out / "tokenizer.json", q4 / "model_rest.safetensors",
               q4 / "embedding.q4_k_m.bin", q4 / "tokenizer.json"]:
         print(f"{sha256(p)}  {p.relative_to(out)}  ({p.stat().st_size} bytes)")
@@ -647,13 +653,16 @@ def main(argv: list[str] | None = None) -> None:
     """Run the requested stage, or all of them in order."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=STAGES + ["all"], default="all")
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=1024)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--max-texts", type=int, default=None, help="train on the first N texts only")
+    ap.add_argument("--lr", type=float, default=3e-2)
+    ap.add_argument("--max-texts", type=int, default=N_TEXTS,
+                    help="use the first N training texts (0 = all 631,490)")
+    ap.add_argument("--tau", type=float, default=0.2, help="softmax temperature of the in-batch losses")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt", default=None, help="checkpoint to export (default: last model_e*.pt)")
     a = ap.parse_args(argv)
+    a.max_texts = a.max_texts or None
     import torch
 
     torch.set_num_threads(a.threads)
@@ -661,7 +670,10 @@ def main(argv: list[str] | None = None) -> None:
     for st in STAGES if a.stage == "all" else [a.stage]:
         log(f"stage {st}")
         if st == "train":
-            stage_train(epochs=a.epochs, batch=a.batch, lr=a.lr, max_texts=a.max_texts, threads=a.threads)
+            stage_train(epochs=a.epochs, batch=a.batch, lr=a.lr, max_texts=a.max_texts, threads=a.threads,
+                        tau=a.tau)
+        elif st in ("teacher", "init"):
+            globals()[f"stage_{st}"](max_texts=a.max_texts)
         elif st == "export":
             stage_export(a.ckpt if a.stage == "export" else None)
         else:
