@@ -5,15 +5,16 @@ Reproducible, seeded recipe (see ``weights/README.md`` for the numbers):
 1. ``corpus``  : collect offline training text from Debian packages
    (WordNet glosses, Debian package descriptions, GCIDE definitions).
 2. ``tokens``  : run every one of the 30,522 vocabulary tokens through the
-   teacher (``[CLS] tok [SEP]``, mean pooled) -> per-token vectors.
-3. ``teacher`` : teacher sentence vectors for every training text (cached in
-   chunks, so an interrupted run resumes).
-4. ``init``    : PCA of the per-token vectors (leading dims carry the most
-   variance) + SIF token weighting -> initial ``[V, 512]`` table.
-5. ``train``   : train table + DyT with ``torch.nn.EmbeddingBag(mode="mean")``
-   (training == inference) against the teacher sentence vectors: cosine
-   distillation + in-batch similarity distillation + contrastive
-   query->passage pairs, each under a Matryoshka loss over 512/256/128/64/32.
+   teacher (``[CLS] tok [SEP]``, hidden state at the token) -> per-token vectors.
+3. ``teacher`` : teacher sentence vectors for the first ``--max-texts`` training
+   texts (cached in 8,192-text chunks, so an interrupted run resumes).
+4. ``init``    : per-token vectors rotated into the PCA basis of the teacher's
+   sentence vectors (leading dims carry the most variance) + SIF token
+   weighting -> initial ``[V, 512]`` table.
+5. ``train``   : train table + DyT with ``embedding_bag(mode="mean")`` (training
+   == inference) against the teacher sentence vectors: cosine distillation +
+   in-batch similarity distillation + contrastive query->passage pairs with the
+   teacher's soft targets, each under a Matryoshka loss over 512/256/128/64/32.
 6. ``export``  : ``model.safetensors`` (float16), ``tokenizer.json`` (no
    padding/truncation) and the 4-bit layout in ``q4/``; prints SHA-256.
 
