@@ -7,6 +7,7 @@ sse_np is faster or smaller, < 1 means the row is.
 """
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from pathlib import Path
@@ -360,7 +361,9 @@ def _bulk(results: dict[str, Any]) -> str:
            "engine's chosen documents batch size; vectors are reduced to a checksum (a real indexer would "
            "write them out), so memory stays bounded. Peers stream fewer texts than sse_np (their rate "
            "is steady long before that). Chunk rates = texts/s per chunk, median [min–max]. "
-           "N× = sse_np texts/s ÷ this row's. Caveat: the synthetic texts recombine the corpora's "
+           "N× = sse_np texts/s ÷ this row's. Engines with several matching variants (tokenizer "
+           "backend, torch or BLAS threads) streamed a fifth of the texts with each first and kept the "
+           "fastest (\"variant trials\" column). Caveat: the synthetic texts recombine the corpora's "
            "sentences, so every word recurs and the word/chunk caches of sse_np and static-embed-runner "
            "(kept for the whole stream, as in a real job) hit almost always; on 1M distinct real texts "
            "they would hit less.", ""]
@@ -370,12 +373,15 @@ def _bulk(results: dict[str, Any]) -> str:
         if "error" in r:
             rows.append([_label(results, name), f"failed: {r['error'][:120]}"])
             continue
+        trials = "; ".join(f"{', '.join(f'{k}={v}' for k, v in json.loads(t).items())}: {num(x)}/s"
+                           for t, x in r.get("variant_trials", {}).items())
         rows.append([_label(results, name), f"{r['n_texts']:,}", num(r["texts_per_s"]), spread(r["chunk_rates"]),
                      num(r["encode_s"]), num(r["rss_after_load_mib"]), num(r["peak_rss_mib"]), str(r["batch"]),
+                     trials or "–",
                      "" if name == BASE else ratio(base.get("texts_per_s"), r["texts_per_s"], True)])
     rows += [[_label(results, n), "not installed"] for n in _not_installed(results)]
     out.append(_table(["engine", "texts", "texts/s", "chunk rates", "encode s", "RSS after load + 1st call", "peak RSS",
-                       "batch", "×"], rows))
+                       "batch", "variant trials", "×"], rows))
     return "\n".join(out)
 
 

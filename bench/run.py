@@ -240,12 +240,39 @@ def run_bulk(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
             continue
         variant, batch = _chosen(speed, name, max_t)
         n_texts = cfg["bulk_texts"] if name == "sse_np" else cfg["bulk_texts_peers"]
-        log(f"bulk: {name} ({n_texts:,} texts)")
         spec = {"kind": "bulk", "engine": name, "model": ctx["model"], "files": ctx["files"],
                 "n_texts": n_texts, "chunk": cfg["bulk_chunk"], "dim": cfg["bulk_dim"],
                 "batch": batch, "variant": variant}
-        out[name] = run_worker(spec, engine_env(name, max_t, ctx["numba_cache"]), ctx["workdir"],
-                               cfg["worker_timeout"], ctx["python"])
+        env = engine_env(name, max_t, ctx["numba_cache"])
+        # A stream keeps caches warm, unlike the timed passes of the speed workers,
+        # so every variant that matched on documents gets a short trial here.
+        trials = _bulk_variants(speed, name, max_t)
+        tried = {}
+        if len(trials) > 1:
+            for v in trials:
+                log(f"bulk: {name} trial {v}")
+                r = run_worker(dict(spec, variant=v, n_texts=max(cfg["bulk_chunk"], n_texts // 5)), env,
+                               ctx["workdir"], cfg["worker_timeout"], ctx["python"])
+                if "error" not in r:
+                    tried[json.dumps(v, sort_keys=True)] = r["texts_per_s"]
+            if tried:
+                spec["variant"] = json.loads(max(tried, key=tried.get))
+        log(f"bulk: {name} ({n_texts:,} texts)")
+        out[name] = run_worker(spec, env, ctx["workdir"], cfg["worker_timeout"], ctx["python"])
+        if tried:
+            out[name]["variant_trials"] = tried
+    return out
+
+
+def _bulk_variants(speed: dict[str, Any], name: str, threads: int) -> list[dict[str, Any]]:
+    """Variants whose vectors matched the reference on documents."""
+    res = speed.get(str(threads), {}).get(name, {})
+    seen, out = set(), []
+    for entry in res.get("calibration", []):
+        key = json.dumps(entry["variant"], sort_keys=True)
+        if entry.get("ok_docs") and key not in seen:
+            seen.add(key)
+            out.append(entry["variant"])
     return out
 
 
@@ -360,8 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         if "footprint" in workloads:
             log("footprint")
             results["footprint"] = footprint.measure()
-        speed = run_speed(engines, cfg, ctx) if "speed" in workloads else {}
-        results["speed"] = speed
+        previous_file = args.out / "results.json"
+        previous = json.loads(previous_file.read_text(encoding="utf-8")) \
+            if args.merge and previous_file.is_file() else {}
+        # Later workloads use the variants the speed calibration chose (this run's or, when
+        # merging without re-running speed, the earlier run's).
+        speed = run_speed(engines, cfg, ctx) if "speed" in workloads else previous.get("speed", {})
+        results["speed"] = speed if "speed" in workloads else {}
         if "coldstart" in workloads:
             results["coldstart"] = run_coldstart(engines, cfg, ctx, speed)
         if "memory" in workloads:
