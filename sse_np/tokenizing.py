@@ -76,6 +76,9 @@ def _explain_failure(texts: Sequence[str], start: int) -> ValueError:
 
 _CHUNKS = re.compile(r"[^ \t\n\r]+").findall
 DEFAULT_CACHE_SIZE = 200_000  # chunks; roughly 40 MB when full
+# Fewer new chunks than this are tokenized as one joined text: a batch call
+# wakes the tokenizer's thread pool, which costs more than it saves here.
+_JOIN_BELOW = 256
 
 
 def _chunkable(tokenizer: Tokenizer) -> bool:
@@ -111,6 +114,10 @@ class TextTokenizer:
         self.cache_size = cache_size
         self._chunked = cache_size > 0 and _chunkable(tokenizer)
         self._cache: dict[str, list[int]] = {}
+        if self._chunked:
+            # Chunks are cached whole; truncation applies to texts, afterwards.
+            self._chunk_tokenizer = Tokenizer.from_str(tokenizer.to_str())
+            self._chunk_tokenizer.no_truncation()
         trunc = tokenizer.truncation
         self._max_len = trunc["max_length"] if trunc else None
         self._keep_end = bool(trunc) and trunc.get("direction") == "left"
@@ -149,6 +156,21 @@ class TextTokenizer:
         except TypeError:
             raise _explain_failure(texts, start) from None
 
+    def _encode_chunks(self, chunks: list[str]) -> list[list[int]]:
+        """Ids of each chunk on its own (no truncation)."""
+        tok = self._chunk_tokenizer
+        if len(chunks) >= _JOIN_BELOW:
+            return [e.ids for e in tok.encode_batch_fast(chunks, add_special_tokens=False)]
+        # One call on the chunks joined by spaces (a hard boundary), then
+        # each token goes back to the chunk its first character lies in.
+        enc = tok.encode(" ".join(chunks), add_special_tokens=False)
+        starts = np.cumsum([0] + [len(c) + 1 for c in chunks[:-1]])
+        owner = np.searchsorted(starts, [a for a, _ in enc.offsets], side="right") - 1
+        out: list[list[int]] = [[] for _ in chunks]
+        for token, k in zip(enc.ids, owner.tolist()):
+            out[k].append(token)
+        return out
+
     def _by_text(self, texts: Sequence[str], start: int) -> list[list[int]]:
         return self._encode_checked(list(texts), start)
 
@@ -164,9 +186,9 @@ class TextTokenizer:
         if new:
             new = list(new)
             try:
-                found = self._encode_checked(new, 0)
-            except ValueError:
-                self._encode_checked(list(texts), start)  # name the offending text
+                found = self._encode_chunks(new)
+            except (TypeError, ValueError):
+                self._encode_checked(list(texts), start)  # names the offending text
                 raise
             cache.update(zip(new, found))
         get = cache.__getitem__

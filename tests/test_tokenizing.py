@@ -77,3 +77,13 @@ def test_lone_surrogate_named_on_chunk_path(tokenizer_json):
     tt = TextTokenizer(load_tokenizer(tokenizer_json))
     with pytest.raises(ValueError, match="text 7 cannot be tokenized"):
         tt(["ok", "bad \udc00"], start=6)
+
+
+def test_small_batches_take_the_joined_path(tokenizer_json):
+    """Few new chunks are tokenized as one joined text; ids must not change."""
+    tok = load_tokenizer(tokenizer_json)
+    tt = TextTokenizer(tok, cache_size=300)
+    texts = fuzz_texts(1200, 11)
+    for i in range(0, len(texts), 3):
+        batch = texts[i : i + 3]
+        assert ours(tt, batch) == reference_ids(tok, batch)
