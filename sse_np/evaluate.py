@@ -189,6 +189,17 @@ def _field_text(obj: Mapping[str, Any], key: str, path: Path, lineno: int, requi
     return value
 
 
+def _records_with_unique_ids(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(line number, _id, record)`` of a JSONL file; a repeated ``_id`` is a DataError."""
+    seen: dict[str, int] = {}
+    for lineno, obj in _jsonl_records(path):
+        rec_id = _field_id(obj, "_id", path, lineno)
+        if rec_id in seen:
+            raise DataError(path, f"duplicate _id {rec_id!r} (first on line {seen[rec_id]})", lineno)
+        seen[rec_id] = lineno
+        yield lineno, rec_id, obj
+
+
 def read_corpus(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     """Read ``corpus.jsonl``.
 
@@ -205,12 +216,7 @@ def read_corpus(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     path = Path(path)
     ids: list[str] = []
     texts: list[str] = []
-    seen: dict[str, int] = {}
-    for lineno, obj in _jsonl_records(path):
-        doc_id = _field_id(obj, "_id", path, lineno)
-        if doc_id in seen:
-            raise DataError(path, f"duplicate _id {doc_id!r} (first on line {seen[doc_id]})", lineno)
-        seen[doc_id] = lineno
+    for lineno, doc_id, obj in _records_with_unique_ids(path):
         title = _field_text(obj, "title", path, lineno, required=False)
         text = _field_text(obj, "text", path, lineno, required=True)
         ids.append(doc_id)
@@ -225,12 +231,7 @@ def read_queries(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     path = Path(path)
     ids: list[str] = []
     texts: list[str] = []
-    seen: dict[str, int] = {}
-    for lineno, obj in _jsonl_records(path):
-        query_id = _field_id(obj, "_id", path, lineno)
-        if query_id in seen:
-            raise DataError(path, f"duplicate _id {query_id!r} (first on line {seen[query_id]})", lineno)
-        seen[query_id] = lineno
+    for lineno, query_id, obj in _records_with_unique_ids(path):
         ids.append(query_id)
         texts.append(_field_text(obj, "text", path, lineno, required=True))
     return ids, texts

