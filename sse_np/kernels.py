@@ -57,6 +57,33 @@ def backend() -> str:
     return "numba" if numba_enabled() else "numpy"
 
 
+def numba_modules():
+    """(kernels_numba, tokenizing_numba), importing them on first use; numba must be enabled."""
+    from . import tokenizing_numba
+
+    return _numba_module, tokenizing_numba
+
+
+def run_numba(parallel_fn, serial_fn, parallel: bool, threads: int | None, *args) -> None:
+    """Call a numba kernel pair: the serial one, or the parallel one on ``threads`` threads.
+
+    The kernels take one more argument after ``args``: how many ranges to
+    split the texts into (8 per thread; the serial kernel ignores it).
+
+    One lock around every call: numba's thread pools are not re-entrant
+    (the workqueue layer fails outright), and ``set_num_threads`` is global.
+    """
+    import numba
+
+    with _lock:
+        if parallel and threads != 1:
+            threads = min(threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+            numba.set_num_threads(threads)
+            parallel_fn(*args, 8 * threads)
+        else:
+            serial_fn(*args, 1)
+
+
 _DUMMY = np.zeros(1, dtype=np.float32)
 
 
@@ -64,10 +91,12 @@ def pool(
     table: Table,
     dyt: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     ids: np.ndarray,
-    offsets: np.ndarray,
+    starts: np.ndarray,
+    stops: np.ndarray,
     dim: int,
     normalize: bool,
     out: np.ndarray | None = None,
+    threads: int | None = None,
 ) -> np.ndarray:
     """Embed a tokenized batch.
 
@@ -77,28 +106,33 @@ def pool(
         Embedding table (any storage kind).
     dyt : (alpha, beta, bias) or None
         DyT vectors of length D; None means identity (StaticEmbedding).
-    ids, offsets : ndarray
-        Flat token ids (int32) and ``n + 1`` offsets (int64).
+    ids : ndarray int32
+        Token ids.
+    starts, stops : ndarray int64, shape (n,)
+        Text ``i`` is the bag ``ids[starts[i]:stops[i]]`` (for EmbeddingBag
+        offsets, pass ``offsets[:-1]`` and ``offsets[1:]``).
     dim : int
         Leading dimensions to compute, ``1 <= dim <= D``.
     normalize : bool
         L2-normalize each row of the truncated vector.
     out : ndarray (n, dim) float32, optional
         C-contiguous destination.
+    threads : int, optional
+        Most threads to use (default: numba's setting); 1 never starts the pool.
 
     Returns
     -------
     ndarray (n, dim) float32
     """
-    n = offsets.shape[0] - 1
+    n = starts.shape[0]
     if out is None:
         out = np.empty((n, dim), dtype=np.float32)
     if n == 0:
         return out
     if numba_enabled():
-        _pool_numba(table, dyt, ids, offsets, out)
+        _pool_numba(table, dyt, ids, starts, stops, out, threads)
     else:
-        _pool_numpy(table, dyt, ids, offsets, out)
+        _pool_numpy(table, dyt, ids, starts, stops, out)
     _finish(out, dyt, normalize)
     return out
 
@@ -114,18 +148,25 @@ def _finish(out: np.ndarray, dyt, normalize: bool) -> None:
         out /= np.maximum(norms, _EPS)[:, None]
 
 
-def _pool_numba(table, dyt, ids, offsets, out) -> None:
+def _pool_numba(table, dyt, ids, starts, stops, out, threads) -> None:
     """out <- alpha * mean + bias (or the mean), fused in one pass over the tokens."""
     scales = table.scales if table.scales is not None else _DUMMY
     alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
-    serial = ids.shape[0] * out.shape[1] < _SERIAL_WORK
-    kernel = _numba_module.pool_serial if serial else _numba_module.pool_parallel
-    with _lock:  # numba's workqueue threading layer is not thread-safe
-        kernel(table.data, scales, Q4_LEVELS, ids, offsets, alpha, bias, dyt is not None, out)
+    parallel = ids.shape[0] * out.shape[1] >= _SERIAL_WORK and out.shape[0] > 1
+    run_numba(_numba_module.pool_parallel, _numba_module.pool_serial, parallel, threads,
+              table.data, scales, Q4_LEVELS, ids, starts, stops, alpha, bias, dyt is not None, out)
 
 
-def _pool_numpy(table, dyt, ids, offsets, out) -> None:
+def _pool_numpy(table, dyt, ids, starts, stops, out) -> None:
     """out <- alpha * mean + bias (or the mean), NumPy only, in bounded blocks of tokens."""
+    if starts.shape[0] > 1 and not np.array_equal(starts[1:], stops[:-1]):
+        # Bags not back to back (truncated or spliced): copy them together first.
+        ids = np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())])
+        counts = stops - starts
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        stops = starts + counts
+    offsets = np.append(starts, stops[-1:]) - starts[0]
+    ids = ids[starts[0] : stops[-1]]
     n, dim = out.shape
     counts = np.diff(offsets)
     out[:] = 0.0

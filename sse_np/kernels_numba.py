@@ -21,16 +21,16 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-def _accumulate(table, scales, levels, ids, start, stop, dim, acc):
-    """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``."""
+def _accumulate(table, scales, levels, ids, start, stop, dim, acc, bits):
+    """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``; ``bits`` is uint32 scratch."""
     raise NotImplementedError("jitted only")
 
 
 @overload(_accumulate, inline="always")
-def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc):
+def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc, bits):
     if table.dtype == types.float32:
 
-        def plain(table, scales, levels, ids, start, stop, dim, acc):
+        def plain(table, scales, levels, ids, start, stop, dim, acc, bits):
             for t in range(start, stop):
                 row = table[ids[t]]
                 for j in range(dim):
@@ -39,11 +39,10 @@ def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc):
         return plain
     if table.dtype == types.uint16:
 
-        def float16(table, scales, levels, ids, start, stop, dim, acc):
+        def float16(table, scales, levels, ids, start, stop, dim, acc, bits):
             # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by
             # 2**112 to rebias the exponent (15 -> 127): exact for every
             # finite half, subnormals included. NaN/inf were refused at load.
-            bits = np.empty(dim, dtype=np.uint32)
             as_float = bits.view(np.float32)
             rebias = np.float32(2.0**112)
             for t in range(start, stop):
@@ -57,8 +56,7 @@ def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc):
         return float16
     if table.dtype == types.int16:
 
-        def bfloat16(table, scales, levels, ids, start, stop, dim, acc):
-            bits = np.empty(dim, dtype=np.uint32)
+        def bfloat16(table, scales, levels, ids, start, stop, dim, acc, bits):
             as_float = bits.view(np.float32)
             for t in range(start, stop):
                 row = table[ids[t]]
@@ -70,7 +68,7 @@ def _accumulate_impl(table, scales, levels, ids, start, stop, dim, acc):
         return bfloat16
     if table.dtype == types.uint8:
 
-        def packed4(table, scales, levels, ids, start, stop, dim, acc):
+        def packed4(table, scales, levels, ids, start, stop, dim, acc, bits):
             half = dim // 2
             for t in range(start, stop):
                 r = ids[t]
@@ -104,22 +102,31 @@ def _mean_affine(count, alpha, bias, dyt, out_row):
             out_row[j] *= inv
 
 
-# Two copies of one body: numba keys its on-disk cache by function, so the
-# parallel and the serial (low-latency, single-text) variants must be
-# distinct functions. Keep them identical.
-@nb.njit(cache=True, parallel=True, nogil=True)
-def pool_parallel(table, scales, levels, ids, offsets, alpha, bias, dyt, out):
-    for i in nb.prange(offsets.shape[0] - 1):
+@nb.njit(cache=True, inline="always")
+def _pool_range(table, scales, levels, ids, starts, stops, lo, hi, alpha, bias, dyt, out):
+    bits = np.empty(out.shape[1], dtype=np.uint32)  # one scratch row per range, not per text
+    for i in range(lo, hi):
         row = out[i]
         row[:] = 0.0
-        _accumulate(table, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
-        _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)
+        _accumulate(table, scales, levels, ids, starts[i], stops[i], out.shape[1], row, bits)
+        _mean_affine(stops[i] - starts[i], alpha, bias, dyt, row)
+
+
+# Parallel and serial copies of one body: numba keys its on-disk cache by
+# function, so the low-latency serial variant must be a function of its own.
+# ``n_parts`` ranges (a few per thread) balance uneven text lengths; the
+# serial variant ignores it. (Asking numba for the thread count inside the
+# kernel would stop it from being cached on disk.)
+@nb.njit(cache=True, parallel=True, nogil=True)
+def pool_parallel(table, scales, levels, ids, starts, stops, alpha, bias, dyt, out, n_parts):
+    """Text ``i`` pools ``ids[starts[i]:stops[i]]`` into ``out[i]`` (before tanh), texts split over threads."""
+    n = out.shape[0]
+    for part in nb.prange(n_parts):
+        _pool_range(table, scales, levels, ids, starts, stops, part * n // n_parts, (part + 1) * n // n_parts,
+                    alpha, bias, dyt, out)
 
 
 @nb.njit(cache=True, nogil=True)
-def pool_serial(table, scales, levels, ids, offsets, alpha, bias, dyt, out):
-    for i in range(offsets.shape[0] - 1):
-        row = out[i]
-        row[:] = 0.0
-        _accumulate(table, scales, levels, ids, offsets[i], offsets[i + 1], out.shape[1], row)
-        _mean_affine(offsets[i + 1] - offsets[i], alpha, bias, dyt, row)
+def pool_serial(table, scales, levels, ids, starts, stops, alpha, bias, dyt, out, n_parts):
+    """Single-threaded :func:`pool_parallel`."""
+    _pool_range(table, scales, levels, ids, starts, stops, 0, out.shape[0], alpha, bias, dyt, out)

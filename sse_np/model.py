@@ -38,9 +38,13 @@ class SSEModel:
         Storage of the table: "float32", "float16", "bfloat16" or "q4".
     path : str
         Folder holding the weight files.
+    threads : int or None
+        Most threads one ``encode`` call uses, for tokenizing and pooling
+        alike; None lets numba decide (all cores, or ``NUMBA_NUM_THREADS``).
+        1 never wakes a thread pool. Set at :func:`load` or assign later.
     """
 
-    def __init__(self, checkpoint: Checkpoint) -> None:
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None) -> None:
         self._ckpt = checkpoint
         self._table = checkpoint.table
         self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
@@ -50,6 +54,7 @@ class SSEModel:
         self.vocab_size: int = self._table.vocab_size
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
+        self.threads: int | None = _check_threads(threads)
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[self._table.kind]
 
     def __repr__(self) -> str:
@@ -91,7 +96,7 @@ class SSEModel:
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
         batch, _ = _as_text_list(texts)
-        return self._tokenize(batch)
+        return self._tokenize(batch, threads=self.threads)
 
     def encode(
         self,
@@ -144,9 +149,9 @@ class SSEModel:
         out = np.empty((len(batch), dim), dtype=np.float32)
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
-            ids, offsets = self._tokenize(chunk, start)
-            kernels.pool(self._table, self._dyt, ids, offsets, dim, bool(normalize),
-                         out=out[start : start + len(chunk)])
+            ids, starts, stops = self._tokenize.bags(chunk, start, self.threads)
+            kernels.pool(self._table, self._dyt, ids, starts, stops, dim, bool(normalize),
+                         out=out[start : start + len(chunk)], threads=self.threads)
             if show_progress_bar:
                 print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
         if show_progress_bar and batch:
@@ -171,6 +176,22 @@ class SSEModel:
                 f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
             )
         return dim
+
+
+def _check_threads(threads: int | None) -> int | None:
+    """``threads`` argument, else ``$SSE_NP_THREADS``, else None (numba's default)."""
+    if threads is None:
+        env = os.environ.get("SSE_NP_THREADS", "").strip()
+        if not env:
+            return None
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ValueError(f"SSE_NP_THREADS must be a positive int, got {env!r}") from None
+        if threads < 1:
+            raise ValueError(f"SSE_NP_THREADS must be a positive int, got {env!r}")
+        return threads
+    return _check_positive_int(threads, "threads")
 
 
 def _check_positive_int(value: int, name: str) -> int:
@@ -203,7 +224,7 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     return batch, False
 
 
-def load(path: str | os.PathLike) -> SSEModel:
+def load(path: str | os.PathLike, *, threads: int | None = None) -> SSEModel:
     """Load an SSE model from a folder, or from the Hugging Face hub.
 
     Parameters
@@ -213,6 +234,9 @@ def load(path: str | os.PathLike) -> SSEModel:
         sentence-transformers repository, StaticEmbedding), or a hub
         repository id such as ``"RikkaBotan/stable-static-embedding-fast-retrieval-mrl-en-v2"``
         (downloaded once to the local cache, see :func:`sse_np.download`).
+    threads : int, optional
+        Most threads per ``encode`` call (tokenizer and kernel); default
+        ``$SSE_NP_THREADS`` or, if unset, numba's thread count.
 
     Returns
     -------
@@ -228,7 +252,7 @@ def load(path: str | os.PathLike) -> SSEModel:
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local))
+    return SSEModel(read_checkpoint(local), threads=threads)
 
 
 def _looks_like_repo_id(name: str) -> bool:

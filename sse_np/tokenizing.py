@@ -12,8 +12,14 @@ pre-tokenizer always splits there. So a text's ids are the concatenation of
 the ids of its whitespace-separated chunks, each tokenized alone. Chunks
 repeat heavily in real text, so :class:`TextTokenizer` remembers each
 chunk's ids (a bounded cache) and asks ``tokenizers`` only about new chunks.
-Any other tokenizer goes through ``encode_batch`` unchanged. The tests check
-the ids against ``tokenizers``' own output on thousands of texts.
+Any other tokenizer goes through ``encode_batch`` unchanged.
+
+Fast path: with numba, the ASCII chunks of texts for a plain BERT
+configuration (see :func:`fast_path_spec`) are tokenized by a jitted
+WordPiece (``tokenizing_numba``), in parallel over texts; only chunks with
+non-ASCII bytes or a possible added token (``[CLS]``...) go through the
+cache and ``tokenizers``. The tests check the ids against ``tokenizers``'
+own output on more than a million strings.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ import json
 import re
 from itertools import chain
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
+from . import kernels
 from .errors import ModelLoadError
 
 
@@ -81,9 +88,8 @@ DEFAULT_CACHE_SIZE = 200_000  # chunks; roughly 40 MB when full
 _JOIN_BELOW = 256
 
 
-def _chunkable(tokenizer: Tokenizer) -> bool:
-    """Whether ASCII whitespace is a hard token boundary for this tokenizer."""
-    spec = json.loads(tokenizer.to_str())
+def _chunkable(spec: dict) -> bool:
+    """Whether ASCII whitespace is a hard token boundary for this ``tokenizer.json``."""
     normalizer, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
     if normalizer and normalizer.get("type") != "BertNormalizer":
         return False
@@ -97,8 +103,92 @@ def _chunkable(tokenizer: Tokenizer) -> bool:
     return True
 
 
+def fast_path_spec(spec: dict) -> dict | None:
+    """Settings for the numba WordPiece if ``tokenizer.json`` is a configuration it reproduces, else None.
+
+    Supported: BertNormalizer with ``clean_text`` on (any ``lowercase``; accent
+    and CJK options never touch ASCII), BertPreTokenizer, WordPiece with its
+    unknown token in the vocabulary, and added tokens that are plain ASCII
+    without whitespace, control bytes or ``lstrip``/``rstrip``/``single_word``.
+    """
+    normalizer, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
+    if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", True):
+        return None
+    if pre.get("type") != "BertPreTokenizer" or model.get("type") != "WordPiece":
+        return None
+    vocab, unk = model.get("vocab") or {}, model.get("unk_token", "[UNK]")
+    prefix = model.get("continuing_subword_prefix", "##")
+    max_chars = model.get("max_input_chars_per_word", 100)
+    if unk not in vocab or not isinstance(prefix, str) or not isinstance(max_chars, int) or max_chars < 1:
+        return None
+    lowercase = bool(normalizer.get("lowercase", True))
+    added = []
+    for token in spec.get("added_tokens") or []:
+        content = token.get("content", "")
+        if (not content or not content.isascii() or not content.isprintable() or " " in content
+                or token.get("lstrip") or token.get("rstrip") or token.get("single_word")):
+            return None
+        added.append(content.lower() if lowercase else content)
+    return {"vocab": vocab, "unk": unk, "prefix": prefix, "max_chars": max_chars,
+            "lowercase": lowercase, "added": sorted(set(added))}
+
+
+class _FastWordPiece:
+    """Tables for ``tokenizing_numba`` and the call that fills a batch's ids."""
+
+    def __init__(self, settings: dict) -> None:
+        from . import tokenizing_numba as tn
+
+        self._tn = tn
+        entries = sorted(settings["vocab"].items(), key=lambda kv: kv[1])
+        raw = [text.encode("utf-8") for text, _ in entries]
+        vocab_bytes = np.frombuffer(b"".join(raw), dtype=np.uint8)
+        vocab_off = np.zeros(len(raw) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in raw], out=vocab_off[1:])
+        vocab_ids = np.array([i for _, i in entries], dtype=np.int32)
+        slot_entry, slot_hash = tn.build_vocab_table(vocab_bytes, vocab_off)
+        prefix = np.array(list(settings["prefix"].encode("utf-8")), dtype=np.uint8)
+        prefix_hash = int(tn.FNV_OFFSET)
+        for c in prefix.tolist():
+            prefix_hash = ((prefix_hash ^ c) * int(tn.FNV_PRIME)) & 0xFFFFFFFFFFFFFFFF
+        self.vocab = (slot_entry, slot_hash, vocab_bytes, vocab_off, vocab_ids, prefix, np.uint64(prefix_hash),
+                      np.int32(settings["vocab"][settings["unk"]]), np.int64(settings["max_chars"]),
+                      np.int64(max(len(r) for r in raw)))
+        self.cls, self.low = tn.byte_tables(settings["lowercase"])
+        added = [a.encode("ascii") for a in settings["added"]]
+        first = np.zeros(256, dtype=np.bool_)
+        for a in added:
+            first[a[0]] = True
+        added_off = np.zeros(len(added) + 1, dtype=np.int64)
+        np.cumsum([len(a) for a in added], out=added_off[1:])
+        self.added = (first, np.array(list(b"".join(added)), dtype=np.uint8), added_off)
+
+    def __call__(self, data: bytes, text_off: np.ndarray, threads: int | None):
+        """Ids (hole marker -1) at ``text_off[i]``, their counts, hole byte ranges and hole counts."""
+        from .kernels import run_numba
+
+        n = text_off.shape[0] - 1
+        buf = np.frombuffer(data, dtype=np.uint8)
+        ids = np.empty(buf.shape[0], dtype=np.int32)
+        hole_a = np.empty(buf.shape[0], dtype=np.int64)
+        hole_b = np.empty(buf.shape[0], dtype=np.int64)
+        counts = np.empty(n, dtype=np.int64)
+        n_holes = np.empty(n, dtype=np.int64)
+        tn = self._tn
+        run_numba(tn.tokenize_parallel, tn.tokenize_serial, n > 1 and buf.shape[0] >= _PARALLEL_BYTES, threads,
+                  buf, text_off, self.cls, self.low, self.added, self.vocab, ids, counts, hole_a, hole_b, n_holes)
+        return ids, counts, hole_a, hole_b, n_holes
+
+    def splice(self, ids, starts, stops, hole_ids, hole_off):
+        return self._tn.splice(ids, starts, stops, hole_ids, hole_off)
+
+
+# Below this many bytes a batch is tokenized on the calling thread alone.
+_PARALLEL_BYTES = 1 << 15
+
+
 class TextTokenizer:
-    """Texts -> (ids, offsets), exactly as ``encode_batch(add_special_tokens=False)``.
+    """Texts -> token ids, exactly as ``encode_batch(add_special_tokens=False)``.
 
     Parameters
     ----------
@@ -106,29 +196,45 @@ class TextTokenizer:
         As returned by :func:`load_tokenizer` (padding off).
     cache_size : int
         Most whitespace-separated chunks remembered; 0 disables the chunk
-        path. The cache is emptied when it outgrows this size.
+        path (and the fast path). The cache is emptied when it outgrows this size.
+    fast : bool, optional
+        Use the numba WordPiece for ASCII chunks. Default: when numba is
+        enabled and the configuration is supported (:func:`fast_path_spec`).
     """
 
-    def __init__(self, tokenizer: Tokenizer, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, tokenizer: Tokenizer, cache_size: int = DEFAULT_CACHE_SIZE, fast: bool | None = None) -> None:
         self.tokenizer = tokenizer
         self.cache_size = cache_size
-        self._chunked = cache_size > 0 and _chunkable(tokenizer)
+        spec = json.loads(tokenizer.to_str())
+        self._chunked = cache_size > 0 and _chunkable(spec)
         self._cache: dict[str, list[int]] = {}
+        self._fast = None
         if self._chunked:
             # Chunks are cached whole; truncation applies to texts, afterwards.
             self._chunk_tokenizer = Tokenizer.from_str(tokenizer.to_str())
             self._chunk_tokenizer.no_truncation()
+            settings = fast_path_spec(spec) if fast is not False else None
+            if fast and settings is None:
+                raise ValueError("this tokenizer.json is not a configuration the fast path reproduces")
+            if settings is not None and (fast or kernels.numba_enabled()):
+                self._fast = _FastWordPiece(settings)
         trunc = tokenizer.truncation
         self._max_len = trunc["max_length"] if trunc else None
         self._keep_end = bool(trunc) and trunc.get("direction") == "left"
         # encode_batch_fast skips character offsets we do not need; same ids.
         self._encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
 
+    @property
+    def fast(self) -> bool:
+        """Whether the numba WordPiece fast path is in use."""
+        return self._fast is not None
+
     def clear_cache(self) -> None:
         """Forget remembered chunks."""
         self._cache = {}
 
-    def __call__(self, texts: Sequence[str], start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, texts: Sequence[str], start: int = 0, threads: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of ``texts`` as an EmbeddingBag input.
 
         Parameters
@@ -137,6 +243,8 @@ class TextTokenizer:
             Already validated strings.
         start : int
             Index of ``texts[0]`` in the caller's input, used in error messages.
+        threads : int, optional
+            Most threads for the fast path (1: the calling thread only).
 
         Returns
         -------
@@ -144,11 +252,34 @@ class TextTokenizer:
         offsets : ndarray (len(texts) + 1,) int64
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
-        per_text = self._by_chunks(texts, start) if self._chunked else self._by_text(texts, start)
-        offsets = np.zeros(len(per_text) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in per_text], out=offsets[1:])
-        ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int32, count=int(offsets[-1]))
+        ids, starts, stops = self.bags(texts, start, threads)
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(stops - starts, out=offsets[1:])
+        if len(texts) and (starts[0] != 0 or not np.array_equal(starts[1:], stops[:-1])):
+            ids = np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())]).astype(np.int32)
+        else:
+            ids = ids[: offsets[-1]]
         return ids, offsets
+
+    def bags(self, texts: Sequence[str], start: int = 0, threads: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like ``__call__`` but without compacting: text ``i`` is ``ids[starts[i]:stops[i]]``."""
+        if self._fast is not None:
+            ids, starts, stops = self._by_fast_path(texts, start, threads)
+        else:
+            per_text = self._by_chunks(texts, start, threads) if self._chunked else self._encode_checked(list(texts), start)
+            starts = np.zeros(len(per_text), dtype=np.int64)
+            stops = np.cumsum([len(x) for x in per_text], dtype=np.int64)
+            starts[1:] = stops[:-1]
+            ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int32, count=int(stops[-1]) if len(stops) else 0)
+            return ids, starts, stops  # already truncated
+        if self._max_len is not None:
+            n = self._max_len
+            if self._keep_end:
+                starts = np.maximum(starts, stops - n)
+            else:
+                stops = np.minimum(stops, starts + n)
+        return ids, starts, stops
 
     def _encode_checked(self, texts: list[str], start: int) -> list[list[int]]:
         try:
@@ -156,10 +287,10 @@ class TextTokenizer:
         except TypeError:
             raise _explain_failure(texts, start) from None
 
-    def _encode_chunks(self, chunks: list[str]) -> list[list[int]]:
+    def _encode_chunks(self, chunks: list[str], threads: int | None = None) -> list[list[int]]:
         """Ids of each chunk on its own (no truncation)."""
         tok = self._chunk_tokenizer
-        if len(chunks) >= _JOIN_BELOW:
+        if len(chunks) >= _JOIN_BELOW and threads != 1:
             return [e.ids for e in tok.encode_batch_fast(chunks, add_special_tokens=False)]
         # One call on the chunks joined by spaces (a hard boundary), then
         # each token goes back to the chunk its first character lies in.
@@ -171,13 +302,10 @@ class TextTokenizer:
             out[k].append(token)
         return out
 
-    def _by_text(self, texts: Sequence[str], start: int) -> list[list[int]]:
-        return self._encode_checked(list(texts), start)
-
-    def _by_chunks(self, texts: Sequence[str], start: int) -> list[list[int]]:
-        chunked = [_CHUNKS(t) for t in texts]
+    def _chunk_ids(self, chunks: Iterable[str], texts: Sequence[str], start: int, threads: int | None):
+        """``cache.__getitem__`` after making sure every chunk in ``chunks`` is cached."""
         cache = self._cache
-        batch_chunks = set(chain.from_iterable(chunked))
+        batch_chunks = set(chunks)
         new = batch_chunks.difference(cache)
         if new and len(cache) + len(new) > self.cache_size:
             # Full: start afresh with this batch's chunks (a cheap bound on memory).
@@ -186,17 +314,50 @@ class TextTokenizer:
         if new:
             new = list(new)
             try:
-                found = self._encode_chunks(new)
+                found = self._encode_chunks(new, threads)
             except (TypeError, ValueError):
                 self._encode_checked(list(texts), start)  # names the offending text
                 raise
             cache.update(zip(new, found))
-        get = cache.__getitem__
+        return cache.__getitem__
+
+    def _by_chunks(self, texts: Sequence[str], start: int, threads: int | None) -> list[list[int]]:
+        chunked = [_CHUNKS(t) for t in texts]
+        get = self._chunk_ids(chain.from_iterable(chunked), texts, start, threads)
         per_text = [list(chain.from_iterable(map(get, chunks))) for chunks in chunked]
         if self._max_len is not None:
             n = self._max_len
             per_text = [ids[-n:] if self._keep_end and len(ids) > n else ids[:n] for ids in per_text]
         return per_text
+
+    def _by_fast_path(self, texts: Sequence[str], start: int, threads: int | None):
+        try:
+            raw = [t.encode("utf-8") for t in texts]
+        except UnicodeEncodeError:
+            raise _explain_failure(texts, start) from None
+        text_off = np.zeros(len(raw) + 1, dtype=np.int64)
+        np.cumsum([len(r) for r in raw], out=text_off[1:])
+        data = b"".join(raw)
+        ids, counts, hole_a, hole_b, n_holes = self._fast(data, text_off, threads)
+        starts = text_off[:-1]
+        stops = starts + counts
+        if n_holes.any():
+            ids, offsets = self._fill_holes(data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes)
+            starts, stops = offsets[:-1], offsets[1:]
+        return ids, starts, stops
+
+    def _fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
+        """Ids from ``tokenizers`` (through the chunk cache) in place of the hole markers; compacted."""
+        # Text i's holes sit at hole_a/hole_b[starts[i] : starts[i] + n_holes[i]].
+        first = np.cumsum(n_holes) - n_holes
+        where = np.repeat(starts - first, n_holes) + np.arange(int(first[-1] + n_holes[-1]))
+        chunks = [data[a:b].decode("utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
+        get = self._chunk_ids(chunks, texts, start, threads)
+        pieces = list(map(get, chunks))
+        hole_off = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in pieces], out=hole_off[1:])
+        hole_ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=int(hole_off[-1]))
+        return self._fast.splice(ids, starts, stops, hole_ids, hole_off)
 
 
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str], start: int = 0) -> tuple[np.ndarray, np.ndarray]:
