@@ -129,16 +129,94 @@ def pool(
         out = np.empty((n, dim), dtype=np.float32)
     if n == 0:
         return out
+    _pool_affine(table, dyt, ids, starts, stops, out, threads)
+    finish(out, dyt, normalize)
+    return out
+
+
+def _pool_affine(table, dyt, ids, starts, stops, out, threads) -> None:
+    """out <- alpha * mean + bias (or the mean): everything before tanh."""
     if numba_enabled():
         _pool_numba(table, dyt, ids, starts, stops, out, threads)
     else:
         _pool_numpy(table, dyt, ids, starts, stops, out)
-    _finish(out, dyt, normalize)
+
+
+def embed(
+    tokenizer,
+    texts: list[str],
+    start: int,
+    table: Table,
+    dyt: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    normalize: bool,
+    out: np.ndarray,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Texts -> vectors in ``out`` (n, dim): tokenize, pool, DyT, normalize.
+
+    With numba and the tokenizer's fast path, tokenizing and pooling run in
+    one jitted pass (``kernels_numba.embed_*``); only texts with chunks the
+    fast path leaves to ``tokenizers`` (non-ASCII, added tokens) take a
+    second step. Otherwise: ``tokenizer.bags`` then :func:`pool`.
+
+    Parameters
+    ----------
+    tokenizer : sse_np.tokenizing.TextTokenizer
+    texts : list of str
+        Validated texts; ``start`` is the index of ``texts[0]`` for error messages.
+    table, dyt, normalize, threads
+        As for :func:`pool`.
+    out : ndarray (n, dim) float32
+        C-contiguous destination; ``dim`` is the truncation.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
+    fast = tokenizer.fast_tables
+    if fast is None or not numba_enabled() or not texts:
+        ids, starts, stops = tokenizer.bags(texts, start, threads)
+        return pool(table, dyt, ids, starts, stops, out.shape[1], normalize, out=out, threads=threads)
+    data, text_off = tokenizer.utf8(texts, start)
+    n, size = len(texts), len(data)
+    ids = np.empty(size, dtype=np.int32)
+    hole_a = np.empty(size, dtype=np.int64)
+    hole_b = np.empty(size, dtype=np.int64)
+    counts = np.empty(n, dtype=np.int64)
+    n_holes = np.empty(n, dtype=np.int64)
+    scales = table.scales if table.scales is not None else _DUMMY
+    alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
+    max_len, keep_end = tokenizer.truncation
+    # Work estimate: ~4.5 bytes a token, each token adds dim floats, each byte is scanned.
+    parallel = n > 1 and size * (out.shape[1] // 4 + 8) >= _SERIAL_WORK
+    run_numba(_numba_module.embed_parallel, _numba_module.embed_serial, parallel, threads,
+              np.frombuffer(data, dtype=np.uint8), text_off, fast.cls, fast.low, fast.added, fast.vocab,
+              max_len, keep_end, table.data, scales, Q4_LEVELS, alpha, bias, dyt is not None, out,
+              ids, counts, hole_a, hole_b, n_holes)
+    rest = np.flatnonzero(n_holes)
+    if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
+        sub_ids, offsets = tokenizer.fill_holes(data, texts, start, threads, ids, text_off[rest],
+                                                text_off[rest] + counts[rest], hole_a, hole_b, n_holes[rest])
+        sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
+        _pool_affine(table, dyt, sub_ids, *tokenizer.window(offsets[:-1], offsets[1:]), sub, threads)
+        out[rest] = sub
+    finish(out, dyt, normalize)
     return out
 
 
-def _finish(out: np.ndarray, dyt, normalize: bool) -> None:
-    """In place: ``beta * tanh(.)`` on ``alpha * mean + bias``, then L2-normalize rows."""
+def finish(out: np.ndarray, dyt, normalize: bool) -> None:
+    """In place: ``beta * tanh(.)`` on ``alpha * mean + bias``, then L2-normalize rows.
+
+    tanh is NumPy's (vectorized float32; numba's scalar tanh costs 10x);
+    the rest is one jitted pass when numba is on (fewer NumPy calls: this
+    is most of the cost of a single short text).
+    """
+    if numba_enabled():
+        if dyt is not None:
+            np.tanh(out, out=out)
+        _numba_module.scale_normalize(out, dyt[1] if dyt is not None else _DUMMY, dyt is not None, normalize)
+        return
     dim = out.shape[1]
     if dyt is not None:
         np.tanh(out, out=out)

@@ -21,6 +21,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from .tokenizing_numba import _tokenize_text
+
 def _accumulate(table, scales, levels, ids, start, stop, dim, acc, bits):
     """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``; ``bits`` is uint32 scratch."""
     raise NotImplementedError("jitted only")
@@ -130,3 +132,75 @@ def pool_parallel(table, scales, levels, ids, starts, stops, alpha, bias, dyt, o
 def pool_serial(table, scales, levels, ids, starts, stops, alpha, bias, dyt, out, n_parts):
     """Single-threaded :func:`pool_parallel`."""
     _pool_range(table, scales, levels, ids, starts, stops, 0, out.shape[0], alpha, bias, dyt, out)
+
+
+# ---------------------------------------------------------------------------
+# Tokenize and pool in one pass (the fast path of ``kernels.embed``).
+
+@nb.njit(cache=True, inline="always")
+def _embed_range(buf, text_off, lo, hi, cls, low, added, vocab, max_len, keep_end,
+                 table, scales, levels, alpha, bias, dyt, out, ids, counts, hole_a, hole_b, n_holes):
+    max_chars = vocab[8]
+    word = np.empty(max_chars + 1, dtype=np.uint8)  # scratch per range of texts, not per text
+    hashes = np.empty(max_chars + 1, dtype=np.uint64)
+    bits = np.empty(out.shape[1], dtype=np.uint32)
+    for i in range(lo, hi):
+        a = text_off[i]
+        count, holes = _tokenize_text(buf, a, text_off[i + 1], cls, low, added, vocab, ids, a,
+                                      hole_a, hole_b, a, word, hashes)
+        counts[i] = count
+        n_holes[i] = holes
+        if holes:
+            continue  # the caller completes this text with tokenizers' ids for its holes
+        start, stop = a, a + count
+        if 0 <= max_len < count:
+            if keep_end:
+                start = stop - max_len
+            else:
+                stop = start + max_len
+        row = out[i]
+        row[:] = 0.0
+        _accumulate(table, scales, levels, ids, start, stop, out.shape[1], row, bits)
+        _mean_affine(stop - start, alpha, bias, dyt, row)
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def embed_parallel(buf, text_off, cls, low, added, vocab, max_len, keep_end,
+                   table, scales, levels, alpha, bias, dyt, out, ids, counts, hole_a, hole_b, n_holes, n_parts):
+    """Tokenize text ``i`` (UTF-8 bytes ``buf[text_off[i]:text_off[i + 1]]``) and pool it into ``out[i]``.
+
+    Texts with holes (see ``tokenizing_numba``) get ``n_holes[i] > 0`` and
+    their ids, with -1 markers, at ``ids[text_off[i]:][:counts[i]]``; their
+    ``out`` rows are left for the caller.
+    """
+    n = out.shape[0]
+    for part in nb.prange(n_parts):
+        _embed_range(buf, text_off, part * n // n_parts, (part + 1) * n // n_parts, cls, low, added, vocab,
+                     max_len, keep_end, table, scales, levels, alpha, bias, dyt, out, ids, counts,
+                     hole_a, hole_b, n_holes)
+
+
+@nb.njit(cache=True, nogil=True)
+def embed_serial(buf, text_off, cls, low, added, vocab, max_len, keep_end,
+                 table, scales, levels, alpha, bias, dyt, out, ids, counts, hole_a, hole_b, n_holes, n_parts):
+    """Single-threaded :func:`embed_parallel`."""
+    _embed_range(buf, text_off, 0, out.shape[0], cls, low, added, vocab, max_len, keep_end,
+                 table, scales, levels, alpha, bias, dyt, out, ids, counts, hole_a, hole_b, n_holes)
+
+
+@nb.njit(cache=True, nogil=True)
+def scale_normalize(out, beta, dyt, normalize):
+    """After NumPy's tanh: ``out *= beta``, then L2-normalize each row (in place)."""
+    dim = out.shape[1]
+    for i in range(out.shape[0]):
+        row = out[i]
+        if dyt:
+            for j in range(dim):
+                row[j] *= beta[j]
+        if normalize:
+            total = np.float32(0.0)
+            for j in range(dim):
+                total += row[j] * row[j]
+            norm = max(np.sqrt(total), np.float32(1e-12))  # as torch's F.normalize
+            for j in range(dim):
+                row[j] /= norm

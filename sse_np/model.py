@@ -149,9 +149,8 @@ class SSEModel:
         out = np.empty((len(batch), dim), dtype=np.float32)
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
-            ids, starts, stops = self._tokenize.bags(chunk, start, self.threads)
-            kernels.pool(self._table, self._dyt, ids, starts, stops, dim, bool(normalize),
-                         out=out[start : start + len(chunk)], threads=self.threads)
+            kernels.embed(self._tokenize, chunk, start, self._table, self._dyt, bool(normalize),
+                          out[start : start + len(chunk)], self.threads)
             if show_progress_bar:
                 print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
         if show_progress_bar and batch:

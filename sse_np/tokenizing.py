@@ -266,20 +266,13 @@ class TextTokenizer:
         """Like ``__call__`` but without compacting: text ``i`` is ``ids[starts[i]:stops[i]]``."""
         if self._fast is not None:
             ids, starts, stops = self._by_fast_path(texts, start, threads)
-        else:
-            per_text = self._by_chunks(texts, start, threads) if self._chunked else self._encode_checked(list(texts), start)
-            starts = np.zeros(len(per_text), dtype=np.int64)
-            stops = np.cumsum([len(x) for x in per_text], dtype=np.int64)
-            starts[1:] = stops[:-1]
-            ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int32, count=int(stops[-1]) if len(stops) else 0)
-            return ids, starts, stops  # already truncated
-        if self._max_len is not None:
-            n = self._max_len
-            if self._keep_end:
-                starts = np.maximum(starts, stops - n)
-            else:
-                stops = np.minimum(stops, starts + n)
-        return ids, starts, stops
+            return (ids, *self.window(starts, stops))
+        per_text = self._by_chunks(texts, start, threads) if self._chunked else self._encode_checked(list(texts), start)
+        starts = np.zeros(len(per_text), dtype=np.int64)
+        stops = np.cumsum([len(x) for x in per_text], dtype=np.int64)
+        starts[1:] = stops[:-1]
+        ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int32, count=int(stops[-1]) if len(stops) else 0)
+        return ids, starts, stops  # already truncated
 
     def _encode_checked(self, texts: list[str], start: int) -> list[list[int]]:
         try:
@@ -331,24 +324,53 @@ class TextTokenizer:
         return per_text
 
     def _by_fast_path(self, texts: Sequence[str], start: int, threads: int | None):
+        data, text_off = self.utf8(texts, start)
+        ids, counts, hole_a, hole_b, n_holes = self._fast(data, text_off, threads)
+        starts = text_off[:-1]
+        stops = starts + counts
+        if n_holes.any():
+            ids, offsets = self.fill_holes(data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes)
+            starts, stops = offsets[:-1], offsets[1:]
+        return ids, starts, stops
+
+    # -- pieces of the fast path, also used by ``kernels.embed`` -------------
+    @property
+    def fast_tables(self):
+        """The fast path's tables (``_FastWordPiece``), or None when it is off."""
+        return self._fast
+
+    @staticmethod
+    def utf8(texts: Sequence[str], start: int = 0) -> tuple[bytes, np.ndarray]:
+        """All texts as one UTF-8 buffer and the ``n + 1`` byte offsets of each."""
         try:
             raw = [t.encode("utf-8") for t in texts]
         except UnicodeEncodeError:
             raise _explain_failure(texts, start) from None
         text_off = np.zeros(len(raw) + 1, dtype=np.int64)
         np.cumsum([len(r) for r in raw], out=text_off[1:])
-        data = b"".join(raw)
-        ids, counts, hole_a, hole_b, n_holes = self._fast(data, text_off, threads)
-        starts = text_off[:-1]
-        stops = starts + counts
-        if n_holes.any():
-            ids, offsets = self._fill_holes(data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes)
-            starts, stops = offsets[:-1], offsets[1:]
-        return ids, starts, stops
+        return b"".join(raw), text_off
 
-    def _fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
-        """Ids from ``tokenizers`` (through the chunk cache) in place of the hole markers; compacted."""
-        # Text i's holes sit at hole_a/hole_b[starts[i] : starts[i] + n_holes[i]].
+    @property
+    def truncation(self) -> tuple[int, bool]:
+        """(max_length or -1, keep the end) as ``tokenizer.json`` configures truncation."""
+        return (-1 if self._max_len is None else self._max_len), self._keep_end
+
+    def window(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Truncate the bags ``[starts, stops)`` as the tokenizer would."""
+        if self._max_len is not None:
+            if self._keep_end:
+                starts = np.maximum(starts, stops - self._max_len)
+            else:
+                stops = np.minimum(stops, starts + self._max_len)
+        return starts, stops
+
+    def fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
+        """Put the ids ``tokenizers`` gives each hole chunk (through the cache) in place of its marker.
+
+        ``ids[starts[i]:stops[i]]`` is text i's fast-path output, with its
+        ``n_holes[i]`` holes' byte ranges at ``hole_a/hole_b[starts[i]:]``.
+        Returns the compacted ``(ids, offsets)``, not truncated.
+        """
         first = np.cumsum(n_holes) - n_holes
         where = np.repeat(starts - first, n_holes) + np.arange(int(first[-1] + n_holes[-1]))
         chunks = [data[a:b].decode("utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
