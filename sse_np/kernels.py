@@ -69,19 +69,19 @@ def run_numba(parallel_fn, serial_fn, parallel: bool, threads: int | None, *args
 
     The kernels take one more argument after ``args``: how many ranges to
     split the texts into (8 per thread; the serial kernel ignores it).
-
-    One lock around every call: numba's thread pools are not re-entrant
-    (the workqueue layer fails outright), and ``set_num_threads`` is global.
+    Serial kernels release the GIL and run concurrently from several Python
+    threads; parallel launches hold a lock (numba's workqueue layer is not
+    re-entrant) and set numba's thread count for the call.
     """
+    if not parallel or threads == 1:
+        serial_fn(*args, 1)
+        return
     import numba
 
     with _lock:
-        if parallel and threads != 1:
-            threads = min(threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
-            numba.set_num_threads(threads)
-            parallel_fn(*args, 8 * threads)
-        else:
-            serial_fn(*args, 1)
+        threads = min(threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(threads)
+        parallel_fn(*args, 8 * threads)
 
 
 _DUMMY = np.zeros(1, dtype=np.float32)
