@@ -88,8 +88,13 @@ class SSENp(Engine):
 
         self.sse_np = sse_np
 
+    def variants(self, threads):
+        # What a user does: tell sse_np the thread budget (tokenizer and kernel);
+        # the worker's environment caps NUMBA_NUM_THREADS etc. to the same number.
+        return [{"threads": threads}]
+
     def load(self, model, layout, variant):
-        self.model = self.sse_np.load(model[layout])
+        self.model = self.sse_np.load(model[layout], threads=variant.get("threads"))
 
     def encode(self, texts, dim):
         return self.model.encode(texts, dim=dim, batch_size=max(1, len(texts)))
@@ -105,7 +110,8 @@ class SSENp(Engine):
             clear()
 
     def describe(self):
-        info: dict[str, Any] = {"layout": getattr(self.model, "layout", "?")}
+        info: dict[str, Any] = {"layout": getattr(self.model, "layout", "?"),
+                                "threads": getattr(self.model, "threads", None)}
         try:
             import numba
 

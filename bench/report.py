@@ -138,8 +138,8 @@ def _configuration(results: dict[str, Any]) -> str:
            "cleared before every timed pass, so no repeat profits from having seen the same texts "
            "(words repeated within a pass still hit).", ""]
     notes = {
-        "sse_np": "`sse_np.load(folder)`, `encode(batch, dim=k, batch_size=len(batch))`; numba threads "
-                  "= thread budget.",
+        "sse_np": "`sse_np.load(folder, threads=<thread budget>)` (tokenizer and kernel threads; "
+                  "NUMBA_NUM_THREADS is set to the budget too), `encode(batch, dim=k, batch_size=len(batch))`.",
         "sse_np_numpy": "the same with `SSE_NP_DISABLE_NUMBA=1` (pure NumPy path).",
         "torch_ref": "tokenizers `encode_batch` (no padding, no special tokens) → `nn.EmbeddingBag(mode='mean')` "
                      "→ DyT → `[:k]` → `F.normalize`, under `torch.inference_mode()`; torch threads calibrated "
@@ -385,6 +385,129 @@ def _bulk(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _workers(results: dict[str, Any]) -> str:
+    workers = results.get("workers", {})
+    if not workers:
+        return ""
+    first = next((v for v in workers.values() if "processes" in v), {})
+    n = _get(first, "summary", "n") or results["meta"]["config"].get("workers", 4)
+    n_texts = _get(first, "processes")[0]["n_texts"] if first else "?"
+    out = [f"## 8. {n} concurrent workers (RSS and PSS, MiB)", "",
+           f"{n} processes of each engine run at once (as a server's workers would), each loads the model, "
+           f"encodes the same {n_texts} documents of the documents sample at the native dim (batches of its "
+           f"chosen documents batch size) and then, once all {n} are loaded, "
+           "reads its own `/proc/self/smaps_rollup`. RSS counts every resident page a process maps, so pages "
+           "that several processes share are counted once per process; PSS divides each page among the "
+           "processes that map it, so the PSS sum is the honest total memory of the group. A table "
+           "memory-mapped from its file is one copy for the whole group (its pages show as shared); a table "
+           "read or copied into each process' memory is private, once per process. \"weight file\" = the "
+           f"mapping of `model.safetensors` in `/proc/self/smaps`: its size, resident part (one process) and "
+           f"PSS summed over the {n} (≈ the resident part when the group shares one copy; the kernel's "
+           "page accounting can put it a little above that for a moment). "
+           "N× = this row's PSS sum ÷ sse_np's (full layout).", ""]
+    base = _get(workers, f"{BASE}|full", "summary", "pss_sum_mib")
+    rows = []
+    for key, r in workers.items():
+        name, _, layout = key.partition("|")
+        label = f"{_label(results, name)}, {_LAYOUTS.get(layout, layout)}"
+        if "error" in r:
+            rows.append([label, f"failed: {r['error'][:120]}"])
+            continue
+        w = r["summary"]
+        mapped = (f"{num(w['weight_file_size_mib'])} / {num(w['weight_file_rss_mib'])} / "
+                  f"{num(w['weight_file_pss_sum_mib'])}" if w["weight_file_mapped"] else "not mapped")
+        rows.append([label, num(w["rss_sum_mib"]), num(w["pss_sum_mib"]), num(w["private_per_process_mib"]),
+                     num(w["shared_per_process_mib"]), mapped,
+                     "" if key == f"{BASE}|full" else ratio(base, w["pss_sum_mib"], False)])
+    rows += [[_label(results, n_), "not installed"] for n_ in _not_installed(results)]
+    out.append(_table(["engine, layout", f"RSS sum of {n}", f"PSS sum of {n} (total)", "private per process",
+                       "shared per process", "weight file: size / resident / PSS sum", "×"], rows))
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------- targets
+ISSUE = 6
+PEER_TORCH, PEER_SER = "torch_ref", "static_embed_runner"
+
+
+def _target_threads(speed: dict[str, Any]) -> str | None:
+    """The thread setting the targets are judged at: 2, else the largest measured."""
+    if "2" in speed:
+        return "2"
+    return max(speed, key=int) if speed else None
+
+
+def _target_row(results: dict[str, Any], what: str, peer: str, get: Callable[[Any], float | None],
+                block: dict[str, Any], need: float, higher_better: bool) -> list[str]:
+    """One target: sse_np's figure, the peer's, the measured advantage and pass/miss.
+
+    The advantage is sse_np / peer for throughput (higher better) and
+    peer / sse_np for times, so every target reads "advantage ≥ need".
+    """
+    mine, theirs = get(block.get(BASE)), get(block.get(peer))
+    row = [what, num(mine), f"{_label(results, peer)}: {num(theirs)}"]
+    if not results.get("engines", {}).get(peer, {}).get("installed", False):
+        return row + ["–", f"≥ {need:g}×", "not measured (peer not installed)"]
+    if not mine or not theirs:
+        return row + ["–", f"≥ {need:g}×", "not measured"]
+    adv = mine / theirs if higher_better else theirs / mine
+    ok = adv >= need if need != 1 else adv > 1
+    return row + [f"{adv:.2f}×", f"{'>' if need == 1 else '≥'} {need:g}×", "**pass**" if ok else "**miss**"]
+
+
+def _targets(results: dict[str, Any]) -> str:
+    """The issue's targets, judged from this run's medians."""
+    speed = results.get("speed", {})
+    t = _target_threads(speed)
+    rows = []
+    if t is not None:
+        block = speed[t]
+        qps = lambda r: _med(r, "throughput", "queries", "256")  # noqa: E731
+        dps = lambda r: _med(r, "throughput", "docs", "512")  # noqa: E731
+        p50 = lambda r: _med(r, "latency", "queries", "p50_us")  # noqa: E731
+        qb = results["meta"]["config"]["query_batch"]
+        rows += [
+            _target_row(results, f"short queries texts/s, batch {qb}, dim 256, {t} thr", PEER_TORCH, qps, block, 3, True),
+            _target_row(results, f"short queries texts/s, batch {qb}, dim 256, {t} thr", PEER_SER, qps, block, 2, True),
+            _target_row(results, f"long documents texts/s, dim 512, {t} thr", PEER_TORCH, dps, block, 3, True),
+            _target_row(results, f"single-query latency p50 µs, dim 256, {t} thr (≤ 0.5× = ≥ 2× advantage)",
+                        PEER_TORCH, p50, block, 2, False),
+            _target_row(results, f"single-query latency p50 µs, dim 256, {t} thr (below it)", PEER_SER, p50, block,
+                        1, False),
+        ]
+    rows += _memory_target(results)
+    if not rows:
+        return ""
+    return "\n".join([f"## Targets (issue {ISSUE})", "",
+                      "Judged from this run's medians. Advantage = sse_np ÷ peer for texts/s, peer ÷ sse_np "
+                      "for latency (so \"≤ 0.5× the latency\" is \"≥ 2× advantage\").", "",
+                      _table(["target", "sse_np", "peer", "advantage", "needed", "result"], rows)])
+
+
+def _memory_target(results: dict[str, Any]) -> list[list[str]]:
+    """The zero-copy target: the table's file mapping is one copy shared by the workers."""
+    workers = results.get("workers", {})
+    key = next((k for k in (f"{BASE}|shipped", f"{BASE}|full") if k in workers), None)
+    if key is None:
+        return []
+    layout = _LAYOUTS.get(key.partition("|")[2])
+    w = workers[key].get("summary")
+    what = f"{_get(w, 'n') or '?'} workers share one memory-mapped table ({layout})"
+    if not w:
+        return [[what, "failed", "", "", "", "**miss**"]]
+    torch_pss = _get(workers, f"{PEER_TORCH}|full", "summary", "pss_sum_mib")
+    peer = f"{_label(results, PEER_TORCH)} (full): total PSS {num(torch_pss)} MiB" if torch_pss else "–"
+    if not w["weight_file_mapped"]:
+        return [[what, f"total PSS {num(w['pss_sum_mib'])} MiB; table not mapped", peer, "–",
+                 "mapped, PSS sum ≈ one copy", "**miss**"]]
+    copies = w["weight_file_pss_sum_mib"] / w["weight_file_rss_mib"] if w["weight_file_rss_mib"] else float("nan")
+    private = w.get("weight_file_private_sum_mib") or 0.0
+    return [[what, f"total PSS {num(w['pss_sum_mib'])} MiB; file resident {num(w['weight_file_rss_mib'])} MiB, "
+                   f"PSS sum {num(w['weight_file_pss_sum_mib'])} MiB, private {num(private)} MiB", peer,
+             f"{copies:.2f} copies", "mapped in every worker, no private page of it",
+             "**pass**" if private <= 0.005 * w["weight_file_rss_mib"] else "**miss**"]]
+
+
 def _glance(results: dict[str, Any]) -> str:
     """One line per workload: sse_np's figure and its ratio against each peer."""
     engines = [n for n, e in results.get("engines", {}).items() if n != BASE]
@@ -394,9 +517,11 @@ def _glance(results: dict[str, Any]) -> str:
     for t in threads:
         lines.append((f"queries texts/s, dim 256, {t} thr", lambda r: _med(r, "throughput", "queries", "256"), speed[t], True))
         lines.append((f"documents texts/s, dim 256, {t} thr", lambda r: _med(r, "throughput", "docs", "256"), speed[t], True))
+        lines.append((f"documents texts/s, dim 512, {t} thr", lambda r: _med(r, "throughput", "docs", "512"), speed[t], True))
     if threads:
         t0 = threads[0]
-        lines.append((f"query latency p50 µs, {t0} thr", lambda r: _med(r, "latency", "queries", "p50_us"), speed[t0], False))
+        for t in threads:
+            lines.append((f"query latency p50 µs, {t} thr", lambda r: _med(r, "latency", "queries", "p50_us"), speed[t], False))
         lines.append((f"query latency p99 µs, {t0} thr", lambda r: _med(r, "latency", "queries", "p99_us"), speed[t0], False))
         for t in threads:
             lines.append((f"retrieval QPS (batch 32), dim 256, {t} thr",
@@ -410,6 +535,11 @@ def _glance(results: dict[str, Any]) -> str:
     mem = {k.split("|")[0]: v for k, v in results.get("memory", {}).items() if k.endswith("|full")}
     if mem:
         lines.append(("peak RSS MiB after encoding (full layout)", lambda r: r.get("peak_after_encode_mib"), mem, False))
+    workers = {k.split("|")[0]: v.get("summary", v) for k, v in results.get("workers", {}).items()
+               if k.endswith("|full")}
+    if workers:
+        n = next((w["n"] for w in workers.values() if "n" in w), 4)
+        lines.append((f"{n} workers: total PSS MiB (full layout)", lambda r: r.get("pss_sum_mib"), workers, False))
     fp = results.get("footprint", {}).get("sets", {})
     if fp:
         fpd = {s["engine"]: {"v": s["closure_mib"] if s["installed"] else None}
@@ -439,7 +569,7 @@ def _glance(results: dict[str, Any]) -> str:
 
 def _failures(results: dict[str, Any]) -> str:
     errs = []
-    for sec in ("speed", "memory", "bulk"):
+    for sec in ("speed", "memory", "bulk", "workers"):
         for k, v in results.get(sec, {}).items():
             items = v.items() if sec == "speed" else [(k, v)]
             for name, r in items:
@@ -465,9 +595,9 @@ def render(results: dict[str, Any]) -> str:
     head += ["", "Every speed figure is the median of repeated measurements with its [min–max] spread, "
              "next to the same figure for each peer measured in the same run; \"N×\" is sse_np's "
              "advantage over that row (> 1 = sse_np faster/smaller, < 1 = the row is)."]
-    parts = ["\n".join(head), _glance(results), _setup(results), _configuration(results), _throughput(results),
-             _latency(results), _retrieval(results), _coldstart(results), _memory(results), _footprint(results),
-             _bulk(results), _failures(results)]
+    parts = ["\n".join(head), _targets(results), _glance(results), _setup(results), _configuration(results),
+             _throughput(results), _latency(results), _retrieval(results), _coldstart(results), _memory(results),
+             _footprint(results), _bulk(results), _workers(results), _failures(results)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

@@ -18,9 +18,11 @@ import datetime as _dt
 import json
 import os
 import platform
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +31,9 @@ if __package__ in (None, ""):  # run as a script: make `import bench` work
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import data, footprint  # noqa: E402
-from bench.common import REPO_ROOT, parse_result, thread_env  # noqa: E402
+from bench.common import REPO_ROOT, RESULT_PREFIX, parse_result, thread_env  # noqa: E402
 from bench.engines import ENGINE_ORDER, ENGINES, is_installed  # noqa: E402
+from bench.worker import WORKERS_READY  # noqa: E402
 
 FULL: dict[str, Any] = {
     "threads": [1, 2], "repeats": 5, "min_time": 0.2,
@@ -42,13 +45,15 @@ FULL: dict[str, Any] = {
     # Peers stream fewer texts (their rate is steady long before 1M) to keep the run ~20 min.
     "bulk_texts_peers": 200_000,
     "bulk_dim": 256, "worker_timeout": 1800,
+    # Concurrent processes per engine in the "workers" workload, and documents each encodes.
+    "workers": 4, "workers_texts": 600,
 }
 QUICK: dict[str, Any] = {
     **FULL, "repeats": 5, "min_time": 0.01, "n_queries": 64, "n_docs": 48, "calib_docs": 24,
     "doc_batch_candidates": [16, 48], "latency_queries": 20, "latency_docs": 8,
     "corpus_docs": 200, "synth_corpus": 2000, "synth_queries": 64, "cold_repeats": 1,
     "memory_texts": 2000, "bulk_texts": 3000, "bulk_texts_peers": 3000, "bulk_chunk": 1000,
-    "worker_timeout": 600,
+    "workers_texts": 48, "worker_timeout": 600,
 }
 
 
@@ -135,6 +140,79 @@ def run_worker(spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout
     return result
 
 
+def run_worker_group(spec: dict[str, Any], n: int, env: dict[str, str], workdir: Path, timeout: float,
+                     python: str) -> list[dict[str, Any]]:
+    """Run ``n`` concurrent ``workers`` tasks; all measure while all are alive.
+
+    Each worker loads and encodes, prints a ready line and waits on its stdin;
+    once all are ready each gets a line (measure now), and after every result
+    is in their stdin is closed (exit). A failure yields ``[{"error": ...}]``.
+    """
+    spec_path = workdir / f"spec_{time.time_ns()}.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    procs, errs = [], []
+    for i in range(n):
+        errs.append(open(workdir / f"{spec_path.stem}_{i}.err", "w+", encoding="utf-8"))
+        procs.append(subprocess.Popen([python, "-m", "bench.worker", str(spec_path)], cwd=REPO_ROOT, env=env,
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errs[i], text=True))
+        threading.Thread(target=_pump, args=(i, procs[i].stdout, lines), daemon=True).start()
+    deadline = time.monotonic() + timeout
+    try:
+        _await_lines(lines, n, WORKERS_READY, deadline, errs)
+        for p in procs:
+            p.stdin.write("measure\n")
+            p.stdin.flush()
+        found = _await_lines(lines, n, RESULT_PREFIX, deadline, errs)
+        return [json.loads(found[i][len(RESULT_PREFIX):]) for i in range(n)]
+    except (RuntimeError, OSError) as exc:  # OSError: a worker's stdin closed under us
+        return [{"error": str(exc)}]
+    finally:
+        _release(procs)
+        for fh in errs:
+            fh.close()
+
+
+def _pump(i: int, stream: Any, lines: queue.Queue[tuple[int, str | None]]) -> None:
+    """Forward worker ``i``'s stdout lines to ``lines``; None at its end."""
+    for line in stream:
+        lines.put((i, line.rstrip("\n")))
+    lines.put((i, None))
+
+
+def _await_lines(lines: queue.Queue[tuple[int, str | None]], n: int, prefix: str, deadline: float,
+                 errs: list[Any]) -> dict[int, str]:
+    """Wait until each of ``n`` workers printed a line starting with ``prefix``."""
+    found: dict[int, str] = {}
+    while len(found) < n:
+        try:
+            i, line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError(f"timed out waiting for {n - len(found)} worker(s)") from None
+        if line is None:
+            errs[i].seek(0)
+            tail = errs[i].read().strip().splitlines()[-8:]
+            raise RuntimeError(f"worker {i} exited early: " + " | ".join(tail))
+        if line.startswith(prefix):
+            found[i] = line
+    return found
+
+
+def _release(procs: list[subprocess.Popen]) -> None:
+    """Close every worker's stdin (its signal to exit) and reap it."""
+    for p in procs:
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def engine_env(name: str, threads: int | None, numba_cache: Path) -> dict[str, str]:
     """Subprocess environment for one engine: thread caps + engine switches."""
     if threads is None:  # cold start: the machine's defaults, as a user gets them
@@ -192,7 +270,7 @@ def run_coldstart(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
             key = name if cache == "n/a" else f"{name}|{cache}"
             log(f"cold start: {key}")
             warm_dir = ctx["workdir"] / f"numba_warm_{name}"
-            spec = {"kind": "coldstart", "engine": name, "model": ctx["model"],
+            spec = {"kind": "coldstart", "engine": name, "model": ctx["model"], "threads": max_t,
                     "layout": "shipped" if cache == "shipped" else "full",
                     "variant": _chosen(speed, name, max_t, "queries")[0]}
             if cache == "warm":  # prime the cache with one untimed run
@@ -264,6 +342,58 @@ def run_bulk(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
     return out
 
 
+def run_workers(engines: list[str], cfg: dict[str, Any], ctx: dict[str, Any],
+                speed: dict[str, Any]) -> dict[str, Any]:
+    """RSS / PSS of ``cfg["workers"]`` concurrent processes of each engine (shared table or not)."""
+    out: dict[str, Any] = {}
+    max_t = max(cfg["threads"])
+    for name in engines:
+        layouts = ["full"]
+        if name == "sse_np" and ctx["model"].get("shipped"):
+            layouts.insert(0, "shipped")  # weights/ in its own storage (float16)
+        variant, batch = _chosen(speed, name, max_t)
+        for layout in layouts:
+            key = f"{name}|{layout}"
+            log(f"workers: {cfg['workers']} × {key}")
+            folder = ctx["model"][layout]
+            spec = {"kind": "workers", "engine": name, "layout": layout, "model": ctx["model"],
+                    "files": ctx["files"], "threads": max_t, "variant": variant, "batch": batch,
+                    "n_texts": cfg["workers_texts"], "weight_file": str(Path(folder) / "model.safetensors")}
+            env = engine_env(name, max_t, ctx["numba_cache"])
+            if name == "sse_np":  # one worker alone first fills the numba cache: no measured worker
+                # carries a compiler's memory (a full run has filled it already; a partial may not)
+                run_worker_group(spec, 1, env, ctx["workdir"], cfg["worker_timeout"], ctx["python"])
+            procs = run_worker_group(spec, cfg["workers"], env, ctx["workdir"], cfg["worker_timeout"],
+                                     ctx["python"])
+            if "error" not in procs[0] and any(p["rss_mib"] is None for p in procs):
+                procs = [{"error": "no /proc/self/smaps_rollup on this system"}]
+            if "error" in procs[0]:
+                log(f"  {key}: {procs[0]['error']}")
+                out[key] = {"error": procs[0]["error"]}
+            else:
+                out[key] = {"summary": summarize_workers(procs), "processes": procs}
+    return out
+
+
+def summarize_workers(procs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over the concurrent workers (MiB); the weight file's share if mapped."""
+    def total(key: str) -> float:
+        return sum(p[key] for p in procs)
+
+    files = [p["weight_file_mib"] for p in procs if p.get("weight_file_mib")]
+    return {"n": len(procs), "rss_sum_mib": total("rss_mib"), "pss_sum_mib": total("pss_mib"),
+            "private_per_process_mib": total("private_mib") / len(procs),
+            "private_max_mib": max(p["private_mib"] for p in procs),
+            "shared_per_process_mib": total("shared_mib") / len(procs),
+            "weight_file_mapped": len(files) == len(procs),
+            "weight_file_rss_mib": max((f.get("Rss", 0.0) for f in files), default=None),
+            "weight_file_size_mib": max((f.get("Size", 0.0) for f in files), default=None),
+            "weight_file_pss_sum_mib": sum(f.get("Pss", 0.0) for f in files) if files else None,
+            # pages of the file that only one process maps (0 = every resident page is shared)
+            "weight_file_private_sum_mib": sum(f.get("Private_Clean", 0.0) + f.get("Private_Dirty", 0.0)
+                                               for f in files) if files else None}
+
+
 def _bulk_variants(speed: dict[str, Any], name: str, threads: int) -> list[dict[str, Any]]:
     """Variants whose vectors matched the reference on documents."""
     res = speed.get(str(threads), {}).get(name, {})
@@ -323,7 +453,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="auto",
                    help="auto (weights/ if present, else random), default, random, or a model folder")
     p.add_argument("--engines", default=",".join(ENGINE_ORDER), help="comma-separated subset of engines")
-    p.add_argument("--workloads", default="footprint,speed,coldstart,memory,bulk",
+    p.add_argument("--workloads", default="footprint,speed,coldstart,memory,bulk,workers",
                    help="comma-separated subset of workloads")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default 1,2)")
     p.add_argument("--merge", action="store_true",
@@ -334,7 +464,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def merge_into(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """Overlay a partial run on an earlier results dict (engine by engine)."""
     merged = dict(old)
-    for section in ("footprint", "coldstart", "memory", "bulk"):
+    for section in ("footprint", "coldstart", "memory", "bulk", "workers"):
         if new.get(section):
             merged[section] = {**old.get(section, {}), **new[section]} if section != "footprint" else new[section]
     for threads, block in new.get("speed", {}).items():
@@ -400,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             results["memory"] = run_memory(engines, cfg, ctx, speed)
         if "bulk" in workloads:
             results["bulk"] = run_bulk(engines, cfg, ctx, speed)
+        if "workers" in workloads:
+            results["workers"] = run_workers(engines, cfg, ctx, speed)
     results["meta"]["load_average_end"] = load_average()
     results["meta"]["duration_s"] = time.time() - started
 

@@ -52,6 +52,11 @@ def _timed_rate(fn: Callable[[], None], n_items: int, repeats: int, min_time: fl
     return out
 
 
+def _variant(eng: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The variant the speed calibration chose, else the engine's default for the budget."""
+    return spec.get("variant") or eng.variants(int(spec.get("threads") or 1))[0]
+
+
 def _thread_facts() -> dict[str, Any]:
     """Thread pools as actually configured in this process (for the report)."""
     facts: dict[str, Any] = {}
@@ -330,7 +335,7 @@ def task_coldstart(spec: dict[str, Any], t_wall0: float, t0: float) -> dict[str,
     eng = engines.make(spec["engine"])
     eng.imports()
     t_import = time.perf_counter()
-    eng.load(spec["model"], spec.get("layout", "full"), spec.get("variant") or eng.variants(1)[0])
+    eng.load(spec["model"], spec.get("layout", "full"), _variant(eng, spec))
     t_load = time.perf_counter()
     vec = eng.encode_one("how fast is a static embedding model on a cpu?", 256)
     t_first = time.perf_counter()
@@ -366,6 +371,88 @@ def task_memory(spec: dict[str, Any]) -> dict[str, Any]:
             "peak_after_encode_mib": proc_status_kib("VmHWM") / 1024,
             "output_array_mib": out.nbytes / 2**20, "peak_reset_ok": reset_ok,
             "checksum": float(out[:, 0].sum())}
+
+
+# ----------------------------------------------------------------- workers
+WORKERS_READY = "BENCH_WORKER_READY"
+_SMAPS_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty",
+                 "Pss_Anon", "Pss_File", "Anonymous")
+
+
+def smaps_rollup_kib(path: str = "/proc/self/smaps_rollup") -> dict[str, int]:
+    """The memory figures of ``/proc/self/smaps_rollup`` (KiB); empty where unavailable."""
+    out: dict[str, int] = {}
+    try:
+        with open(path, encoding="ascii") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                if key in _SMAPS_FIELDS:
+                    out[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
+
+
+def file_mapping_kib(target: str, path: str = "/proc/self/smaps") -> dict[str, int] | None:
+    """Size, Rss, Pss, Shared_Clean, Private_* (KiB) summed over the mappings of file ``target``.
+
+    None when the file is not mapped (the engine read it into its own memory).
+    """
+    import os
+
+    target = os.path.realpath(target)
+    out: dict[str, int] = {}
+    inside = False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                head = line.split(maxsplit=5)
+                if head and not head[0].endswith(":"):  # a mapping's header line
+                    inside = len(head) == 6 and os.path.realpath(head[5].strip()) == target
+                    out["mappings"] = out.get("mappings", 0) + int(inside)
+                elif inside and head[0][:-1] in ("Size",) + _SMAPS_FIELDS[:6]:
+                    out[head[0][:-1]] = out.get(head[0][:-1], 0) + int(head[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return out if out.get("mappings") else None
+
+
+def task_workers(spec: dict[str, Any]) -> dict[str, Any]:
+    """One of several concurrent workers: load, encode, then measure when told to.
+
+    Prints a ready line and waits for a line on stdin, so the orchestrator can
+    have every worker loaded before any measures (the PSS of a page depends on
+    how many processes map it at that moment).
+    """
+    import os
+
+    import numpy as np
+
+    from bench.engines import make
+
+    eng = make(spec["engine"])
+    eng.imports()
+    # The documents sample (a small file): the big sentence pool would add its
+    # own tens of MiB to every process and blur the engines' figures.
+    texts = _load_json(spec["files"]["docs"])[: spec["n_texts"]]
+    eng.load(spec["model"], spec["layout"], _variant(eng, spec))
+    native, bsz, checksum = int(spec["model"]["dim"]), spec["batch"], 0.0
+    for i in range(0, len(texts), bsz):
+        checksum += float(np.asarray(eng.encode(texts[i:i + bsz], native))[:, 0].sum())
+    sys.stdout.write(WORKERS_READY + "\n")
+    sys.stdout.flush()
+    if not sys.stdin.readline():
+        raise SystemExit("orchestrator went away before the measurement")
+    roll = {k: v / 1024 for k, v in smaps_rollup_kib().items()}
+    weight = file_mapping_kib(spec["weight_file"])
+    return {"engine": spec["engine"], "layout": spec["layout"], "pid": os.getpid(), "n_texts": len(texts),
+            "batch": bsz, "rss_mib": roll.get("Rss"), "pss_mib": roll.get("Pss"),
+            "private_mib": roll["Private_Clean"] + roll["Private_Dirty"] if roll else None,
+            "shared_mib": roll["Shared_Clean"] + roll["Shared_Dirty"] if roll else None,
+            "smaps_rollup_mib": roll,
+            "weight_file_mib": None if weight is None else
+            {k: v if k == "mappings" else v / 1024 for k, v in weight.items()},
+            "checksum": checksum}
 
 
 # -------------------------------------------------------------------- bulk
@@ -415,9 +502,13 @@ def main(argv: list[str]) -> int:
         result = task_memory(spec)
     elif kind == "bulk":
         result = task_bulk(spec)
+    elif kind == "workers":
+        result = task_workers(spec)
     else:
         raise SystemExit(f"unknown task kind {kind!r}")
     emit(result)
+    if kind == "workers":
+        sys.stdin.read()  # stay alive (and mapped) until the orchestrator closes stdin
     return 0
 
 

