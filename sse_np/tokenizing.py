@@ -209,13 +209,14 @@ class TextTokenizer:
         self._chunked = cache_size > 0 and _chunkable(spec)
         self._cache: dict[str, list[int]] = {}
         self._fast = None
+        settings = fast_path_spec(spec) if self._chunked and fast is not False else None
+        if fast and settings is None:
+            raise ValueError("the fast path needs cache_size > 0 and a tokenizer.json configuration it "
+                             "reproduces (see sse_np.tokenizing.fast_path_spec); this one is not")
         if self._chunked:
             # Chunks are cached whole; truncation applies to texts, afterwards.
             self._chunk_tokenizer = Tokenizer.from_str(tokenizer.to_str())
             self._chunk_tokenizer.no_truncation()
-            settings = fast_path_spec(spec) if fast is not False else None
-            if fast and settings is None:
-                raise ValueError("this tokenizer.json is not a configuration the fast path reproduces")
             if settings is not None and (fast or kernels.numba_enabled()):
                 self._fast = _FastWordPiece(settings)
         trunc = tokenizer.truncation
