@@ -37,10 +37,13 @@ from .evaluate import (
 PROG = "sse-np"
 
 
-def _load_model(path: str | None) -> Any:
+def _load_model(path: str | None, threads: int | None = None) -> Any:
     import sse_np
 
-    return sse_np.default_model() if path is None else sse_np.load(path)
+    model = sse_np.default_model() if path is None else sse_np.load(path)
+    if threads is not None:
+        model.threads = threads
+    return model
 
 
 def _version() -> str:
@@ -94,7 +97,7 @@ def _read_lines(source: str) -> list[str]:
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         _require_matplotlib()  # fail before the slow part, not after it
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.threads)
     report = evaluate(
         model,
         args.data_dirs,
@@ -116,7 +119,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_encode(args: argparse.Namespace) -> int:
     texts = _read_lines(args.input)
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.threads)
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
     vectors = model.encode(texts, dim=args.dim, batch_size=args.batch_size, normalize=not args.no_normalize)
@@ -173,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated Matryoshka dimensions (default: 512,256,128,64,32, those <= the model's D)",
     )
     p_eval.add_argument("--model", default=None, help=model_help)
+    p_eval.add_argument("--threads", type=_positive_int, default=None,
+                        help="most threads for encoding (default: $SSE_NP_THREADS, else all cores)")
     p_eval.add_argument("--json", metavar="OUT.json", help="write the full report as JSON")
     p_eval.add_argument("--plot", metavar="OUT.png", help="plot nDCG@10 vs dimension (needs the 'plot' extra)")
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
@@ -190,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_enc.add_argument("-o", "--output", required=True, metavar="OUT.npy", help="output .npy file")
     p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: native D)")
     p_enc.add_argument("--model", default=None, help=model_help)
+    p_enc.add_argument("--threads", type=_positive_int, default=None,
+                       help="most threads for encoding (default: $SSE_NP_THREADS, else all cores)")
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
     p_enc.set_defaults(func=_cmd_encode)

@@ -197,3 +197,22 @@ def test_default_folder_without_weights_says_so(monkeypatch, tmp_path):
     monkeypatch.setattr(api, "_default", None)
     with pytest.raises(sse_np.ModelNotFoundError, match="no default model.*no weight files"):
         sse_np.default_model()
+
+
+def test_threads_setting(full_small, monkeypatch):
+    texts = [f"text number {i} with some words, and more words" for i in range(3000)] + ["naïve café"] * 10
+    one = sse_np.load(full_small[0], threads=1)
+    two = sse_np.load(full_small[0], threads=2)
+    assert (one.threads, two.threads) == (1, 2)
+    np.testing.assert_array_equal(one.encode(texts), two.encode(texts))
+    monkeypatch.setenv("SSE_NP_THREADS", "1")
+    assert sse_np.load(full_small[0]).threads == 1
+    assert sse_np.load(full_small[0], threads=2).threads == 2  # the argument wins
+    monkeypatch.setenv("SSE_NP_THREADS", "many")
+    with pytest.raises(ValueError, match="SSE_NP_THREADS"):
+        sse_np.load(full_small[0])
+    monkeypatch.delenv("SSE_NP_THREADS")
+    assert sse_np.load(full_small[0]).threads is None
+    for bad, err in [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]:
+        with pytest.raises(err, match="threads"):
+            sse_np.load(full_small[0], threads=bad)

@@ -110,6 +110,9 @@ def test_encode_file(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) ->
     out = tmp_path / "vecs.npy"
     assert main(["encode", str(src), "-o", str(out), "--dim", "16", "--model", str(model_dir)]) == 0
     got = np.load(out)
+    one = tmp_path / "one_thread.npy"
+    assert main(["encode", str(src), "-o", str(one), "--dim", "16", "--model", str(model_dir), "--threads", "1"]) == 0
+    np.testing.assert_array_equal(np.load(one), got)
     assert got.shape == (4, 16) and got.dtype == np.float32
     # "\r\n" line ends are stripped; the Unicode separator stays inside its text
     expected = model.encode(["first line", "", "zweite Zeile \u2028 with a unicode separator", "last"], dim=16)
