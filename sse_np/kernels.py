@@ -57,13 +57,6 @@ def backend() -> str:
     return "numba" if numba_enabled() else "numpy"
 
 
-def numba_modules():
-    """(kernels_numba, tokenizing_numba), importing them on first use; numba must be enabled."""
-    from . import tokenizing_numba
-
-    return _numba_module, tokenizing_numba
-
-
 def run_numba(parallel_fn, serial_fn, parallel: bool, threads: int | None, *args) -> None:
     """Call a numba kernel pair: the serial one, or the parallel one on ``threads`` threads.
 

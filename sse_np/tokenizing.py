@@ -165,8 +165,6 @@ class _FastWordPiece:
 
     def __call__(self, data: bytes, text_off: np.ndarray, threads: int | None):
         """Ids (hole marker -1) at ``text_off[i]``, their counts, hole byte ranges and hole counts."""
-        from .kernels import run_numba
-
         n = text_off.shape[0] - 1
         buf = np.frombuffer(data, dtype=np.uint8)
         ids = np.empty(buf.shape[0], dtype=np.int32)
@@ -175,8 +173,9 @@ class _FastWordPiece:
         counts = np.empty(n, dtype=np.int64)
         n_holes = np.empty(n, dtype=np.int64)
         tn = self._tn
-        run_numba(tn.tokenize_parallel, tn.tokenize_serial, n > 1 and buf.shape[0] >= _PARALLEL_BYTES, threads,
-                  buf, text_off, self.cls, self.low, self.added, self.vocab, ids, counts, hole_a, hole_b, n_holes)
+        parallel = n > 1 and buf.shape[0] >= _PARALLEL_BYTES
+        kernels.run_numba(tn.tokenize_parallel, tn.tokenize_serial, parallel, threads,
+                          buf, text_off, self.cls, self.low, self.added, self.vocab, ids, counts, hole_a, hole_b, n_holes)
         return ids, counts, hole_a, hole_b, n_holes
 
     def splice(self, ids, starts, stops, hole_ids, hole_off):
