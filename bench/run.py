@@ -53,7 +53,7 @@ QUICK: dict[str, Any] = {
     "doc_batch_candidates": [16, 48], "latency_queries": 20, "latency_docs": 8,
     "corpus_docs": 200, "synth_corpus": 2000, "synth_queries": 64, "cold_repeats": 1,
     "memory_texts": 2000, "bulk_texts": 3000, "bulk_texts_peers": 3000, "bulk_chunk": 1000,
-    "workers_texts": 48, "worker_timeout": 600,
+    "workers": 2, "workers_texts": 48, "worker_timeout": 600,  # 2 workers still show the sharing
 }
 
 
