@@ -25,15 +25,17 @@ def default_model_path() -> Path:
 
     ``$SSE_NP_MODEL`` if set; else the checkout's ``weights/`` (source tree or
     editable install); else the copy a wheel installs under
-    ``<prefix>/share/sse_np/weights``.
+    ``<prefix>/share/sse_np/weights``, where the prefix is the environment's
+    or, for ``pip install --target DIR`` (Lambda zips), DIR itself.
     """
     env = os.environ.get(MODEL_ENV)
     if env:
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent / "weights"
-    installed = Path(sys.prefix) / "share" / "sse_np" / "weights"
-    if not (checkout / "model.safetensors").is_file() and (installed / "model.safetensors").is_file():
-        return installed
+    beside = Path(__file__).resolve().parent.parent
+    checkout = beside / "weights"
+    for installed in (Path(sys.prefix) / "share" / "sse_np" / "weights", beside / "share" / "sse_np" / "weights"):
+        if not (checkout / "model.safetensors").is_file() and (installed / "model.safetensors").is_file():
+            return installed
     return checkout
 
 

@@ -1,20 +1,26 @@
 """Pooling kernels: token ids -> bag mean -> DyT -> (normalized) vectors.
 
-Two interchangeable back-ends compute the same numbers (to float32
-rounding):
+Two interchangeable back-ends compute the same float32 bits (the same
+operations in the same order; tests check it):
 
-* numba (default): fused, parallel over texts, see ``kernels_numba``;
-* pure NumPy: used when numba is not installed, or when the environment
-  variable ``SSE_NP_DISABLE_NUMBA=1`` is set, so slim deployments can drop
-  numba and llvmlite.
+* numba: fused, parallel over texts, see ``kernels_numba``;
+* pure NumPy: always available, so slim deployments can drop numba and
+  llvmlite (or set ``SSE_NP_DISABLE_NUMBA=1``).
 
-numba is imported lazily, on the first call, so ``import sse_np`` stays fast.
+Importing numba and loading its cached machine code takes about half a
+second, longer than a whole cold start on the NumPy path; so numba is
+never imported by ``import sse_np`` and ``SSEModel`` decides when to load
+it (see ``SSEModel.warmup``). Callers here say which back-end to use.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
+from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 
@@ -24,19 +30,37 @@ _EPS = np.float32(1e-12)
 _BLOCK_VALUES = 1 << 22  # gathered floats per NumPy block (16 MB): bounded memory
 # Below this much work (tokens x dims) a parallel launch costs more than it saves.
 _SERIAL_WORK = 1 << 20
+_TRUE = ("1", "true", "yes", "on")
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # numba loading, and parallel launches
 _numba_module = None
 _numba_state = "unknown"  # "unknown" | "on" | "off"
 
 
+def numba_disabled_by_env() -> bool:
+    """``SSE_NP_DISABLE_NUMBA`` is set to a true value."""
+    return os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in _TRUE
+
+
+def numba_available() -> bool:
+    """numba is installed and not switched off; cheap: does not import it."""
+    if _numba_state != "unknown":
+        return _numba_state == "on"
+    return not numba_disabled_by_env() and find_spec("numba") is not None
+
+
+def numba_loaded() -> bool:
+    """numba's kernels are imported (never blocks, never imports)."""
+    return _numba_state == "on"
+
+
 def numba_enabled() -> bool:
-    """Whether the numba back-end is in use (installed and not switched off)."""
+    """Load numba's kernels if possible (blocking); whether numba is in use."""
     global _numba_module, _numba_state
     if _numba_state == "unknown":
         with _lock:
             if _numba_state == "unknown":
-                if os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on"):
+                if numba_disabled_by_env():
                     _numba_state = "off"
                 else:
                     # GNU OpenMP threads spin after each parallel region by
@@ -44,6 +68,9 @@ def numba_enabled() -> bool:
                     # (parallel launches took ms on a busy 2-core machine).
                     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
                     try:
+                        import numba
+
+                        _ensure_cache_dir(numba)
                         from . import kernels_numba
 
                         _numba_module, _numba_state = kernels_numba, "on"
@@ -53,8 +80,86 @@ def numba_enabled() -> bool:
 
 
 def backend() -> str:
-    """Name of the active back-end: ``"numba"`` or ``"numpy"``."""
+    """Name of the back-end large batches use: ``"numba"`` or ``"numpy"`` (loads numba)."""
     return "numba" if numba_enabled() else "numpy"
+
+
+# -- numba's on-disk cache -------------------------------------------------
+def _writable_dir(path: Path) -> bool:
+    """Whether ``path`` exists or can be made, and takes a file: numba's own test."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+        return True
+    except OSError:
+        return False
+
+
+def _private_temp_dir() -> Path:
+    """``<tmp>/sse_np-numba-cache-<uid>``, made 0700; a fresh one if that is not ours alone.
+
+    Cached kernels are machine code numba will run: never reuse a folder
+    another user could have written.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"sse_np-numba-cache-{uid}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+        if path.is_symlink() or (hasattr(os, "getuid") and st.st_uid != uid) or st.st_mode & 0o022:
+            raise PermissionError(path)
+        tempfile.TemporaryFile(dir=path).close()
+        return path
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="sse_np-numba-cache-"))
+
+
+def numba_cache_dir() -> str | None:
+    """Where numba keeps (or would keep) the compiled kernels of this package.
+
+    numba writes next to the source (``sse_np/__pycache__``), else under the
+    user's cache folder, else (e.g. AWS Lambda: read-only package and home)
+    nowhere, and it raises. :func:`_ensure_cache_dir` adds a last resort.
+    """
+    import numba
+
+    if numba.config.CACHE_DIR:
+        return str(numba.config.CACHE_DIR)
+    here = Path(__file__).parent / "__pycache__"
+    if _writable_dir(here):
+        return str(here)
+    from numba.misc.appdirs import AppDirs
+
+    user = Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+    return str(user) if _writable_dir(user) else None
+
+
+def _ensure_cache_dir(numba) -> None:
+    """Point numba at a private temporary folder when it has nowhere to write.
+
+    Kernels shipped pre-compiled in a read-only ``sse_np/__pycache__`` (an
+    image built with a warm cache) are copied there first, so a read-only
+    install still starts warm: numba only reads caches from a folder it
+    can write.
+    """
+    if numba_cache_dir() is not None:
+        return
+    target = _private_temp_dir()
+    shipped = Path(__file__).parent / "__pycache__"
+    if shipped.is_dir():
+        from numba.core.caching import UserProvidedCacheLocator
+
+        # numba's folder for sources under sse_np/ inside CACHE_DIR.
+        sub = Path(UserProvidedCacheLocator.get_suitable_cache_subpath(str(Path(__file__))))
+        dest = target / sub
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in shipped.glob("*.nb[ic]"):
+            if not (dest / f.name).exists():
+                try:
+                    shutil.copy2(f, dest / f.name)
+                except OSError:
+                    break  # a partial copy only means some kernels compile again
+    numba.config.CACHE_DIR = str(target)
 
 
 def run_numba(parallel_fn, serial_fn, parallel: bool, threads: int | None, *args) -> None:
@@ -90,6 +195,8 @@ def pool(
     normalize: bool,
     out: np.ndarray | None = None,
     threads: int | None = None,
+    use_numba: bool | None = None,
+    force_parallel: bool = False,
 ) -> np.ndarray:
     """Embed a tokenized batch.
 
@@ -112,25 +219,31 @@ def pool(
         C-contiguous destination.
     threads : int, optional
         Most threads to use (default: numba's setting); 1 never starts the pool.
+    use_numba : bool, optional
+        Back-end; default: numba when it can be loaded (same bits either way).
+    force_parallel : bool
+        Use numba's parallel kernel even for a small batch (warm-up).
 
     Returns
     -------
     ndarray (n, dim) float32
     """
+    if use_numba is None:
+        use_numba = numba_enabled()
     n = starts.shape[0]
     if out is None:
         out = np.empty((n, dim), dtype=np.float32)
     if n == 0:
         return out
-    _pool_affine(table, dyt, ids, starts, stops, out, threads)
-    finish(out, dyt, normalize)
+    _pool_affine(table, dyt, ids, starts, stops, out, threads, use_numba, force_parallel)
+    finish(out, dyt, normalize, use_numba)
     return out
 
 
-def _pool_affine(table, dyt, ids, starts, stops, out, threads) -> None:
+def _pool_affine(table, dyt, ids, starts, stops, out, threads, use_numba: bool, force_parallel=False) -> None:
     """out <- alpha * mean + bias (or the mean): everything before tanh."""
-    if numba_enabled():
-        _pool_numba(table, dyt, ids, starts, stops, out, threads)
+    if use_numba:
+        _pool_numba(table, dyt, ids, starts, stops, out, threads, force_parallel)
     else:
         _pool_numpy(table, dyt, ids, starts, stops, out)
 
@@ -144,6 +257,8 @@ def embed(
     normalize: bool,
     out: np.ndarray,
     threads: int | None = None,
+    use_numba: bool = True,
+    force_parallel: bool = False,
 ) -> np.ndarray:
     """Texts -> vectors in ``out`` (n, dim): tokenize, pool, DyT, normalize.
 
@@ -161,6 +276,10 @@ def embed(
         As for :func:`pool`.
     out : ndarray (n, dim) float32
         C-contiguous destination; ``dim`` is the truncation.
+    use_numba : bool
+        numba kernels (loaded by the caller) or NumPy; the same bits.
+    force_parallel : bool
+        Use numba's parallel kernels even for a small batch (warm-up).
 
     Returns
     -------
@@ -168,9 +287,10 @@ def embed(
         ``out``.
     """
     fast = tokenizer.fast_tables
-    if fast is None or not numba_enabled() or not texts:
+    if fast is None or not use_numba or not texts:
         ids, starts, stops = tokenizer.bags(texts, start, threads)
-        return pool(table, dyt, ids, starts, stops, out.shape[1], normalize, out=out, threads=threads)
+        return pool(table, dyt, ids, starts, stops, out.shape[1], normalize, out=out, threads=threads,
+                    use_numba=use_numba)
     data, text_off = tokenizer.utf8(texts, start)
     n, size = len(texts), len(data)
     ids = np.empty(size, dtype=np.int32)
@@ -182,7 +302,7 @@ def embed(
     alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
     max_len, keep_end = tokenizer.truncation
     # Work estimate: ~4.5 bytes a token, each token adds dim floats, each byte is scanned.
-    parallel = n > 1 and size * (out.shape[1] // 4 + 8) >= _SERIAL_WORK
+    parallel = force_parallel or (n > 1 and size * (out.shape[1] // 4 + 8) >= _SERIAL_WORK)
     run_numba(_numba_module.embed_parallel, _numba_module.embed_serial, parallel, threads,
               np.frombuffer(data, dtype=np.uint8), text_off, fast.cls, fast.low, fast.added, fast.vocab,
               max_len, keep_end, table.data, scales, Q4_LEVELS, alpha, bias, dyt is not None, out,
@@ -192,20 +312,20 @@ def embed(
         sub_ids, offsets = tokenizer.fill_holes(data, texts, start, threads, ids, text_off[rest],
                                                 text_off[rest] + counts[rest], hole_a, hole_b, n_holes[rest])
         sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
-        _pool_affine(table, dyt, sub_ids, *tokenizer.window(offsets[:-1], offsets[1:]), sub, threads)
+        _pool_affine(table, dyt, sub_ids, *tokenizer.window(offsets[:-1], offsets[1:]), sub, threads, True)
         out[rest] = sub
-    finish(out, dyt, normalize)
+    finish(out, dyt, normalize, True)
     return out
 
 
-def finish(out: np.ndarray, dyt, normalize: bool) -> None:
+def finish(out: np.ndarray, dyt, normalize: bool, use_numba: bool) -> None:
     """In place: ``beta * tanh(.)`` on ``alpha * mean + bias``, then L2-normalize rows.
 
     tanh is NumPy's (vectorized float32; numba's scalar tanh costs 10x);
     the rest is one jitted pass when numba is on (fewer NumPy calls: this
     is most of the cost of a single short text).
     """
-    if numba_enabled():
+    if use_numba:
         if dyt is not None:
             np.tanh(out, out=out)
         _numba_module.scale_normalize(out, dyt[1] if dyt is not None else _DUMMY, dyt is not None, normalize)
@@ -215,15 +335,18 @@ def finish(out: np.ndarray, dyt, normalize: bool) -> None:
         np.tanh(out, out=out)
         np.multiply(out, dyt[1][:dim], out=out)
     if normalize:
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
+        # A running float32 sum, term by term, as kernels_numba.scale_normalize
+        # adds: both back-ends then give the same bits (einsum's pairwise
+        # order would differ in the last place).
+        norms = np.sqrt(np.add.accumulate(out * out, axis=1)[:, -1])
         out /= np.maximum(norms, _EPS)[:, None]
 
 
-def _pool_numba(table, dyt, ids, starts, stops, out, threads) -> None:
+def _pool_numba(table, dyt, ids, starts, stops, out, threads, force_parallel=False) -> None:
     """out <- alpha * mean + bias (or the mean), fused in one pass over the tokens."""
     scales = table.scales if table.scales is not None else _DUMMY
     alpha, _, bias = dyt if dyt is not None else (_DUMMY, _DUMMY, _DUMMY)
-    parallel = ids.shape[0] * out.shape[1] >= _SERIAL_WORK and out.shape[0] > 1
+    parallel = force_parallel or (ids.shape[0] * out.shape[1] >= _SERIAL_WORK and out.shape[0] > 1)
     run_numba(_numba_module.pool_parallel, _numba_module.pool_serial, parallel, threads,
               table.data, scales, Q4_LEVELS, ids, starts, stops, alpha, bias, dyt is not None, out)
 
@@ -258,7 +381,8 @@ def _pool_numpy(table, dyt, ids, starts, stops, out) -> None:
             part = rows[a:b] if offsets[i] >= t0 else np.concatenate([out[i : i + 1], rows[a:b]])
             part.sum(axis=0, out=out[i])
     inv = np.zeros(n, dtype=np.float32)
-    np.divide(np.float32(1.0), counts, out=inv, where=counts > 0, casting="unsafe")
+    # 1/count in float32 directly (as the numba kernel): via float64 it could round twice.
+    np.divide(np.float32(1.0), counts.astype(np.float32), out=inv, where=counts > 0)
     out *= inv[:, None]
     if dyt is not None:
         np.multiply(out, dyt[0][:dim], out=out)

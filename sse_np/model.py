@@ -5,6 +5,9 @@ from __future__ import annotations
 import operator
 import os
 import sys
+import threading
+import warnings
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +20,28 @@ from .tokenizing import TextTokenizer, load_tokenizer
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
 DEFAULT_BATCH_SIZE = 1024
+BACKENDS = ("auto", "numba", "numpy")
+# In "auto", a call with at least this many characters waits for numba
+# (~0.5 s to load) rather than running on NumPy (3-5x slower per text).
+_WAIT_FOR_NUMBA_CHARS = 1 << 20
+
+# Warm-up threads still running; joined before os.fork so that a child
+# never inherits an import half done by a thread it does not have.
+_warming: weakref.WeakSet = weakref.WeakSet()
+
+
+def _join_warmups() -> None:
+    for thread in list(_warming):
+        thread.join()
+
+
+if hasattr(os, "register_at_fork"):
+    # logging pairs a before-fork hook with an after-fork one; were it first
+    # imported by a warm-up thread while _join_warmups waits, only the
+    # second would run. Importing it here orders the hooks safely.
+    import logging  # noqa: F401
+
+    os.register_at_fork(before=_join_warmups)
 
 
 class SSEModel:
@@ -42,20 +67,30 @@ class SSEModel:
         Most threads one ``encode`` call uses, for tokenizing and pooling
         alike; None lets numba decide (all cores, or ``NUMBA_NUM_THREADS``).
         1 never wakes a thread pool. Set at :func:`load` or assign later.
+    backend : {"auto", "numba", "numpy"}
+        Kernels to run; both give the same bits. "auto" answers on NumPy
+        until numba is loaded, which starts in a background thread at the
+        first call (a call of over 1M characters waits for it instead).
     """
 
-    def __init__(self, checkpoint: Checkpoint, threads: int | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None) -> None:
         self._ckpt = checkpoint
         self._table = checkpoint.table
         self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
         self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, self._table.vocab_size)
-        self._tokenize = TextTokenizer(self._tokenizer)
+        self.backend: str = _check_backend(backend)
+        self._tokenize = TextTokenizer(self._tokenizer, fast=False if self.backend == "numpy" else None)
+        self._warm = threading.Event()  # numba kernels loaded for this model's table and tokenizer
+        self._warm_lock = threading.Lock()
+        self._warm_thread: threading.Thread | None = None
         self.dim: int = self._table.dim
         self.vocab_size: int = self._table.vocab_size
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
         self.threads: int | None = _check_threads(threads)
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[self._table.kind]
+        if self.backend == "numba":
+            self.warmup()
 
     def __repr__(self) -> str:
         return (f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
@@ -80,6 +115,72 @@ class SSEModel:
     def clear_cache(self) -> None:
         """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizing``)."""
         self._tokenize.clear_cache()
+
+    # -- back-end ------------------------------------------------------
+    def warmup(self) -> str:
+        """Load the numba kernels for this model now, and wait for them.
+
+        Servers call this at start-up so that no request waits; it is
+        what ``backend="numba"`` does in :func:`load`. Loading reads the
+        compiled kernels from numba's cache (compiling them the first
+        time, which takes a while once).
+
+        Returns
+        -------
+        str
+            The back-end ``encode`` uses from now on: "numba", or "numpy"
+            when numba is not installed, switched off, or ``backend="numpy"``.
+        """
+        if self.backend == "numpy":
+            return "numpy"
+        with self._warm_lock:
+            if not self._warm.is_set():
+                if not kernels.numba_enabled():
+                    if self.backend == "numba":
+                        raise ImportError("backend='numba' needs numba installed (and SSE_NP_DISABLE_NUMBA unset)")
+                    return "numpy"
+                self._tokenize.enable_fast()
+                self._run_kernels_once()
+                self._warm.set()
+        return "numba"
+
+    def _run_kernels_once(self) -> None:
+        """Call each kernel this model uses once, so numba loads its machine code now."""
+        texts = ["warm up", "warm up café"]  # fast path, and a hole for tokenizers
+        for parallel in (False, True) if self.threads != 1 else (False,):
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            kernels.embed(self._tokenize, texts, 0, self._table, self._dyt, True, out,
+                          threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
+            ids, starts, stops = self._tokenize.bags(texts, 0, 1)
+            kernels.pool(self._table, self._dyt, ids, starts, stops, self.dim, True,
+                         threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
+
+    def _warm_in_background(self) -> None:
+        with self._warm_lock:
+            if self._warm_thread is not None or self._warm.is_set():
+                return
+            thread = threading.Thread(target=self._background_warmup, name="sse_np-warmup", daemon=True)
+            self._warm_thread = thread
+            _warming.add(thread)
+        thread.start()
+
+    def _background_warmup(self) -> None:
+        try:
+            self.warmup()
+        except Exception as exc:  # stay on NumPy: correct, only slower
+            warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
+                          stacklevel=1)
+
+    def _use_numba(self, batch: list[str]) -> bool:
+        """Back-end for this call (see the ``backend`` attribute)."""
+        if self._warm.is_set():
+            return True
+        if self.backend == "numpy" or not kernels.numba_available():
+            return False
+        if self.backend == "numba" or sum(map(len, batch)) >= _WAIT_FOR_NUMBA_CHARS:
+            return self.warmup() == "numba"
+        self._warm_in_background()
+        return False
 
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
@@ -147,10 +248,13 @@ class SSEModel:
         batch_size = _check_positive_int(batch_size, "batch_size")
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
+        use_numba = self._use_numba(batch)
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
+            if not use_numba:  # the background warm-up may finish mid-call
+                use_numba = self._warm.is_set()
             kernels.embed(self._tokenize, chunk, start, self._table, self._dyt, bool(normalize),
-                          out[start : start + len(chunk)], self.threads)
+                          out[start : start + len(chunk)], self.threads, use_numba)
             if show_progress_bar:
                 print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
         if show_progress_bar and batch:
@@ -193,6 +297,18 @@ def _check_threads(threads: int | None) -> int | None:
     return _check_positive_int(threads, "threads")
 
 
+def _check_backend(backend: str | None) -> str:
+    """``backend`` argument, else ``$SSE_NP_BACKEND``, else "auto"; numpy if numba is switched off."""
+    source = "backend"
+    if backend is None:
+        backend, source = os.environ.get("SSE_NP_BACKEND", "").strip().lower() or "auto", "SSE_NP_BACKEND"
+    if backend not in BACKENDS:
+        raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if backend == "auto" and kernels.numba_disabled_by_env():
+        return "numpy"
+    return backend
+
+
 def _check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a positive int, not bool")
@@ -223,7 +339,7 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     return batch, False
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None) -> SSEModel:
+def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None) -> SSEModel:
     """Load an SSE model from a folder, or from the Hugging Face hub.
 
     Parameters
@@ -236,6 +352,11 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> SSEModel:
     threads : int, optional
         Most threads per ``encode`` call (tokenizer and kernel); default
         ``$SSE_NP_THREADS`` or, if unset, numba's thread count.
+    backend : {"auto", "numba", "numpy"}, optional
+        Default ``$SSE_NP_BACKEND`` or "auto": NumPy until numba has loaded
+        in the background (fast cold start). "numba" loads it now (steady
+        latency from the first call); "numpy" never imports it. All three
+        give the same vectors, bit for bit.
 
     Returns
     -------
@@ -251,7 +372,7 @@ def load(path: str | os.PathLike, *, threads: int | None = None) -> SSEModel:
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads)
+    return SSEModel(read_checkpoint(local), threads=threads, backend=backend)
 
 
 def _looks_like_repo_id(name: str) -> bool:

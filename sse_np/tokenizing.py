@@ -197,8 +197,9 @@ class TextTokenizer:
         Most whitespace-separated chunks remembered; 0 disables the chunk
         path (and the fast path). The cache is emptied when it outgrows this size.
     fast : bool, optional
-        Use the numba WordPiece for ASCII chunks. Default: when numba is
-        enabled and the configuration is supported (:func:`fast_path_spec`).
+        Use the numba WordPiece for ASCII chunks (True loads numba now).
+        Default: when the configuration is supported (:func:`fast_path_spec`)
+        and numba is loaded, now or later by :meth:`enable_fast`.
     """
 
     def __init__(self, tokenizer: Tokenizer, cache_size: int = DEFAULT_CACHE_SIZE, fast: bool | None = None) -> None:
@@ -208,7 +209,7 @@ class TextTokenizer:
         self._chunked = cache_size > 0 and _chunkable(spec)
         self._cache: dict[str, list[int]] = {}
         self._fast = None
-        settings = fast_path_spec(spec) if self._chunked and fast is not False else None
+        self._fast_settings = settings = fast_path_spec(spec) if self._chunked and fast is not False else None
         if fast and settings is None:
             raise ValueError("the fast path needs cache_size > 0 and a tokenizer.json configuration it "
                              "reproduces (see sse_np.tokenizing.fast_path_spec); this one is not")
@@ -216,7 +217,9 @@ class TextTokenizer:
             # Chunks are cached whole; truncation applies to texts, afterwards.
             self._chunk_tokenizer = Tokenizer.from_str(tokenizer.to_str())
             self._chunk_tokenizer.no_truncation()
-            if settings is not None and (fast or kernels.numba_enabled()):
+            if fast and not kernels.numba_enabled():
+                raise ValueError("fast=True needs numba (installed, and SSE_NP_DISABLE_NUMBA not set)")
+            if settings is not None and kernels.numba_loaded():
                 self._fast = _FastWordPiece(settings)
         trunc = tokenizer.truncation
         self._max_len = trunc["max_length"] if trunc else None
@@ -227,6 +230,16 @@ class TextTokenizer:
     @property
     def fast(self) -> bool:
         """Whether the numba WordPiece fast path is in use."""
+        return self._fast is not None
+
+    def enable_fast(self) -> bool:
+        """Build the fast path's tables if the configuration allows it (loads numba).
+
+        Returns whether the fast path is now in use. Safe to call from any
+        thread: the tables are published in one assignment when complete.
+        """
+        if self._fast is None and self._fast_settings is not None and kernels.numba_enabled():
+            self._fast = _FastWordPiece(self._fast_settings)
         return self._fast is not None
 
     def clear_cache(self) -> None:

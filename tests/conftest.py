@@ -115,8 +115,10 @@ def backend(request, monkeypatch):
     if request.param == "numba":
         pytest.importorskip("numba", reason="numba not installed: only the NumPy path exists")
         monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+        monkeypatch.setenv("SSE_NP_BACKEND", "numba")  # numba from the first call, not after a warm-up
     else:
         monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")
+        monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.setattr(kernels, "_numba_state", "unknown")
     yield request.param
     assert kernels.backend() == request.param
