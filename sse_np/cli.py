@@ -1,26 +1,38 @@
-"""Command-line interface: ``sse-np eval | encode | info`` (also ``python -m sse_np``).
+"""Command-line interface: ``sse-np encode | eval | info | download | warmup | quantize | bench``.
 
-Every subcommand is a thin wrapper over the public API:
+Also ``python -m sse_np``. Every subcommand is a thin wrapper over the
+public API:
 
-* ``eval``   -- :func:`sse_np.evaluate.evaluate` on BEIR-layout folders,
+* ``encode``   -- texts (plain lines or JSONL, file or stdin, ``.gz`` too)
+  to ``.npy`` or JSONL, streamed in chunks, written atomically;
+* ``eval``     -- :func:`sse_np.evaluate.evaluate` on BEIR-layout folders,
   table on stdout, progress on stderr, optional JSON report and plot;
-* ``encode`` -- ``SSEModel.encode`` on texts read one per line from a file
-  or stdin, saved as a float32 ``.npy`` array;
-* ``info``   -- where the model was loaded from and its shape.
+* ``info``     -- the model (layout, V, D, dtype, tokenizer) and the engine
+  (back-end, numba, its cache folder, threads);
+* ``download`` -- :func:`sse_np.download` from the Hugging Face hub;
+* ``warmup``   -- load (compiling once) the numba kernels, e.g. while
+  building a container image, so later processes start warm;
+* ``quantize`` -- write a model in the 4-bit layout;
+* ``bench``    -- run the benchmark suite of a source checkout (``bench/``).
 
 ``--model`` defaults to :func:`sse_np.default_model` (the repository's
-``weights/`` folder or the ``SSE_NP_MODEL`` environment variable).
+``weights/`` folder, the installed copy, or ``$SSE_NP_MODEL``).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import json
+import os
+import re
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import numpy as np
+from . import streams
+from .errors import DataError
 
 # Names, not the module: sse_np re-exports the function ``evaluate``, which
 # shadows the submodule as an attribute of the package.
@@ -73,27 +85,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _read_lines(source: str) -> list[str]:
-    """Texts one per line from a file or ``-`` (stdin), as UTF-8.
-
-    Only ``\\n`` (and a ``\\r`` before it) separates texts, so other Unicode
-    line breaks stay inside a text; empty lines are kept as empty texts so
-    output row i is input line i; a final newline does not add a text.
-    """
-    if source == "-":
-        stream = sys.stdin
-        if hasattr(stream, "buffer"):
-            stream = io.TextIOWrapper(stream.buffer, encoding="utf-8", newline="")
-        data = stream.read()
-    else:
-        with open(source, encoding="utf-8", newline="") as fh:
-            data = fh.read()
-    lines = data.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         _require_matplotlib()  # fail before the slow part, not after it
@@ -117,15 +108,54 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# How SSEModel.encode's messages name a text: "texts[3] is ..." / "text 3 cannot ...".
+_TEXT_INDEX = re.compile(r"\btexts\[(\d+)\]|\btext (\d+)\b")
+
+
 def _cmd_encode(args: argparse.Namespace) -> int:
-    texts = _read_lines(args.input)
+    in_fmt = streams.input_format(args.input, args.input_format, args.field)
+    out_fmt = streams.output_format(args.output, args.format)
+    if out_fmt == "npy" and args.output == "-":
+        raise DataError("-", "npy output needs a file (its header is completed at the end); "
+                             "use --format jsonl to write to stdout")
+    if in_fmt == "lines" and (args.field or args.keep):
+        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl)")
+    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
     model = _load_model(args.model, args.threads)
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
-    vectors = model.encode(texts, dim=args.dim, batch_size=args.batch_size, normalize=not args.no_normalize)
-    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-    np.save(args.output, vectors)
-    print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} float32 to {args.output}", file=sys.stderr)
+    dim = int(model.dim) if args.dim is None else args.dim
+    progress = streams.Progress(sys.stderr.isatty() if args.progress is None else args.progress)
+    target = None if args.output == "-" else streams.AtomicOutput(args.output)
+    sink = sys.stdout.buffer if target is None else target.file
+    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, dim)
+    name = "<stdin>" if args.input == "-" else args.input
+    try:
+        chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
+                                     chunk_lines=max(args.batch_size, 8192), progress=progress)
+        for chunk in chunks:
+            try:
+                vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
+            except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
+                found = _TEXT_INDEX.search(str(exc))
+                if not found:
+                    raise
+                line = chunk.lines[int(found.group(1) or found.group(2))]
+                raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
+            writer.write(vectors, chunk.kept if in_fmt == "jsonl" else None)
+            progress.update(writer.rows)
+        writer.close()
+        progress.update(writer.rows, final=True)
+        if target is not None:
+            target.commit()
+    except BaseException:
+        if target is not None:
+            target.abort()  # the destination keeps what it had
+        raise
+    finally:
+        progress.close()
+    where = "stdout" if target is None else args.output
+    print(f"wrote {writer.rows} x {dim} float32 ({out_fmt}) to {where}", file=sys.stderr)
     return 0
 
 
@@ -139,25 +169,88 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    model = _load_model(args.model)
-    info = _model_info(model)
-    rows = [
-        ("path", info["path"]),
-        ("layout", info["layout"]),
-        ("vocab_size (V)", info["vocab_size"]),
-        ("dim (D)", info["dim"]),
-        ("dtype", info["dtype"]),
-    ]
-    for key, value in rows:
+    info = _info(_load_model(args.model), warm=args.warmup)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
         print(f"{key:<16}{value}")
     return 0
+
+
+def _info(model: Any, warm: bool = False) -> dict[str, Any]:
+    """The model and engine facts ``sse-np info`` prints."""
+    from importlib import metadata
+
+    from . import kernels
+
+    info = _model_info(model)
+    info = {"path": info["path"], "layout": info["layout"], "vocab_size (V)": info["vocab_size"],
+            "dim (D)": info["dim"], "dtype": info["dtype"]}
+    info["table bytes"] = int(model.table.data.nbytes)
+    trunc = model.tokenizer.truncation
+    tokenizer = model._tokenize
+    info["tokenizer"] = {
+        "vocab": model.tokenizer.get_vocab_size(with_added_tokens=True),
+        "lowercase": _lowercases(model.tokenizer),
+        "truncation": f"{trunc['max_length']} tokens, keep {'end' if trunc.get('direction') == 'left' else 'start'}"
+        if trunc else "off",
+        "numba fast path": "supported" if tokenizer._fast_settings is not None else "not supported (tokenizers)",
+    }
+    try:
+        numba_version = metadata.version("numba")
+    except metadata.PackageNotFoundError:
+        numba_version = None
+    if warm:
+        model.warmup()
+    info["backend"] = model.backend + (" (numba loaded)" if model._warm.is_set() else "")
+    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if kernels.numba_disabled_by_env() else
+                     numba_version or "not installed (NumPy back-end)")
+    info["numba cache"] = kernels.numba_cache_dir() if kernels.numba_enabled() else None
+    info["threads"] = model.threads if model.threads is not None else f"all cores ({os.cpu_count()})"
+    info["sse_np"] = _version()
+    return info
+
+
+def _lowercases(tokenizer) -> bool | None:
+    normalizer = json.loads(tokenizer.to_str()).get("normalizer") or {}
+    return normalizer.get("lowercase") if normalizer.get("type") == "BertNormalizer" else None
+
+
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    from . import kernels
+
+    model = _load_model(args.model, args.threads)
+    backend = model.warmup()
+    where = kernels.numba_cache_dir() if backend == "numba" else None
+    print(f"backend {backend}" + (f"; numba kernels cached in {where}" if where else ""))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .hub import download
+
+    path = download(args.repo_id, revision=args.revision, local_dir=args.dir, force=args.force)
+    print(path)  # stdout: usable as MODEL=$(sse-np download ...)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    script = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+    if not script.is_file():
+        raise FileNotFoundError(
+            "the benchmark suite is in the source repository's bench/ folder (it needs the peers in "
+            "bench/requirements.txt); run `sse-np bench` from a checkout installed with `pip install -e .`")
+    return subprocess.call([sys.executable, str(script), *args.bench_args], cwd=script.parent.parent)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{eval,encode,quantize,info}")
+    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench}")
     sub.required = True
     model_help = (
         "model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)"
@@ -188,17 +281,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_enc = sub.add_parser(
         "encode",
-        help="encode texts (one per line) to a .npy array",
-        description="Encode texts, one per line, from INPUT (or stdin) into a float32 .npy array.",
+        help="encode texts (plain lines or JSONL) to .npy or JSONL",
+        description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
+                    "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
+                    ".npy array (row i = record i), or JSONL with an \"embedding\" per record. OUT is written "
+                    "to a temporary file and renamed when complete, so an error never leaves a partial file.",
     )
-    p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text file, or - for stdin (default)")
-    p_enc.add_argument("-o", "--output", required=True, metavar="OUT.npy", help="output .npy file")
+    p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text or JSONL file, or - for stdin (default)")
+    p_enc.add_argument("-o", "--output", required=True, metavar="OUT",
+                       help="output file (.npy or .jsonl), or - for JSONL on stdout")
+    p_enc.add_argument("--format", choices=streams.OUTPUT_FORMATS, default=None,
+                       help="output format (default: from OUT's suffix; - is jsonl)")
+    p_enc.add_argument("--input-format", choices=streams.INPUT_FORMATS, default=None,
+                       help="input format (default: jsonl for *.jsonl/*.ndjson or with --field, else lines)")
+    p_enc.add_argument("--field", default=None, help="JSONL field holding the text (default: text)")
+    p_enc.add_argument("--keep", default=None, metavar="F1,F2",
+                       help="JSONL fields copied into JSONL output records (default: _id,id when present)")
     p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: native D)")
     p_enc.add_argument("--model", default=None, help=model_help)
     p_enc.add_argument("--threads", type=_positive_int, default=None,
                        help="most threads for encoding (default: $SSE_NP_THREADS, else all cores)")
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress on stderr (default: when stderr is a terminal)")
     p_enc.set_defaults(func=_cmd_encode)
 
     p_q4 = sub.add_parser(
@@ -210,9 +316,47 @@ def build_parser() -> argparse.ArgumentParser:
     p_q4.add_argument("--model", default=None, help=model_help)
     p_q4.set_defaults(func=_cmd_quantize)
 
-    p_info = sub.add_parser("info", help="show the model's path, layout, V, D and dtype")
+    p_info = sub.add_parser("info", help="show the model (layout, V, D, dtype, tokenizer) and the engine",
+                            description="Show the model and engine: layout, V, D, dtype, tokenizer settings, "
+                                        "back-end, numba version and cache folder, threads.")
     p_info.add_argument("--model", default=None, help=model_help)
+    p_info.add_argument("--json", action="store_true", help="print JSON")
+    p_info.add_argument("--warmup", action="store_true", help="load the numba kernels first")
     p_info.set_defaults(func=_cmd_info)
+
+    p_dl = sub.add_parser(
+        "download",
+        help="fetch an SSE model from the Hugging Face hub",
+        description="Fetch the files of an SSE model repository into the Hugging Face cache ($HF_HOME/hub, "
+                    "shared with other HF tools) or into --dir; prints the local folder. Honours HF_ENDPOINT, "
+                    "HF_HUB_OFFLINE, HF_HOME, HF_HUB_CACHE and HF_TOKEN; sizes are checked against the repository "
+                    "listing; a dropped connection resumes, and files already fetched are kept.",
+    )
+    p_dl.add_argument("repo_id", metavar="REPO_ID", help="owner/name on the hub")
+    p_dl.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
+    p_dl.add_argument("--dir", default=None, metavar="DIR", help="put the files in DIR instead of the cache")
+    p_dl.add_argument("--force", action="store_true", help="download again even if cached")
+    p_dl.set_defaults(func=_cmd_download)
+
+    p_warm = sub.add_parser(
+        "warmup",
+        help="load (compiling once) the numba kernels, e.g. while building an image",
+        description="Load the model's numba kernels, compiling them into numba's cache the first time, so "
+                    "that later processes start warm (run it in a Dockerfile after installing).",
+    )
+    p_warm.add_argument("--model", default=None, help=model_help)
+    p_warm.add_argument("--threads", type=_positive_int, default=None,
+                        help="1 skips the parallel kernels (default: $SSE_NP_THREADS, else all cores)")
+    p_warm.set_defaults(func=_cmd_warmup)
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (source checkout: bench/run.py)",
+        description="Run bench/run.py of a source checkout with these arguments (see bench/README in the "
+                    "repository; peers come from bench/requirements.txt). E.g. sse-np bench --quick.",
+        add_help=False,
+    )
+    p_bench.set_defaults(func=_cmd_bench)  # every argument after "bench" goes to bench/run.py
     return parser
 
 
@@ -229,9 +373,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         Exit status.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # e.g. `sse-np encode ... -o - | head`: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, OSError, ImportError) as exc:
         # DataError, ModelLoadError (ValueError subclasses), missing files
         # and a missing optional extra: one clear line instead of a traceback.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class ModelLoadError(ValueError):
     """A model folder or weight file is missing, corrupt or inconsistent.
@@ -13,3 +15,16 @@ class ModelLoadError(ValueError):
 
 class ModelNotFoundError(ModelLoadError, FileNotFoundError):
     """No model exists at the requested location (e.g. an empty ``weights/``)."""
+
+
+class DataError(ValueError):
+    """An input file (dataset, texts to encode) is missing or malformed.
+
+    The message names the file and, where it applies, the 1-based line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")

@@ -58,6 +58,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .errors import DataError
+
 __all__ = [
     "METRICS",
     "DEFAULT_DIMS",
@@ -90,19 +92,6 @@ TOP_K = 100
 # Same epsilon as torch.nn.functional.normalize / sentence-transformers.
 _EPS = 1e-12
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
-
-
-class DataError(ValueError):
-    """A dataset file is missing or malformed.
-
-    The message names the file and, where it applies, the 1-based line.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], message: str, line: int | None = None) -> None:
-        self.path = str(path)
-        self.line = line
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {message}")
 
 
 class MissingDependencyError(ImportError):

@@ -91,7 +91,8 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["eval"], ["eval", "x", "--dims", "a,b"], ["eval", "x", "--dims", "0"], ["encode"]):
+    for argv in ([], ["eval"], ["eval", "x", "--dims", "a,b"], ["eval", "x", "--dims", "0"], ["encode"],
+                 ["encode", "x", "-o", "y.npy", "--format", "csv"], ["info", "--bogus"], ["download"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2, argv
@@ -142,6 +143,192 @@ def test_encode_dim_too_large(model_dir: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["encode", str(src), "-o", str(tmp_path / "o.npy"), "--dim", "64", "--model", str(model_dir)]) == 1
     assert "exceeds the model's native dimension 32" in capsys.readouterr().err
     assert not (tmp_path / "o.npy").exists()
+
+
+def _jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def _read_jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_encode_jsonl_in_jsonl_out_keeps_ids(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) -> None:
+    docs = [{"_id": "d1", "body": "cats purr", "x": 1}, {"_id": "d2", "body": ""}, {"_id": 3, "body": "caf\u00e9"}]
+    src = _jsonl(tmp_path / "docs.jsonl", docs)
+    out = tmp_path / "v.jsonl"
+    assert main(["encode", str(src), "--field", "body", "-o", str(out), "--dim", "16", "--model", str(model_dir)]) == 0
+    rows = _read_jsonl(out.read_text(encoding="utf-8"))
+    assert [r["_id"] for r in rows] == ["d1", "d2", 3] and all(set(r) == {"_id", "embedding"} for r in rows)
+    # 9 significant digits read back as the same float32 bits
+    got = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    assert got.tobytes() == model.encode([d["body"] for d in docs], 16).tobytes()
+    # --keep picks fields; .npy output of the same input has the same rows
+    assert main(["encode", str(src), "--field", "body", "--keep", "x", "-o", str(out), "--model", str(model_dir)]) == 0
+    assert [set(r) for r in _read_jsonl(out.read_text(encoding="utf-8"))] == [{"x", "embedding"}, {"embedding"},
+                                                                              {"embedding"}]
+    npy = tmp_path / "v.npy"
+    assert main(["encode", str(src), "--field", "body", "-o", str(npy), "--dim", "16", "--model", str(model_dir)]) == 0
+    assert np.load(npy).tobytes() == got.tobytes()
+
+
+def test_encode_gzip_and_chunk_boundaries(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) -> None:
+    import gzip
+
+    texts = [f"line {i} " + "word " * (i % 13) for i in range(20_000)]  # > 2 chunks of 8192 lines
+    src = tmp_path / "many.jsonl.gz"
+    with gzip.open(src, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps({"text": t}) + "\n" for t in texts)
+    out = tmp_path / "many.npy"
+    assert main(["encode", str(src), "-o", str(out), "--dim", "8", "--batch-size", "333",
+                 "--model", str(model_dir)]) == 0
+    assert np.load(out).tobytes() == model.encode(texts, 8).tobytes()
+
+
+def test_read_chunks_streams(tmp_path: Path) -> None:
+    """The reader holds one chunk at a time: the first arrives after reading a small part of the file."""
+    from sse_np import streams
+
+    src = tmp_path / "big.txt"
+    src.write_text("".join(f"text number {i}\n" for i in range(50_000)), encoding="utf-8")
+    progress = streams.Progress(enabled=False)
+    chunks = streams.read_chunks(str(src), "lines", chunk_lines=1000, progress=progress)
+    first = next(chunks)
+    assert len(first.texts) == 1000 and first.texts[0] == "text number 0" and first.first_line == 1
+    assert progress.bytes_read < src.stat().st_size / 10
+    rest = list(chunks)
+    assert sum(len(c.texts) for c in rest) == 49_000 and rest[-1].texts[-1] == "text number 49999"
+
+
+def test_encode_jsonl_to_stdout_subprocess(model: sse_np.SSEModel, model_dir: Path) -> None:
+    stdin = json.dumps({"id": "q1", "text": "what is a cat"}) + "\n" + json.dumps({"id": "q2", "text": "dogs"}) + "\n"
+    done = _run_module(["encode", "-", "--input-format", "jsonl", "-o", "-", "--dim", "8", "--model", str(model_dir)],
+                       stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    rows = _read_jsonl(done.stdout)
+    assert [r["id"] for r in rows] == ["q1", "q2"]
+    got = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    assert got.tobytes() == model.encode(["what is a cat", "dogs"], 8).tobytes()
+    assert "wrote 2 x 8 float32 (jsonl) to stdout" in done.stderr and "encoded" not in done.stderr  # no TTY
+
+
+BAD_INPUTS = [
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": "ok too"}\n{"text": oops}\n', "bad.jsonl:3: invalid JSON"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"body": "no text"}\n', "bad.jsonl:2: no field 'text' (fields: 'body')"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": 42}\n', "bad.jsonl:2: field 'text' is int, expected a string"),
+    ("bad.jsonl", b'{"text": "ok"}\n\n{"text": "ok"}\n', "bad.jsonl:2: empty line"),
+    ("bad.jsonl", b'{"text": "ok"}\n["text"]\n', "bad.jsonl:2: expected a JSON object, got list"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": "lone \\ud800 surrogate"}\n', "bad.jsonl:2: the text cannot be tokenized: it contains a lone surrogate"),
+    ("bad.txt", b"fine\nalso fine\nbroken \xff byte\n", "bad.txt:3: not valid UTF-8 (byte 0xff at column 8)"),
+]
+
+
+@pytest.mark.parametrize("name,data,message", BAD_INPUTS)
+def test_encode_bad_line_names_it_and_keeps_the_old_output(model_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str],
+                                                           name: str, data: bytes, message: str) -> None:
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.npy"
+    np.save(out, np.arange(6, dtype=np.float32))  # a previous result
+    before = out.read_bytes()
+    assert main(["encode", str(src), "-o", str(out), "--batch-size", "1", "--model", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sse-np: error: ") and message in err, err
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "out.npy"])  # no partial file left
+
+
+def test_encode_output_errors(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text("x\n", encoding="utf-8")
+    cases = [
+        (["-o", str(tmp_path / "vectors.bin")], "cannot tell the output format"),
+        (["-o", "-", "--format", "npy"], "npy output needs a file"),
+        (["-o", str(tmp_path)], "is a folder"),
+        (["-o", str(tmp_path / "missing" / "v.npy")], "does not exist"),
+        (["-o", str(tmp_path / "v.npy"), "--field", "text", "--input-format", "lines"], "apply to JSONL input"),
+        (["-o", str(tmp_path / "v.npy"), "--model", str(tmp_path / "nowhere")], "nowhere"),
+    ]
+    for extra, message in cases:
+        args = ["encode", str(src), *extra]
+        if "--model" not in extra:
+            args += ["--model", str(model_dir)]
+        assert main(args) == 1, extra
+        assert message in capsys.readouterr().err, extra
+    assert main(["encode", str(tmp_path / "absent.txt"), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir)]) == 1
+    assert "absent.txt: no such file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.txt"]
+
+
+def test_encode_empty_input_and_progress(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "empty.txt"
+    src.write_bytes(b"")
+    out = tmp_path / "e.npy"
+    assert main(["encode", str(src), "-o", str(out), "--dim", "8", "--model", str(model_dir), "--progress"]) == 0
+    assert np.load(out).shape == (0, 8)
+    src.write_text("a\nb\nc\n", encoding="utf-8")
+    assert main(["encode", str(src), "-o", str(out), "--model", str(model_dir), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "100.0% encoded 3 texts" in err
+    assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # a normal file mode, not mkstemp's
+
+
+def test_encode_to_a_closed_pipe_is_quiet(model_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text("".join(f"text {i}\n" for i in range(50_000)), encoding="utf-8")
+    cmd = f"{sys.executable} -m sse_np encode {src} -o - --dim 4 --model {model_dir} | head -n 1"
+    done = subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], capture_output=True, text=True, timeout=300,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and "Error" not in done.stderr
+
+
+# --------------------------------------------------------------------------
+# info, warmup, bench
+# --------------------------------------------------------------------------
+
+
+def test_info_json_engine_facts(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--model", str(model_dir), "--json", "--warmup"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "full" and info["dim (D)"] == 32 and info["vocab_size (V)"] == 30522
+    assert info["table bytes"] == 30522 * 32 * 4
+    assert info["tokenizer"]["lowercase"] is True and info["tokenizer"]["numba fast path"] == "supported"
+    assert info["tokenizer"]["truncation"] == "128 tokens, keep start"
+    if importlib.util.find_spec("numba") and not os.environ.get("SSE_NP_DISABLE_NUMBA"):
+        assert info["backend"].endswith("(numba loaded)")
+        assert Path(info["numba cache"]).is_dir()
+    assert info["sse_np"] == sse_np.__version__
+
+
+def test_info_and_warmup_without_numba(model_dir: Path) -> None:
+    env = {"SSE_NP_DISABLE_NUMBA": "1", "SSE_NP_MODEL": str(model_dir)}
+    done = _run_module(["info", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert info["backend"] == "numpy" and info["numba"].startswith("off") and info["numba cache"] is None
+    done = _run_module(["warmup"], env)
+    assert done.returncode == 0 and done.stdout.strip() == "backend numpy"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+def test_warmup_loads_numba_kernels(model_dir: Path) -> None:
+    done = _run_module(["warmup", "--model", str(model_dir)], {"SSE_NP_DISABLE_NUMBA": ""})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("backend numba; numba kernels cached in ")
+    assert Path(done.stdout.split(" in ", 1)[1].strip()).is_dir()
+
+
+def test_bench_runs_the_checkout_suite(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    done = _run_module(["bench", "--help"])
+    assert done.returncode == 0 and "usage: python bench/run.py" in done.stdout and "--quick" in done.stdout
+    import sse_np.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(REPO / "nowhere" / "sse_np" / "cli.py"))
+    assert main(["bench", "--quick"]) == 1
+    assert "benchmark suite is in the source repository's bench/" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------
