@@ -95,6 +95,11 @@ class SSENp(Engine):
 
     def load(self, model, layout, variant):
         self.model = self.sse_np.load(model[layout], threads=variant.get("threads"))
+        if not variant.get("cold"):
+            # What a server does at start-up: numba's kernels loaded before the
+            # first timed call (the default "auto" backend would answer the
+            # first calls on NumPy while they load). Cold-start runs skip it.
+            self.model.warmup()
 
     def encode(self, texts, dim):
         return self.model.encode(texts, dim=dim, batch_size=max(1, len(texts)))

@@ -335,7 +335,7 @@ def task_coldstart(spec: dict[str, Any], t_wall0: float, t0: float) -> dict[str,
     eng = engines.make(spec["engine"])
     eng.imports()
     t_import = time.perf_counter()
-    eng.load(spec["model"], spec.get("layout", "full"), _variant(eng, spec))
+    eng.load(spec["model"], spec.get("layout", "full"), {**_variant(eng, spec), "cold": True})
     t_load = time.perf_counter()
     vec = eng.encode_one("how fast is a static embedding model on a cpu?", 256)
     t_first = time.perf_counter()
