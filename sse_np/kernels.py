@@ -44,9 +44,15 @@ def numba_disabled_by_env() -> bool:
 
 def numba_available() -> bool:
     """numba is installed and not switched off; cheap: does not import it."""
+    global _numba_state
     if _numba_state != "unknown":
         return _numba_state == "on"
-    return not numba_disabled_by_env() and find_spec("numba") is not None
+    if numba_disabled_by_env():
+        return False
+    if find_spec("numba") is None:  # a path search: remember the answer, calls ask every time
+        _numba_state = "off"
+        return False
+    return True
 
 
 def numba_loaded() -> bool:

@@ -81,8 +81,10 @@ class SSEModel:
         self.backend: str = _check_backend(backend)
         self._tokenize = TextTokenizer(self._tokenizer, fast=False if self.backend == "numpy" else None)
         self._warm = threading.Event()  # numba kernels loaded for this model's table and tokenizer
-        self._warm_lock = threading.Lock()
+        self._warm_lock = threading.Lock()  # held while loading: warmup() callers wait on it
+        self._start_lock = threading.Lock()  # only to start one background thread
         self._warm_thread: threading.Thread | None = None
+        self._warm_error: Exception | None = None
         self.dim: int = self._table.dim
         self.vocab_size: int = self._table.vocab_size
         self.layout: str = checkpoint.layout
@@ -156,7 +158,9 @@ class SSEModel:
                          threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
 
     def _warm_in_background(self) -> None:
-        with self._warm_lock:
+        if self._warm_thread is not None:
+            return
+        with self._start_lock:  # not _warm_lock: a call must never wait for the loading here
             if self._warm_thread is not None or self._warm.is_set():
                 return
             thread = threading.Thread(target=self._background_warmup, name="sse_np-warmup", daemon=True)
@@ -165,20 +169,28 @@ class SSEModel:
         thread.start()
 
     def _background_warmup(self) -> None:
+        self._warmup_or_numpy()
+
+    def _warmup_or_numpy(self) -> bool:
+        """warmup(), but a failure to load numba's kernels only means staying on NumPy (once warned)."""
+        if self._warm_error is not None:
+            return False
         try:
-            self.warmup()
-        except Exception as exc:  # stay on NumPy: correct, only slower
+            return self.warmup() == "numba"
+        except Exception as exc:  # NumPy gives the same vectors, only more slowly
+            self._warm_error = exc
             warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
-                          stacklevel=1)
+                          stacklevel=2)
+            return False
 
     def _use_numba(self, batch: list[str]) -> bool:
         """Back-end for this call (see the ``backend`` attribute)."""
         if self._warm.is_set():
             return True
-        if self.backend == "numpy" or not kernels.numba_available():
+        if self.backend == "numpy" or self._warm_error is not None or not kernels.numba_available():
             return False
         if self.backend == "numba" or sum(map(len, batch)) >= _WAIT_FOR_NUMBA_CHARS:
-            return self.warmup() == "numba"
+            return self._warmup_or_numpy()
         self._warm_in_background()
         return False
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,57 @@ def test_auto_waits_for_numba_on_a_large_call(full_small):
     assert out.stdout.split() == ["True", "True", "True"]
 
 
+def test_calls_never_wait_for_a_background_warm_up(full_small, monkeypatch):
+    """While numba loads (held here until released), further small calls keep answering on NumPy."""
+    monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
+    monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+    release, entered = threading.Event(), threading.Event()
+    real = sse_np.SSEModel._run_kernels_once
+
+    def slow_kernels(self):
+        entered.set()
+        assert release.wait(60)
+        real(self)
+
+    monkeypatch.setattr(sse_np.SSEModel, "_run_kernels_once", slow_kernels)
+    model = sse_np.load(full_small[0])
+    ref = sse_np.load(full_small[0], backend="numpy")
+    first = model.encode(["one"], 32)
+    assert entered.wait(60)  # the warm-up thread holds the model's loading lock now
+    done: list = []
+    caller = threading.Thread(target=lambda: done.append(model.encode(["two", "three"], 32)))
+    caller.start()
+    caller.join(60)
+    assert done and not model._warm.is_set(), "a call waited for numba to load"
+    release.set()
+    model._warm_thread.join(60)
+    assert model._warm.is_set()
+    assert first.tobytes() == ref.encode(["one"], 32).tobytes()
+    assert done[0].tobytes() == ref.encode(["two", "three"], 32).tobytes()
+
+
+def test_a_failed_warm_up_stays_on_numpy(full_small, monkeypatch):
+    monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
+    monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+
+    def broken(self):
+        raise RuntimeError("no locator available for file")
+
+    monkeypatch.setattr(sse_np.SSEModel, "_run_kernels_once", broken)
+    monkeypatch.setattr(sse_np.model, "_WAIT_FOR_NUMBA_CHARS", 10)
+    model = sse_np.load(full_small[0])
+    texts = ["a text longer than ten characters", "b"]
+    with pytest.warns(RuntimeWarning, match="numba kernels failed to load .*no locator"):
+        got = model.encode(texts, 32)  # large: tries numba in this call, falls back
+    assert got.tobytes() == sse_np.load(full_small[0], backend="numpy").encode(texts, 32).tobytes()
+    assert not model._warm.is_set() and model._warm_thread is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.encode(texts, 32)  # no second attempt, no second warning
+    with pytest.raises(RuntimeError, match="no locator"):
+        sse_np.load(full_small[0], backend="numba")  # asked for numba explicitly: load fails loudly
+
+
 def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
     out = _run(f"""
         import sys, sse_np
@@ -119,6 +171,22 @@ def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
         print("numba" in sys.modules, n._warm.is_set())
     """, _NO_BACKEND_ENV)
     assert out.stdout.split() == ["False", "numpy", "True", "True"]
+
+
+def test_auto_without_numba_installed_looks_for_it_once(full_small, monkeypatch):
+    """A slim install (no numba): NumPy answers, and the import system is searched once, not per call."""
+    from sse_np import kernels
+
+    searched: list[str] = []
+    monkeypatch.setattr(kernels, "find_spec", lambda name: searched.append(name))  # -> None: not installed
+    monkeypatch.setattr(kernels, "_numba_state", "unknown")
+    monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
+    monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+    model = sse_np.load(full_small[0])
+    ref = sse_np.load(full_small[0], backend="numpy")
+    for text in ("one", "two", "three " * 10):
+        assert model.encode([text], 32).tobytes() == ref.encode([text], 32).tobytes()
+    assert searched == ["numba"] and model._warm_thread is None and model.warmup() == "numpy"
 
 
 def test_backend_setting_is_validated(full_small, monkeypatch):
