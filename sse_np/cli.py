@@ -246,15 +246,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *args.bench_args], cwd=script.parent.parent)
 
 
+def _add_model_args(parser: argparse.ArgumentParser, threads: bool = False) -> None:
+    """``--model`` (and ``--threads``), the same on every subcommand."""
+    parser.add_argument("--model", default=None, help="model folder or Hugging Face repo id (default: "
+                        "sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)")
+    if threads:
+        parser.add_argument("--threads", type=_positive_int, default=None,
+                            help="most threads for encoding; 1 never starts a pool "
+                                 "(default: $SSE_NP_THREADS, else all cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench}")
     sub.required = True
-    model_help = (
-        "model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)"
-    )
 
     p_eval = sub.add_parser(
         "eval",
@@ -268,9 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated Matryoshka dimensions (default: 512,256,128,64,32, those <= the model's D)",
     )
-    p_eval.add_argument("--model", default=None, help=model_help)
-    p_eval.add_argument("--threads", type=_positive_int, default=None,
-                        help="most threads for encoding (default: $SSE_NP_THREADS, else all cores)")
+    _add_model_args(p_eval, threads=True)
     p_eval.add_argument("--json", metavar="OUT.json", help="write the full report as JSON")
     p_eval.add_argument("--plot", metavar="OUT.png", help="plot nDCG@10 vs dimension (needs the 'plot' extra)")
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
@@ -298,9 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_enc.add_argument("--keep", default=None, metavar="F1,F2",
                        help="JSONL fields copied into JSONL output records (default: _id,id when present)")
     p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: native D)")
-    p_enc.add_argument("--model", default=None, help=model_help)
-    p_enc.add_argument("--threads", type=_positive_int, default=None,
-                       help="most threads for encoding (default: $SSE_NP_THREADS, else all cores)")
+    _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
     p_enc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -313,13 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Quantize a model's table to the SSE 4-bit layout (model_rest.safetensors + embedding.q4_k_m.bin).",
     )
     p_q4.add_argument("output", metavar="OUT_DIR", help="folder to write (created)")
-    p_q4.add_argument("--model", default=None, help=model_help)
+    _add_model_args(p_q4)
     p_q4.set_defaults(func=_cmd_quantize)
 
     p_info = sub.add_parser("info", help="show the model (layout, V, D, dtype, tokenizer) and the engine",
                             description="Show the model and engine: layout, V, D, dtype, tokenizer settings, "
                                         "back-end, numba version and cache folder, threads.")
-    p_info.add_argument("--model", default=None, help=model_help)
+    _add_model_args(p_info)
     p_info.add_argument("--json", action="store_true", help="print JSON")
     p_info.add_argument("--warmup", action="store_true", help="load the numba kernels first")
     p_info.set_defaults(func=_cmd_info)
@@ -344,9 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load the model's numba kernels, compiling them into numba's cache the first time, so "
                     "that later processes start warm (run it in a Dockerfile after installing).",
     )
-    p_warm.add_argument("--model", default=None, help=model_help)
-    p_warm.add_argument("--threads", type=_positive_int, default=None,
-                        help="1 skips the parallel kernels (default: $SSE_NP_THREADS, else all cores)")
+    _add_model_args(p_warm, threads=True)
     p_warm.set_defaults(func=_cmd_warmup)
 
     p_bench = sub.add_parser(

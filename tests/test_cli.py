@@ -275,6 +275,58 @@ def test_encode_empty_input_and_progress(model_dir: Path, tmp_path: Path, capsys
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # a normal file mode, not mkstemp's
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_progress_shows_on_a_terminal_by_default(model_dir: Path, tmp_path: Path) -> None:
+    import pty
+
+    src = tmp_path / "t.txt"
+    src.write_text("".join(f"text {i}\n" for i in range(3000)), encoding="utf-8")
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "sse_np", "encode", str(src), "-o", str(tmp_path / "v.npy"),
+                               "--model", str(model_dir)], stderr=slave, stdout=subprocess.DEVNULL, cwd=REPO,
+                              timeout=300)
+        os.close(slave)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its side
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    assert done.returncode == 0
+    assert "100.0% encoded 3,000 texts" in err.decode()
+
+
+def _peak_rss_mib(lines: int, model_dir: Path, tmp_path: Path) -> float:
+    src = tmp_path / f"{lines}.txt"
+    with src.open("w", encoding="utf-8") as fh:
+        # Words recur (as in real text), so the tokenizer's chunk cache (bounded at
+        # 200k chunks) stays small and only the streaming is measured.
+        fh.writelines(f"text number {i % 1000} about things\n" for i in range(lines))
+    code = ("import resource, sys; from sse_np.cli import main; "
+            f"assert main(['encode', {str(src)!r}, '-o', {str(tmp_path / 'v.npy')!r}, '--dim', '32', "
+            f"'--model', {str(model_dir)!r}, '--threads', '1']) == 0; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "SSE_NP_BACKEND": "numpy"})
+    assert done.returncode == 0, done.stderr
+    assert np.load(tmp_path / "v.npy", mmap_mode="r").shape == (lines, 32)
+    return float(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB is Linux's")
+def test_encode_memory_does_not_grow_with_the_input(model_dir: Path, tmp_path: Path) -> None:
+    """10x the lines (400k: ~80 MB of texts and vectors if held at once) adds next to nothing to peak RSS."""
+    small = _peak_rss_mib(40_000, model_dir, tmp_path)
+    large = _peak_rss_mib(400_000, model_dir, tmp_path)
+    assert large - small < 25, (small, large)
+
+
 def test_encode_to_a_closed_pipe_is_quiet(model_dir: Path, tmp_path: Path) -> None:
     src = tmp_path / "t.txt"
     src.write_text("".join(f"text {i}\n" for i in range(50_000)), encoding="utf-8")
