@@ -153,18 +153,19 @@ def _ensure_cache_dir(numba) -> None:
     target = _private_temp_dir()
     shipped = Path(__file__).parent / "__pycache__"
     if shipped.is_dir():
-        from numba.core.caching import UserProvidedCacheLocator
+        from numba.core import caching
 
-        # numba's folder for sources under sse_np/ inside CACHE_DIR.
-        sub = Path(UserProvidedCacheLocator.get_suitable_cache_subpath(str(Path(__file__))))
-        dest = target / sub
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in shipped.glob("*.nb[ic]"):
-            if not (dest / f.name).exists():
-                try:
+        # numba's folder for sources under sse_np/ inside CACHE_DIR (the class
+        # was private before numba 0.6x).
+        locator = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator
+        dest = target / locator.get_suitable_cache_subpath(str(Path(__file__)))
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in shipped.glob("*.nb[ic]"):
+                if not (dest / f.name).exists():
                     shutil.copy2(f, dest / f.name)
-                except OSError:
-                    break  # a partial copy only means some kernels compile again
+        except OSError:
+            pass  # a partial copy only means some kernels compile again
     numba.config.CACHE_DIR = str(target)
 
 
