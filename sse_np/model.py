@@ -32,7 +32,8 @@ _warming: weakref.WeakSet = weakref.WeakSet()
 
 def _join_warmups() -> None:
     for thread in list(_warming):
-        thread.join()
+        if thread is not threading.current_thread():  # a fork from the warm-up itself waits for nothing
+            thread.join()
 
 
 if hasattr(os, "register_at_fork"):
