@@ -54,6 +54,13 @@ def _label(results: dict[str, Any], name: str) -> str:
     return results.get("engines", {}).get(name, {}).get("label", name)
 
 
+def _layout_row(results: dict[str, Any], key: str, r: dict[str, Any]) -> tuple[str, str, str, list[str] | None]:
+    """For an ``engine|layout`` result: engine, layout, row label, and the row to show if the run failed."""
+    name, _, layout = key.partition("|")
+    label = f"{_label(results, name)}, {_LAYOUTS.get(layout, layout)}"
+    return name, layout, label, ([label, f"failed: {r['error'][:120]}"] if "error" in r else None)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -317,10 +324,9 @@ def _memory(results: dict[str, Any]) -> str:
            "batch size. N× = this row's peak after encoding ÷ sse_np's with the same layout." if n else "", ""]
     rows = []
     for key, r in mem.items():
-        name, _, layout = key.partition("|")
-        label = f"{_label(results, name)}, {_LAYOUTS.get(layout, layout)}"
-        if "error" in r:
-            rows.append([label, f"failed: {r['error'][:120]}"])
+        name, layout, label, failed = _layout_row(results, key, r)
+        if failed:
+            rows.append(failed)
             continue
         base = mem.get(f"{BASE}|{layout}") or mem.get(f"{BASE}|full", {})
         before = r["rss_before_load_mib"]
@@ -412,10 +418,9 @@ def _workers(results: dict[str, Any]) -> str:
     base = _get(workers, f"{BASE}|full", "summary", "pss_sum_mib")
     rows = []
     for key, r in workers.items():
-        name, _, layout = key.partition("|")
-        label = f"{_label(results, name)}, {_LAYOUTS.get(layout, layout)}"
-        if "error" in r:
-            rows.append([label, f"failed: {r['error'][:120]}"])
+        name, layout, label, failed = _layout_row(results, key, r)
+        if failed:
+            rows.append(failed)
             continue
         w = r["summary"]
         mapped = (f"{num(w['weight_file_size_mib'])} / {num(w['weight_file_rss_mib'])} / "
