@@ -201,6 +201,9 @@ def top_k(
     return _blocked_top_k(queries, docs.shape[0], k, doc_block_of, query_block, doc_block)
 
 
+_top_k = top_k  # semantic_search's argument `top_k` shadows the function
+
+
 def _scalar_top_k(
     query_codes: np.ndarray, doc_codes: np.ndarray, k: int, query_block: int, doc_block: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -566,8 +569,8 @@ def semantic_search(
             queries = np.array(q, dtype=np.float32, order="C")
             if kind == "cos":
                 _normalize_rows(queries)
-            scores, indices = top_k(queries, corpus, k, normalize_docs=kind == "cos",
-                                    query_block=query_block, doc_block=doc_block)
+            scores, indices = _top_k(queries, corpus, k, normalize_docs=kind == "cos",
+                                     query_block=query_block, doc_block=doc_block)
         return _results(scores, indices)
 
     if callable(kind):
