@@ -112,3 +112,37 @@ def hamming_top_k_finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist,
         for r in range(m):
             out_dist[i, r] = cand_d[i, order[r]]
             out_idx[i, r] = cand_i[i, order[r]]
+
+
+@njit(cache=True)
+def merge_block_top_k(scores, d0, best_s, best_i, filled):  # pragma: no cover - jitted
+    """Merge a score block (columns = documents ``d0 + j``) into running top-k lists, in place.
+
+    Each row of ``best_s``/``best_i`` is sorted by (score desc, index asc) and
+    holds ``filled[i]`` entries. A document enters a full list only with a
+    score strictly above its last entry: a tie loses to the kept document,
+    whose index is smaller, exactly as the NumPy path decides. Serial: one
+    compare per score is cheap next to the matrix product that made the block,
+    and a parallel region per block costs more than it saves.
+    """
+    n_q, n_d = scores.shape
+    k = best_s.shape[1]
+    for i in range(n_q):
+        f = filled[i]
+        row = scores[i]
+        for j in range(n_d):
+            s = row[j]
+            if f == k and not s > best_s[i, k - 1]:
+                continue
+            # insertion point: after every entry with a score >= s (their indices are smaller)
+            p = f if f < k else k - 1
+            while p > 0 and best_s[i, p - 1] < s:
+                if p < k:
+                    best_s[i, p] = best_s[i, p - 1]
+                    best_i[i, p] = best_i[i, p - 1]
+                p -= 1
+            best_s[i, p] = s
+            best_i[i, p] = d0 + j
+            if f < k:
+                f += 1
+        filled[i] = f

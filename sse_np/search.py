@@ -121,6 +121,19 @@ def _blocked_top_k(
     n_queries = queries.shape[0]
     dtype = queries.dtype
     depth = min(k, n_docs)
+    kernels = _get_numba_kernel()
+    if kernels and depth > 0:
+        # numba: one compare per score, an insertion only for the few that enter.
+        merge = kernels[2]
+        best_scores = np.empty((n_queries, depth), dtype=dtype)
+        best_index = np.empty((n_queries, depth), dtype=np.int64)
+        filled = np.zeros(n_queries, dtype=np.int64)
+        for d0 in range(0, n_docs, doc_block):
+            block = doc_block_of(d0, min(d0 + doc_block, n_docs))
+            for q0 in range(0, n_queries, query_block):
+                q1 = min(q0 + query_block, n_queries)
+                merge(queries[q0:q1] @ block.T, d0, best_scores[q0:q1], best_index[q0:q1], filled[q0:q1])
+        return best_scores, best_index
     best_scores = np.empty((n_queries, 0), dtype=dtype)
     best_index = np.empty((n_queries, 0), dtype=np.int64)
     # Documents outside, queries inside: each document block is prepared once;
@@ -195,7 +208,10 @@ def top_k(
     query_block, doc_block = _check_block(query_block, "query_block"), _check_block(doc_block, "doc_block")
 
     def doc_block_of(d0: int, d1: int) -> np.ndarray:
-        block = np.array(docs[d0:d1], dtype=np.float32, order="C")
+        block = docs[d0:d1]
+        if not normalize_docs and block.dtype == np.float32 and block.flags.c_contiguous:
+            return block  # scored as it is: no copy
+        block = np.array(block, dtype=np.float32, order="C")
         return _normalize_rows(block) if normalize_docs else block
 
     return _blocked_top_k(queries, docs.shape[0], k, doc_block_of, query_block, doc_block)
@@ -249,7 +265,8 @@ def _get_numba_kernel() -> Any:
                     if not numba.config.DISABLE_JIT:
                         from . import _hamming_numba
 
-                        _numba_kernel = (_hamming_numba.hamming_top_k_scan, _hamming_numba.hamming_top_k_finish)
+                        _numba_kernel = (_hamming_numba.hamming_top_k_scan, _hamming_numba.hamming_top_k_finish,
+                                         _hamming_numba.merge_block_top_k)
                 except ImportError:
                     pass
     return _numba_kernel
@@ -342,7 +359,7 @@ def hamming_top_k(
     out_idx = np.empty((n_q, depth), dtype=np.int64)
     if depth == 0:
         return out_dist, out_idx
-    scan, finish = kernel
+    scan, finish = kernel[:2]
     n_bits = 8 * d.shape[1]
     aligned = d.shape[1] % 8 == 0 and d.flags.c_contiguous
     chunk = n_docs if aligned else max(doc_block, 1 << 16)  # unaligned codes: widened to words chunk by chunk
@@ -477,6 +494,7 @@ def semantic_search(
     rescore_embeddings: np.ndarray | None = None,
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,
+    asymmetric: bool = False,
 ) -> list[list[dict[str, int | float]]]:
     """Exact top-k search, in the result format of ``sentence_transformers.util.semantic_search``.
 
@@ -521,6 +539,12 @@ def semantic_search(
         int8/uint8: the ``(2, dim)`` ranges the codes were made with (or the
         calibration embeddings they came from). Required for an int8/uint8
         corpus or int8/uint8 ``rescore_embeddings``.
+    asymmetric : bool
+        int8/uint8 corpus with float queries: score the float queries against
+        the dequantized codes in the scan itself (one float matrix product
+        per block, like FAISS's ``IndexScalarQuantizer``) instead of
+        quantizing the queries. This ranks by the rescore score directly, so
+        no rescoring pass is needed (``rescore_embeddings`` still applies).
 
     Returns
     -------
@@ -594,7 +618,10 @@ def semantic_search(
         raise ValueError(f"an {corpus_precision} corpus needs the ranges= (or calibration_embeddings=) "
                          "its codes were made with, to quantize the queries the same way")
 
-    do_rescore = rescore and not queries_quantized
+    if asymmetric and not (scalar and not queries_quantized):
+        raise ValueError("asymmetric=True needs an int8/uint8 corpus and float queries")
+    # asymmetric scores already are the rescore of the own codes
+    do_rescore = rescore and not queries_quantized and (not asymmetric or rescore_embeddings is not None)
     if rescore_embeddings is not None:
         if not do_rescore:
             raise ValueError("rescore_embeddings needs rescore=True and float queries")
@@ -618,9 +645,12 @@ def semantic_search(
 
     if queries_quantized:
         q_codes = q
-    else:
+    elif not asymmetric:
         q_codes = quantize_embeddings(q, corpus_precision, ranges=ranges if scalar else None)
-    if scalar:
+    if asymmetric:
+        doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
+        scores, indices = _asymmetric_top_k(q, corpus, corpus_precision, ranges, depth, query_block, doc_block)
+    elif scalar:
         doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
         scores, indices = _scalar_top_k(q_codes, corpus, depth, query_block, doc_block)
     else:
@@ -635,6 +665,27 @@ def semantic_search(
     scores, indices = _rescore(queries, indices, rescore_docs, rescore_precision, ranges, dim,
                                "cos" if kind == "cos" else "dot", k, query_block)
     return _results(scores, indices)
+
+
+def _asymmetric_top_k(
+    q: np.ndarray, codes: np.ndarray, precision: str, ranges: np.ndarray, k: int, query_block: int, doc_block: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of ``q . dequantize(codes)``: ``(q * step) . code + q . (min + offset * step)``.
+
+    The second term is one constant per query, added after the search.
+    """
+    r = np.asarray(ranges).astype(np.float32, copy=False)
+    if r.shape != (2, codes.shape[1]):
+        raise ValueError(f"ranges must have shape (2, {codes.shape[1]}), got {r.shape}")
+    steps = (r[1] - r[0]) / 255
+    steps = np.where(steps == 0, 1, steps).astype(np.float64)
+    q64 = q.astype(np.float64)
+    offset = 128.0 if precision == "int8" else 0.0
+    const = q64 @ (r[0].astype(np.float64) + offset * steps)
+    scaled = np.ascontiguousarray(q64 * steps, dtype=np.float32)
+    scores, index = _blocked_top_k(scaled, codes.shape[0], k, lambda d0, d1: codes[d0:d1].astype(np.float32),
+                                   query_block, doc_block)
+    return scores.astype(np.float64) + const[:, None], index
 
 
 def _callable_top_k(

@@ -36,14 +36,27 @@ def _hamming_brute(q: np.ndarray, d: np.ndarray, dim: int) -> np.ndarray:
 # --------------------------------------------------------------------------- float
 
 
+@pytest.fixture(params=["numba", "numpy"])
+def selection(request, monkeypatch) -> str:
+    """Run a test with the numba merge kernel and with the NumPy selection."""
+    import sse_np.search as search
+
+    if request.param == "numba":
+        if not search._get_numba_kernel():
+            pytest.skip("numba not available")
+    else:
+        monkeypatch.setattr(search, "_numba_kernel", False)
+    return request.param
+
+
 @pytest.mark.parametrize("blocks", [(1024, 8192), (3, 7), (1, 1), (5, 64)])
-def test_top_k_exact_with_ties(blocks: tuple[int, int]) -> None:
+def test_top_k_exact_with_ties(blocks: tuple[int, int], selection: str) -> None:
     rng = np.random.default_rng(0)
     # Coarse values make many exactly equal scores (ties across block borders).
     docs = rng.integers(-2, 3, size=(300, 8)).astype(np.float32)
     queries = rng.integers(-2, 3, size=(23, 8)).astype(np.float32)
     full = queries @ docs.T
-    for k in (1, 10, 299, 300, 500):
+    for k in (1, 10, 299, 300, 500) if blocks[1] > 1 else (1, 30):
         scores, index = top_k(queries, docs, k, query_block=blocks[0], doc_block=blocks[1])
         ref_s, ref_i = _brute_top_k(full, min(k, 300))
         np.testing.assert_array_equal(index, ref_i)
@@ -51,7 +64,7 @@ def test_top_k_exact_with_ties(blocks: tuple[int, int]) -> None:
         assert scores.dtype == np.float32 and index.dtype == np.int64
 
 
-def test_top_k_normalize_docs_and_views() -> None:
+def test_top_k_normalize_docs_and_views(selection: str) -> None:
     rng = np.random.default_rng(1)
     big = rng.standard_normal((1000, 64)).astype(np.float32) * rng.uniform(0.1, 5, (1000, 1)).astype(np.float32)
     queries = _unit(rng, 40, 32)
@@ -63,7 +76,7 @@ def test_top_k_normalize_docs_and_views() -> None:
     np.testing.assert_allclose(scores, ref_s, atol=1e-6)
 
 
-def test_top_k_is_the_evaluation_search() -> None:
+def test_top_k_is_the_evaluation_search(selection: str) -> None:
     """Same bits as the evaluation's exact_top_k, so switching the evaluation to it is a no-op."""
     try:
         from sse_np.evaluate import exact_top_k
@@ -131,13 +144,12 @@ def test_hamming_top_k_against_unpacked_bits(backend: str, dim: int, precision: 
     docs = quantize_embeddings(rng.standard_normal((1500, dim)), precision)
     queries = quantize_embeddings(rng.standard_normal((13, dim)), precision)
     full = _hamming_brute(queries, docs, dim)
-    for k in (1, 40, 1500, 2000):
-        for doc_block in (1024, 100, 7):
-            dist, index = hamming_top_k(queries, docs, k, backend=backend, doc_block=doc_block)
-            ref_s, ref_i = _brute_top_k(-full, min(k, 1500))  # smaller distance first, ties by index
-            np.testing.assert_array_equal(index, ref_i)
-            np.testing.assert_array_equal(dist, -ref_s)
-            assert dist.dtype == np.int32 and index.dtype == np.int64
+    for k, doc_block in ((1, 1024), (40, 1024), (1500, 1024), (2000, 100), (40, 100), (40, 7)):
+        dist, index = hamming_top_k(queries, docs, k, backend=backend, doc_block=doc_block)
+        ref_s, ref_i = _brute_top_k(-full, min(k, 1500))  # smaller distance first, ties by index
+        np.testing.assert_array_equal(index, ref_i)
+        np.testing.assert_array_equal(dist, -ref_s)
+        assert dist.dtype == np.int32 and index.dtype == np.int64
 
 
 def test_hamming_backends_without_numba_jit() -> None:
@@ -266,7 +278,27 @@ def test_scalar_corpus_search_and_rescore(precision: str) -> None:
         np.testing.assert_allclose([h["score"] for h in hits], s[order], rtol=1e-12)
 
 
-def test_large_int_dot_products_stay_exact() -> None:
+@pytest.mark.parametrize("precision", ["int8", "uint8"])
+def test_asymmetric_scalar_search(precision: str) -> None:
+    rng = np.random.default_rng(12)
+    corpus_f, queries = _unit(rng, 700, 24), _unit(rng, 8, 24)
+    ranges = quantization_ranges(corpus_f)
+    corpus = quantize_embeddings(corpus_f, precision, ranges=ranges)
+    steps = (ranges[1] - ranges[0]).astype(np.float32) / 255
+    deq = (corpus.astype(np.float64) + (128 if precision == "int8" else 0)) * steps + ranges[0].astype(np.float32)
+    exact = queries.astype(np.float64) @ deq.T
+    res = semantic_search(queries, corpus, top_k=7, ranges=ranges, asymmetric=True, corpus_chunk_size=100)
+    ref_s, ref_i = _brute_top_k(exact, 7)
+    assert [[h["corpus_id"] for h in x] for x in res] == ref_i.tolist()
+    np.testing.assert_allclose([[h["score"] for h in x] for x in res], ref_s, atol=1e-5)
+    # the same ranking as rescoring every document
+    assert [[h["corpus_id"] for h in x] for x in res] == [[h["corpus_id"] for h in x] for x in semantic_search(
+        queries, corpus, top_k=7, ranges=ranges, rescore_multiplier=100)]
+    with pytest.raises(ValueError, match="asymmetric=True needs an int8/uint8 corpus"):
+        semantic_search(queries, quantize_embeddings(corpus_f, "binary"), asymmetric=True)
+
+
+def test_large_int_dot_products_stay_exact(selection: str) -> None:
     """uint8 codes at dim 1024 overflow float32's exact integers; the search widens to float64."""
     rng = np.random.default_rng(9)
     corpus = rng.integers(200, 256, size=(50, 1024)).astype(np.uint8)
