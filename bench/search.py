@@ -174,6 +174,8 @@ def speed(model: Any, reps: int, n_docs: int, n_single: int) -> dict[str, Any]:
                 q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore=False))),
             "sse_np int8 + rescore x4": ("ours", dim, lambda q: ids_of(semantic_search(
                 q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore_multiplier=4))),
+            "sse_np int8 asymmetric": ("ours", dim, lambda q: ids_of(semantic_search(
+                q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, asymmetric=True))),
             "faiss IndexScalarQuantizer 8bit": ("peer", dim, lambda q: sq8.search(q, K)[1]),
             "sse_np binary Hamming only": ("ours", dim // 8, lambda q: hamming_top_k(
                 quantize_embeddings(q, "ubinary"), docs_ub, K)[1]),
@@ -236,6 +238,7 @@ def quality(model: Any, multipliers: list[int]) -> dict[str, Any]:
             runs: dict[str, Any] = {
                 "float32": semantic_search(queries, docs, top_k=K, score_function="dot"),
                 "int8": semantic_search(queries, i8, top_k=K, ranges=ranges, rescore=False),
+                "int8 asymmetric": semantic_search(queries, i8, top_k=K, ranges=ranges, asymmetric=True),
                 "binary": semantic_search(queries, ub, top_k=K, rescore=False),
             }
             for r in multipliers:
@@ -304,6 +307,7 @@ def report(res: dict[str, Any]) -> str:
     peers = {"sse_np float32 exact": "faiss IndexFlatIP",
              "sse_np int8 (no rescore)": "faiss IndexScalarQuantizer 8bit",
              "sse_np int8 + rescore x4": "faiss IndexScalarQuantizer 8bit",
+             "sse_np int8 asymmetric": "faiss IndexScalarQuantizer 8bit",
              "sse_np binary Hamming only": "faiss IndexBinaryFlat",
              "sse_np binary + rescore x4 (bits)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
              "sse_np binary + rescore x4 (int8 docs)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",

@@ -52,3 +52,10 @@ __all__ = [
     "similarity",
     "__version__",
 ]
+
+# --- retrieval toolkit (issue 16): quantized vectors and exact search
+from .quantization import quantize_embeddings  # noqa: E402
+from .search import semantic_search  # noqa: E402
+
+__all__ += ["quantize_embeddings", "semantic_search"]
+# --- end retrieval toolkit
