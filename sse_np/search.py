@@ -249,7 +249,8 @@ def _numba_disabled() -> bool:
 
 
 def _get_numba_kernel() -> Any:
-    """The jitted Hamming kernel, or False when numba is missing, disabled or not jitting."""
+    """The jitted kernels (Hamming scan, Hamming finish, top-k merge), or False when numba is
+    missing, switched off (SSE_NP_DISABLE_NUMBA) or not jitting (NUMBA_DISABLE_JIT)."""
     global _numba_kernel
     if _numba_kernel is not None:
         return _numba_kernel
@@ -263,12 +264,12 @@ def _get_numba_kernel() -> Any:
                     # Under NUMBA_DISABLE_JIT the kernel would run as Python loops:
                     # the NumPy path is far faster then.
                     if not numba.config.DISABLE_JIT:
-                        from . import _hamming_numba
+                        from . import _search_numba
 
-                        _numba_kernel = (_hamming_numba.hamming_top_k_scan, _hamming_numba.hamming_top_k_finish,
-                                         _hamming_numba.merge_block_top_k)
-                except ImportError:
-                    pass
+                        _numba_kernel = (_search_numba.hamming_top_k_scan, _search_numba.hamming_top_k_finish,
+                                         _search_numba.merge_block_top_k)
+                except Exception:  # noqa: BLE001 - missing numba, or no usable cache: NumPy still works
+                    _numba_kernel = False
     return _numba_kernel
 
 

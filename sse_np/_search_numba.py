@@ -1,4 +1,4 @@
-"""numba kernels of the exact Hamming top-k (imported only when numba is usable).
+"""numba kernels of sse_np.search (imported only when numba is usable).
 
 One pass over the documents (in cache-sized blocks, queries in parallel)
 keeps, per query, a histogram of the kept distances and the threshold T:
