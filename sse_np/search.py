@@ -515,7 +515,7 @@ def semantic_search(
         pass it by keyword to write code that runs on both.
     query_chunk_size, corpus_chunk_size : int, optional
         Block sizes (memory only; never change the result). Default 1024
-        queries x 8192 documents for float/int8, 4096 documents for binary.
+        queries x 8192 documents for float/int8, 1024 documents for binary.
     score_function : "cos", "dot" or callable, optional
         Float corpora only: cosine similarity (default; also for
         ``sse_np.similarity`` or sentence-transformers' ``cos_sim``), dot
@@ -585,6 +585,9 @@ def semantic_search(
     if corpus_precision == "float32":
         if queries_quantized:
             raise ValueError("a float corpus needs float queries, got int8/uint8 query codes")
+        if not np.issubdtype(corpus.dtype, np.floating):
+            raise TypeError(f"corpus_precision='float32' needs a float corpus, got {corpus.dtype} "
+                            "(pass the precision the codes were made with)")
         if q.shape[1] != corpus.shape[1]:
             raise ValueError(f"queries have dim {q.shape[1]}, corpus has dim {corpus.shape[1]}")
         doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
@@ -655,8 +658,8 @@ def semantic_search(
         doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
         scores, indices = _scalar_top_k(q_codes, corpus, depth, query_block, doc_block)
     else:
-        doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else 4096
-        dist, indices = hamming_top_k(q_codes, corpus, depth, doc_block=doc_block)
+        blocks = {"doc_block": _check_block(corpus_chunk_size, "corpus_chunk_size")} if corpus_chunk_size else {}
+        dist, indices = hamming_top_k(q_codes, corpus, depth, **blocks)
         scores = 1.0 - 2.0 * dist.astype(np.float64) / dim
     if not do_rescore:
         return _results(scores, indices)

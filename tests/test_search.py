@@ -322,6 +322,8 @@ def test_errors_name_the_problem() -> None:
     codes = quantize_embeddings(corpus_f, "int8")
     with pytest.raises(ValueError, match="needs the ranges="):
         semantic_search(queries, codes)
+    with pytest.raises(TypeError, match="needs a float corpus, got int8"):
+        semantic_search(queries, codes, corpus_precision="float32")
     with pytest.raises(ValueError, match="cannot tell"):
         semantic_search(quantize_embeddings(queries, "binary"), quantize_embeddings(corpus_f, "binary"))
     with pytest.raises(ValueError, match=r"width 5 does not match queries of dim 16 \(expected width 2\)"):
