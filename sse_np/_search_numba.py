@@ -1,7 +1,7 @@
 """numba kernels of sse_np.search (imported only when numba is usable).
 
-One pass over the documents (in cache-sized blocks, queries in parallel)
-keeps, per query, a histogram of the kept distances and the threshold T:
+Hamming top-k: one pass over the documents (in cache-sized blocks, query
+chunks in parallel) keeps, per query, a histogram of the kept distances and the threshold T:
 the smallest distance with at least k kept documents at or below it. A
 later document enters only with a distance below T (a tie loses to the
 earlier, lower index), so after the first blocks almost nothing is stored.
@@ -62,45 +62,90 @@ def _compact(cand_d, cand_i, n, thr, count_lt, depth):  # pragma: no cover - jit
     return m
 
 
+@njit(cache=True, inline="always")
+def _distance(q, d_words, j):  # pragma: no cover - jitted
+    if q.shape[0] == 4:  # 256 bits, unrolled
+        return np.int64(_popcount64(q[0] ^ d_words[j, 0]) + _popcount64(q[1] ^ d_words[j, 1])
+                        + _popcount64(q[2] ^ d_words[j, 2]) + _popcount64(q[3] ^ d_words[j, 3]))
+    s = np.uint64(0)
+    for w in range(q.shape[0]):
+        s += _popcount64(q[w] ^ d_words[j, w])
+    return np.int64(s)
+
+
+@njit(cache=True)
+def _scan_rows(q, d_words, offset, depth, hist, cand_d, cand_i, t, lt, n):  # pragma: no cover - jitted
+    """One query over all rows, distance and filter fused (few queries: no transposition)."""
+    cap = cand_d.shape[0]
+    for j in range(d_words.shape[0]):
+        v = _distance(q, d_words, j)
+        if v < t:
+            if n == cap:
+                n = _compact(cand_d, cand_i, n, t, lt, depth)
+            cand_d[n] = v
+            cand_i[n] = offset + j
+            n += 1
+            hist[v] += 1
+            lt += 1
+            while lt >= depth:
+                t -= 1
+                lt -= hist[t]
+    return t, lt, n
+
+
 @njit(cache=True, parallel=True)
-def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block,
+def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block, n_chunks,
                        hist, thr, count_lt, cand_d, cand_i, n_cand, buf):  # pragma: no cover - jitted
     """Feed documents ``offset + j`` (``d_words[j]``) to the running top-``depth`` state of every query.
 
-    ``buf`` (n_q, doc_block) int32: a block's distances are computed first in
-    a branch-free loop (which LLVM vectorizes), then filtered.
+    The queries are split into ``n_chunks`` (one per thread, a single parallel
+    region). A chunk of 4+ queries walks the documents in blocks of
+    ``doc_block``, transposed to word-major order; ``buf`` (n_q, doc_block)
+    int32 holds a block's distances before they are filtered. Fewer queries
+    stream the rows directly.
     """
     n_q, n_words = q_words.shape
     n_d = d_words.shape[0]
     cap = cand_d.shape[1]
-    scratch = np.empty((n_words, doc_block), dtype=np.uint64)
-    for j0 in range(0, n_d, doc_block):
-        j1 = min(j0 + doc_block, n_d)
-        for j in range(j1 - j0):
-            for w in range(n_words):
-                scratch[w, j] = d_words[j0 + j, w]
-        for i in prange(n_q):
-            t = thr[i]
-            lt = count_lt[i]
-            n = n_cand[i]
-            row = buf[i]
-            _block_distances(q_words[i], scratch, j1 - j0, row)
-            for j in range(j0, j1):
-                v = np.int64(row[j - j0])
-                if v < t:
-                    if n == cap:
-                        n = _compact(cand_d[i], cand_i[i], n, t, lt, depth)
-                    cand_d[i, n] = v
-                    cand_i[i, n] = offset + j
-                    n += 1
-                    hist[i, v] += 1
-                    lt += 1
-                    while lt >= depth:
-                        t -= 1
-                        lt -= hist[i, t]
-            thr[i] = t
-            count_lt[i] = lt
-            n_cand[i] = n
+    for c in prange(n_chunks):
+        i0 = c * n_q // n_chunks
+        i1 = (c + 1) * n_q // n_chunks
+        if i1 - i0 < 4:
+            # Few queries: each streams the rows once, distance and filter fused.
+            for i in range(i0, i1):
+                thr[i], count_lt[i], n_cand[i] = _scan_rows(q_words[i], d_words, offset, depth, hist[i], cand_d[i],
+                                                            cand_i[i], thr[i], count_lt[i], n_cand[i])
+            continue
+        # Many queries: each block is transposed to word-major order once, so
+        # the popcount loop vectorizes (about 3x faster) for every query.
+        scratch = np.empty((n_words, doc_block), dtype=np.uint64)
+        for j0 in range(0, n_d, doc_block):
+            j1 = min(j0 + doc_block, n_d)
+            for j in range(j1 - j0):
+                for w in range(n_words):
+                    scratch[w, j] = d_words[j0 + j, w]
+            for i in range(i0, i1):
+                t = thr[i]
+                lt = count_lt[i]
+                n = n_cand[i]
+                row = buf[i]
+                _block_distances(q_words[i], scratch, j1 - j0, row)
+                for j in range(j0, j1):
+                    v = np.int64(row[j - j0])
+                    if v < t:
+                        if n == cap:
+                            n = _compact(cand_d[i], cand_i[i], n, t, lt, depth)
+                        cand_d[i, n] = v
+                        cand_i[i, n] = offset + j
+                        n += 1
+                        hist[i, v] += 1
+                        lt += 1
+                        while lt >= depth:
+                            t -= 1
+                            lt -= hist[i, t]
+                thr[i] = t
+                count_lt[i] = lt
+                n_cand[i] = n
 
 
 @njit(cache=True, parallel=True)
@@ -115,23 +160,24 @@ def hamming_top_k_finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist,
 
 
 @njit(cache=True)
-def merge_block_top_k(scores, d0, best_s, best_i, filled):  # pragma: no cover - jitted
-    """Merge a score block (columns = documents ``d0 + j``) into running top-k lists, in place.
+def merge_block_top_k(scores_t, d0, best_s, best_i, filled):  # pragma: no cover - jitted
+    """Merge a score block into running top-k lists, in place.
 
+    ``scores_t[j, i]`` is the score of document ``d0 + j`` for query ``i``
+    (documents x queries: the BLAS product ``docs @ queries.T``, which is
+    faster than ``queries @ docs.T`` for few queries and gives the same bits).
     Each row of ``best_s``/``best_i`` is sorted by (score desc, index asc) and
     holds ``filled[i]`` entries. A document enters a full list only with a
     score strictly above its last entry: a tie loses to the kept document,
     whose index is smaller, exactly as the NumPy path decides. Serial: one
-    compare per score is cheap next to the matrix product that made the block,
-    and a parallel region per block costs more than it saves.
+    compare per score is cheap next to the matrix product that made the block.
     """
-    n_q, n_d = scores.shape
+    n_d, n_q = scores_t.shape
     k = best_s.shape[1]
-    for i in range(n_q):
-        f = filled[i]
-        row = scores[i]
-        for j in range(n_d):
-            s = row[j]
+    for j in range(n_d):
+        for i in range(n_q):
+            s = scores_t[j, i]
+            f = filled[i]
             if f == k and not s > best_s[i, k - 1]:
                 continue
             # insertion point: after every entry with a score >= s (their indices are smaller)
@@ -144,5 +190,4 @@ def merge_block_top_k(scores, d0, best_s, best_i, filled):  # pragma: no cover -
             best_s[i, p] = s
             best_i[i, p] = d0 + j
             if f < k:
-                f += 1
-        filled[i] = f
+                filled[i] = f + 1

@@ -132,7 +132,7 @@ def _blocked_top_k(
             block = doc_block_of(d0, min(d0 + doc_block, n_docs))
             for q0 in range(0, n_queries, query_block):
                 q1 = min(q0 + query_block, n_queries)
-                merge(queries[q0:q1] @ block.T, d0, best_scores[q0:q1], best_index[q0:q1], filled[q0:q1])
+                merge(block @ queries[q0:q1].T, d0, best_scores[q0:q1], best_index[q0:q1], filled[q0:q1])
         return best_scores, best_index
     best_scores = np.empty((n_queries, 0), dtype=dtype)
     best_index = np.empty((n_queries, 0), dtype=np.int64)
@@ -273,6 +273,12 @@ def _get_numba_kernel() -> Any:
     return _numba_kernel
 
 
+def _numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
 def _as_words(codes: np.ndarray) -> np.ndarray:
     """Packed uint8 codes (n, B) as uint64 words (n, ceil(B / 8)), zero-padded (XOR of pads is 0)."""
     n, nbytes = codes.shape
@@ -378,9 +384,11 @@ def hamming_top_k(
         cand_i = np.empty((m, cap), dtype=np.int64)
         n_cand = np.zeros(m, dtype=np.int64)
         buf = np.empty((m, doc_block), dtype=np.int32)
+        n_chunks = max(1, min(m, _numba_threads()))
         for c0 in range(0, n_docs, chunk):
             words = d.view(np.uint64) if aligned else _as_words(d[c0 : c0 + chunk])
-            scan(q_words[q0:q1], words, c0, depth, n_bits, doc_block, hist, thr, count_lt, cand_d, cand_i, n_cand, buf)
+            scan(q_words[q0:q1], words, c0, depth, n_bits, doc_block, n_chunks, hist, thr, count_lt, cand_d, cand_i,
+                 n_cand, buf)
         finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist[q0:q1], out_idx[q0:q1])
     return out_dist, out_idx
 
