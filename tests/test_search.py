@@ -129,6 +129,17 @@ def test_semantic_search_custom_score_function_and_memmap(tmp_path) -> None:
     np.save(path, corpus)
     mm = np.load(path, mmap_mode="r")
     assert semantic_search(queries, mm, top_k=5, corpus_chunk_size=100) == semantic_search(queries, corpus, top_k=5)
+    # packed codes from a memory map, and from an unaligned view (copied to words chunk by chunk)
+    codes = quantize_embeddings(np.repeat(corpus, 4, axis=1), "ubinary")  # 64 bits = 8 bytes per row
+    np.save(tmp_path / "codes.npy", codes)
+    q64 = np.repeat(queries, 4, axis=1)
+    expected = semantic_search(q64, codes, top_k=5)
+    assert semantic_search(q64, np.load(tmp_path / "codes.npy", mmap_mode="r"), top_k=5) == expected
+    raw = np.zeros(codes.size + 1, dtype=np.uint8)
+    unaligned = raw[1:].reshape(codes.shape)
+    unaligned[:] = codes
+    assert unaligned.ctypes.data % 8 != 0
+    assert semantic_search(q64, unaligned, top_k=5) == expected
 
 
 # --------------------------------------------------------------------------- binary
