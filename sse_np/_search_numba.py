@@ -191,3 +191,21 @@ def merge_block_top_k(scores_t, d0, best_s, best_i, filled):  # pragma: no cover
             best_i[i, p] = d0 + j
             if f < k:
                 filled[i] = f + 1
+
+
+@njit(cache=True, fastmath=True)
+def codes_dot_t(codes, queries, out_t):  # pragma: no cover - jitted
+    """``out_t[j, i] = queries[i] . codes[j]`` straight from int8/uint8 codes (few queries).
+
+    Reads each code once instead of widening the block to float first. With
+    integer-valued queries (quantized) the sums are exact integers, so the
+    summation order (vectorized) does not matter.
+    """
+    n_d, dim = codes.shape
+    n_q = queries.shape[0]
+    for j in range(n_d):
+        for i in range(n_q):
+            s = queries.dtype.type(0)
+            for w in range(dim):
+                s += queries[i, w] * codes[j, w]
+            out_t[j, i] = s

@@ -116,8 +116,13 @@ def _blocked_top_k(
     doc_block_of: Callable[[int, int], np.ndarray],
     query_block: int,
     doc_block: int,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Running top-k of ``queries @ doc_block_of(d0, d1).T`` over document blocks."""
+    """Running top-k of ``queries @ doc_block_of(d0, d1).T`` over document blocks.
+
+    ``codes``: the int8/uint8 rows behind ``doc_block_of``; with numba and at
+    most 3 queries they are scored directly, without widening each block.
+    """
     n_queries = queries.shape[0]
     dtype = queries.dtype
     depth = min(k, n_docs)
@@ -128,7 +133,14 @@ def _blocked_top_k(
         best_scores = np.empty((n_queries, depth), dtype=dtype)
         best_index = np.empty((n_queries, depth), dtype=np.int64)
         filled = np.zeros(n_queries, dtype=np.int64)
+        few = codes is not None and n_queries <= 3
+        scores_t = np.empty((doc_block, n_queries), dtype=dtype) if few else None
         for d0 in range(0, n_docs, doc_block):
+            if few:
+                d1 = min(d0 + doc_block, n_docs)
+                kernels[3](codes[d0:d1], queries, scores_t[: d1 - d0])
+                merge(scores_t[: d1 - d0], d0, best_scores, best_index, filled)
+                continue
             block = doc_block_of(d0, min(d0 + doc_block, n_docs))
             for q0 in range(0, n_queries, query_block):
                 q1 = min(q0 + query_block, n_queries)
@@ -232,7 +244,8 @@ def _scalar_top_k(
     dtype = np.float32 if bound < 2**24 else np.float64
     queries = query_codes.astype(dtype)
     return _blocked_top_k(
-        queries, doc_codes.shape[0], k, lambda d0, d1: doc_codes[d0:d1].astype(dtype), query_block, doc_block
+        queries, doc_codes.shape[0], k, lambda d0, d1: doc_codes[d0:d1].astype(dtype), query_block, doc_block,
+        codes=doc_codes,
     )
 
 
@@ -249,7 +262,7 @@ def _numba_disabled() -> bool:
 
 
 def _get_numba_kernel() -> Any:
-    """The jitted kernels (Hamming scan, Hamming finish, top-k merge), or False when numba is
+    """The jitted kernels (Hamming scan, Hamming finish, top-k merge, codes dot), or False when numba is
     missing, switched off (SSE_NP_DISABLE_NUMBA) or not jitting (NUMBA_DISABLE_JIT)."""
     global _numba_kernel
     if _numba_kernel is not None:
@@ -267,7 +280,7 @@ def _get_numba_kernel() -> Any:
                         from . import _search_numba
 
                         _numba_kernel = (_search_numba.hamming_top_k_scan, _search_numba.hamming_top_k_finish,
-                                         _search_numba.merge_block_top_k)
+                                         _search_numba.merge_block_top_k, _search_numba.codes_dot_t)
                 except Exception:  # noqa: BLE001 - missing numba, or no usable cache: NumPy still works
                     _numba_kernel = False
     return _numba_kernel
@@ -696,7 +709,7 @@ def _asymmetric_top_k(
     const = q64 @ (r[0].astype(np.float64) + offset * steps)
     scaled = np.ascontiguousarray(q64 * steps, dtype=np.float32)
     scores, index = _blocked_top_k(scaled, codes.shape[0], k, lambda d0, d1: codes[d0:d1].astype(np.float32),
-                                   query_block, doc_block)
+                                   query_block, doc_block, codes=codes)
     return scores.astype(np.float64) + const[:, None], index
 
 

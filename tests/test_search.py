@@ -266,7 +266,7 @@ def test_binary_rescore_matches_sentence_transformers_faiss() -> None:
 
 
 @pytest.mark.parametrize("precision", ["int8", "uint8"])
-def test_scalar_corpus_search_and_rescore(precision: str) -> None:
+def test_scalar_corpus_search_and_rescore(precision: str, selection: str) -> None:
     rng = np.random.default_rng(8)
     dim, k, r = 32, 4, 5
     corpus_f, queries = _unit(rng, 600, dim), _unit(rng, 10, dim)
@@ -281,6 +281,8 @@ def test_scalar_corpus_search_and_rescore(precision: str) -> None:
     assert [[h["score"] for h in x] for x in res] == ref_s.astype(float).tolist()
     # calibration_embeddings give the same ranges
     assert semantic_search(queries, corpus, top_k=k, rescore=False, calibration_embeddings=calib) == res
+    # few queries are scored straight from the codes (numba): the same exact integers
+    assert semantic_search(queries[:2], corpus, top_k=k, rescore=False, ranges=ranges, corpus_chunk_size=50) == res[:2]
     # rescored: float query . dequantized candidates
     res = semantic_search(queries, corpus, top_k=k, rescore_multiplier=r, ranges=ranges)
     _, cand = _brute_top_k(int_scores, k * r)
@@ -294,7 +296,7 @@ def test_scalar_corpus_search_and_rescore(precision: str) -> None:
 
 
 @pytest.mark.parametrize("precision", ["int8", "uint8"])
-def test_asymmetric_scalar_search(precision: str) -> None:
+def test_asymmetric_scalar_search(precision: str, selection: str) -> None:
     rng = np.random.default_rng(12)
     corpus_f, queries = _unit(rng, 700, 24), _unit(rng, 8, 24)
     ranges = quantization_ranges(corpus_f)
@@ -306,6 +308,9 @@ def test_asymmetric_scalar_search(precision: str) -> None:
     ref_s, ref_i = _brute_top_k(exact, 7)
     assert [[h["corpus_id"] for h in x] for x in res] == ref_i.tolist()
     np.testing.assert_allclose([[h["score"] for h in x] for x in res], ref_s, atol=1e-5)
+    one = semantic_search(queries[3], corpus, top_k=7, ranges=ranges, asymmetric=True)  # direct from the codes
+    assert [h["corpus_id"] for h in one[0]] == ref_i[3].tolist()
+    np.testing.assert_allclose([h["score"] for h in one[0]], ref_s[3], atol=1e-5)
     # the same ranking as rescoring every document
     assert [[h["corpus_id"] for h in x] for x in res] == [[h["corpus_id"] for h in x] for x in semantic_search(
         queries, corpus, top_k=7, ranges=ranges, rescore_multiplier=100)]
