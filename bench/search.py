@@ -216,7 +216,6 @@ def speed(model: Any, reps: int, n_docs: int, n_single: int) -> dict[str, Any]:
             row["qps_batch"] = len(queries) / min(row["batch_s"])
             row["qps_single"] = len(single) / min(row["single_s"])
         out["dims"][dim] = rows
-        del flat, binflat, sq8
     return out
 
 

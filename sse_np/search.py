@@ -13,7 +13,9 @@
 
 Ties are deterministic everywhere: a higher score (a smaller Hamming
 distance) first, then the lower corpus index; results never depend on the
-block sizes.
+block sizes. (One exception to bit-identical scores: float queries against an
+int8/uint8 corpus with ``asymmetric=True`` are summed in another order for
+1-3 queries than for a batch, which can move the last float32 bit.)
 """
 
 from __future__ import annotations
@@ -41,9 +43,7 @@ _EPS = 1e-12
 # Score buffer of the float/int8 search: query_block x doc_block float32 (32 MB).
 QUERY_BLOCK = 1024
 DOC_BLOCK = 8192
-# Budgets of the binary search (bytes): stored distances of a query block
-# (numba) and the XOR buffer (NumPy).
-_HAMMING_DIST_BUDGET = 64 << 20
+# XOR buffer of the NumPy Hamming search (bytes).
 _HAMMING_XOR_BUDGET = 16 << 20
 _FAR = np.iinfo(np.int64).max // 2  # index of padding candidates: loses every tie
 
