@@ -166,9 +166,9 @@ def _load_models(models: Any, threads: int | None, backend: str | None) -> dict[
     elif isinstance(models, Mapping):
         out = {str(name): one(value) for name, value in models.items()}
     else:
-        items = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "encode") else list(models)
+        items = [models] if isinstance(models, (str, os.PathLike)) or hasattr(models, "tokenize") else list(models)
         for item in items:
-            if hasattr(item, "encode"):
+            if not isinstance(item, (str, os.PathLike)):
                 name, model = Path(str(item.path)).name or "model", item
             else:
                 name, path = _name_of(os.fspath(item))
@@ -378,9 +378,8 @@ async def _read_json(request: Request, limit: int) -> Any:
         if size > limit:
             raise ApiError(413, f"request body exceeds {limit} bytes (--max-body-bytes)", None, "body_too_large")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    try:
-        return json.loads(body)
+    try:  # JSON on the wire is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32
+        return json.loads(b"".join(chunks).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})", None, "invalid_json") from None
     except ValueError as exc:
