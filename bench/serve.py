@@ -3,14 +3,16 @@
 Usage (from the repository root; needs ``wrk`` -- ``apt-get install wrk`` --
 and ``pip install -e ".[serve]" -r bench/requirements.txt``)::
 
-    python bench/serve.py                 # ~6 minutes on 2 cores; writes bench/SERVE_RESULTS.md + serve_results.json
-    python bench/serve.py --quick         # smoke run (~1 minute; numbers meaningless)
+    python bench/serve.py                 # ~9 minutes on 2 cores; writes bench/SERVE_RESULTS.md + serve_results.json
+    python bench/serve.py --quick         # smoke run (~2 minutes; numbers meaningless)
+    python bench/serve.py --render        # rewrite SERVE_RESULTS.md from serve_results.json
 
 Servers (all on 127.0.0.1, started once, measured interleaved round after round so that
 load from elsewhere on the machine hits every server alike):
 
 * ``sse_np``: ``sse-np serve`` (numba back-end, default thread pool);
-* ``sse_np+batching``: the same with ``--batching`` (micro-batching, to decide whether it pays);
+* ``sse_np pool-only``: ``--inline-chars 0``: every request encoded in the thread pool;
+* ``sse_np inline-no-batching``: ``--no-batching``: small requests on the event loop, one call each;
 * ``sse_np stdlib-json``: the same with orjson hidden (float responses by the standard library);
 * ``sse_np h11``: the same with httptools and uvloop hidden (uvicorn's pure-Python HTTP parser);
 * ``sentence-transformers``: the same weights as a StaticEmbedding + DyT SentenceTransformer
@@ -231,13 +233,15 @@ def _check_same_vectors(servers: list[Server], queries: list[str]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(REPO / "weights"), help="model folder (default: weights/)")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default: 8)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default: 2)")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default: 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, one round")
     parser.add_argument("--out", default=str(REPO / "bench" / "SERVE_RESULTS.md"))
-    parser.add_argument("--servers", default="sse_np,sse_np+batching,sse_np stdlib-json,sentence-transformers",
+    parser.add_argument("--servers", default="sse_np,sse_np pool-only,sse_np inline-no-batching,sse_np stdlib-json,sse_np h11,"
+                        "sentence-transformers",
                         help="comma-separated subset of the servers")
     parser.add_argument("--cases", default=None, help="comma-separated case indices (default: all)")
+    parser.add_argument("--render", action="store_true", help="only rewrite OUT from serve_results.json beside it")
     sub = parser.add_subparsers(dest="cmd")
     p_st = sub.add_parser("st-server", help="(internal) run the sentence-transformers server")
     p_st.add_argument("--port", type=int, required=True)
@@ -251,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                     access_log=False)
         return 0
 
+    if args.render:
+        out = Path(args.out)
+        out.write_text(render(json.loads(out.with_name("serve_results.json").read_text())))
+        return 0
     if args.quick:
         args.duration, args.rounds = 2.0, 1
     cases = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
@@ -264,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
 
     specs = {
         "sse_np": (sse, None),
-        "sse_np+batching": ([*sse, "--batching"], None),
+        "sse_np pool-only": ([*sse, "--inline-chars", "0"], None),
+        "sse_np inline-no-batching": ([*sse, "--no-batching"], None),
         "sse_np stdlib-json": (hiding("orjson"), None),
         "sse_np h11": (hiding("httptools", "uvloop"), None),
         "sentence-transformers": ([sys.executable, str(Path(__file__).resolve()), "--model", args.model,
@@ -283,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "post.lua"
             script.write_text(LUA)
-            bodies = {n: _bodies(queries, n, Path(tmp)) for n in {c[1] for c in cases}}
+            bodies = {n: _bodies(queries, n, Path(tmp)) for n in {1} | {c[1] for c in cases}}
             for server in servers:  # warm every code path once (JIT, caches, pools)
                 _wrk(server, bodies[1], 8, 1, script)
             for rnd in range(args.rounds):
@@ -340,6 +349,34 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"| {case} | {label} | {rps:,.0f} | {_median(runs, 'p50_us') / 1000:.2f} | "
                          f"{_median(runs, 'p99_us') / 1000:.2f} | {_median(runs, 'cpu_ms_per_request'):.3f} | "
                          f"{errors} | {ratio} |")
+    lines += ["", "## Reading", ""]
+
+    def ratio(a: str, b: str, case: str, key: str = "rps") -> str:
+        if a not in results or b not in results:
+            return "n/a"
+        return f"{_median(results[a][case], key) / _median(results[b][case], key):.2f}x"
+
+    for case in report["cases"]:
+        if case.startswith("1 text") and "sse_np" in results:
+            lines.append(
+                f"* {case}: micro-batching (sse_np vs inline-no-batching) {ratio('sse_np', 'sse_np inline-no-batching', case)} "
+                f"req/s, {ratio('sse_np', 'sse_np inline-no-batching', case, 'cpu_ms_per_request')} CPU/req; "
+                f"vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s, "
+                f"{ratio('sse_np', 'sse_np pool-only', case, 'cpu_ms_per_request')} CPU/req; orjson vs stdlib json "
+                f"{ratio('sse_np', 'sse_np stdlib-json', case)} req/s; httptools+uvloop vs h11 "
+                f"{ratio('sse_np', 'sse_np h11', case)} req/s.")
+        elif "sse_np" in results:
+            lines.append(f"* {case}: orjson vs stdlib json {ratio('sse_np', 'sse_np stdlib-json', case)} req/s; "
+                         f"small-request path vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s.")
+    total = sum(r["requests"] for by_case in results.values() for runs in by_case.values() for r in runs)
+    errors = sum(r["errors"] + r["non2xx"] for by_case in results.values() for runs in by_case.values() for r in runs)
+    lines += [
+        f"* {total:,} requests in all, {errors} errors (connection errors, timeouts and non-2xx answers).",
+        "* infinity-emb (0.0.78, the latest release) installs but cannot serve a StaticEmbedding model: it",
+        "  requires a transformers `config.json` to pick an engine, and with one its sentence-transformers engine",
+        "  reads `auto_model` of the first module, which a StaticEmbedding does not have (AttributeError at",
+        "  start-up); nor could it load the DyT module. It is therefore not in the table.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -393,8 +393,11 @@ def _add_serve_parser(sub: Any) -> None:
                    help="most bytes per request body, else 413 (default: 33554432 (32 MiB))")
     p.add_argument("--strict-model", action="store_true",
                    help="with one model, answer 404 to other model names too")
-    p.add_argument("--batching", action="store_true",
-                   help="micro-batch requests that arrive while every encode thread is busy")
+    p.add_argument("--inline-chars", type=int, default=None, metavar="N",
+                   help="encode requests of at most N characters on the event loop, larger ones in the "
+                        "thread pool; 0: all in the pool (default: 512)")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="encode each small request alone (default: those ready together as one call)")
     p.add_argument("--backend", choices=("auto", "numba", "numpy"), default=None,
                    help="engine back-end (default: $SSE_NP_BACKEND or auto)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
@@ -405,7 +408,7 @@ def _add_serve_parser(sub: Any) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from . import serve  # ImportError names the 'serve' extra when starlette/uvicorn are missing
 
-    limits = {key: getattr(args, key) for key in ("max_inputs", "max_text_chars", "max_body_bytes")
+    limits = {key: getattr(args, key) for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
               if getattr(args, key) is not None}  # unset: the defaults of sse_np.serve
     config = serve.ServeConfig(models=list(args.model or []), threads=args.threads, strict_model=args.strict_model,
                                batching=args.batching, backend=args.backend, **limits)

@@ -36,8 +36,10 @@ Model names: with one model served, every request gets it whatever
 ``text-embedding-3-small``), unless ``strict_model=True``; with several,
 ``model`` must name one of them (404 otherwise).
 
-Concurrency: ``encode`` runs in a thread pool off the event loop (the
-kernels release the GIL, so requests really run in parallel). SIGTERM or
+Concurrency: small requests (up to ``inline_chars`` characters) are encoded
+on the event loop, those ready together as one call (micro-batching); larger
+ones run in a thread pool off the loop, where the kernels (which release the
+GIL) run in parallel. bench/serve.py measured both choices. SIGTERM or
 SIGINT: the server stops accepting connections, requests in flight finish,
 requests that still arrive get 503.
 """
@@ -72,7 +74,7 @@ try:
 except ImportError:  # pragma: no cover - exercised by the missing-extra test
     raise ImportError("sse_np.serve needs the 'serve' extra: pip install 'sse_np[serve]'") from None
 
-try:  # 10-30x faster float formatting; optional (float32 printed in its shortest round-trip form)
+try:  # 5-20x faster float responses (measured); float32 printed in its shortest round-trip form
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
@@ -85,6 +87,7 @@ CONFIG_ENV = "SSE_NP_SERVE_CONFIG"
 DEFAULT_MAX_INPUTS = 2048  # OpenAI's own limit per request
 DEFAULT_MAX_TEXT_CHARS = 200_000
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
+DEFAULT_INLINE_CHARS = 512  # requests up to this many characters are encoded on the event loop
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _ENDPOINTS = ("/v1/embeddings", "/v1/models", "/embed", "/health", "/metrics")
 
@@ -102,7 +105,8 @@ class ServeConfig:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     strict_model: bool = False
-    batching: bool = False
+    inline_chars: int = DEFAULT_INLINE_CHARS
+    batching: bool = True
     backend: str | None = None
 
 
@@ -258,7 +262,7 @@ class _State:
         self.started = int(time.time())
         self.pool_size = config.threads or os.cpu_count() or 1
         self.pool: ThreadPoolExecutor | None = None
-        self.batchers: dict[str, _Batcher] = {}
+        self.coalescers: dict[str, _Coalescer] = {}
 
     def executor(self) -> ThreadPoolExecutor:
         if self.pool is None:
@@ -279,11 +283,15 @@ class _State:
 
     async def encode(self, name: str, model: Any, texts: list[str], dim: int, normalize: bool,
                      count_tokens: bool) -> tuple[np.ndarray, int | None]:
-        if self.config.batching:
-            batcher = self.batchers.get(name)
-            if batcher is None:
-                batcher = self.batchers[name] = _Batcher(model, self.executor(), self.pool_size)
-            return await batcher.submit(texts, dim, normalize, count_tokens)
+        if sum(map(len, texts)) <= self.config.inline_chars:
+            # Small: on the event loop, cheaper than a thread hop (measured, bench/serve.py).
+            if self.config.batching:  # not "if others are in flight": they start only once this one waits
+                coalescer = self.coalescers.get(name)
+                if coalescer is None:
+                    coalescer = self.coalescers[name] = _Coalescer(model)
+                return await coalescer.submit(texts, dim, normalize, count_tokens)
+            return _encode(model, texts, dim, normalize, count_tokens)
+        # Large: in the pool, where the kernels run in parallel (they release the GIL).
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor(), _encode, model, texts, dim, normalize, count_tokens)
 
@@ -297,70 +305,50 @@ def _encode(model: Any, texts: list[str], dim: int, normalize: bool, count_token
     return vectors, tokens
 
 
-class _Batcher:
-    """Micro-batching: requests that arrive while every encode slot is busy go out as one call.
+class _Coalescer:
+    """Small requests that arrive in the same event-loop iteration are encoded as one call, on the loop.
 
-    Adds no waiting: an idle slot takes a request at once. Measured in
-    bench/serve.py (see bench/SERVE_RESULTS.md); off by default.
+    No waiting and no thread hop: the flush runs right after the handlers
+    that were ready together (e.g. read from one ``epoll`` wake-up).
     """
 
-    def __init__(self, model: Any, pool: ThreadPoolExecutor, slots: int, max_texts: int = 256) -> None:
+    def __init__(self, model: Any) -> None:
         self.model = model
-        self.pool = pool
-        self.slots = slots
-        self.max_texts = max_texts
-        self.running = 0
-        self.pending: list[tuple[list[str], int, bool, bool, asyncio.Future]] = []
+        self.pending: dict[tuple[int, bool], list[tuple[list[str], bool, asyncio.Future]]] = {}
+        self.scheduled = False
 
-    async def submit(self, texts: list[str], dim: int, normalize: bool, count_tokens: bool):
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((texts, dim, normalize, count_tokens, future))
-        self._kick()
-        return await future
-
-    def _kick(self) -> None:
+    def submit(self, texts: list[str], dim: int, normalize: bool, count_tokens: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        while self.pending and self.running < self.slots:
-            key = self.pending[0][1:3]
-            group, rest, n = [], [], 0
-            for item in self.pending:
-                if item[1:3] == key and (not group or n + len(item[0]) <= self.max_texts):
-                    group.append(item)
-                    n += len(item[0])
-                else:
-                    rest.append(item)
-            self.pending = rest
-            self.running += 1
-            work = loop.run_in_executor(self.pool, self._run, [g[0] for g in group], key[0], key[1],
-                                        any(g[3] for g in group))
-            work.add_done_callback(lambda done, group=group: self._finish(done, group))
+        future = loop.create_future()
+        self.pending.setdefault((dim, normalize), []).append((texts, count_tokens, future))
+        if not self.scheduled:
+            self.scheduled = True
+            loop.call_soon(self._flush)
+        return future
 
-    def _run(self, parts: list[list[str]], dim: int, normalize: bool, count_tokens: bool):
-        texts = [t for part in parts for t in part]
-        vectors = self.model.encode(texts, dim, normalize=normalize)
-        counts = None
-        if count_tokens:
-            _, offsets = self.model.tokenize(texts)
-            counts = np.diff(offsets)
-        return vectors, counts
-
-    def _finish(self, done: asyncio.Future, group: list) -> None:
-        self.running -= 1
-        try:
-            vectors, counts = done.result()
-        except Exception as exc:  # noqa: BLE001 - each request re-raises it
-            for item in group:
-                if not item[4].done():
-                    item[4].set_exception(exc)
-        else:
+    def _flush(self) -> None:
+        self.scheduled = False
+        pending, self.pending = self.pending, {}
+        for (dim, normalize), group in pending.items():
+            count = any(c for _, c, _ in group)
+            try:
+                texts = [t for part, _, _ in group for t in part]
+                vectors = self.model.encode(texts, dim, normalize=normalize)
+                offsets = self.model.tokenize(texts)[1] if count else None
+            except Exception:  # noqa: BLE001 - one by one, so that only the culprit fails
+                for part, c, future in group:
+                    try:
+                        future.set_result(_encode(self.model, part, dim, normalize, c))
+                    except Exception as exc:  # noqa: BLE001
+                        future.set_exception(exc)
+                continue
             start = 0
-            for texts, _, _, _, future in group:
-                stop = start + len(texts)
-                tokens = int(counts[start:stop].sum()) if counts is not None else None
+            for part, c, future in group:
+                stop = start + len(part)
+                tokens = int(offsets[stop] - offsets[start]) if c and offsets is not None else None
                 if not future.done():
                     future.set_result((vectors[start:stop], tokens))
                 start = stop
-        self._kick()
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -601,7 +589,8 @@ class _Observe:
 
 def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEFAULT_MAX_INPUTS,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        strict_model: bool = False, batching: bool = False, backend: str | None = None) -> Starlette:
+        strict_model: bool = False, inline_chars: int = DEFAULT_INLINE_CHARS, batching: bool = True,
+        backend: str | None = None) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
     Parameters
@@ -619,8 +608,13 @@ def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEF
     strict_model : bool
         With a single model, answer 404 to any other name (default: every
         name reaches the single model).
+    inline_chars : int
+        Requests of at most this many characters (all texts together) are
+        encoded on the event loop, where a thread hop would cost more than
+        the encoding; larger ones go to the thread pool. 0: all to the pool.
     batching : bool
-        Micro-batch requests that arrive while every encode slot is busy.
+        Micro-batching: the small requests that are ready in the same
+        event-loop iteration are encoded as one call (no added wait).
     backend : {"auto", "numba", "numpy"}, optional
         Passed to :func:`sse_np.load` for models given as paths.
 
@@ -631,7 +625,8 @@ def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEF
     config = ServeConfig(models=[], threads=threads, max_inputs=_positive(max_inputs, "max_inputs"),
                          max_text_chars=_positive(max_text_chars, "max_text_chars"),
                          max_body_bytes=_positive(max_body_bytes, "max_body_bytes"), strict_model=strict_model,
-                         batching=batching, backend=backend)
+                         inline_chars=_non_negative(inline_chars, "inline_chars"), batching=batching,
+                         backend=backend)
     state = _State(_load_models(models, threads, backend), config)
 
     @contextlib.asynccontextmanager
@@ -652,6 +647,12 @@ def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEF
                             lifespan=lifespan)
     application.state.sse_np = state
     return application
+
+
+def _non_negative(value: Any, name: str) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
 
 
 def _positive(value: Any, name: str) -> int:
@@ -704,7 +705,8 @@ def create_app() -> Starlette:
     config = ServeConfig(**json.loads(raw))
     return app(config.models or None, threads=config.threads, max_inputs=config.max_inputs,
                max_text_chars=config.max_text_chars, max_body_bytes=config.max_body_bytes,
-               strict_model=config.strict_model, batching=config.batching, backend=config.backend)
+               strict_model=config.strict_model, batching=config.batching, inline_chars=config.inline_chars,
+               backend=config.backend)
 
 
 def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
@@ -738,7 +740,8 @@ def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, workers:
     else:
         application = app(config.models or None, threads=config.threads, max_inputs=config.max_inputs,
                           max_text_chars=config.max_text_chars, max_body_bytes=config.max_body_bytes,
-                          strict_model=config.strict_model, batching=config.batching, backend=config.backend)
+                          strict_model=config.strict_model, batching=config.batching, inline_chars=config.inline_chars,
+               backend=config.backend)
         names = ", ".join(application.state.sse_np.models)
         print(f"sse-np serve: {names} on http://{host}:{port} (POST /v1/embeddings, /embed; GET /v1/models, "
               "/health, /metrics)", file=sys.stderr, flush=True)

@@ -157,6 +157,69 @@ def test_single_string_and_real_queries(client, local):
     assert len(one.data) == 1 and one.usage.prompt_tokens == _tokens(local["small"], queries[:1])
 
 
+def test_concurrent_requests_each_get_their_own_vectors(server, local):
+    # Small requests that arrive together are encoded as one call (micro-batching), large ones in the
+    # pool; with different dims and models mixed in, every answer must still be its own request's.
+    queries = _real_queries(24)
+    jobs = [("small" if i % 3 else "tiny", queries[i:i + 1 + i % 3], [None, 8, 16][i % 3]) for i in range(24)]
+    jobs.append(("small", [TEXTS[4]] * 3, None))  # > inline_chars: the thread pool
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+
+    def call(i: int) -> None:
+        name, texts, dims = jobs[i]
+        body = {"model": name, "input": texts, "encoding_format": "base64"}
+        if dims:
+            body["dimensions"] = dims
+        barrier.wait(10)
+        results[i] = _post(server, "/v1/embeddings", body).json()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for (name, texts, dims), got in zip(jobs, results):
+        want = local[name].encode(texts, dims)
+        vectors = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in got["data"]])
+        assert vectors.tobytes() == want.tobytes() and got["model"] == name
+        assert got["usage"]["prompt_tokens"] == _tokens(local[name], texts)
+
+
+def test_coalescer_makes_one_call_of_requests_ready_together(local):
+    import asyncio
+
+    from sse_np.serve import _Coalescer
+
+    model = local["small"]
+    calls = []
+
+    class Counting:
+        def encode(self, texts, dim=None, normalize=True):
+            calls.append(len(texts))
+            if "boom" in texts:
+                raise ValueError("boom")
+            return model.encode(texts, dim, normalize=normalize)
+
+        def tokenize(self, texts):
+            return model.tokenize(texts)
+
+    async def go(groups):
+        coalescer = _Coalescer(Counting())
+        return await asyncio.gather(*(coalescer.submit(t, d, True, True) for t, d in groups),
+                                    return_exceptions=True)
+
+    groups = [(["a b"], 64), (["c", "d e f"], 64), (["g"], 8), (["h"], 64)]
+    out = asyncio.run(go(groups))
+    assert sorted(calls) == [1, 4]  # dim 64 together (4 texts), dim 8 alone
+    for (texts, dim), (vectors, tokens) in zip(groups, out):
+        assert vectors.tobytes() == model.encode(texts, dim).tobytes() and tokens == _tokens(model, texts)
+    calls.clear()
+    out = asyncio.run(go([(["fine"], 64), (["boom"], 64)]))  # a failing group retries one by one
+    assert calls == [2, 1, 1] and isinstance(out[1], ValueError)
+    assert out[0][0].tobytes() == model.encode(["fine"]).tobytes()
+
+
 def test_models_endpoint(client, server):
     ids = sorted(m.id for m in client.models.list())
     assert ids == ["small", "tiny"]
