@@ -52,12 +52,11 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -701,11 +700,13 @@ def create_app() -> Starlette:
 
     Reads a :class:`ServeConfig` as JSON from ``$SSE_NP_SERVE_CONFIG`` (all fields optional).
     """
-    raw = os.environ.get(CONFIG_ENV, "{}")
-    config = ServeConfig(**json.loads(raw))
+    return _app_from(ServeConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}"))))
+
+
+def _app_from(config: ServeConfig) -> Starlette:
     return app(config.models or None, threads=config.threads, max_inputs=config.max_inputs,
                max_text_chars=config.max_text_chars, max_body_bytes=config.max_body_bytes,
-               strict_model=config.strict_model, batching=config.batching, inline_chars=config.inline_chars,
+               strict_model=config.strict_model, inline_chars=config.inline_chars, batching=config.batching,
                backend=config.backend)
 
 
@@ -734,17 +735,18 @@ def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, workers:
         raise ImportError("sse_np.serve needs the 'serve' extra: pip install 'sse_np[serve]'") from None
     options = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
                    access_log=False, server_header=False)
-    if workers > 1:
+
+    def banner(names: str) -> None:
+        print(f"sse-np serve: {names} on http://{host}:{port} with {workers} worker(s) (POST /v1/embeddings, "
+              "/embed; GET /v1/models, /health, /metrics)", file=sys.stderr, flush=True)
+
+    if workers > 1:  # each worker process builds the app from the configuration in the environment
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))
+        banner(", ".join(config.models) or "the default model")
         uvicorn.run("sse_np.serve:create_app", factory=True, workers=workers, **options)
     else:
-        application = app(config.models or None, threads=config.threads, max_inputs=config.max_inputs,
-                          max_text_chars=config.max_text_chars, max_body_bytes=config.max_body_bytes,
-                          strict_model=config.strict_model, batching=config.batching, inline_chars=config.inline_chars,
-               backend=config.backend)
-        names = ", ".join(application.state.sse_np.models)
-        print(f"sse-np serve: {names} on http://{host}:{port} (POST /v1/embeddings, /embed; GET /v1/models, "
-              "/health, /metrics)", file=sys.stderr, flush=True)
+        application = _app_from(config)
+        banner(", ".join(application.state.sse_np.models))
         uvicorn.run(application, **options)
 
 

@@ -474,3 +474,28 @@ def test_app_names_and_limits(models):
         serve.app([str(models["tiny"]), f"tiny={models['small']}"], backend="numpy")
     with pytest.raises(ValueError, match="max_inputs must be a positive int"):
         serve.app(str(models["tiny"]), max_inputs=0, backend="numpy")
+
+
+def test_workers_share_the_work_and_stop_on_sigterm(models, local, tmp_path):
+    srv = Server(["--model", f"tiny={models['tiny']}", "--workers", "2", "--max-inputs", "4"], tmp_path)
+    try:
+        queries = _real_queries(8)
+        for i in range(8):
+            got = _post(srv, "/v1/embeddings", {"model": "tiny", "input": queries[i], "encoding_format": "base64"})
+            assert base64.b64decode(got.json()["data"][0]["embedding"]) == local["tiny"].encode(queries[i]).tobytes()
+        _error(_post(srv, "/v1/embeddings", {"model": "tiny", "input": ["a"] * 5}), 413, "limit 4", "input")
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(30) in (0, -signal.SIGTERM)
+    finally:
+        srv.stop()
+
+
+def test_cli_parses_serve_without_importing_the_stack():
+    code = ("import sys; from sse_np.cli import build_parser\n"
+            "a = build_parser().parse_args(['serve', '--model', 'a=x', '--model', 'y', '--port', '9', '--workers', '2',"
+            " '--threads', '3', '--max-inputs', '5', '--inline-chars', '0', '--no-batching', '--strict-model'])\n"
+            "assert (a.model, a.port, a.workers, a.threads, a.max_inputs, a.inline_chars, a.batching, a.strict_model)"
+            " == (['a=x', 'y'], 9, 2, 3, 5, 0, False, True), a\n"
+            "assert 'starlette' not in sys.modules and 'sse_np.serve' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
