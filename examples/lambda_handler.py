@@ -34,7 +34,7 @@ Deploy:
 * container image: ``FROM public.ecr.aws/lambda/python:3.12``, ``RUN pip install
   <sse_np>``, ``COPY lambda_handler.py ${LAMBDA_TASK_ROOT}``, ``CMD
   ["lambda_handler.handler"]``. Add ``RUN sse-np warmup`` to fill numba's cache at
-  build time; otherwise each cold start compiles the kernels (about 10 s, in
+  build time; otherwise each cold start compiles the kernels (about 5 s, in
   the background while NumPy answers).
 
 The model is loaded once per execution environment, at import, and reused by

@@ -34,17 +34,7 @@ from typing import Any
 from . import streams
 from .errors import DataError
 
-# Names, not the module: sse_np re-exports the function ``evaluate``, which
-# shadows the submodule as an attribute of the package.
-from .evaluate import (
-    DEFAULT_DIMS,
-    _model_info,
-    _require_matplotlib,
-    evaluate,
-    format_report,
-    plot_report,
-    save_report,
-)
+from .eval import DEFAULT_DIMS, evaluate, format_report, model_info, plot_report, require_matplotlib, save_report
 
 PROG = "sse-np"
 
@@ -87,7 +77,7 @@ def _positive_int(text: str) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
-        _require_matplotlib()  # fail before the slow part, not after it
+        require_matplotlib()  # fail before the slow part, not after it
     model = _load_model(args.model, args.threads)
     report = evaluate(
         model,
@@ -132,7 +122,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     name = "<stdin>" if args.input == "-" else args.input
     try:
         chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
-                                     chunk_lines=max(args.batch_size, 8192), progress=progress)
+                                     chunk_lines=args.batch_size, progress=progress)
         for chunk in chunks:
             try:
                 vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
@@ -184,20 +174,21 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
     """The model and engine facts ``sse-np info`` prints."""
     from importlib import metadata
 
-    from . import kernels
+    from . import engine
 
-    info = _model_info(model)
+    info = model_info(model)
     info = {"path": info["path"], "layout": info["layout"], "vocab_size (V)": info["vocab_size"],
             "dim (D)": info["dim"], "dtype": info["dtype"]}
     info["table bytes"] = int(model.table.data.nbytes)
     trunc = model.tokenizer.truncation
-    tokenizer = model._tokenize
+    tokenizer = model.engine.tokenizer
     info["tokenizer"] = {
         "vocab": model.tokenizer.get_vocab_size(with_added_tokens=True),
         "lowercase": _lowercases(model.tokenizer),
         "truncation": f"{trunc['max_length']} tokens, keep {'end' if trunc.get('direction') == 'left' else 'start'}"
         if trunc else "off",
-        "numba fast path": "supported" if tokenizer._fast_settings is not None else "not supported (tokenizers)",
+        "numba fast path": "supported" if tokenizer.fast_spec is not None else "not supported (tokenizers)",
+        "chunk cache": f"{tokenizer.cache_bytes:,} bytes at most",
     }
     try:
         numba_version = metadata.version("numba")
@@ -205,13 +196,22 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
         numba_version = None
     if warm:
         model.warmup()
-    info["backend"] = model.backend + (" (numba loaded)" if model._warm.is_set() else "")
-    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if kernels.numba_disabled_by_env() else
+    status = model.engine.status
+    info["backend"] = model.backend + (f" (now: {status})" if status != model.backend else "")
+    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if engine.numba_disabled_by_env() else
                      numba_version or "not installed (NumPy back-end)")
-    info["numba cache"] = kernels.numba_cache_dir() if kernels.numba_enabled() else None
-    info["threads"] = model.threads if model.threads is not None else f"all cores ({os.cpu_count()})"
+    info["numba cache"] = _numba_cache() if model.engine.status == "numba" else None
+    info["threads"] = model.threads if model.threads is not None else f"all cores ({model._threads()})"
     info["sse_np"] = _version()
     return info
+
+
+def _numba_cache() -> str | None:
+    import numba
+
+    from .engine import cache
+
+    return cache.cache_dir(numba)
 
 
 def _lowercases(tokenizer) -> bool | None:
@@ -220,11 +220,9 @@ def _lowercases(tokenizer) -> bool | None:
 
 
 def _cmd_warmup(args: argparse.Namespace) -> int:
-    from . import kernels
-
     model = _load_model(args.model, args.threads)
     backend = model.warmup()
-    where = kernels.numba_cache_dir() if backend == "numba" else None
+    where = _numba_cache() if backend == "numba" else None
     print(f"backend {backend}" + (f"; numba kernels cached in {where}" if where else ""))
     return 0
 
@@ -361,6 +359,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_notices() -> None:
+    """The library's one-line notices (e.g. that kernels compile, once) on stderr, as ``sse-np: ...``."""
+    import logging
+
+    log = logging.getLogger("sse_np")
+    if not any(getattr(h, "_sse_np_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        handler._sse_np_cli = True
+        log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage).
 
@@ -376,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    _show_notices()
     if args.command == "bench":
         args.bench_args = extra
     elif extra:

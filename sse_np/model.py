@@ -1,48 +1,27 @@
-"""The public model object: ``SSEModel`` and ``load``."""
+"""The public model object: ``SSEModel`` and ``load``.
+
+``SSEModel`` validates input, batches it and hands each batch to its
+:class:`sse_np.engine.Engine`, which owns the back-end (NumPy or numba) and
+its lifecycle.
+"""
 
 from __future__ import annotations
 
 import operator
 import os
-import sys
-import threading
-import warnings
-import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 
 import numpy as np
 
-from . import kernels
+from .engine import BACKENDS, Engine, numba_disabled_by_env
 from .loading import Checkpoint, read_checkpoint
+from .progress import Progress
 from .tokenizing import TextTokenizer, load_tokenizer
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
 DEFAULT_BATCH_SIZE = 1024
-BACKENDS = ("auto", "numba", "numpy")
-# In "auto", a call with at least this many characters waits for numba
-# (~0.5 s to load) rather than running on NumPy (3-5x slower per text).
-_WAIT_FOR_NUMBA_CHARS = 1 << 20
-
-# Warm-up threads still running; joined before os.fork so that a child
-# never inherits an import half done by a thread it does not have.
-_warming: weakref.WeakSet = weakref.WeakSet()
-
-
-def _join_warmups() -> None:
-    for thread in list(_warming):
-        if thread is not threading.current_thread():  # a fork from the warm-up itself waits for nothing
-            thread.join()
-
-
-if hasattr(os, "register_at_fork"):
-    # logging pairs a before-fork hook with an after-fork one; were it first
-    # imported by a warm-up thread while _join_warmups waits, only the
-    # second would run. Importing it here orders the hooks safely.
-    import logging  # noqa: F401
-
-    os.register_at_fork(before=_join_warmups)
 
 
 class SSEModel:
@@ -66,34 +45,31 @@ class SSEModel:
         Folder holding the weight files.
     threads : int or None
         Most threads one ``encode`` call uses, for tokenizing and pooling
-        alike; None lets numba decide (all cores, or ``NUMBA_NUM_THREADS``).
-        1 never wakes a thread pool. Set at :func:`load` or assign later.
+        alike; None: all cores (``os.sched_getaffinity``). 1 never wakes a
+        second thread. Set at :func:`load` or assign later.
     backend : {"auto", "numba", "numpy"}
         Kernels to run; both give the same bits. "auto" answers on NumPy
         until numba is loaded, which starts in a background thread at the
         first call (a call of over 1M characters waits for it instead).
+    engine : sse_np.engine.Engine
+        The back-end and its state (``engine.status``: "numpy", "loading",
+        "numba" or "failed"); the one seam tests and servers look at.
     """
 
-    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None,
+                 source: str | os.PathLike | None = None) -> None:
         self._ckpt = checkpoint
-        self._table = checkpoint.table
-        self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
-        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, self._table.vocab_size)
-        self.backend: str = _check_backend(backend)
-        self._tokenize = TextTokenizer(self._tokenizer, fast=False if self.backend == "numpy" else None)
-        self._warm = threading.Event()  # numba kernels loaded for this model's table and tokenizer
-        self._warm_lock = threading.Lock()  # held while loading: warmup() callers wait on it
-        self._start_lock = threading.Lock()  # only to start one background thread
-        self._warm_thread: threading.Thread | None = None
-        self._warm_error: Exception | None = None
-        self.dim: int = self._table.dim
-        self.vocab_size: int = self._table.vocab_size
+        self.dim: int = checkpoint.table.dim
+        self.vocab_size: int = checkpoint.table.vocab_size
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
         self.threads: int | None = _check_threads(threads)
-        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[self._table.kind]
-        if self.backend == "numba":
-            self.warmup()
+        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
+        self.backend: str = _check_backend(backend)
+        dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
+        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size)
+        self.engine = Engine(checkpoint.table, dyt, TextTokenizer(self._tokenizer), self.backend,
+                             Path(source) if source is not None else checkpoint.model_dir)
 
     def __repr__(self) -> str:
         return (f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
@@ -108,25 +84,29 @@ class SSEModel:
     @property
     def table(self):
         """The embedding table in storage form (see ``sse_np.loading.Table``)."""
-        return self._table
+        return self._ckpt.table
 
     @property
     def dyt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(alpha, beta, bias)`` float32 vectors, or None for identity."""
-        return self._dyt
+        return self.engine.dyt
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The ``tokenizer.json`` file the model was loaded with."""
+        return self._ckpt.tokenizer_path
 
     def clear_cache(self) -> None:
         """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizing``)."""
-        self._tokenize.clear_cache()
+        self.engine.tokenizer.clear_cache()
 
-    # -- back-end ------------------------------------------------------
     def warmup(self) -> str:
         """Load the numba kernels for this model now, and wait for them.
 
-        Servers call this at start-up so that no request waits; it is
-        what ``backend="numba"`` does in :func:`load`. Loading reads the
-        compiled kernels from numba's cache (compiling them the first
-        time, which takes a while once).
+        Servers call this at start-up so that no request waits; it is what
+        ``backend="numba"`` does in :func:`load`. Loading reads the compiled
+        kernels from numba's cache (compiling them the first time, a few
+        seconds once per machine).
 
         Returns
         -------
@@ -134,66 +114,15 @@ class SSEModel:
             The back-end ``encode`` uses from now on: "numba", or "numpy"
             when numba is not installed, switched off, or ``backend="numpy"``.
         """
-        if self.backend == "numpy":
-            return "numpy"
-        with self._warm_lock:
-            if not self._warm.is_set():
-                if not kernels.numba_enabled():
-                    if self.backend == "numba":
-                        raise ImportError("backend='numba' needs numba installed (and SSE_NP_DISABLE_NUMBA unset)")
-                    return "numpy"
-                self._tokenize.enable_fast()
-                self._run_kernels_once()
-                self._warm.set()
-        return "numba"
+        return self.engine.warmup()
 
-    def _run_kernels_once(self) -> None:
-        """Call each kernel this model uses once, so numba loads its machine code now."""
-        texts = ["warm up", "warm up café"]  # fast path, and a hole for tokenizers
-        for parallel in (False, True) if self.threads != 1 else (False,):
-            out = np.empty((len(texts), self.dim), dtype=np.float32)
-            kernels.embed(self._tokenize, texts, 0, self._table, self._dyt, True, out,
-                          threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
-            ids, starts, stops = self._tokenize.bags(texts, 0, 1)
-            kernels.pool(self._table, self._dyt, ids, starts, stops, self.dim, True,
-                         threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
-
-    def _warm_in_background(self) -> None:
-        if self._warm_thread is not None:
-            return
-        with self._start_lock:  # not _warm_lock: a call must never wait for the loading here
-            if self._warm_thread is not None or self._warm.is_set():
-                return
-            thread = threading.Thread(target=self._background_warmup, name="sse_np-warmup", daemon=True)
-            self._warm_thread = thread
-            _warming.add(thread)
-        thread.start()
-
-    def _background_warmup(self) -> None:
-        self._warmup_or_numpy()
-
-    def _warmup_or_numpy(self) -> bool:
-        """warmup(), but a failure to load numba's kernels only means staying on NumPy (once warned)."""
-        if self._warm_error is not None:
-            return False
+    def _threads(self) -> int:
+        if self.threads is not None:
+            return self.threads
         try:
-            return self.warmup() == "numba"
-        except Exception as exc:  # NumPy gives the same vectors, only more slowly
-            self._warm_error = exc
-            warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
-                          stacklevel=2)
-            return False
-
-    def _use_numba(self, batch: list[str]) -> bool:
-        """Back-end for this call (see the ``backend`` attribute)."""
-        if self._warm.is_set():
-            return True
-        if self.backend == "numpy" or self._warm_error is not None or not kernels.numba_available():
-            return False
-        if self.backend == "numba" or sum(map(len, batch)) >= _WAIT_FOR_NUMBA_CHARS:
-            return self._warmup_or_numpy()
-        self._warm_in_background()
-        return False
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
 
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
@@ -210,7 +139,7 @@ class SSEModel:
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
         batch, _ = _as_text_list(texts)
-        return self._tokenize(batch, threads=self.threads)
+        return self.engine.tokenize(batch, 0, self._threads())
 
     def encode(
         self,
@@ -261,17 +190,13 @@ class SSEModel:
         batch_size = _check_positive_int(batch_size, "batch_size")
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
-        use_numba = self._use_numba(batch)
-        for start in range(0, len(batch), batch_size):
-            chunk = batch[start : start + batch_size]
-            if not use_numba:  # the background warm-up may finish mid-call
-                use_numba = self._warm.is_set()
-            kernels.embed(self._tokenize, chunk, start, self._table, self._dyt, bool(normalize),
-                          out[start : start + len(chunk)], self.threads, use_numba)
-            if show_progress_bar:
-                print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
-        if show_progress_bar and batch:
-            print(file=sys.stderr)
+        threads = self._threads()
+        with Progress(len(batch), "encoded", enabled=bool(show_progress_bar) and bool(batch)) as bar:
+            notice = bar.note if show_progress_bar else None
+            for start in range(0, len(batch), batch_size):
+                chunk = batch[start : start + batch_size]
+                self.engine.embed(chunk, start, out[start : start + len(chunk)], bool(normalize), threads, notice)
+                bar.update(len(chunk))
         return out[0] if single else out
 
     def _check_dim(self, dim: int | None, truncate_dim: int | None) -> int:
@@ -317,7 +242,7 @@ def _check_backend(backend: str | None) -> str:
         backend, source = os.environ.get("SSE_NP_BACKEND", "").strip().lower() or "auto", "SSE_NP_BACKEND"
     if backend not in BACKENDS:
         raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if backend == "auto" and kernels.numba_disabled_by_env():
+    if backend == "auto" and numba_disabled_by_env():
         return "numpy"
     return backend
 
@@ -335,21 +260,37 @@ def _check_positive_int(value: int, name: str) -> int:
 
 
 def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
-    """Validate input at the boundary. Returns (list of str, was a single str)."""
+    """Validate input at the boundary. Returns (list of str, was a single str).
+
+    Only ordered collections of texts are taken: a mapping would give its
+    keys and a set an arbitrary order, silently.
+    """
     if isinstance(texts, str):
         return [texts], True
     if texts is None:
-        raise TypeError("texts must be a str or an iterable of str, got None")
-    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts must be a str or a sequence of str, got None")
+    if isinstance(texts, (bytes, bytearray, memoryview)):
         raise TypeError("texts must be str, got bytes; decode it first (e.g. data.decode('utf-8'))")
-    try:
-        batch = list(texts)
-    except TypeError:
-        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}") from None
+    if isinstance(texts, Mapping) or _is_dataframe_row(texts):
+        raise TypeError(f"texts must be a str or a sequence of str, got a mapping ({type(texts).__name__}); "
+                        "pass its values, e.g. list(d.values()), or the text field, e.g. d['text']")
+    if isinstance(texts, (Set, frozenset)):
+        raise TypeError(f"texts must be a str or a sequence of str, got an unordered {type(texts).__name__}; "
+                        "rows would come back in no defined order: pass sorted(texts) or a list")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise TypeError(f"texts must be a 1-D array of str, got an array of shape {texts.shape}")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
+    batch = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
     for i, text in enumerate(batch):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
     return batch, False
+
+
+def _is_dataframe_row(texts) -> bool:
+    """pandas/polars data frames iterate over column names, not texts."""
+    return type(texts).__name__ == "DataFrame"
 
 
 def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None) -> SSEModel:
@@ -385,7 +326,7 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads, backend=backend)
+    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local)
 
 
 def _looks_like_repo_id(name: str) -> bool:

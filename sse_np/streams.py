@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,7 +250,11 @@ class JsonlWriter:
 
 # -- progress ------------------------------------------------------------
 class Progress:
-    """A one-line progress report on stderr, redrawn at most 5 times a second."""
+    """Progress of ``sse-np encode``: bytes of the input (when its size is known) and texts written.
+
+    A tqdm bar on a terminal, plain lines (at most one a second) otherwise;
+    see :class:`sse_np.progress.Progress`.
+    """
 
     def __init__(self, enabled: bool, stream: IO[str] | None = None) -> None:
         self.enabled = enabled
@@ -259,30 +262,26 @@ class Progress:
         self.total_bytes: int | None = None
         self.bytes_read = 0
         self.rows = 0
-        self._start = time.perf_counter()
-        self._last = 0.0
-        self._drawn = False
-        self._width = 0
+        self._bar = None
+        self._shown_bytes = 0
 
     def update(self, rows: int, final: bool = False) -> None:
+        from .progress import Progress as Bar
+
         self.rows = rows
         if not self.enabled:
             return
-        now = time.perf_counter()
-        if not final and now - self._last < 0.2:
-            return
-        self._last = now
-        rate = rows / max(now - self._start, 1e-9)
-        line = f"encoded {rows:,} texts ({rate:,.0f}/s)"
-        if self.total_bytes:
-            line = f"{min(self.bytes_read / self.total_bytes, 1.0):6.1%} " + line
-        # Pad over the previous line's end (no terminal escapes: stderr may be a log file).
-        self.stream.write("\r" + line.ljust(self._width))
-        self._width = len(line)
-        self.stream.flush()
-        self._drawn = True
+        if self._bar is None:
+            by_bytes = bool(self.total_bytes)
+            self._bar = Bar(self.total_bytes if by_bytes else None, "encode", unit="B" if by_bytes else "texts",
+                            stream=self.stream)
+            self._by_bytes = by_bytes
+        if self._by_bytes:
+            step, self._shown_bytes = self.bytes_read - self._shown_bytes, self.bytes_read
+        else:
+            step, self._shown_bytes = rows - self._shown_bytes, rows
+        self._bar.update(step, f"{rows:,} texts" if self._by_bytes else None)
 
     def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()

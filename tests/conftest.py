@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from sse_np import kernels
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -119,10 +118,7 @@ def backend(request, monkeypatch):
     else:
         monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")
         monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
     yield request.param
-    assert kernels.backend() == request.param
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
 
 
 def _shared_texts(limit_docs: int) -> list[str]:
