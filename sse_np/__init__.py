@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 
-from .api import default_model, default_model_path, encode, similarity
+from .api import default_model, default_model_path, encode, similarity, similarity_pairwise
 from .errors import DataError, MissingDependencyError, ModelLoadError, ModelNotFoundError
 from .hub import download
 from .model import MATRYOSHKA_DIMS, SSEModel, load
@@ -34,6 +34,7 @@ __all__ = [
     "encode",
     "load",
     "similarity",
+    "similarity_pairwise",
     "__version__",
 ]
 

@@ -114,7 +114,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     model = _load_model(args.model, args.threads)
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
-    dim = int(model.dim) if args.dim is None else args.dim
+    dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
     progress = streams.Progress(sys.stderr.isatty() if args.progress is None else args.progress)
     target = None if args.output == "-" else streams.AtomicOutput(args.output)
     sink = sys.stdout.buffer if target is None else target.file
@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_enc.add_argument("--field", default=None, help="JSONL field holding the text (default: text)")
     p_enc.add_argument("--keep", default=None, metavar="F1,F2",
                        help="JSONL fields copied into JSONL output records (default: _id,id when present)")
-    p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: native D)")
+    p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)")
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")

@@ -57,7 +57,7 @@ class SSEModel:
     """
 
     def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None,
-                 source: str | os.PathLike | None = None) -> None:
+                 source: str | os.PathLike | None = None, truncate_dim: int | None = None) -> None:
         self._ckpt = checkpoint
         self.dim: int = checkpoint.table.dim
         self.vocab_size: int = checkpoint.table.vocab_size
@@ -68,6 +68,8 @@ class SSEModel:
         self.backend: str = _check_backend(backend)
         dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
         self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size)
+        self._truncate_dim: int | None = None
+        self.truncate_dim = truncate_dim
         self.engine = Engine(checkpoint.table, dyt, TextTokenizer(self._tokenizer), self.backend,
                              Path(source) if source is not None else checkpoint.model_dir)
 
@@ -149,45 +151,77 @@ class SSEModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         normalize: bool = True,
         show_progress_bar: bool = False,
+        precision: str = "float32",
+        ranges: np.ndarray | None = None,
+        calibration_embeddings: np.ndarray | None = None,
         truncate_dim: int | None = None,
         normalize_embeddings: bool | None = None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        device: str | None = None,
+        output_value: str | None = "sentence_embedding",
+        **kwargs,
     ) -> np.ndarray:
         """Embed texts.
 
         Parameters
         ----------
-        texts : str or iterable of str
-            One text gives a 1-D vector; a list, tuple or other iterable of
-            texts gives one row per text, in input order.
+        texts : str or sequence of str
+            One text gives a 1-D vector; a list, tuple, 1-D array or other
+            ordered collection of texts gives one row per text, in input
+            order. Mappings and sets are refused (``TypeError``).
         dim : int, optional
-            Matryoshka truncation, any int in ``1..D`` (default D). The
-            trained sizes are 512, 256, 128, 64 and 32. Truncation happens
-            before normalization, as in sentence-transformers.
+            Matryoshka truncation, any int in ``1..D``; default the model's
+            ``truncate_dim``, else D. The trained sizes are 512, 256, 128, 64
+            and 32. Truncation happens before normalization, as in
+            sentence-transformers.
         batch_size : int
             Texts tokenized and pooled per step; bounds temporary memory.
         normalize : bool
             L2-normalize each vector (after truncation).
         show_progress_bar : bool
-            Print progress to stderr.
+            Progress on stderr (a bar on a terminal, plain lines otherwise),
+            and a line if numba's kernels compile meanwhile.
+        precision : {"float32", "int8", "uint8", "binary", "ubinary"}
+            Quantized output, exactly as sentence-transformers'
+            ``quantize_embeddings`` (see :mod:`sse_np.quantization`).
+        ranges, calibration_embeddings : ndarray, optional
+            For int8/uint8: per-dimension ``(2, dim)`` ranges, or embeddings
+            to take them from (default: these embeddings themselves).
         truncate_dim, normalize_embeddings
             sentence-transformers names for ``dim`` and ``normalize``.
+        convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value
+            Accepted with the values that mean what sse_np does (NumPy
+            arrays, no prompt, the CPU, sentence embeddings); any other
+            value is refused with the reason, never ignored.
 
         Returns
         -------
-        ndarray float32, shape (dim,) or (n, dim), C-contiguous
+        ndarray, shape (dim,) or (n, dim) (packed bits: dim/8), C-contiguous
+            float32, or the ``precision``'s dtype.
 
         Raises
         ------
         TypeError
-            A text is not a ``str`` (the message names its index and type).
+            A text is not a ``str`` (the message names its index and type),
+            or an unknown keyword.
         ValueError
-            ``dim`` or ``batch_size`` out of range, or a text ``tokenizers``
-            cannot take (a lone surrogate).
+            ``dim`` or ``batch_size`` out of range, a refused keyword value,
+            or a text ``tokenizers`` cannot take (a lone surrogate).
         """
+        _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, kwargs)
         dim = self._check_dim(dim, truncate_dim)
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
         batch_size = _check_positive_int(batch_size, "batch_size")
+        quantize = None
+        if precision != "float32" or ranges is not None or calibration_embeddings is not None:
+            from .quantization import check_precision, quantize_embeddings
+
+            check_precision(precision)
+            quantize = quantize_embeddings
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
         threads = self._threads()
@@ -197,14 +231,52 @@ class SSEModel:
                 chunk = batch[start : start + batch_size]
                 self.engine.embed(chunk, start, out[start : start + len(chunk)], bool(normalize), threads, notice)
                 bar.update(len(chunk))
+        if quantize is not None:
+            out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
+
+    # -- sentence-transformers names -------------------------------------
+    def encode_query(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
+        """:meth:`encode` for queries (SSE has no prompts: the same vectors as :meth:`encode_document`)."""
+        return self.encode(texts, **kwargs)
+
+    def encode_document(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
+        """:meth:`encode` for documents (the same vectors as :meth:`encode_query`)."""
+        return self.encode(texts, **kwargs)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity matrix (n, m), as ``SentenceTransformer.similarity``; see :func:`sse_np.similarity`."""
+        from .api import similarity
+
+        return similarity(a, b)
+
+    def similarity_pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity of row ``i`` of ``a`` with row ``i`` of ``b``: shape (n,)."""
+        from .api import similarity_pairwise
+
+        return similarity_pairwise(a, b)
+
+    def get_embedding_dimension(self) -> int:
+        """Width of the vectors :meth:`encode` returns by default (``truncate_dim``, else D)."""
+        return self.truncate_dim or self.dim
+
+    get_sentence_embedding_dimension = get_embedding_dimension  # sentence-transformers < 6 spelling
+
+    @property
+    def truncate_dim(self) -> int | None:
+        """Default Matryoshka truncation of every ``encode`` (None: the full width D)."""
+        return self._truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._truncate_dim = None if value is None else self._check_dim(value, None)
 
     def _check_dim(self, dim: int | None, truncate_dim: int | None) -> int:
         if dim is not None and truncate_dim is not None and dim != truncate_dim:
             raise ValueError(f"dim={dim} and truncate_dim={truncate_dim} disagree; pass one of them")
         dim = truncate_dim if dim is None else dim
         if dim is None:
-            return self.dim
+            return self.truncate_dim or self.dim
         if isinstance(dim, bool):
             raise TypeError("dim must be an int, not bool")
         try:
@@ -217,6 +289,25 @@ class SSEModel:
                 f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
             )
         return dim
+
+
+def _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value,
+                        extra: dict) -> None:
+    """sentence-transformers keywords: the values that mean what sse_np does pass, others say why not."""
+    if extra:
+        name = next(iter(extra))
+        raise TypeError(f"encode() got an unexpected keyword argument {name!r}")
+    if convert_to_tensor or not convert_to_numpy:
+        raise ValueError("sse_np returns NumPy arrays (convert_to_numpy=True); torch tensors would need torch: "
+                         "use torch.from_numpy(vectors)")
+    if prompt or prompt_name:
+        raise ValueError("SSE models have no prompts (prompt/prompt_name): queries and documents are encoded "
+                         "alike; prepend any text yourself")
+    if device not in (None, "cpu"):
+        raise ValueError(f"sse_np runs on the CPU; device={device!r} is not supported")
+    if output_value not in (None, "sentence_embedding"):
+        raise ValueError(f"output_value={output_value!r}: a static model has no token embeddings; "
+                         "only 'sentence_embedding' is supported")
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -293,7 +384,8 @@ def _is_dataframe_row(texts) -> bool:
     return type(texts).__name__ == "DataFrame"
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None) -> SSEModel:
+def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None,
+         truncate_dim: int | None = None) -> SSEModel:
     """Load an SSE model from a folder, or from the Hugging Face hub.
 
     Parameters
@@ -311,6 +403,9 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         in the background (fast cold start). "numba" loads it now (steady
         latency from the first call); "numpy" never imports it. All three
         give the same vectors, bit for bit.
+    truncate_dim : int, optional
+        Default Matryoshka truncation of every ``encode`` (as
+        sentence-transformers' ``truncate_dim``); default the full width D.
 
     Returns
     -------
@@ -326,7 +421,8 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local)
+    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local,
+                    truncate_dim=truncate_dim)
 
 
 def _looks_like_repo_id(name: str) -> bool:
