@@ -119,12 +119,8 @@ class SSEModel:
         return self.engine.warmup()
 
     def _threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        try:
-            return len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            return os.cpu_count() or 1
+        return self.threads if self.threads is not None else _CORES
+
 
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
@@ -224,13 +220,16 @@ class SSEModel:
             quantize = quantize_embeddings
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
-        threads = self._threads()
-        with Progress(len(batch), "encoded", enabled=bool(show_progress_bar) and bool(batch)) as bar:
-            notice = bar.note if show_progress_bar else None
-            for start in range(0, len(batch), batch_size):
-                chunk = batch[start : start + batch_size]
-                self.engine.embed(chunk, start, out[start : start + len(chunk)], bool(normalize), threads, notice)
-                bar.update(len(chunk))
+        threads, normalize = self._threads(), bool(normalize)
+        if len(batch) <= batch_size and not show_progress_bar:  # one step: the latency path
+            self.engine.embed(batch, 0, out, normalize, threads)
+        else:
+            with Progress(len(batch), "encoded", enabled=bool(show_progress_bar) and bool(batch)) as bar:
+                notice = bar.note if show_progress_bar else None
+                for start in range(0, len(batch), batch_size):
+                    chunk = batch[start : start + batch_size]
+                    self.engine.embed(chunk, start, out[start : start + len(chunk)], normalize, threads, notice)
+                    bar.update(len(chunk))
         if quantize is not None:
             out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
@@ -289,6 +288,16 @@ class SSEModel:
                 f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
             )
         return dim
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_CORES = _usable_cores()  # the default thread count (read once: a system call per encode adds up)
 
 
 def _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value,

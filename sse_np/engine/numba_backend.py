@@ -71,6 +71,11 @@ def run_ranges(fn, bounds: np.ndarray) -> None:
         raise error
 
 
+def _serial(n: int, work: int, threads: int) -> bool:
+    """Whether one range on the calling thread is best (small work, one text or one thread)."""
+    return threads <= 1 or n <= 1 or work < SERIAL_WORK
+
+
 def _bounds(weights_cum: np.ndarray, n: int, parts: int) -> np.ndarray:
     """Split ``n`` items into ``parts`` ranges of about equal weight (``weights_cum``: n + 1 running totals)."""
     if parts <= 1 or n <= 1:
@@ -123,12 +128,16 @@ class NumbaBackend:
         classes, vocab = self.tables
         table, affine = self.table, self.affine
 
-        def work(lo: int, hi: int) -> None:
-            pooling.embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine,
-                                out, ids, counts, hole_a, hole_b, n_holes)
-
         # Work estimate: ~4.5 bytes a token, each token adds dim floats, each byte is scanned.
-        run_ranges(work, self._split(text_off, n, size * (out.shape[1] // 4 + 8), threads))
+        if _serial(n, size * (out.shape[1] // 4 + 8), threads):
+            pooling.embed_range(buf, text_off, 0, n, classes, vocab, max_len, keep_end, table, affine,
+                                out, ids, counts, hole_a, hole_b, n_holes)
+        else:
+            def work(lo: int, hi: int) -> None:
+                pooling.embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine,
+                                    out, ids, counts, hole_a, hole_b, n_holes)
+
+            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD))
         rest = np.flatnonzero(n_holes)
         if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
             sub_ids, offsets = self._fill_holes(data, texts, start, threads, ids, text_off[rest],
@@ -149,11 +158,14 @@ class NumbaBackend:
         table, affine = self.table, self.affine
         lengths = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(stops - starts, out=lengths[1:])
+        if _serial(n, int(lengths[-1]) * out.shape[1], threads):
+            pooling.pool_range(table, affine, ids, starts, stops, 0, n, out)
+            return
 
         def work(lo: int, hi: int) -> None:
             pooling.pool_range(table, affine, ids, starts, stops, lo, hi, out)
 
-        run_ranges(work, self._split(lengths, n, int(lengths[-1]) * out.shape[1], threads))
+        run_ranges(work, _bounds(lengths, n, threads * _PARTS_PER_THREAD))
 
     def finish(self, out: np.ndarray, normalize: bool, threads: int) -> None:
         """In place: ``beta * tanh(.)``, then L2-normalize (NumPy's vectorized tanh, then one jitted pass)."""
@@ -163,12 +175,14 @@ class NumbaBackend:
             return
         n = out.shape[0]
         beta, dyt = self.beta, self.dyt is not None
-        rows = np.arange(n + 1, dtype=np.int64)
+        if _serial(n, n * out.shape[1] * 4, threads):
+            pooling.scale_normalize(out, 0, n, beta, dyt, normalize)
+            return
 
         def work(lo: int, hi: int) -> None:
             pooling.scale_normalize(out, lo, hi, beta, dyt, normalize)
 
-        run_ranges(work, self._split(rows, n, n * out.shape[1] * 4, threads))
+        run_ranges(work, _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD))
 
     def tokenize(self, texts: list[str], start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (EmbeddingBag form) by the jitted WordPiece, holes through ``tokenizers``."""
@@ -184,10 +198,14 @@ class NumbaBackend:
         n_holes = np.empty(n, dtype=np.int64)
         classes, vocab = self.tables
 
-        def work(lo: int, hi: int) -> None:
-            wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
+        if _serial(n, size * 8, threads):
+            wordpiece.tokenize_range(buf, text_off, 0, n, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
+        else:
+            def work(lo: int, hi: int) -> None:
+                wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b,
+                                         n_holes)
 
-        run_ranges(work, self._split(text_off, n, size * 8, threads))
+            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD))
         starts = text_off[:-1]
         stops = starts + counts
         if n_holes.any():
@@ -203,12 +221,6 @@ class NumbaBackend:
         return ids, offsets
 
     # -- helpers -------------------------------------------------------------
-    @staticmethod
-    def _split(weights_cum: np.ndarray, n: int, work: int, threads: int) -> np.ndarray:
-        if threads <= 1 or n <= 1 or work < SERIAL_WORK:
-            return np.array([0, n], dtype=np.int64)
-        return _bounds(weights_cum, n, threads * _PARTS_PER_THREAD)
-
     def _fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
         """Put the ids ``tokenizers`` gives each hole chunk (through the cache) in place of its marker.
 
