@@ -361,3 +361,22 @@ def test_kernels_run_as_python_under_numba_disable_jit(full_small):
         print(m.engine.status, same, np.array_equal(ids, rid) and np.array_equal(off, roff))
     """, {**_NO_BACKEND_ENV, "NUMBA_DISABLE_JIT": "1"})
     assert out.stdout.split() == ["numba", "True", "True"]
+
+
+def test_encode_with_progress_says_when_kernels_compile(full_small, monkeypatch, tmp_path, capsys):
+    """No stamp for this model's kernels (as on a new machine): encode(show_progress_bar=True) says so, once."""
+    import sse_np.engine as engine
+    from sse_np.engine import cache
+
+    monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
+    monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+    monkeypatch.setattr(engine, "WAIT_FOR_NUMBA_CHARS", 10)  # this call waits for numba: deterministic
+    monkeypatch.setattr(cache, "stamp_path", lambda numba, signature: tmp_path / "fresh.stamp")
+    model = sse_np.load(full_small[0])
+    model.encode(["a text long enough to wait for numba"] * 3, 32, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert err.count("compiling kernels for this machine (one time, ~") == 1, err
+    assert (tmp_path / "fresh.stamp").is_file() and model.engine.status == "numba"
+    again = sse_np.load(full_small[0])
+    again.encode(["a text long enough to wait for numba"] * 3, 32, show_progress_bar=True)
+    assert "compiling" not in capsys.readouterr().err
