@@ -22,7 +22,6 @@ import importlib.metadata as metadata
 import os
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +48,20 @@ del _leaks, _loopback_only
 """
 
 
+def _project() -> dict:
+    """``[project]`` of the checkout's pyproject.toml (tomllib: Python >= 3.11)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata says the same
+        return {"dependencies": metadata.requires("sse_np") or [],
+                "scripts": {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
+                            if ep.name == "sse-np"}}
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
 def runtime_requirements() -> list[Requirement]:
     """``[project].dependencies`` of the checkout's pyproject.toml."""
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return [Requirement(spec) for spec in project["dependencies"]]
+    return [Requirement(spec) for spec in _project()["dependencies"]]
 
 
 def _applies(req: Requirement) -> bool:
@@ -135,7 +144,6 @@ class RuntimeEnv:
 
     def cli(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         """Run the ``sse-np`` console script as installed (its entry point from pyproject.toml)."""
-        project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-        module, func = project["scripts"]["sse-np"].split(":")
+        module, func = _project()["scripts"]["sse-np"].split(":")
         code = f"sys.argv[0] = 'sse-np'\nfrom {module} import {func}\nsys.exit({func}())"
         return self.python(code, *args, **kwargs)

@@ -405,3 +405,22 @@ def test_quantize_writes_atomically(capsys, tmp_path, model_dir, monkeypatch):
     assert main(["quantize", str(tmp_path / "q4"), "--model", str(model_dir)]) == 0
     assert sorted(os.listdir(tmp_path / "q4")) == ["embedding.q4_k_m.bin", "model_rest.safetensors", "tokenizer.json"]
     assert sse_np.load(tmp_path / "q4", backend="numpy").layout == "q4"
+
+
+def test_ctrl_c_leaves_the_previous_output(capsys, tmp_path, model_dir, monkeypatch):
+    """Ctrl-C after the first chunk was written: exit 130, no partial file, the previous output byte-identical."""
+    src = write(tmp_path / "in.txt", "".join(f"text {i}\n" for i in range(10_000)).encode())
+    out = write(tmp_path / "out.jsonl", OLD, 0o600)
+    files = Files(src, out)
+    real, calls = sse_np.SSEModel.encode, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(sse_np.SSEModel, "encode", interrupted)
+    assert main(["encode", str(src), "-o", str(out), "--model", str(model_dir)]) == 130
+    assert capsys.readouterr().err == "sse-np: interrupted\n" and len(calls) == 2
+    files.assert_unchanged()
