@@ -291,7 +291,8 @@ def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> 
             seen = _input_stat(source)
             if seen is not None and _same_file(seen, info):
                 how = ("is" if os.path.abspath(dest) == os.path.abspath(source) else
-                       "is a symlink to" if path.is_symlink() else "is the same file as (a hard link)")
+                       "is (through a symlink)" if str(source) != "-" and os.path.realpath(source) == str(target)
+                       else "is a hard link to")
                 what = "standard input" if str(source) == "-" else str(source)
                 raise DataError(dest, f"{how} the input {what}; refusing to overwrite an input, "
                                       "name another output file")
