@@ -23,7 +23,7 @@ import pytest
 
 import sse_np
 from conftest import make_random_model
-from sse_np import cli, kernels
+from sse_np import cli
 from sse_np.cli import main
 
 SSE_NP = Path(sys.executable).with_name("sse-np")
@@ -31,11 +31,8 @@ SSE_NP = Path(sys.executable).with_name("sse-np")
 
 @pytest.fixture(autouse=True)
 def numpy_backend(monkeypatch):
-    """The faults are not about numba: skip its load (same bits either way)."""
-    monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
-    yield
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
+    """The faults are not about numba: the NumPy back-end (same bits), read by sse_np.load at each call."""
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
 
 
 @pytest.fixture(scope="module")
@@ -402,7 +399,7 @@ def test_quantize_writes_atomically(capsys, tmp_path, model_dir, monkeypatch):
     fails(capsys, ["quantize", str(tmp_path / "q4"), "--model", str(model_dir)], r"No space left on device")
     assert os.listdir(tmp_path) == []
     monkeypatch.undo()
-    monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
     assert main(["quantize", str(tmp_path / "q4"), "--model", str(model_dir)]) == 0
     assert sorted(os.listdir(tmp_path / "q4")) == ["embedding.q4_k_m.bin", "model_rest.safetensors", "tokenizer.json"]
     assert sse_np.load(tmp_path / "q4", backend="numpy").layout == "q4"
