@@ -468,6 +468,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # and a missing optional extra: one clear line instead of a traceback.
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:  # Python's json on input nested too deeply, wherever it is read
+        print(f"{PROG}: error: input nested too deeply to read (RecursionError)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

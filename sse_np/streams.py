@@ -181,6 +181,36 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
         yield raw
 
 
+def json_line(line: str, name: str, number: int) -> Any:
+    """``json.loads(line)``; every way Python's json refuses a line is a DataError naming ``name:number``.
+
+    Besides ``JSONDecodeError``, ``json`` raises ``RecursionError`` for deep
+    nesting and a plain ``ValueError`` for integers longer than
+    ``sys.get_int_max_str_digits()``; both are the input's fault.
+
+    Parameters
+    ----------
+    line : str
+        One line of a JSONL file.
+    name : str
+        The file, for the message.
+    number : int
+        1-based line number.
+
+    Returns
+    -------
+    The decoded value.
+    """
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(name, f"invalid JSON ({exc.msg} at column {exc.colno})", number) from None
+    except RecursionError:
+        raise DataError(name, "invalid JSON (nested too deeply to read)", number) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise DataError(name, f"invalid JSON ({str(exc).split(';')[0]})", number) from None
+
+
 def _parse_line(raw: bytes, number: int, name: str, fmt: str, field_name: str, keep: tuple[str, ...]):
     if raw.endswith(b"\n"):
         raw = raw[:-1]
@@ -195,14 +225,7 @@ def _parse_line(raw: bytes, number: int, name: str, fmt: str, field_name: str, k
         return line, None
     if not line.strip():
         raise DataError(name, "empty line; JSONL needs one JSON object per line", number)
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(name, f"invalid JSON ({exc.msg} at column {exc.colno})", number) from None
-    except RecursionError:
-        raise DataError(name, "invalid JSON (nested too deeply to read)", number) from None
-    except ValueError as exc:  # e.g. an integer longer than Python converts (sys.get_int_max_str_digits)
-        raise DataError(name, f"invalid JSON ({str(exc).split(';')[0]})", number) from None
+    record = json_line(line, name, number)
     if not isinstance(record, dict):
         raise DataError(name, f"expected a JSON object, got {type(record).__name__}", number)
     if field_name not in record:

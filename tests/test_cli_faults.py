@@ -422,3 +422,13 @@ def test_ctrl_c_leaves_the_previous_output(capsys, tmp_path, model_dir, monkeypa
     assert main(["encode", str(src), "-o", str(out), "--model", str(model_dir)]) == 130
     assert capsys.readouterr().err == "sse-np: interrupted\n" and len(calls) == 2
     files.assert_unchanged()
+
+
+def test_deeply_nested_dataset_is_one_line(capsys, tmp_path, model_dir):
+    """Wherever Python's json meets deep nesting (here the evaluation's corpus reader), one line, exit 1."""
+    folder = sse_np.write_beir(tmp_path / "deep", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
+    with open(folder / "corpus.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"_id": "d2", "text": ' + "[" * 100_000 + "}\n")
+    files = Files(folder / "corpus.jsonl")
+    fails(capsys, ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)], r"nested too deeply")
+    files.assert_unchanged()
