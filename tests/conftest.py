@@ -200,3 +200,11 @@ def runtime_env(tmp_path_factory):
     from runtime_env import RuntimeEnv
 
     return RuntimeEnv.build(tmp_path_factory.mktemp("runtime") / "site")
+
+
+@pytest.fixture(scope="session")
+def slim_env(tmp_path_factory):
+    """The README's slim install: the run-time closure without numba (and llvmlite)."""
+    from runtime_env import RuntimeEnv
+
+    return RuntimeEnv.build(tmp_path_factory.mktemp("runtime_slim") / "site", without=("numba",))

@@ -68,10 +68,10 @@ def _applies(req: Requirement) -> bool:
     return req.marker is None or req.marker.evaluate({"extra": ""})
 
 
-def dependency_closure() -> list[metadata.Distribution]:
-    """Installed distributions sse_np needs at run time, without any extra."""
+def dependency_closure(without: tuple[str, ...] = ()) -> list[metadata.Distribution]:
+    """Installed distributions sse_np needs at run time, without any extra (nor the ``without`` requirements)."""
     seen: dict[str, metadata.Distribution] = {}
-    todo = [r for r in runtime_requirements() if _applies(r)]
+    todo = [r for r in runtime_requirements() if _applies(r) and r.name not in without]
     while todo:
         req = todo.pop()
         key = req.name.lower().replace("_", "-")
@@ -104,9 +104,10 @@ class RuntimeEnv:
     root: Path
 
     @classmethod
-    def build(cls, root: Path) -> "RuntimeEnv":
+    def build(cls, root: Path, without: tuple[str, ...] = ()) -> "RuntimeEnv":
+        """Link the closure into ``root``; ``without=("numba",)`` is the README's slim install."""
         root.mkdir(parents=True, exist_ok=True)
-        for dist in dependency_closure():
+        for dist in dependency_closure(without):
             for target in _top_level(dist):
                 link = root / target.name
                 if not link.exists():

@@ -247,3 +247,23 @@ def test_lambda_example_local_runner(runtime_env, home, models, numba):
     np.testing.assert_array_equal(np.array(response["vectors"], dtype=np.float32), _vectors(models["full"], dim=4))
     bad = runtime_env.script(HANDLER, env=env, stdin=b'{"texts": [1]}')
     assert bad.returncode == 1 and "texts[0] is int" in bad.stdout.decode()
+
+
+# -- the slim install (no numba) ------------------------------------------------------------
+def test_slim_install_without_numba(slim_env, home, models, tmp_path):
+    """README, "Slim install without numba": the pure-NumPy path answers, same bits, nothing tries numba."""
+    assert "numba" not in slim_env.names() and "llvmlite" not in slim_env.names()
+    env = {k: v for k, v in slim_env.env(home=home).items() if k != "SSE_NP_DISABLE_NUMBA"}
+    out = tmp_path / "v.npy"
+    code = ("import numpy, sse_np\n"
+            "try:\n    import numba\nexcept ImportError:\n    pass\nelse:\n    sys.exit('numba importable')\n"
+            f"model = sse_np.load({str(models['full'])!r})\n"
+            f"numpy.save(sys.argv[1], model.encode({TEXTS!r}))\n"
+            "print(model.warmup())")
+    assert _ok(slim_env.python(code, str(out), env=env)).strip() == "numpy"
+    np.testing.assert_array_equal(np.load(out), _vectors(models["full"]))
+    info = json.loads(_ok(slim_env.cli("info", "--json", "--model", str(models["full"]), env=env)))
+    assert info["numba"].startswith("not installed")
+    event = json.dumps({"texts": TEXTS, "dim": 4}).encode()
+    response = json.loads(_ok(slim_env.script(HANDLER, env={**env, "SSE_NP_MODEL": str(models["full"])}, stdin=event)))
+    np.testing.assert_array_equal(np.array(response["vectors"], dtype=np.float32), _vectors(models["full"], dim=4))
