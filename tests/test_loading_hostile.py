@@ -22,7 +22,7 @@ import sse_np
 from sse_np import ModelLoadError
 
 torch = pytest.importorskip("torch")
-from reference import TorchSSE, reference_tokenize  # noqa: E402
+from reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize  # noqa: E402
 
 V, D = 2100, 4  # bert-base-uncased's first 2100 entries: the specials, characters and the commonest words
 TEXTS = ["hello world", "the of and in", "", "zzqx unknownish words", "日本 café", "[UNK] [CLS]"]
@@ -346,9 +346,12 @@ def weight_mutation(draw):
     return kind, key, draw(st.sampled_from(["embedding.weight", "dyt.alpha", "extra", "__metadata__"])), None
 
 
-def apply_weight_mutation(mutation, seed: int, base: tuple[dict, list] = ({}, None)) -> bytes:
+def apply_weight_mutation(mutation, seed: int, base: tuple[dict, list | None] = ({}, None),
+                          arrays: dict[str, np.ndarray] | None = None) -> bytes:
     kind, key, a, b = mutation
-    header, data = layout(tensors(seed), *base)
+    arrays = tensors(seed) if arrays is None else arrays
+    key = key if key in arrays else sorted(arrays)[0]
+    header, data = layout(arrays, base[0], [k for k in base[1] if k in arrays] if base[1] else None)
     length = None
     if kind == "field":
         header[key][a] = b
@@ -455,4 +458,44 @@ def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(small_t
             return
         want = reference_vectors(folder)  # the official readers must accept what sse_np accepted
         assert value.shape == want.shape
+        np.testing.assert_allclose(value, want, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(size=st.one_of(st.just(0), st.integers(-3 * (D // 2 + 4), 3 * (D // 2 + 4))),
+       byte=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(0, 255))),
+       rest=st.one_of(st.none(), weight_mutation()), seed=st.integers(0, 3))
+def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
+    """The 4-bit layout: rest-file header mutations, .bin sizes and bytes; exact (vs the torch
+    dequantisation of SPEC.md) or ModelLoadError."""
+    arrays = tensors(seed)
+    dyt = {k: v for k, v in arrays.items() if k != "embedding.weight"}
+    packed = quantize_q4(arrays["embedding.weight"])
+    if size < 0:
+        packed = packed[:size]
+    elif size > 0:
+        packed += bytes(range(size))
+    if byte is not None:
+        i = byte[0] % len(packed)
+        packed = packed[:i] + bytes([byte[1]]) + packed[i + 1:]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "q4"
+        folder.mkdir()
+        rest_raw = st_bytes(*layout(dyt)) if rest is None else apply_weight_mutation(rest, seed, arrays=dyt)
+        (folder / "model_rest.safetensors").write_bytes(rest_raw)
+        (folder / "embedding.q4_k_m.bin").write_bytes(packed)
+        (folder / "tokenizer.json").write_bytes(small_tokenizer)
+        kind, value, model = load_with_timeout(folder)
+        event("refused" if kind == "error" else "loaded")
+        if kind == "error":
+            assert type(value) is ModelLoadError, f"{type(value).__name__}: {value}"
+            assert str(folder) in str(value), str(value)
+            return
+        from safetensors.torch import load_file
+
+        vectors = {k: v.float().numpy() for k, v in load_file(str(folder / "model_rest.safetensors")).items()}
+        dim = vectors["dyt.alpha"].shape[0]
+        table = dequantize_q4(folder / "embedding.q4_k_m.bin", dim)
+        ids = reference_tokenize(folder / "tokenizer.json", TEXTS)
+        want = TorchSSE(table, (vectors["dyt.alpha"], vectors["dyt.beta"], vectors["dyt.bias"]))(ids, dim, normalize=False)
         np.testing.assert_allclose(value, want, rtol=1e-6, atol=1e-6)
