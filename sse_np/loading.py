@@ -494,7 +494,9 @@ def check_tokenizer_file(path: Path) -> None:
     try:
         spec = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ModelLoadError(f"{path}: cannot load tokenizer (not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+        raise ModelLoadError(
+            f"{path}: cannot load tokenizer (not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     except RecursionError:
         raise ModelLoadError(f"{path}: cannot load tokenizer (JSON nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert

@@ -246,8 +246,9 @@ def _check_writable(name: str, number: int, key: str, value: Any) -> None:
         json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start] if isinstance(exc.object, str) else "?"
-        raise DataError(name, f"field {key!r} holds a lone surrogate {bad!r} (not valid Unicode), which cannot be "
-                              "written as UTF-8 JSON; clean the input or leave the field out with --keep", number) from None
+        raise DataError(name, f"field {key!r} holds a lone surrogate {bad!r} (not valid Unicode), which cannot "
+                              "be written as UTF-8 JSON; clean the input or leave the field out with --keep",
+                        number) from None
     except (ValueError, RecursionError):
         raise DataError(name, f"field {key!r} holds NaN or Infinity (Python's json reads them; strict JSON output "
                               "cannot hold them); fix the input or leave the field out with --keep", number) from None
