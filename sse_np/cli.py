@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
                     "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
                     ".npy array (row i = record i), or JSONL with an \"embedding\" per record. OUT is written "
-                    "to a temporary file and renamed when complete, so an error never leaves a partial file.",
+                    "to a temporary file and renamed when complete, so an error never leaves a partial file; "
+                    "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
+                    "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
     )
     p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text or JSONL file, or - for stdin (default)")
     p_enc.add_argument("-o", "--output", required=True, metavar="OUT",

@@ -432,3 +432,17 @@ def test_deeply_nested_dataset_is_one_line(capsys, tmp_path, model_dir):
     files = Files(folder / "corpus.jsonl")
     fails(capsys, ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)], r"nested too deeply")
     files.assert_unchanged()
+
+
+def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model_dir):
+    pytest.importorskip("matplotlib")
+    null = _private_null(tmp_path)
+    (tmp_path / "reports").mkdir()
+    target = write(tmp_path / "reports" / "r.json", OLD, 0o640)
+    (tmp_path / "r.json").symlink_to(target)
+    assert main(["eval", str(tiny), "--dims", "8", "-q", "--model", str(model_dir),
+                 "--json", str(tmp_path / "r.json"), "--plot", str(null)]) == 0, capsys.readouterr().err
+    assert (tmp_path / "r.json").is_symlink() and json.loads(target.read_text())["dims"] == [8]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert sorted(os.listdir(tmp_path / "reports")) == ["r.json"]
