@@ -1,6 +1,10 @@
 """Hostile weight files and tokenizers: every case is ``ModelLoadError`` naming the file
 and the problem -- never another exception, a hang or a crash -- or, for the fuzzed
 mutations that still describe a valid model, exactly the torch reference's vectors.
+
+The fuzz tests load on the NumPy back-end (no compile; same bits as numba). For a longer
+exploration: ``FC_FUZZ_BACKEND=numba FC_FUZZ_TIMEOUT=300 pytest tests/test_loading_hostile.py
+-k fuzz --hypothesis-seed=N``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize  
 
 V, D = 2100, 4  # bert-base-uncased's first 2100 entries: the specials, characters and the commonest words
 TEXTS = ["hello world", "the of and in", "", "zzqx unknownish words", "日本 café", "[UNK] [CLS]"]
-LOAD_TIMEOUT = 20.0
+LOAD_TIMEOUT = float(os.environ.get("FC_FUZZ_TIMEOUT", "20"))
 
 
 # -- building blocks --------------------------------------------------------------------
@@ -95,7 +99,7 @@ def load_with_timeout(folder: Path, texts=TEXTS):
 
     def run():
         try:
-            model = sse_np.load(folder, backend="numpy")
+            model = sse_np.load(folder, backend=os.environ.get("FC_FUZZ_BACKEND", "numpy"))
             result.append(("ok", model.encode(texts, normalize=False), model))
         except BaseException as exc:  # noqa: BLE001 - the test judges the type
             result.append(("error", exc, None))
