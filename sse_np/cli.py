@@ -5,7 +5,7 @@ public API:
 
 * ``encode``   -- texts (plain lines or JSONL, file or stdin, ``.gz`` too)
   to ``.npy`` or JSONL, streamed in chunks, written atomically;
-* ``eval``     -- :func:`sse_np.evaluate.evaluate` on BEIR-layout folders,
+* ``eval``     -- :func:`sse_np.eval.evaluate` on BEIR-layout folders,
   table on stdout, progress on stderr, optional JSON report and plot;
 * ``info``     -- the model (layout, V, D, dtype, tokenizer) and the engine
   (back-end, numba, its cache folder, threads);
@@ -75,7 +75,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _dataset_files(folders: Sequence[str], split: str) -> list[Path]:
+    """The files ``eval`` reads (outputs must not be one of them)."""
+    names = ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")
+    return [Path(folder) / name for folder in folders for name in names]
+
+
+def _write_through(where: streams.Destination, write) -> None:
+    """``write(path)`` into a temporary file renamed over the destination when complete (see AtomicOutput)."""
+    out = streams.AtomicOutput(where, open_file=False)
+    try:
+        write(out.path)
+        out.commit()
+    except BaseException:
+        out.abort()  # the destination keeps what it had
+        raise
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    # Outputs are checked before the (slow) run, and written atomically after it.
+    inputs = _dataset_files(args.data_dirs, args.split)
+    outputs = {opt: streams.resolve_destination(getattr(args, opt), inputs)
+               for opt in ("json", "plot") if getattr(args, opt)}
+    if len(outputs) == 2 and not outputs["json"].stream and outputs["json"].target == outputs["plot"].target:
+        raise DataError(args.json, "--json and --plot name the same file")
     if args.plot:
         require_matplotlib()  # fail before the slow part, not after it
     model = _load_model(args.model, args.threads)
@@ -90,10 +113,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(format_report(report))
     if args.json:
-        save_report(report, args.json)
+        _write_through(outputs["json"], lambda path: save_report(report, path))
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
-        plot_report(report, args.plot)
+        _write_through(outputs["plot"], lambda path: plot_report(report, path))
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -110,13 +133,23 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                              "use --format jsonl to write to stdout")
     if in_fmt == "lines" and (args.field or args.keep):
         raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl)")
+    # Checked before anything is read or written: an output that is the input is refused.
+    where = None if args.output == "-" else streams.resolve_destination(args.output, [args.input])
     keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
+    if out_fmt == "npy":
+        keep = ()  # .npy holds vectors only
     model = _load_model(args.model, args.threads)
+    if where is not None:  # nor one of the model's files
+        streams.resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
     dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
     progress = streams.Progress(sys.stderr.isatty() if args.progress is None else args.progress)
-    target = None if args.output == "-" else streams.AtomicOutput(args.output)
+    target = None if where is None else streams.AtomicOutput(where)
+    if target is not None and out_fmt == "npy" and not target.file.seekable():
+        target.abort()
+        raise DataError(args.output, "npy output needs a seekable file (its header is completed at the end), "
+                                     "not a pipe or terminal; use --format jsonl")
     sink = sys.stdout.buffer if target is None else target.file
     writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, dim)
     name = "<stdin>" if args.input == "-" else args.input
@@ -150,11 +183,40 @@ def _cmd_encode(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from .convert import save_q4
+    from .loading import FULL_FILE, MODULES_FILE, Q4_FILE, REST_FILE, TOKENIZER_FILE
 
     model = _load_model(args.model)
-    dest = save_q4(model, args.output)
-    print(f"wrote the 4-bit layout of {model.path} to {dest}", file=sys.stderr)
+    dest = Path(os.path.realpath(args.output))
+    sources = {Path(model.path).resolve()}
+    if args.model is not None and Path(args.model).exists():
+        sources.add(Path(args.model).resolve())
+    for source in sorted(sources):
+        if source == dest or source.is_relative_to(dest):
+            raise DataError(args.output, f"is the model folder {source}" + ("" if source == dest else " or holds it")
+                            + "; writing there would mix two layouts; name a new folder")
+    if dest.exists() and not dest.is_dir():
+        raise DataError(args.output, "exists and is not a folder")
+    for name in (FULL_FILE, MODULES_FILE):
+        if (dest / name).exists():
+            raise DataError(args.output, f"already holds {name}; the 4-bit files beside it would make the folder "
+                                         "hold two layouts; name a new or empty folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a temporary folder beside dest, then moved in: an error leaves dest as it was.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        save_q4(model, tmp)
+        if not dest.exists():
+            os.rename(tmp, dest)
+        else:
+            for name in (REST_FILE, Q4_FILE, TOKENIZER_FILE):
+                os.replace(tmp / name, dest / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote the 4-bit layout of {model.path} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -288,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
                     "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
                     ".npy array (row i = record i), or JSONL with an \"embedding\" per record. OUT is written "
-                    "to a temporary file and renamed when complete, so an error never leaves a partial file.",
+                    "to a temporary file and renamed when complete, so an error never leaves a partial file; "
+                    "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
+                    "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
     )
     p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text or JSONL file, or - for stdin (default)")
     p_enc.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -405,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DataError, ModelLoadError (ValueError subclasses), missing files
         # and a missing optional extra: one clear line instead of a traceback.
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except RecursionError:  # Python's json on input nested too deeply, wherever it is read
+        print(f"{PROG}: error: input nested too deeply to read (RecursionError)", file=sys.stderr)
         return 1
 
 

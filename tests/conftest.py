@@ -191,3 +191,20 @@ def varied_texts(n_random: int = 1500, limit_docs: int = 250, seed: int = 7) -> 
 @pytest.fixture(scope="session")
 def texts() -> list[str]:
     return varied_texts()
+
+
+# -- first contact: a fresh Python with only the run-time dependencies ------------
+@pytest.fixture(scope="session")
+def runtime_env(tmp_path_factory):
+    """A :class:`runtime_env.RuntimeEnv`: symlinks to exactly sse_np's run-time closure (built once)."""
+    from runtime_env import RuntimeEnv
+
+    return RuntimeEnv.build(tmp_path_factory.mktemp("runtime") / "site")
+
+
+@pytest.fixture(scope="session")
+def slim_env(tmp_path_factory):
+    """The README's slim install: the run-time closure without numba (and llvmlite)."""
+    from runtime_env import RuntimeEnv
+
+    return RuntimeEnv.build(tmp_path_factory.mktemp("runtime_slim") / "site", without=("numba",))
