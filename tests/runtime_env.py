@@ -133,9 +133,12 @@ class RuntimeEnv:
     def python(self, code: str, *args: str, env: dict[str, str], cwd: Path | None = None,
                stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         """Run ``code`` (after the preamble) with ``sys.argv[1:] = args``."""
+        # Not the caller's folder: `python -c` puts it first on sys.path, and
+        # pytest runs from the checkout, whose sse_np/ would win over the env's.
         return subprocess.run(
             [sys.executable, "-S", "-s", "-c", PREAMBLE + code, *args],
-            env=env, cwd=cwd, input=stdin, capture_output=True, timeout=timeout,
+            env=env, cwd=self.root.parent if cwd is None else cwd, input=stdin, capture_output=True,
+            timeout=timeout,
         )
 
     def script(self, path: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:

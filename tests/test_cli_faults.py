@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import sse_np
+import sse_np.eval
 from conftest import make_random_model
 from sse_np import cli
 from sse_np.cli import main
@@ -323,7 +324,7 @@ def test_new_output_gets_the_umask_mode(capsys, tmp_path, model_dir):
 # -- eval --json / --plot --------------------------------------------------------------------
 @pytest.fixture()
 def tiny(tmp_path) -> Path:
-    return sse_np.write_beir(tmp_path / "tiny", {"d1": "cats purr", "d2": "dogs bark"}, {"q1": "cats"}, {"q1": {"d1": 1}})
+    return sse_np.eval.write_beir(tmp_path / "tiny", {"d1": "cats purr", "d2": "dogs bark"}, {"q1": "cats"}, {"q1": {"d1": 1}})
 
 
 def test_eval_outputs_are_checked_before_the_run(capsys, tmp_path, tiny, monkeypatch):
@@ -426,7 +427,7 @@ def test_ctrl_c_leaves_the_previous_output(capsys, tmp_path, model_dir, monkeypa
 
 def test_deeply_nested_dataset_is_one_line(capsys, tmp_path, model_dir):
     """Wherever Python's json meets deep nesting (here the evaluation's corpus reader), one line, exit 1."""
-    folder = sse_np.write_beir(tmp_path / "deep", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
+    folder = sse_np.eval.write_beir(tmp_path / "deep", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"_id": "d2", "text": ' + "[" * 100_000 + "}\n")
     files = Files(folder / "corpus.jsonl")

@@ -178,7 +178,7 @@ def test_readme_snippet_runs(runtime_env, hub, home, tokenizer_json, models, tmp
     # Placeholders of the snippets exist here: a model at "path/or/hub-id", a BEIR folder at "data/scifact".
     (tmp_path / "path" / "or").mkdir(parents=True)
     (tmp_path / "path" / "or" / "hub-id").symlink_to(sse_np.default_model_path(), target_is_directory=True)
-    sse_np.write_beir(tmp_path / "data" / "scifact", {"d1": "static embeddings", "d2": "a cat"},
+    sse_np.eval.write_beir(tmp_path / "data" / "scifact", {"d1": "static embeddings", "d2": "a cat"},
                       {"q1": "what is a static embedding"}, {"q1": {"d1": 1}})
     env = runtime_env.env({"HF_ENDPOINT": hub.endpoint}, home=home)
     _ok(runtime_env.python("import sse_np\n" + code, env=env, cwd=tmp_path))
@@ -211,7 +211,7 @@ def test_cli_encode_info_warmup_quantize(runtime_env, home, models, tmp_path):
 
 
 def test_cli_eval_on_a_tiny_beir_folder(runtime_env, home, models, tmp_path):
-    sse_np.write_beir(tmp_path / "tiny", {"d1": "static embeddings on cpu", "d2": "a cat sat", "d3": "numpy"},
+    sse_np.eval.write_beir(tmp_path / "tiny", {"d1": "static embeddings on cpu", "d2": "a cat sat", "d3": "numpy"},
                       {"q1": "static embedding", "q2": "cat"}, {"q1": {"d1": 1}, "q2": {"d2": 1}})
     env = runtime_env.env(home=home)
     proc = runtime_env.cli("eval", str(tmp_path / "tiny"), "--dims", "8,4", "--model", str(models["full"]),
