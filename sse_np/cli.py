@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench,serve}")
     sub.required = True
 
     p_eval = sub.add_parser(
@@ -420,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     p_bench.set_defaults(func=_cmd_bench)  # every argument after "bench" goes to bench/run.py
+    _add_serve_parser(sub)
     return parser
 
 
@@ -435,6 +436,60 @@ def _show_notices() -> None:
         log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------- serve (issue 14)
+# Kept in one block: the parser and the command of ``sse-np serve`` (sse_np.serve does the work).
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """``sse-np serve``: the OpenAI-compatible embeddings server (needs the 'serve' extra)."""
+    p = sub.add_parser(
+        "serve",
+        help="serve embeddings over HTTP (OpenAI /v1/embeddings, TEI /embed)",
+        description="Serve models over HTTP: POST /v1/embeddings (OpenAI), POST /embed (text-embeddings-"
+                    "inference), GET /v1/models, /health, /metrics (Prometheus). With one model, any "
+                    "request's model name reaches it (unless --strict-model); with several, `model` picks "
+                    "one. SIGTERM: requests in flight finish, new ones get 503. Needs the 'serve' extra.",
+    )
+    p.add_argument("--model", action="append", default=None, metavar="PATH_OR_HUB_ID|NAME=PATH",
+                   help="a model to serve, repeatable; NAME=PATH names it (default: the default model, "
+                        "named 'default'; a path is named by its folder, a hub id by itself)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes (default: 1); each loads the models, whose tables are memory-mapped")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="encode calls at once per process, and most threads per call (default: the cores)")
+    p.add_argument("--max-inputs", type=_positive_int, default=None,
+                   help="most texts per request, else 413 (default: 2048)")
+    p.add_argument("--max-text-chars", type=_positive_int, default=None,
+                   help="most characters per text, else 413 (default: 200000)")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=None,
+                   help="most bytes per request body, else 413 (default: 33554432 (32 MiB))")
+    p.add_argument("--strict-model", action="store_true",
+                   help="with one model, answer 404 to other model names too")
+    p.add_argument("--inline-chars", type=int, default=None, metavar="N",
+                   help="encode requests of at most N characters on the event loop, larger ones in the "
+                        "thread pool; 0: all in the pool (default: 512)")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="encode each small request alone (default: those ready together as one call)")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default=None,
+                   help="engine back-end (default: $SSE_NP_BACKEND or auto)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="server log level (default: info)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import serve  # ImportError names the 'serve' extra when starlette/uvicorn are missing
+
+    limits = {key: getattr(args, key) for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
+              if getattr(args, key) is not None}  # unset: the defaults of sse_np.serve
+    config = serve.ServeConfig(models=list(args.model or []), threads=args.threads, strict_model=args.strict_model,
+                               batching=args.batching, backend=args.backend, **limits)
+    serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
