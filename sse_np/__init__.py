@@ -18,6 +18,8 @@ from .api import default_model, default_model_path, encode, similarity, similari
 from .errors import DataError, MissingDependencyError, ModelLoadError, ModelNotFoundError
 from .hub import download
 from .model import MATRYOSHKA_DIMS, SSEModel, load
+from .quantization import quantize_embeddings
+from .search import semantic_search
 
 __version__ = "0.1.0"
 
@@ -35,6 +37,8 @@ __all__ = [
     "load",
     "similarity",
     "similarity_pairwise",
+    "quantize_embeddings",
+    "semantic_search",
     "__version__",
 ]
 

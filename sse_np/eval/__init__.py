@@ -1,7 +1,7 @@
 """Retrieval evaluation of SSE models on BEIR-layout datasets, one file per concern.
 
 * ``beir``    -- reading and writing BEIR-layout folders;
-* ``search``  -- exact blocked top-k search;
+* search     -- :func:`sse_np.search.top_k`, the exact search of :func:`sse_np.semantic_search`;
 * ``metrics`` -- trec_eval's nDCG@10 (linear gain), MRR@10, MAP@100, Recall@100;
 * ``runner``  -- :func:`evaluate`: encode once, search and score per dimension;
 * ``report``  -- tables, JSON and the plot.
@@ -25,8 +25,8 @@ from .metrics import (
     reciprocal_rank_at_k,
 )
 from .report import format_report, plot_report, require_matplotlib, save_report
-from .runner import DEFAULT_DIMS, evaluate, model_info
-from .search import TOP_K, exact_top_k
+from ..search import top_k as exact_top_k
+from .runner import DEFAULT_DIMS, TOP_K, evaluate, model_info
 
 __all__ = [
     "METRICS", "DEFAULT_DIMS", "TOP_K", "DataError", "MissingDependencyError", "BeirDataset", "load_beir",

@@ -63,8 +63,10 @@ from ..errors import DataError
 from ..progress import Progress
 from .beir import BeirDataset, load_beir
 from .metrics import METRICS, mean_metrics, query_metrics
-from .search import TOP_K, exact_top_k
+from ..search import top_k as exact_top_k
 
+#: Depth of the ranking kept per query (the largest cut-off of the metrics).
+TOP_K = 100
 #: Matryoshka dimensions evaluated when none are given.
 DEFAULT_DIMS: tuple[int, ...] = (512, 256, 128, 64, 32)
 
