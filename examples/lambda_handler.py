@@ -34,7 +34,7 @@ Deploy:
 * container image: ``FROM public.ecr.aws/lambda/python:3.12``, ``RUN pip install
   <sse_np>``, ``COPY lambda_handler.py ${LAMBDA_TASK_ROOT}``, ``CMD
   ["lambda_handler.handler"]``. Add ``RUN sse-np warmup`` to fill numba's cache at
-  build time; otherwise each cold start compiles the kernels (about 10 s, in
+  build time; otherwise each cold start compiles the kernels (about 5 s, in
   the background while NumPy answers).
 
 The model is loaded once per execution environment, at import, and reused by
@@ -153,10 +153,20 @@ def _proxy_request(event: dict) -> Any:
             body = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadRequest(f"body is not valid UTF-8: {exc}") from None
+    return _json_request(body, "body")
+
+
+def _json_request(text: str | bytes, what: str) -> Any:
+    """``json.loads``, with every client mistake a BadRequest (Python's json also raises
+    RecursionError for deep nesting and ValueError for integers too long to convert)."""
     try:
-        return json.loads(body)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"{what} is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError of bytes, or an over-long integer
+        raise BadRequest(f"{what} is not valid JSON: {str(exc).split(';')[0]}") from None
 
 
 def _parse(request: Any) -> tuple[list[str], int]:
@@ -232,11 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or args[:1] in (["-h"], ["--help"]):
         print("usage: python lambda_handler.py [event.json]   (default: read the event from stdin)", file=sys.stderr)
         return 2
-    raw = Path(args[0]).read_bytes() if args and args[0] != "-" else sys.stdin.buffer.read()
     try:
-        event = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        response: dict = {"error": f"event is not valid JSON: {exc}"}
+        raw = Path(args[0]).read_bytes() if args and args[0] != "-" else sys.stdin.buffer.read()
+    except OSError as exc:  # a missing or unreadable event file: one line, no traceback
+        print(f"lambda_handler.py: error: cannot read event file {args[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        event = _json_request(raw, "event")
+    except BadRequest as exc:
+        response: dict = {"error": str(exc)}
     else:
         response = handler(event, None)
     print(json.dumps(response, separators=(",", ":")))

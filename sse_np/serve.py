@@ -413,8 +413,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _dimensions(value: Any, model: Any, field_name: str = "dimensions") -> int:
-    if value is None:
-        return int(model.dim)
+    if value is None:  # sse_np's one rule: the model's truncate_dim, else its full width
+        return int(model.get_embedding_dimension())
     if not _is_int(value):
         raise ApiError(400, f"{field_name} is {_type_name(value)}, expected an integer in 1..{model.dim}", field_name)
     if not 1 <= value <= int(model.dim):

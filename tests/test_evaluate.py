@@ -1,4 +1,4 @@
-"""Tests of sse_np.evaluate: BEIR loading, exact top-k, metrics, end-to-end runs.
+"""Tests of sse_np.eval: BEIR loading, exact top-k, metrics, end-to-end runs.
 
 Metrics are checked on hand-computed cases and against pytrec_eval (the
 trec_eval bindings BEIR uses) on real runs over the shared datasets.
@@ -17,7 +17,7 @@ import pytest
 
 import sse_np
 from conftest import make_random_model
-from sse_np.evaluate import (
+from sse_np.eval import (
     DEFAULT_DIMS,
     METRICS,
     DataError,
@@ -527,7 +527,7 @@ def test_sentence_transformers_evaluator_differences(model: sse_np.SSEModel) -> 
 
 
 def test_write_beir_round_trip(tmp_path: Path) -> None:
-    from sse_np.evaluate import write_beir
+    from sse_np.eval import write_beir
 
     folder = write_beir(
         tmp_path / "nano",
