@@ -67,7 +67,7 @@ import numpy as np
 try:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 except ImportError:  # pragma: no cover - exercised by the missing-extra test
@@ -360,17 +360,22 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise ApiError(413, f"request body is {int(length)} bytes, limit {limit} (--max-body-bytes)", None,
                        "body_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body exceeds {limit} bytes (--max-body-bytes)", None, "body_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body exceeds {limit} bytes (--max-body-bytes)", None, "body_too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody to answer; not a server error
+        raise ApiError(400, "the client disconnected before sending the whole body", None) from None
     try:  # JSON on the wire is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32
         return json.loads(b"".join(chunks).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})", None, "invalid_json") from None
     except ValueError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}", None, "invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, "request body is not valid JSON: nested too deeply", None, "invalid_json") from None
 
 
 def _texts(value: Any, field_name: str, limits: ServeConfig) -> list[str]:

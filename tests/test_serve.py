@@ -261,6 +261,7 @@ def _error(resp: httpx.Response, status: int, fragment: str, param: str | None =
     (b"\xff\xfe{}", 400, "not valid UTF-8 (byte 0)", None),
     (b'{"input": "caf\xe9"}', 400, "not valid UTF-8 (byte 14)", None),
     ([1, 2], 400, "JSON array, expected an object", None),
+    (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply", None),
     ({"model": "small"}, 400, "input is required", "input"),
     ({"model": "small", "input": {"text": "a"}}, 400, "input is object, expected str", "input"),
     ({"model": "small", "input": ["a", "b", 3]}, 400, "input[2] is int, expected str", "input"),
