@@ -65,6 +65,17 @@ def _parse_dims(text: str) -> list[int]:
     return dims
 
 
+def _parse_precisions(text: str) -> list[str]:
+    """Parse ``"float32,int8,binary"`` (argparse type)."""
+    from .quantization import PRECISIONS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in PRECISIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected precisions from {', '.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -110,6 +121,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         per_query=args.per_query,
         progress=not args.quiet,
+        precisions=args.precision,
     )
     sys.stdout.write(format_report(report))
     if args.json:
@@ -341,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
     p_eval.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_eval.add_argument("--per-query", action="store_true", help="include per-query metrics and runs in the JSON")
+    p_eval.add_argument("--precision", type=_parse_precisions, default=["float32"], metavar="P1,P2",
+                        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
+                             "binary, ubinary; default float32); the table adds bytes per document")
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_cmd_eval)
 
