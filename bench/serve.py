@@ -10,7 +10,8 @@ and ``pip install -e ".[serve]" -r bench/requirements.txt``)::
 Servers (all on 127.0.0.1, started once, measured interleaved round after round so that
 load from elsewhere on the machine hits every server alike):
 
-* ``sse_np``: ``sse-np serve`` (numba back-end, default thread pool);
+* ``sse_np``: ``sse-np serve`` as it comes (numba back-end; small requests encoded on the event loop and
+  micro-batched, larger ones in the thread pool);
 * ``sse_np pool-only``: ``--inline-chars 0``: every request encoded in the thread pool;
 * ``sse_np inline-no-batching``: ``--no-batching``: small requests on the event loop, one call each;
 * ``sse_np stdlib-json``: the same with orjson hidden (float responses by the standard library);
@@ -18,7 +19,8 @@ load from elsewhere on the machine hits every server alike):
 * ``sentence-transformers``: the same weights as a StaticEmbedding + DyT SentenceTransformer
   behind the same starlette + uvicorn stack, encoding in starlette's thread pool
   (``run_in_threadpool``), usage from its tokenizer, responses through the same serializer
-  -- the server a user would otherwise write.
+  -- the server a user would otherwise write; ``torch.set_num_threads(1)`` (the variant
+  ``sentence-transformers 2 torch threads`` measured no better: 0.8-1.0x).
 
 Cases: one query per request at concurrency 1, 8 and 64; 32 queries per request at
 concurrency 8. Queries are the real ones in ``../shared/data/*/queries.jsonl``. ``wrk``
@@ -278,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         "sse_np h11": (hiding("httptools", "uvloop"), None),
         "sentence-transformers": ([sys.executable, str(Path(__file__).resolve()), "--model", args.model,
                                    "st-server"], None),
+        "sentence-transformers 2 torch threads": ([sys.executable, str(Path(__file__).resolve()), "--model",
+                                                   args.model, "st-server", "--torch-threads", "2"], None),
     }
     queries = _queries()
     servers: list[Server] = []

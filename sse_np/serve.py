@@ -235,7 +235,7 @@ class Metrics:
             lines.append(f'sse_np_request_duration_seconds_count{{endpoint="{endpoint}"}} {total}')
         lines += ["# HELP sse_np_texts_total Texts embedded, by model.", "# TYPE sse_np_texts_total counter"]
         lines += [f'sse_np_texts_total{{model="{_label(m)}"}} {n}' for m, n in sorted(self.texts.items())]
-        lines += ["# HELP sse_np_tokens_total Tokens embedded (the model's tokenizer), by model.",
+        lines += ["# HELP sse_np_tokens_total Tokens embedded through /v1/embeddings (its usage), by model.",
                   "# TYPE sse_np_tokens_total counter"]
         lines += [f'sse_np_tokens_total{{model="{_label(m)}"}} {n}' for m, n in sorted(self.tokens.items())]
         lines += ["# HELP sse_np_requests_in_flight Requests being answered now.",

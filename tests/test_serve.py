@@ -226,6 +226,8 @@ def test_models_endpoint(client, server):
     card = httpx.get(server.url + "/v1/models/tiny", timeout=10).json()
     assert card["id"] == "tiny" and card["dimensions"] == 16
     assert httpx.get(server.url + "/v1/models/nope", timeout=10).status_code == 404
+    # clients configured with a base URL without /v1 post to /embeddings
+    assert _post(server, "/embeddings", {"model": "tiny", "input": "a"}).json()["model"] == "tiny"
 
 
 def test_langchain_openai_embeddings(server, local):
@@ -421,26 +423,35 @@ def test_single_model_any_name_then_sigterm_loses_nothing(models, local, tmp_pat
         assert resp["model"] == "tiny"
 
         rng = random.Random(0)
-        slow = [" ".join(rng.choice(WORDS) for _ in range(20000)) for _ in range(4)]  # ~0.4 s per request
+        slow = [" ".join(rng.choice(WORDS) for _ in range(20000)) for _ in range(6)]  # ~0.5 s per request
         want = local["tiny"].encode(slow)
+        body = json.dumps({"model": "x", "input": slow, "encoding_format": "base64"})
         results: list = [None] * 4
+        finished = [0.0] * 4
+        start = threading.Barrier(5)
 
         def call(i: int) -> None:
+            start.wait(10)
             try:
-                results[i] = _post(srv, "/v1/embeddings", {"model": "x", "input": slow, "encoding_format": "base64"})
+                results[i] = _post(srv, "/v1/embeddings", body)
             except Exception as exc:  # noqa: BLE001 - recorded, asserted below
                 results[i] = exc
+            finished[i] = time.monotonic()
 
         threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 10
-        while _metrics(srv)["sse_np_requests_in_flight"] < 5 and time.monotonic() < deadline:
-            time.sleep(0.02)  # the 4 requests are in the server (plus this /metrics one)
-        assert all(r is None for r in results), "requests finished before SIGTERM; make them slower"
+        start.wait(10)
+        deadline = time.monotonic() + 20
+        while _metrics(srv)["sse_np_requests_in_flight"] < 5:  # the 4 requests (2 encoding, 2 queued) + this one
+            assert time.monotonic() < deadline, "the 4 requests were never in the server together"
+            time.sleep(0.01)
         srv.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
         for t in threads:
             t.join(30)
+        # --threads 2: at least the 2 queued requests were answered after SIGTERM
+        assert sum(f > signalled for f in finished) >= 2, (finished, signalled)
         for r in results:
             assert isinstance(r, httpx.Response) and r.status_code == 200, r
             got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in r.json()["data"]])
