@@ -3,7 +3,7 @@
 Request: a direct-invocation event, or the JSON body of an API Gateway /
 Function URL (proxy) request, base64-encoded or not::
 
-    {"texts": ["first text", "second text"], "dim": 256}   # dim optional, default 256
+    {"texts": ["first text", "second text"], "dim": 256}   # dim optional (see below)
     {"text": "one text"}                                   # same as {"texts": ["one text"]}
 
 Response (proxy events: ``{"statusCode": 200, "headers": ..., "body": <this as JSON>}``)::
@@ -16,8 +16,11 @@ for proxy events with statusCode 400; direct invocations get that dict as the
 result (no exception, so check for "error"). Unexpected failures raise
 (direct) or give statusCode 500 (proxy).
 
+``dim`` defaults as everywhere in sse_np: the model's ``truncate_dim``
+(``SSE_NP_TRUNCATE_DIM``, e.g. 256), else its full width.
+
 Environment: ``SSE_NP_MODEL`` model folder or hub id (default: the model
-sse_np ships); ``SSE_NP_THREADS`` threads per request (set it to the vCPU
+sse_np ships); ``SSE_NP_TRUNCATE_DIM`` the default ``dim``; ``SSE_NP_THREADS`` threads per request (set it to the vCPU
 count: 1 below 1769 MB of memory); ``MAX_TEXTS`` texts per request (default
 1024); ``MAX_VALUES`` texts x dim per request (default 262144 = 1024 x 256,
 about 3 MB of JSON; Lambda caps responses at 6 MB).
@@ -71,7 +74,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DIM = 256
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -103,11 +105,19 @@ def _load_model() -> tuple[sse_np.SSEModel, str]:
     return sse_np.default_model(), "sse_np-default"
 
 
+def _truncated(loaded: tuple[sse_np.SSEModel, str]) -> tuple[sse_np.SSEModel, str]:
+    model, name = loaded
+    default_dim = _env_int("SSE_NP_TRUNCATE_DIM", 0)
+    if default_dim:
+        model.truncate_dim = default_dim
+    return model, name
+
+
 # Cold start: load once per execution environment; warm invocations reuse it.
 # With the default backend ("auto") the first requests run on NumPy while
 # numba loads in the background; SSE_NP_BACKEND=numba loads it here instead
 # (about 0.5 s more init, steady latency from the first request).
-MODEL, MODEL_NAME = _load_model()
+MODEL, MODEL_NAME = _truncated(_load_model())
 
 
 class BadRequest(ValueError):
@@ -194,7 +204,7 @@ def _parse(request: Any) -> tuple[list[str], int]:
 
     dim = request.get("dim")
     if dim is None:
-        dim = min(DEFAULT_DIM, MODEL.dim)
+        dim = MODEL.get_embedding_dimension()  # sse_np's one rule: truncate_dim, else the full width
     elif isinstance(dim, bool) or not isinstance(dim, int):
         raise BadRequest(f"dim is {_kind(dim)}, expected an int in 1..{MODEL.dim}")
     elif not 1 <= dim <= MODEL.dim:

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import streams
 from .errors import DataError
 
@@ -63,6 +65,17 @@ def _parse_dims(text: str) -> list[int]:
     if not dims or any(d < 1 for d in dims):
         raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return dims
+
+
+def _parse_precisions(text: str) -> list[str]:
+    """Parse ``"float32,int8,binary"`` (argparse type)."""
+    from .quantization import PRECISIONS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in PRECISIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected precisions from {', '.join(PRECISIONS)}, got {text!r}")
+    return names
 
 
 def _positive_int(text: str) -> int:
@@ -110,6 +123,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         per_query=args.per_query,
         progress=not args.quiet,
+        precisions=args.precision,
     )
     sys.stdout.write(format_report(report))
     if args.json:
@@ -144,6 +158,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
     dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
+    quantize = _output_precision(args, model, dim)  # before any output exists: errors leave nothing
+    width, dtype = (dim, "<f4") if quantize is None else quantize.shape
     progress = streams.Progress(sys.stderr.isatty() if args.progress is None else args.progress)
     target = None if where is None else streams.AtomicOutput(where)
     if target is not None and out_fmt == "npy" and not target.file.seekable():
@@ -151,7 +167,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         raise DataError(args.output, "npy output needs a seekable file (its header is completed at the end), "
                                      "not a pipe or terminal; use --format jsonl")
     sink = sys.stdout.buffer if target is None else target.file
-    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, dim)
+    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, width, dtype)
     name = "<stdin>" if args.input == "-" else args.input
     try:
         chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
@@ -165,6 +181,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                     raise
                 line = chunk.lines[int(found.group(1) or found.group(2))]
                 raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
+            if quantize is not None:
+                vectors = quantize(vectors)
             writer.write(vectors, chunk.kept if in_fmt == "jsonl" else None)
             progress.update(writer.rows)
         writer.close()
@@ -178,8 +196,59 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     where = "stdout" if target is None else args.output
-    print(f"wrote {writer.rows} x {dim} float32 ({out_fmt}) to {where}", file=sys.stderr)
+    kind = "float32" if quantize is None else f"{args.precision} ({np.dtype(dtype).name}, dim {dim})"
+    print(f"wrote {writer.rows} x {width} {kind} ({out_fmt}) to {where}", file=sys.stderr)
     return 0
+
+
+class _Quantizer:
+    """``--precision``: the same codes for every chunk of a stream (fixed int8/uint8 ranges)."""
+
+    def __init__(self, precision: str, ranges: Any, dim: int) -> None:
+        from .quantization import bytes_per_vector
+
+        self.precision, self.ranges = precision, ranges
+        binary = precision in ("binary", "ubinary")
+        self.shape = (bytes_per_vector(dim, precision) if binary else dim,
+                      "|i1" if precision in ("int8", "binary") else "|u1")
+
+    def __call__(self, vectors: Any) -> Any:
+        from .quantization import quantize_embeddings
+
+        return quantize_embeddings(vectors, self.precision, ranges=self.ranges)
+
+
+def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quantizer | None:
+    """The quantizer ``--precision`` asks for (None: float32), its int8/uint8 ranges settled first."""
+    precision = args.precision
+    if precision == "float32":
+        if args.ranges or args.calibration:
+            raise DataError(args.ranges or args.calibration, "--ranges/--calibration apply to --precision int8 or uint8")
+        return None
+    ranges = None
+    if precision in ("int8", "uint8"):
+        if args.ranges:
+            try:
+                ranges = np.load(args.ranges, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(args.ranges, f"cannot read ranges ({exc})") from None
+            if ranges.shape != (2, dim) or not np.isfinite(ranges).all():
+                raise DataError(args.ranges, f"ranges must be a finite (2, {dim}) array (min; max per "
+                                             f"dimension), got shape {ranges.shape}")
+        elif args.calibration:
+            texts = []
+            for chunk in streams.read_chunks(args.calibration, "lines"):
+                texts.extend(chunk.texts)
+            if len(texts) < 2:
+                raise DataError(args.calibration, "needs at least two texts to calibrate int8/uint8 ranges")
+            from .quantization import quantization_ranges
+
+            ranges = quantization_ranges(model.encode(texts, dim, normalize=not args.no_normalize))
+        else:
+            raise DataError(args.output, f"--precision {precision} needs fixed ranges for every chunk of the stream: "
+                                         "pass --ranges RANGES.npy (a (2, dim) array) or --calibration TEXTS "
+                                         "(a file of representative texts, one per line)")
+    return _Quantizer(precision, ranges, dim)
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
@@ -341,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
     p_eval.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_eval.add_argument("--per-query", action="store_true", help="include per-query metrics and runs in the JSON")
+    p_eval.add_argument("--precision", type=_parse_precisions, default=["float32"], metavar="P1,P2",
+                        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
+                             "binary, ubinary; default float32); the table adds bytes per document")
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_cmd_eval)
 
@@ -368,6 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
+                       help="quantized output, as sentence-transformers' quantize_embeddings: int8/uint8 codes "
+                            "(need --ranges or --calibration) or packed sign bits (binary: int8, ubinary: uint8; "
+                            "dim/8 bytes a row); default float32")
+    p_enc.add_argument("--ranges", default=None, metavar="RANGES.npy",
+                       help="int8/uint8: per-dimension [min; max] as a (2, dim) .npy")
+    p_enc.add_argument("--calibration", default=None, metavar="TEXTS",
+                       help="int8/uint8: a file of representative texts (one per line) to take the ranges from")
     p_enc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress on stderr (default: when stderr is a terminal)")
     p_enc.set_defaults(func=_cmd_encode)

@@ -407,19 +407,20 @@ class NpyWriter:
 
     HEADER_BYTES = 128
 
-    def __init__(self, file: IO[bytes], dim: int) -> None:
+    def __init__(self, file: IO[bytes], dim: int, dtype: str = "<f4") -> None:
         self.file, self.dim, self.rows = file, dim, 0
+        self.dtype = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
         file.write(self._header(0))
 
     def _header(self, rows: int) -> bytes:
-        text = repr({"descr": "<f4", "fortran_order": False, "shape": (rows, self.dim)})
+        text = repr({"descr": self.dtype.str, "fortran_order": False, "shape": (rows, self.dim)})
         head = b"\x93NUMPY\x01\x00"
         body_len = self.HEADER_BYTES - len(head) - 2
         body = text.encode("latin1").ljust(body_len - 1) + b"\n"
         return head + len(body).to_bytes(2, "little") + body
 
     def write(self, vectors: np.ndarray, kept: list | None = None) -> None:
-        self.file.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.file.write(np.ascontiguousarray(vectors, dtype=self.dtype).tobytes())
         self.rows += vectors.shape[0]
 
     def close(self) -> None:
@@ -432,12 +433,14 @@ class JsonlWriter:
     """One JSON object a row: the kept input fields and ``"embedding"``.
 
     Floats are printed with 9 significant digits, which read back as the
-    same float32 exactly (and are 2.5x faster to write than Python's repr).
+    same float32 exactly (and are 2.5x faster to write than Python's repr);
+    quantized codes (an integer ``dtype``) as integers.
     """
 
-    def __init__(self, file: IO[bytes], dim: int) -> None:
+    def __init__(self, file: IO[bytes], dim: int, dtype: str = "<f4") -> None:
         self.file, self.dim, self.rows = file, dim, 0
-        self._row = "[" + ",".join(["%.9g"] * dim) + "]"
+        number = "%d" if np.dtype(dtype).kind in "iu" else "%.9g"
+        self._row = "[" + ",".join([number] * dim) + "]"
 
     def write(self, vectors: np.ndarray, kept: list | None = None) -> None:
         fmt = self._row

@@ -404,6 +404,13 @@ def test_quantize_writes_atomically(capsys, tmp_path, model_dir, monkeypatch):
     assert main(["quantize", str(tmp_path / "q4"), "--model", str(model_dir)]) == 0
     assert sorted(os.listdir(tmp_path / "q4")) == ["embedding.q4_k_m.bin", "model_rest.safetensors", "tokenizer.json"]
     assert sse_np.load(tmp_path / "q4", backend="numpy").layout == "q4"
+    # a folder inside the model's (as weights/q4 beside weights/model.safetensors) is allowed
+    inner = tmp_path / "m"
+    inner.mkdir()
+    for name in ("model.safetensors", "tokenizer.json"):
+        (inner / name).write_bytes((model_dir / name).read_bytes())
+    assert main(["quantize", str(inner / "q4"), "--model", str(inner)]) == 0
+    assert sse_np.load(inner, backend="numpy").layout == "full" and sse_np.load(inner / "q4").layout == "q4"
 
 
 def test_ctrl_c_leaves_the_previous_output(capsys, tmp_path, model_dir, monkeypatch):
@@ -447,3 +454,35 @@ def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert stat.S_ISCHR(os.lstat(null).st_mode)
     assert sorted(os.listdir(tmp_path / "reports")) == ["r.json"]
+
+
+# -- property: any bytes as input give records or a DataError naming FILE:LINE ----------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sse_np import streams  # noqa: E402
+
+_JSONISH = st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b'{"text": "a"}', b'{"text": 1}', b'{"_id": NaN, "text": "x"}', b'{"_id": "\\ud800", "text": "x"}',
+                     b'{"text": "' + b"[" * 5000 + b'"}', b"[" * 50_000, b'{"text": "a", "n": ' + b"9" * 5000 + b"}",
+                     b"\xff\xfe", b"", b"\r", b'{"text": "a"}\r', b"null", b"[]", b'"just a string"']),
+), max_size=12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(lines=_JSONISH, fmt=st.sampled_from(["lines", "jsonl"]), gz=st.booleans(), cut=st.integers(0, 30))
+def test_any_input_gives_records_or_a_located_data_error(tmp_path, lines, fmt, gz, cut):
+    raw = b"\n".join(lines)
+    if gz:
+        raw = gzip.compress(raw)
+        raw = raw[: max(len(raw) - cut, 0)] if cut % 3 == 0 else raw  # sometimes truncated
+    path = tmp_path / ("in.jsonl.gz" if gz else "in.jsonl")
+    path.write_bytes(raw)
+    try:
+        count = sum(len(c.texts) for c in streams.read_chunks(str(path), fmt, "text", ("_id", "id"), chunk_lines=4))
+    except sse_np.DataError as exc:
+        assert re.match(re.escape(str(path)) + r"(:\d+)?: ", str(exc)), str(exc)
+        return
+    if not gz:  # every line is a record
+        assert count == raw.count(b"\n") + (1 if raw and not raw.endswith(b"\n") else 0)

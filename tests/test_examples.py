@@ -25,7 +25,7 @@ TEXTS = [
     "naïve café — 東京 🙂",
     "SSE static embeddings on AWS Lambda",
 ]
-ENV_KNOBS = ("SSE_NP_MODEL", "MAX_TEXTS", "MAX_VALUES")
+ENV_KNOBS = ("SSE_NP_MODEL", "MAX_TEXTS", "MAX_VALUES", "SSE_NP_TRUNCATE_DIM")
 
 
 def _default_model_present() -> bool:
@@ -83,7 +83,7 @@ def _proxy(request, *, b64: bool = False, v2: bool = False) -> dict:
 def test_direct_vectors_equal_encode(lh, model, dim):
     request = {"texts": TEXTS} if dim is None else {"texts": TEXTS, "dim": dim}
     response = lh.handler(request, None)
-    want_dim = 256 if dim is None else dim
+    want_dim = model.get_embedding_dimension() if dim is None else dim  # the model's default: full width
     assert set(response) == {"model", "dim", "count", "vectors"}
     assert response["model"] == "sse_np-default"
     assert response["dim"] == want_dim and response["count"] == len(TEXTS)
@@ -109,7 +109,8 @@ def test_direct_single_text_and_empty_list(lh, model):
     one = lh.handler({"text": TEXTS[1], "dim": 128}, None)
     assert one["count"] == 1 and one["dim"] == 128
     np.testing.assert_array_equal(_vectors(one), model.encode([TEXTS[1]], dim=128))
-    assert lh.handler({"texts": []}, None) == {"model": "sse_np-default", "dim": 256, "count": 0, "vectors": []}
+    assert lh.handler({"texts": []}, None) == {"model": "sse_np-default", "dim": model.get_embedding_dimension(),
+                                                "count": 0, "vectors": []}
 
 
 def test_warm_invocations_reuse_the_model(lh):

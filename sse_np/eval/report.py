@@ -53,6 +53,14 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"{name:<{width}}" + "".join(f"{_dim_key(values, d)[metric]:>8.4f}" for d in dims))
         if len(names) > 1:
             lines.append(f"{'mean':<{width}}" + "".join(f"{_dim_key(report['mean'], d)[metric]:>8.4f}" for d in dims))
+    if report.get("precisions"):
+        label = "mean over datasets" if len(names) > 1 else names[0]
+        lines += ["", f"nDCG@10 by precision ({label}); bytes per document in brackets",
+                  f"{'precision':<{width}}" + "".join(f"{d:>16}" for d in dims)]
+        for p in report["precisions"]:
+            means, sizes = report["mean_by_precision"][p], report["bytes_per_doc"][p]
+            lines.append(f"{p:<{width}}" + "".join(
+                f"{_dim_key(means, d)['ndcg@10']:>9.4f} ({_dim_key(sizes, d):>4})" for d in dims))
     return "\n".join(lines) + "\n"
 
 
@@ -95,6 +103,9 @@ def plot_report(report: Mapping[str, Any], path: str | os.PathLike[str], metric:
         matplotlib is not installed (the ``plot`` extra).
     """
     plt = require_matplotlib()
+    if report.get("precisions") and len(report["precisions"]) > 1:
+        _plot_by_bytes(plt, report, path, metric)
+        return
     dims = sorted(int(d) for d in report["dims"])
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     for name, data in report["datasets"].items():
@@ -108,6 +119,28 @@ def plot_report(report: Mapping[str, Any], path: str | os.PathLike[str], metric:
     ax.set_xlabel("embedding dimension")
     ax.set_ylabel(_METRIC_LABELS.get(metric, metric))
     ax.set_title(f"{_METRIC_LABELS.get(metric, metric)} vs dimension: {Path(str(report['model']['path'])).name}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_by_bytes(plt: Any, report: Mapping[str, Any], path: str | os.PathLike[str], metric: str) -> None:
+    """Quality against bytes per document: one line per precision, a point per dimension."""
+    dims = sorted(int(d) for d in report["dims"])
+    fig, ax = plt.subplots(figsize=(6.8, 4.6), dpi=120)
+    for p in report["precisions"]:
+        xs = [_dim_key(report["bytes_per_doc"][p], d) for d in dims]
+        ys = [_dim_key(report["mean_by_precision"][p], d)[metric] for d in dims]
+        ax.plot(xs, ys, marker="o", label=p)
+        for x, y, d in zip(xs, ys, dims):
+            ax.annotate(str(d), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("bytes per document (labels: dimension)")
+    ax.set_ylabel(_METRIC_LABELS.get(metric, metric) + (" (mean over datasets)" if len(report["datasets"]) > 1 else ""))
+    ax.set_title(f"{_METRIC_LABELS.get(metric, metric)} vs bytes per document: "
+                 f"{Path(str(report['model']['path'])).name}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

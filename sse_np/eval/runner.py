@@ -63,6 +63,8 @@ from ..errors import DataError
 from ..progress import Progress
 from .beir import BeirDataset, load_beir
 from .metrics import METRICS, mean_metrics, query_metrics
+from ..quantization import PRECISIONS, bytes_per_vector, check_precision, quantization_ranges, quantize_embeddings
+from ..search import semantic_search
 from ..search import top_k as exact_top_k
 
 #: Depth of the ranking kept per query (the largest cut-off of the metrics).
@@ -170,23 +172,43 @@ def _search_and_score(
     dim: int,
     query_block: int,
     doc_block: int,
+    precision: str = "float32",
 ) -> tuple[list[dict[str, float]], dict[str, dict[str, list]]]:
-    """Rank the corpus for every query at one dimension and score the rankings.
+    """Rank the corpus for every query at one dimension and precision and score the rankings.
+
+    float32 is exact cosine. int8/uint8: the corpus quantized with ranges from
+    the corpus itself (sentence-transformers' default), the top-400 in the
+    quantized space rescored with the float queries. binary/ubinary: the
+    Hamming top-400 on packed sign bits (the index in memory), rescored with
+    the float queries against int8 rows of the same documents (kept on
+    disk): sentence-transformers' binary + int8 rescore recipe.
 
     Returns the per-query metrics (in ``data.query_ids`` order) and the run
     (``query id -> {"doc_ids": [...], "scores": [...]}``).
     """
     # The engine's normalization: each prefix gets the bits of encode(dim=k).
     queries = normalize_rows(np.array(query_vecs[:, :dim], dtype=np.float32, order="C"))
-    scores, index = exact_top_k(
-        queries, doc_vecs[:, :dim], TOP_K, normalize_docs=True, query_block=query_block, doc_block=doc_block
-    )
+    if precision == "float32":
+        scores, index = exact_top_k(
+            queries, doc_vecs[:, :dim], TOP_K, normalize_docs=True, query_block=query_block, doc_block=doc_block
+        )
+        ranked_lists = [(index[qi].tolist(), scores[qi].tolist()) for qi in range(len(data.query_ids))]
+    else:
+        docs = normalize_rows(np.array(doc_vecs[:, :dim], dtype=np.float32, order="C"))
+        ranges = quantization_ranges(docs)
+        codes = quantize_embeddings(docs, precision, ranges=ranges)
+        # binary: the index in memory, int8 rows (on disk, say) for the rescoring.
+        rescore_rows = quantize_embeddings(docs, "int8", ranges=ranges) if "binary" in precision else None
+        del docs
+        found = semantic_search(queries, codes, top_k=TOP_K, corpus_precision=precision, ranges=ranges,
+                                rescore=True, rescore_multiplier=4, rescore_embeddings=rescore_rows)
+        ranked_lists = [([hit["corpus_id"] for hit in hits], [hit["score"] for hit in hits]) for hits in found]
     rows: list[dict[str, float]] = []
     run: dict[str, dict[str, list]] = {}
-    for qi, query_id in enumerate(data.query_ids):
-        ranked = [data.doc_ids[j] for j in index[qi]]
+    for query_id, (index, scores) in zip(data.query_ids, ranked_lists):
+        ranked = [data.doc_ids[j] for j in index]
         rows.append(query_metrics(ranked, data.qrels[query_id]))
-        run[query_id] = {"doc_ids": ranked, "scores": scores[qi].tolist()}
+        run[query_id] = {"doc_ids": ranked, "scores": scores}
     return rows, run
 
 
@@ -200,6 +222,7 @@ def _evaluate_dataset(
     doc_block: int,
     per_query: bool,
     progress: _Say,
+    precisions: Sequence[str] = ("float32",),
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     doc_vecs = _encode_raw(model, data.doc_texts, f"{data.name} corpus", progress, batch_size)
@@ -214,6 +237,7 @@ def _evaluate_dataset(
     per_query_out: dict[int, dict[str, dict[str, float]]] = {}
     run_out: dict[int, dict[str, dict[str, list]]] = {}
     search_seconds: dict[int, float] = {}
+    by_precision: dict[str, dict[int, dict[str, float]]] = {p: {} for p in precisions if p != "float32"}
     for dim in dims:
         s0 = time.perf_counter()
         rows, run = _search_and_score(data, query_vecs, doc_vecs, dim, query_block, doc_block)
@@ -222,6 +246,9 @@ def _evaluate_dataset(
             per_query_out[dim] = dict(zip(data.query_ids, rows))
             run_out[dim] = run
         search_seconds[dim] = time.perf_counter() - s0
+        for precision in by_precision:
+            rows, _ = _search_and_score(data, query_vecs, doc_vecs, dim, query_block, doc_block, precision)
+            by_precision[precision][dim] = mean_metrics(rows)
     result: dict[str, Any] = {
         "path": data.path,
         "n_docs": len(data.doc_ids),
@@ -229,6 +256,7 @@ def _evaluate_dataset(
         "n_queries_skipped": data.n_queries_skipped,
         "n_qrels": data.n_qrels,
         "metrics": metrics,
+        **({"metrics_by_precision": {"float32": metrics, **by_precision}} if by_precision else {}),
         "timing": {
             "encode_docs_seconds": t1 - t0,
             "encode_queries_seconds": t2 - t1,
@@ -263,6 +291,7 @@ def evaluate(
     doc_block: int = 8192,
     per_query: bool = False,
     progress: bool = False,
+    precisions: Iterable[str] = ("float32",),
 ) -> dict[str, Any]:
     """Evaluate retrieval quality per Matryoshka dimension on BEIR datasets.
 
@@ -290,6 +319,16 @@ def evaluate(
         [query_id]`` with the top-100 ``doc_ids`` and their ``scores``).
     progress : bool
         Print progress lines to stderr.
+    precisions : iterable of str
+        Vector precisions to evaluate (``"float32"``, ``"int8"``, ``"uint8"``,
+        ``"binary"``, ``"ubinary"``; see :func:`sse_np.quantize_embeddings`).
+        Beyond float32 the report gains ``precisions``, ``bytes_per_doc
+        [precision][dim]``, ``mean_by_precision[precision][dim][metric]`` and
+        per dataset ``metrics_by_precision``. int8/uint8 rank in the
+        quantized space and rescore the top 400 with the float queries;
+        binary/ubinary take the Hamming top 400 and rescore them against
+        int8 rows (the sentence-transformers recipes). ``bytes_per_doc`` is
+        the searched index's size (binary: the bits in memory).
 
     Returns
     -------
@@ -308,6 +347,9 @@ def evaluate(
         A dimension is invalid for the model.
     """
     report_progress = _Say(progress)
+    precision_list = list(dict.fromkeys(check_precision(p) for p in precisions))
+    if not precision_list:
+        raise ValueError(f"no precision to evaluate; choose from {', '.join(PRECISIONS)}")
     model = _resolve_model(model)
     native = int(model.dim)
     if dims is DEFAULT_DIMS:
@@ -334,8 +376,18 @@ def evaluate(
             doc_block=doc_block,
             per_query=per_query,
             progress=report_progress,
+            precisions=precision_list,
         )
     mean = {dim: mean_metrics([results[d.name]["metrics"][dim] for d in datasets]) for dim in dim_list}
+    extra: dict[str, Any] = {}
+    if precision_list != ["float32"]:
+        by = {p: {dim: mean_metrics([results[d.name]["metrics_by_precision"][p][dim] for d in datasets])
+                  for dim in dim_list} for p in precision_list if p != "float32"}
+        extra = {
+            "precisions": precision_list,
+            "bytes_per_doc": {p: {dim: bytes_per_vector(dim, p) for dim in dim_list} for p in precision_list},
+            "mean_by_precision": {p: (mean if p == "float32" else by[p]) for p in precision_list},
+        }
     return {
         "model": model_info(model),
         "dims": dim_list,
@@ -350,6 +402,7 @@ def evaluate(
             "tie_break": "higher score, then smaller document index (corpus.jsonl order)",
             "document_text": '(title + " " + text).strip()',
         },
+        **extra,
         "timing": {"total_seconds": time.perf_counter() - start},
         "versions": _versions(),
     }
