@@ -1,4 +1,4 @@
-"""Command-line interface: ``sse-np encode | eval | info | download | warmup | quantize | bench``.
+"""Command-line interface: ``sse-np encode | eval | serve | info | download | warmup | quantize | bench``.
 
 Also ``python -m sse_np``. Every subcommand is a thin wrapper over the
 public API:
@@ -7,6 +7,7 @@ public API:
   to ``.npy`` or JSONL, streamed in chunks, written atomically;
 * ``eval``     -- :func:`sse_np.eval.evaluate` on BEIR-layout folders,
   table on stdout, progress on stderr, optional JSON report and plot;
+* ``serve``    -- :mod:`sse_np.serve`: the OpenAI-compatible embeddings server;
 * ``info``     -- the model (layout, V, D, dtype, tokenizer) and the engine
   (back-end, numba, its cache folder, threads);
 * ``download`` -- :func:`sse_np.download` from the Hugging Face hub;
