@@ -432,14 +432,20 @@ def test_ctrl_c_leaves_the_previous_output(capsys, tmp_path, model_dir, monkeypa
     files.assert_unchanged()
 
 
-def test_deeply_nested_dataset_is_one_line(capsys, tmp_path, model_dir):
-    """Wherever Python's json meets deep nesting (here the evaluation's corpus reader), one line, exit 1."""
+def test_dataset_json_rejected_deep_inside(capsys, tmp_path, model_dir):
+    """The evaluation's BEIR reader: deep nesting and over-long integers are FILE:LINE errors too."""
     folder = sse_np.eval.write_beir(tmp_path / "deep", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"_id": "d2", "text": ' + "[" * 100_000 + "}\n")
     files = Files(folder / "corpus.jsonl")
-    fails(capsys, ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)], r"nested too deeply")
+    fails(capsys, ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)],
+          r"deep/corpus\.jsonl:2: invalid JSON \(nested too deeply")
     files.assert_unchanged()
+    other = sse_np.eval.write_beir(tmp_path / "long", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
+    with open(other / "queries.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"_id": ' + "7" * 5000 + ', "text": "x"}\n')
+    fails(capsys, ["eval", str(other), "--dims", "8", "-q", "--model", str(model_dir)],
+          r"long/queries\.jsonl:2: invalid JSON \(Exceeds the limit")
 
 
 def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model_dir):

@@ -268,3 +268,16 @@ def test_slim_install_without_numba(slim_env, home, models, tmp_path):
     event = json.dumps({"texts": TEXTS, "dim": 4}).encode()
     response = json.loads(_ok(slim_env.script(HANDLER, env={**env, "SSE_NP_MODEL": str(models["full"])}, stdin=event)))
     np.testing.assert_array_equal(np.array(response["vectors"], dtype=np.float32), _vectors(models["full"], dim=4))
+
+
+# -- optional extras: each door names its extra in one line ---------------------------------
+def test_optional_extras_name_themselves(runtime_env, home, models, tmp_path):
+    env = runtime_env.env(home=home)
+    _one_line_error(runtime_env.cli("serve", "--model", str(models["full"]), "--port", "18765", env=env, cwd=tmp_path),
+                    r"^sse-np: error: sse_np\.serve needs the 'serve' extra: pip install 'sse_np\[serve\]'")
+    for module, extra in (("sse_np.serve", "serve"), ("sse_np.integrations.langchain", "langchain"),
+                          ("sse_np.integrations.llamaindex", "llamaindex")):
+        code = (f"try:\n    import {module}\nexcept ImportError as exc:\n    print(exc)\n"
+                "else:\n    sys.exit('imported without its extra')")
+        out = _ok(runtime_env.python(code, env=env, cwd=tmp_path)).strip()
+        assert out.endswith(f"pip install 'sse_np[{extra}]'") and "\n" not in out, out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
+from ..streams import json_line
 
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 
@@ -62,10 +63,8 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue  # tolerate blank lines, e.g. a trailing one
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(path, f"invalid JSON ({exc.msg})", lineno) from None
+                # Also deep nesting (RecursionError) and over-long integers (ValueError): FILE:LINE.
+                obj = json_line(line, str(path), lineno)
                 if not isinstance(obj, dict):
                     raise DataError(path, "expected a JSON object", lineno)
                 yield lineno, obj
