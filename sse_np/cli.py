@@ -1,12 +1,13 @@
-"""Command-line interface: ``sse-np encode | eval | info | download | warmup | quantize | bench``.
+"""Command-line interface: ``sse-np encode | eval | serve | info | download | warmup | quantize | bench``.
 
 Also ``python -m sse_np``. Every subcommand is a thin wrapper over the
 public API:
 
 * ``encode``   -- texts (plain lines or JSONL, file or stdin, ``.gz`` too)
   to ``.npy`` or JSONL, streamed in chunks, written atomically;
-* ``eval``     -- :func:`sse_np.evaluate.evaluate` on BEIR-layout folders,
+* ``eval``     -- :func:`sse_np.eval.evaluate` on BEIR-layout folders,
   table on stdout, progress on stderr, optional JSON report and plot;
+* ``serve``    -- :mod:`sse_np.serve`: the OpenAI-compatible embeddings server;
 * ``info``     -- the model (layout, V, D, dtype, tokenizer) and the engine
   (back-end, numba, its cache folder, threads);
 * ``download`` -- :func:`sse_np.download` from the Hugging Face hub;
@@ -31,20 +32,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import streams
 from .errors import DataError
 
-# Names, not the module: sse_np re-exports the function ``evaluate``, which
-# shadows the submodule as an attribute of the package.
-from .evaluate import (
-    DEFAULT_DIMS,
-    _model_info,
-    _require_matplotlib,
-    evaluate,
-    format_report,
-    plot_report,
-    save_report,
-)
+from .eval import DEFAULT_DIMS, evaluate, format_report, model_info, plot_report, require_matplotlib, save_report
 
 PROG = "sse-np"
 
@@ -75,6 +68,17 @@ def _parse_dims(text: str) -> list[int]:
     return dims
 
 
+def _parse_precisions(text: str) -> list[str]:
+    """Parse ``"float32,int8,binary"`` (argparse type)."""
+    from .quantization import PRECISIONS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in PRECISIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected precisions from {', '.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -85,9 +89,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _dataset_files(folders: Sequence[str], split: str) -> list[Path]:
+    """The files ``eval`` reads (outputs must not be one of them)."""
+    names = ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")
+    return [Path(folder) / name for folder in folders for name in names]
+
+
+def _write_through(where: streams.Destination, write) -> None:
+    """``write(path)`` into a temporary file renamed over the destination when complete (see AtomicOutput)."""
+    out = streams.AtomicOutput(where, open_file=False)
+    try:
+        write(out.path)
+        out.commit()
+    except BaseException:
+        out.abort()  # the destination keeps what it had
+        raise
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    # Outputs are checked before the (slow) run, and written atomically after it.
+    inputs = _dataset_files(args.data_dirs, args.split)
+    outputs = {opt: streams.resolve_destination(getattr(args, opt), inputs)
+               for opt in ("json", "plot") if getattr(args, opt)}
+    if len(outputs) == 2 and not outputs["json"].stream and outputs["json"].target == outputs["plot"].target:
+        raise DataError(args.json, "--json and --plot name the same file")
     if args.plot:
-        _require_matplotlib()  # fail before the slow part, not after it
+        require_matplotlib()  # fail before the slow part, not after it
     model = _load_model(args.model, args.threads)
     report = evaluate(
         model,
@@ -97,13 +124,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         per_query=args.per_query,
         progress=not args.quiet,
+        precisions=args.precision,
     )
     sys.stdout.write(format_report(report))
     if args.json:
-        save_report(report, args.json)
+        _write_through(outputs["json"], lambda path: save_report(report, path))
         print(f"wrote {args.json}", file=sys.stderr)
     if args.plot:
-        plot_report(report, args.plot)
+        _write_through(outputs["plot"], lambda path: plot_report(report, path))
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -120,19 +148,31 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                              "use --format jsonl to write to stdout")
     if in_fmt == "lines" and (args.field or args.keep):
         raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl)")
+    # Checked before anything is read or written: an output that is the input is refused.
+    where = None if args.output == "-" else streams.resolve_destination(args.output, [args.input])
     keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
+    if out_fmt == "npy":
+        keep = ()  # .npy holds vectors only
     model = _load_model(args.model, args.threads)
+    if where is not None:  # nor one of the model's files
+        streams.resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
-    dim = int(model.dim) if args.dim is None else args.dim
+    dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
+    quantize = _output_precision(args, model, dim)  # before any output exists: errors leave nothing
+    width, dtype = (dim, "<f4") if quantize is None else quantize.shape
     progress = streams.Progress(sys.stderr.isatty() if args.progress is None else args.progress)
-    target = None if args.output == "-" else streams.AtomicOutput(args.output)
+    target = None if where is None else streams.AtomicOutput(where)
+    if target is not None and out_fmt == "npy" and not target.file.seekable():
+        target.abort()
+        raise DataError(args.output, "npy output needs a seekable file (its header is completed at the end), "
+                                     "not a pipe or terminal; use --format jsonl")
     sink = sys.stdout.buffer if target is None else target.file
-    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, dim)
+    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, width, dtype)
     name = "<stdin>" if args.input == "-" else args.input
     try:
         chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
-                                     chunk_lines=max(args.batch_size, 8192), progress=progress)
+                                     chunk_lines=args.batch_size, progress=progress)
         for chunk in chunks:
             try:
                 vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
@@ -142,6 +182,8 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                     raise
                 line = chunk.lines[int(found.group(1) or found.group(2))]
                 raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
+            if quantize is not None:
+                vectors = quantize(vectors)
             writer.write(vectors, chunk.kept if in_fmt == "jsonl" else None)
             progress.update(writer.rows)
         writer.close()
@@ -155,16 +197,96 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     where = "stdout" if target is None else args.output
-    print(f"wrote {writer.rows} x {dim} float32 ({out_fmt}) to {where}", file=sys.stderr)
+    kind = "float32" if quantize is None else f"{args.precision} ({np.dtype(dtype).name}, dim {dim})"
+    print(f"wrote {writer.rows} x {width} {kind} ({out_fmt}) to {where}", file=sys.stderr)
     return 0
 
 
+class _Quantizer:
+    """``--precision``: the same codes for every chunk of a stream (fixed int8/uint8 ranges)."""
+
+    def __init__(self, precision: str, ranges: Any, dim: int) -> None:
+        from .quantization import bytes_per_vector
+
+        self.precision, self.ranges = precision, ranges
+        binary = precision in ("binary", "ubinary")
+        self.shape = (bytes_per_vector(dim, precision) if binary else dim,
+                      "|i1" if precision in ("int8", "binary") else "|u1")
+
+    def __call__(self, vectors: Any) -> Any:
+        from .quantization import quantize_embeddings
+
+        return quantize_embeddings(vectors, self.precision, ranges=self.ranges)
+
+
+def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quantizer | None:
+    """The quantizer ``--precision`` asks for (None: float32), its int8/uint8 ranges settled first."""
+    precision = args.precision
+    if precision == "float32":
+        if args.ranges or args.calibration:
+            raise DataError(args.ranges or args.calibration, "--ranges/--calibration apply to --precision int8 or uint8")
+        return None
+    ranges = None
+    if precision in ("int8", "uint8"):
+        if args.ranges:
+            try:
+                ranges = np.load(args.ranges, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(args.ranges, f"cannot read ranges ({exc})") from None
+            if ranges.shape != (2, dim) or not np.isfinite(ranges).all():
+                raise DataError(args.ranges, f"ranges must be a finite (2, {dim}) array (min; max per "
+                                             f"dimension), got shape {ranges.shape}")
+        elif args.calibration:
+            texts = []
+            for chunk in streams.read_chunks(args.calibration, "lines"):
+                texts.extend(chunk.texts)
+            if len(texts) < 2:
+                raise DataError(args.calibration, "needs at least two texts to calibrate int8/uint8 ranges")
+            from .quantization import quantization_ranges
+
+            ranges = quantization_ranges(model.encode(texts, dim, normalize=not args.no_normalize))
+        else:
+            raise DataError(args.output, f"--precision {precision} needs fixed ranges for every chunk of the stream: "
+                                         "pass --ranges RANGES.npy (a (2, dim) array) or --calibration TEXTS "
+                                         "(a file of representative texts, one per line)")
+    return _Quantizer(precision, ranges, dim)
+
+
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
     from .convert import save_q4
+    from .loading import FULL_FILE, MODULES_FILE, Q4_FILE, REST_FILE, TOKENIZER_FILE
 
     model = _load_model(args.model)
-    dest = save_q4(model, args.output)
-    print(f"wrote the 4-bit layout of {model.path} to {dest}", file=sys.stderr)
+    dest = Path(os.path.realpath(args.output))
+    sources = {Path(model.path).resolve()}
+    if args.model is not None and Path(args.model).exists():
+        sources.add(Path(args.model).resolve())
+    for source in sorted(sources):
+        if source == dest or source.is_relative_to(dest):
+            raise DataError(args.output, f"is the model folder {source}" + ("" if source == dest else " or holds it")
+                            + "; writing there would mix two layouts; name a new folder")
+    if dest.exists() and not dest.is_dir():
+        raise DataError(args.output, "exists and is not a folder")
+    for name in (FULL_FILE, MODULES_FILE):
+        if (dest / name).exists():
+            raise DataError(args.output, f"already holds {name}; the 4-bit files beside it would make the folder "
+                                         "hold two layouts; name a new or empty folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a temporary folder beside dest, then moved in: an error leaves dest as it was.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        save_q4(model, tmp)
+        if not dest.exists():
+            os.rename(tmp, dest)
+        else:
+            for name in (REST_FILE, Q4_FILE, TOKENIZER_FILE):
+                os.replace(tmp / name, dest / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"wrote the 4-bit layout of {model.path} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -184,20 +306,21 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
     """The model and engine facts ``sse-np info`` prints."""
     from importlib import metadata
 
-    from . import kernels
+    from . import engine
 
-    info = _model_info(model)
+    info = model_info(model)
     info = {"path": info["path"], "layout": info["layout"], "vocab_size (V)": info["vocab_size"],
             "dim (D)": info["dim"], "dtype": info["dtype"]}
     info["table bytes"] = int(model.table.data.nbytes)
     trunc = model.tokenizer.truncation
-    tokenizer = model._tokenize
+    tokenizer = model.engine.tokenizer
     info["tokenizer"] = {
         "vocab": model.tokenizer.get_vocab_size(with_added_tokens=True),
         "lowercase": _lowercases(model.tokenizer),
         "truncation": f"{trunc['max_length']} tokens, keep {'end' if trunc.get('direction') == 'left' else 'start'}"
         if trunc else "off",
-        "numba fast path": "supported" if tokenizer._fast_settings is not None else "not supported (tokenizers)",
+        "numba fast path": "supported" if tokenizer.fast_spec is not None else "not supported (tokenizers)",
+        "chunk cache": f"{tokenizer.cache_bytes:,} bytes at most",
     }
     try:
         numba_version = metadata.version("numba")
@@ -205,13 +328,22 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
         numba_version = None
     if warm:
         model.warmup()
-    info["backend"] = model.backend + (" (numba loaded)" if model._warm.is_set() else "")
-    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if kernels.numba_disabled_by_env() else
+    status = model.engine.status
+    info["backend"] = model.backend + (f" (now: {status})" if status != model.backend else "")
+    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if engine.numba_disabled_by_env() else
                      numba_version or "not installed (NumPy back-end)")
-    info["numba cache"] = kernels.numba_cache_dir() if kernels.numba_enabled() else None
-    info["threads"] = model.threads if model.threads is not None else f"all cores ({os.cpu_count()})"
+    info["numba cache"] = _numba_cache() if model.engine.status == "numba" else None
+    info["threads"] = model.threads if model.threads is not None else f"all cores ({model._threads()})"
     info["sse_np"] = _version()
     return info
+
+
+def _numba_cache() -> str | None:
+    import numba
+
+    from .engine import cache
+
+    return cache.cache_dir(numba)
 
 
 def _lowercases(tokenizer) -> bool | None:
@@ -220,11 +352,9 @@ def _lowercases(tokenizer) -> bool | None:
 
 
 def _cmd_warmup(args: argparse.Namespace) -> int:
-    from . import kernels
-
     model = _load_model(args.model, args.threads)
     backend = model.warmup()
-    where = kernels.numba_cache_dir() if backend == "numba" else None
+    where = _numba_cache() if backend == "numba" else None
     print(f"backend {backend}" + (f"; numba kernels cached in {where}" if where else ""))
     return 0
 
@@ -260,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench}")
+    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench,serve}")
     sub.required = True
 
     p_eval = sub.add_parser(
@@ -281,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
     p_eval.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_eval.add_argument("--per-query", action="store_true", help="include per-query metrics and runs in the JSON")
+    p_eval.add_argument("--precision", type=_parse_precisions, default=["float32"], metavar="P1,P2",
+                        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
+                             "binary, ubinary; default float32); the table adds bytes per document")
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_cmd_eval)
 
@@ -290,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
                     "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
                     ".npy array (row i = record i), or JSONL with an \"embedding\" per record. OUT is written "
-                    "to a temporary file and renamed when complete, so an error never leaves a partial file.",
+                    "to a temporary file and renamed when complete, so an error never leaves a partial file; "
+                    "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
+                    "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
     )
     p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text or JSONL file, or - for stdin (default)")
     p_enc.add_argument("-o", "--output", required=True, metavar="OUT",
@@ -302,10 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_enc.add_argument("--field", default=None, help="JSONL field holding the text (default: text)")
     p_enc.add_argument("--keep", default=None, metavar="F1,F2",
                        help="JSONL fields copied into JSONL output records (default: _id,id when present)")
-    p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: native D)")
+    p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)")
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
+                       help="quantized output, as sentence-transformers' quantize_embeddings: int8/uint8 codes "
+                            "(need --ranges or --calibration) or packed sign bits (binary: int8, ubinary: uint8; "
+                            "dim/8 bytes a row); default float32")
+    p_enc.add_argument("--ranges", default=None, metavar="RANGES.npy",
+                       help="int8/uint8: per-dimension [min; max] as a (2, dim) .npy")
+    p_enc.add_argument("--calibration", default=None, metavar="TEXTS",
+                       help="int8/uint8: a file of representative texts (one per line) to take the ranges from")
     p_enc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress on stderr (default: when stderr is a terminal)")
     p_enc.set_defaults(func=_cmd_encode)
@@ -358,7 +501,76 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     p_bench.set_defaults(func=_cmd_bench)  # every argument after "bench" goes to bench/run.py
+    _add_serve_parser(sub)
     return parser
+
+
+def _show_notices() -> None:
+    """The library's one-line notices (e.g. that kernels compile, once) on stderr, as ``sse-np: ...``."""
+    import logging
+
+    log = logging.getLogger("sse_np")
+    if not any(getattr(h, "_sse_np_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+        handler._sse_np_cli = True
+        log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------- serve (issue 14)
+# Kept in one block: the parser and the command of ``sse-np serve`` (sse_np.serve does the work).
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """``sse-np serve``: the OpenAI-compatible embeddings server (needs the 'serve' extra)."""
+    p = sub.add_parser(
+        "serve",
+        help="serve embeddings over HTTP (OpenAI /v1/embeddings, TEI /embed)",
+        description="Serve models over HTTP: POST /v1/embeddings (OpenAI), POST /embed (text-embeddings-"
+                    "inference), GET /v1/models, /health, /metrics (Prometheus). With one model, any "
+                    "request's model name reaches it (unless --strict-model); with several, `model` picks "
+                    "one. SIGTERM: requests in flight finish, new ones get 503. Needs the 'serve' extra.",
+    )
+    p.add_argument("--model", action="append", default=None, metavar="PATH_OR_HUB_ID|NAME=PATH",
+                   help="a model to serve, repeatable; NAME=PATH names it (default: the default model, "
+                        "named 'default'; a path is named by its folder, a hub id by itself)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes (default: 1); each loads the models, whose tables are memory-mapped")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="encode calls at once per process, and most threads per call (default: the cores)")
+    p.add_argument("--max-inputs", type=_positive_int, default=None,
+                   help="most texts per request, else 413 (default: 2048)")
+    p.add_argument("--max-text-chars", type=_positive_int, default=None,
+                   help="most characters per text, else 413 (default: 200000)")
+    p.add_argument("--max-body-bytes", type=_positive_int, default=None,
+                   help="most bytes per request body, else 413 (default: 33554432 (32 MiB))")
+    p.add_argument("--strict-model", action="store_true",
+                   help="with one model, answer 404 to other model names too")
+    p.add_argument("--inline-chars", type=int, default=None, metavar="N",
+                   help="encode requests of at most N characters on the event loop, larger ones in the "
+                        "thread pool; 0: all in the pool (default: 512)")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="encode each small request alone (default: those ready together as one call)")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default=None,
+                   help="engine back-end (default: $SSE_NP_BACKEND or auto)")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="server log level (default: info)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from . import serve  # ImportError names the 'serve' extra when starlette/uvicorn are missing
+
+    limits = {key: getattr(args, key) for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
+              if getattr(args, key) is not None}  # unset: the defaults of sse_np.serve
+    config = serve.ServeConfig(models=list(args.model or []), threads=args.threads, strict_model=args.strict_model,
+                               batching=args.batching, backend=args.backend, **limits)
+    serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,6 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    _show_notices()
     if args.command == "bench":
         args.bench_args = extra
     elif extra:
@@ -392,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # DataError, ModelLoadError (ValueError subclasses), missing files
         # and a missing optional extra: one clear line instead of a traceback.
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except RecursionError:  # Python's json on input nested too deeply, wherever it is read
+        print(f"{PROG}: error: input nested too deeply to read (RecursionError)", file=sys.stderr)
         return 1
 
 

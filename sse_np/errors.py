@@ -28,3 +28,7 @@ class DataError(ValueError):
         self.line = line
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {message}")
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency (an extra of sse_np) is not installed; the message names the extra."""

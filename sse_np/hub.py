@@ -89,7 +89,11 @@ def _timeout() -> float:
 
 def _import_hub():
     try:
+        # huggingface_hub resolves its top-level names lazily, but not its
+        # submodules: ``hub.constants`` works only once something imported it
+        # (in a test run, transformers had). Import every one used here.
         import huggingface_hub
+        import huggingface_hub.constants
         import huggingface_hub.errors
     except ImportError:
         from . import MissingDependencyError  # public name, wherever it is defined

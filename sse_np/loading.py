@@ -17,7 +17,9 @@ embeddings; it only turns files into validated arrays.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,48 +151,111 @@ class Checkpoint:
 # --------------------------------------------------------------------------
 # safetensors reading (header parsed here so the table can be memory-mapped)
 # --------------------------------------------------------------------------
+def _require_regular(path: Path, what: str = "weight file") -> int:
+    """Size of ``path`` if it is a regular file (after symlinks); a folder, FIFO or device is refused
+    before it is opened (reading a FIFO or /dev/zero would block or never end)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path}: missing") from None
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode)
+                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file")
+        raise ModelLoadError(f"{path}: is {kind}, expected a regular {what}")
+    return info.st_size
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
 def _read_header(path: Path) -> tuple[dict, int]:
     """Parse a safetensors header. Returns (tensor entries, data start)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        prefix = fh.read(8)
-        if len(prefix) < 8:
-            raise ModelLoadError(f"{path}: not a safetensors file (only {size} bytes)")
-        n = int.from_bytes(prefix, "little")
-        if n <= 0 or n > min(size - 8, _MAX_HEADER):
-            raise ModelLoadError(
-                f"{path}: corrupt safetensors header (declares {n} header bytes, file has {size})"
-            )
-        raw = fh.read(n)
+    size = _require_regular(path)
     try:
-        header = json.loads(raw)
+        with open(path, "rb") as fh:
+            prefix = fh.read(8)
+            if len(prefix) < 8:
+                raise ModelLoadError(f"{path}: not a safetensors file (only {size} bytes)")
+            n = int.from_bytes(prefix, "little")
+            if n <= 0 or n > min(size - 8, _MAX_HEADER):
+                raise ModelLoadError(
+                    f"{path}: corrupt safetensors header (declares {n} header bytes, file has {size})"
+                )
+            raw = fh.read(n)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        header = json.loads(raw, object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{path}: corrupt safetensors header ({exc})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: corrupt safetensors header (JSON nested too deeply)") from None
+    except ValueError as exc:  # a duplicate key; an integer too long to convert
+        raise ModelLoadError(f"{path}: corrupt safetensors header ({str(exc).split(';')[0]})") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path}: corrupt safetensors header (not a JSON object)")
     header.pop("__metadata__", None)
     data_start = 8 + n
     for key, entry in header.items():
         _check_entry(path, key, entry, size - data_start)
+    _check_tiling(path, header, size - data_start)
     return header, data_start
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
-    try:
-        dtype, shape, (start, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-        count = int(np.prod(shape, dtype=np.int64))
-    except (TypeError, KeyError, ValueError):
-        raise ModelLoadError(f"{path}: corrupt safetensors entry for {key!r}: {entry!r}") from None
+    def bad(problem: str) -> ModelLoadError:
+        text = repr(entry)
+        return ModelLoadError(f"{path}: corrupt safetensors entry for {key!r}: {problem} "
+                              f"({text[:200] + '...' if len(text) > 200 else text})")
+
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
+        raise bad("expected an object with dtype, shape and data_offsets")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str):
+        raise bad(f"dtype is {type(dtype).__name__}, expected a string")
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise bad("shape must be a list of non-negative integers")
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets):
+        raise bad("data_offsets must be two integers [start, end]")
     if dtype not in _DTYPES:
         raise ModelLoadError(
             f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16"
         )
+    start, end = offsets
+    count = math.prod(shape)  # Python ints: a product beyond int64 cannot wrap around
     itemsize = _DTYPES[dtype][0].itemsize
     if not 0 <= start <= end <= data_size or end - start != count * itemsize:
         raise ModelLoadError(
             f"{path}: tensor {key!r} of shape {shape} does not fit its byte range "
             f"[{start}, {end}) (file holds {data_size} data bytes; truncated or corrupt?)"
         )
+
+
+def _check_tiling(path: Path, header: dict, data_size: int) -> None:
+    """The tensors must cover the data area exactly, in order, without overlap or gap, as the
+    safetensors library requires (so a file it would refuse is refused here too)."""
+    spans = sorted((e["data_offsets"][0], e["data_offsets"][1], k) for k, e in header.items())
+    at, previous = 0, None
+    for start, end, key in spans:
+        if start != at:
+            what = f"overlaps {previous!r}" if start < at else f"starts at byte {start}, after a gap from byte {at}"
+            raise ModelLoadError(f"{path}: corrupt safetensors header: tensor {key!r} {what}")
+        at, previous = end, key
+    if at != data_size:
+        raise ModelLoadError(f"{path}: corrupt safetensors file: {data_size - at} bytes after the last tensor "
+                             f"(data area {data_size} bytes, tensors end at {at})")
 
 
 def _tensor(path: Path, header: dict, data_start: int, key: str) -> tuple[np.ndarray, str]:
@@ -295,7 +360,7 @@ def read_q4_model(model_dir: Path) -> tuple[Table, tuple]:
     """Read the 4-bit layout: DyT from ``model_rest.safetensors``, rows from the .bin."""
     rest, binary = model_dir / REST_FILE, model_dir / Q4_FILE
     for f in (rest, binary):
-        if not f.is_file():
+        if not os.path.lexists(f):
             raise ModelLoadError(f"{f}: missing (the 4-bit layout needs both {REST_FILE} and {Q4_FILE})")
     header, start = _read_header(rest)
     _check_keys(rest, set(header), set(DYT_KEYS))
@@ -304,7 +369,7 @@ def read_q4_model(model_dir: Path) -> tuple[Table, tuple]:
     if dim % 2:
         raise ModelLoadError(f"{rest}: DyT length {dim} is odd; 4-bit rows pack two columns a byte")
     row_bytes = dim // 2 + 4
-    size = binary.stat().st_size
+    size = _require_regular(binary)
     if size == 0 or size % row_bytes:
         raise ModelLoadError(
             f"{binary}: size {size} bytes is not a multiple of D/2+4 = {row_bytes} "
@@ -322,9 +387,18 @@ def read_q4_model(model_dir: Path) -> tuple[Table, tuple]:
 # Finding the layout in a folder
 # --------------------------------------------------------------------------
 def _layout_of(folder: Path, static_hint: bool) -> str | None:
-    if (folder / REST_FILE).exists() or (folder / Q4_FILE).exists():
+    # lexists: a dangling link or a weight "file" that is a folder or device counts as present (and is
+    # refused by name when read), instead of silently falling through to another layout.
+    q4 = [name for name in (REST_FILE, Q4_FILE) if os.path.lexists(folder / name)]
+    full = os.path.lexists(folder / FULL_FILE)
+    if q4 and full:
+        raise ModelLoadError(
+            f"{folder}: holds two layouts, {FULL_FILE} (full precision) and {' + '.join(q4)} (4-bit); "
+            "refusing to guess which to load: move one of them to a folder of its own"
+        )
+    if q4:
         return "q4"
-    if (folder / FULL_FILE).exists():
+    if full:
         return "static" if static_hint else "full"
     return None
 
@@ -337,13 +411,18 @@ def _modules(root: Path) -> list[tuple[Path, bool]]:
     """Module folders named by ``modules.json``, each with a StaticEmbedding hint."""
     path = root / MODULES_FILE
     try:
+        _require_regular(path, "JSON file")
         entries = json.loads(path.read_text(encoding="utf-8"))
         out = []
         for entry in sorted(entries, key=lambda e: int(e.get("idx", 0))):
             rel = entry.get("path", "") or ""
+            if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ValueError(f"module path {rel!r} leaves the repository folder")
             hint = "StaticEmbedding" in str(entry.get("type", "")) or _is_static_name(Path(rel).name)
             out.append((root / rel, hint))
         return out
+    except RecursionError:
+        raise ModelLoadError(f"{path}: cannot read module list (JSON nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: cannot read module list ({exc})") from None
 
@@ -395,9 +474,54 @@ def find_tokenizer(model_dir: Path, root: Path) -> Path:
     """``tokenizer.json`` beside the weights, else at the repository root."""
     for folder in (model_dir, root):
         path = folder / TOKENIZER_FILE
-        if path.is_file():
+        if os.path.lexists(path):
+            _require_regular(path, "JSON file")
             return path
     raise ModelLoadError(f"{model_dir / TOKENIZER_FILE}: missing (every layout needs the tokenizer file)")
+
+
+def check_tokenizer_file(path: Path) -> None:
+    """Refuse a ``tokenizer.json`` that is not UTF-8 JSON, or whose model cannot work.
+
+    ``tokenizers`` loads a WordPiece/WordLevel/BPE model whose unknown token
+    is missing from its vocabulary, then fails with a bare ``Exception`` on
+    the first unknown character; this refuses it at load, naming the file.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        spec = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(
+            f"{path}: cannot load tokenizer (not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: cannot load tokenizer (JSON nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise ModelLoadError(f"{path}: cannot load tokenizer (invalid JSON: {str(exc).split(';')[0]})") from None
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if not isinstance(model, dict):
+        raise ModelLoadError(f"{path}: cannot load tokenizer (no \"model\" object)")
+    vocab, unk = model.get("vocab"), model.get("unk_token")
+    if isinstance(vocab, dict) and len(set(map(repr, vocab.values()))) != len(vocab):
+        # tokenizers keeps one token per id when it writes the vocabulary back (to_str), so
+        # the same text would get different ids depending on the path that tokenizes it.
+        seen: dict = {}
+        for token, token_id in vocab.items():
+            if repr(token_id) in seen:
+                raise ModelLoadError(f"{path}: cannot load tokenizer: tokens {seen[repr(token_id)]!r} and {token!r} "
+                                     f"share the id {token_id!r} in its vocabulary")
+            seen[repr(token_id)] = token
+    if isinstance(vocab, dict) and unk is not None and (not isinstance(unk, str) or unk not in vocab):
+        raise ModelLoadError(
+            f"{path}: the tokenizer's unknown token {unk!r} is not in its vocabulary "
+            f"({len(vocab)} entries); any text with an unknown word would fail to tokenize"
+        )
+    unk_id = model.get("unk_id")
+    if isinstance(vocab, list) and unk_id is not None and not (_is_int(unk_id) and 0 <= unk_id < len(vocab)):
+        raise ModelLoadError(f"{path}: the tokenizer's unk_id {unk_id!r} is outside its vocabulary of {len(vocab)}")
 
 
 def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
@@ -415,6 +539,7 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
     root = Path(root)
     model_dir, layout = locate(root)
     tokenizer_path = find_tokenizer(model_dir, root)
+    check_tokenizer_file(tokenizer_path)
     if layout == "q4":
         table, dyt = read_q4_model(model_dir)
     else:

@@ -1,48 +1,27 @@
-"""The public model object: ``SSEModel`` and ``load``."""
+"""The public model object: ``SSEModel`` and ``load``.
+
+``SSEModel`` validates input, batches it and hands each batch to its
+:class:`sse_np.engine.Engine`, which owns the back-end (NumPy or numba) and
+its lifecycle.
+"""
 
 from __future__ import annotations
 
 import operator
 import os
-import sys
-import threading
-import warnings
-import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 
 import numpy as np
 
-from . import kernels
+from .engine import BACKENDS, Engine, numba_disabled_by_env
 from .loading import Checkpoint, read_checkpoint
+from .progress import Progress
 from .tokenizing import TextTokenizer, load_tokenizer
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
 DEFAULT_BATCH_SIZE = 1024
-BACKENDS = ("auto", "numba", "numpy")
-# In "auto", a call with at least this many characters waits for numba
-# (~0.5 s to load) rather than running on NumPy (3-5x slower per text).
-_WAIT_FOR_NUMBA_CHARS = 1 << 20
-
-# Warm-up threads still running; joined before os.fork so that a child
-# never inherits an import half done by a thread it does not have.
-_warming: weakref.WeakSet = weakref.WeakSet()
-
-
-def _join_warmups() -> None:
-    for thread in list(_warming):
-        if thread is not threading.current_thread():  # a fork from the warm-up itself waits for nothing
-            thread.join()
-
-
-if hasattr(os, "register_at_fork"):
-    # logging pairs a before-fork hook with an after-fork one; were it first
-    # imported by a warm-up thread while _join_warmups waits, only the
-    # second would run. Importing it here orders the hooks safely.
-    import logging  # noqa: F401
-
-    os.register_at_fork(before=_join_warmups)
 
 
 class SSEModel:
@@ -66,34 +45,33 @@ class SSEModel:
         Folder holding the weight files.
     threads : int or None
         Most threads one ``encode`` call uses, for tokenizing and pooling
-        alike; None lets numba decide (all cores, or ``NUMBA_NUM_THREADS``).
-        1 never wakes a thread pool. Set at :func:`load` or assign later.
+        alike; None: all cores (``os.sched_getaffinity``). 1 never wakes a
+        second thread. Set at :func:`load` or assign later.
     backend : {"auto", "numba", "numpy"}
         Kernels to run; both give the same bits. "auto" answers on NumPy
         until numba is loaded, which starts in a background thread at the
         first call (a call of over 1M characters waits for it instead).
+    engine : sse_np.engine.Engine
+        The back-end and its state (``engine.status``: "numpy", "loading",
+        "numba" or "failed"); the one seam tests and servers look at.
     """
 
-    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None) -> None:
+    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None,
+                 source: str | os.PathLike | None = None, truncate_dim: int | None = None) -> None:
         self._ckpt = checkpoint
-        self._table = checkpoint.table
-        self._dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
-        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, self._table.vocab_size)
-        self.backend: str = _check_backend(backend)
-        self._tokenize = TextTokenizer(self._tokenizer, fast=False if self.backend == "numpy" else None)
-        self._warm = threading.Event()  # numba kernels loaded for this model's table and tokenizer
-        self._warm_lock = threading.Lock()  # held while loading: warmup() callers wait on it
-        self._start_lock = threading.Lock()  # only to start one background thread
-        self._warm_thread: threading.Thread | None = None
-        self._warm_error: Exception | None = None
-        self.dim: int = self._table.dim
-        self.vocab_size: int = self._table.vocab_size
+        self.dim: int = checkpoint.table.dim
+        self.vocab_size: int = checkpoint.table.vocab_size
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
         self.threads: int | None = _check_threads(threads)
-        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[self._table.kind]
-        if self.backend == "numba":
-            self.warmup()
+        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
+        self.backend: str = _check_backend(backend)
+        dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
+        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size)
+        self._truncate_dim: int | None = None
+        self.truncate_dim = truncate_dim
+        self.engine = Engine(checkpoint.table, dyt, TextTokenizer(self._tokenizer), self.backend,
+                             Path(source) if source is not None else checkpoint.model_dir)
 
     def __repr__(self) -> str:
         return (f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
@@ -108,25 +86,29 @@ class SSEModel:
     @property
     def table(self):
         """The embedding table in storage form (see ``sse_np.loading.Table``)."""
-        return self._table
+        return self._ckpt.table
 
     @property
     def dyt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(alpha, beta, bias)`` float32 vectors, or None for identity."""
-        return self._dyt
+        return self.engine.dyt
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The ``tokenizer.json`` file the model was loaded with."""
+        return self._ckpt.tokenizer_path
 
     def clear_cache(self) -> None:
         """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizing``)."""
-        self._tokenize.clear_cache()
+        self.engine.tokenizer.clear_cache()
 
-    # -- back-end ------------------------------------------------------
     def warmup(self) -> str:
         """Load the numba kernels for this model now, and wait for them.
 
-        Servers call this at start-up so that no request waits; it is
-        what ``backend="numba"`` does in :func:`load`. Loading reads the
-        compiled kernels from numba's cache (compiling them the first
-        time, which takes a while once).
+        Servers call this at start-up so that no request waits; it is what
+        ``backend="numba"`` does in :func:`load`. Loading reads the compiled
+        kernels from numba's cache (compiling them the first time, a few
+        seconds once per machine).
 
         Returns
         -------
@@ -134,66 +116,11 @@ class SSEModel:
             The back-end ``encode`` uses from now on: "numba", or "numpy"
             when numba is not installed, switched off, or ``backend="numpy"``.
         """
-        if self.backend == "numpy":
-            return "numpy"
-        with self._warm_lock:
-            if not self._warm.is_set():
-                if not kernels.numba_enabled():
-                    if self.backend == "numba":
-                        raise ImportError("backend='numba' needs numba installed (and SSE_NP_DISABLE_NUMBA unset)")
-                    return "numpy"
-                self._tokenize.enable_fast()
-                self._run_kernels_once()
-                self._warm.set()
-        return "numba"
+        return self.engine.warmup()
 
-    def _run_kernels_once(self) -> None:
-        """Call each kernel this model uses once, so numba loads its machine code now."""
-        texts = ["warm up", "warm up café"]  # fast path, and a hole for tokenizers
-        for parallel in (False, True) if self.threads != 1 else (False,):
-            out = np.empty((len(texts), self.dim), dtype=np.float32)
-            kernels.embed(self._tokenize, texts, 0, self._table, self._dyt, True, out,
-                          threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
-            ids, starts, stops = self._tokenize.bags(texts, 0, 1)
-            kernels.pool(self._table, self._dyt, ids, starts, stops, self.dim, True,
-                         threads=None if parallel else 1, use_numba=True, force_parallel=parallel)
+    def _threads(self) -> int:
+        return self.threads if self.threads is not None else _CORES
 
-    def _warm_in_background(self) -> None:
-        if self._warm_thread is not None:
-            return
-        with self._start_lock:  # not _warm_lock: a call must never wait for the loading here
-            if self._warm_thread is not None or self._warm.is_set():
-                return
-            thread = threading.Thread(target=self._background_warmup, name="sse_np-warmup", daemon=True)
-            self._warm_thread = thread
-            _warming.add(thread)
-        thread.start()
-
-    def _background_warmup(self) -> None:
-        self._warmup_or_numpy()
-
-    def _warmup_or_numpy(self) -> bool:
-        """warmup(), but a failure to load numba's kernels only means staying on NumPy (once warned)."""
-        if self._warm_error is not None:
-            return False
-        try:
-            return self.warmup() == "numba"
-        except Exception as exc:  # NumPy gives the same vectors, only more slowly
-            self._warm_error = exc
-            warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
-                          stacklevel=2)
-            return False
-
-    def _use_numba(self, batch: list[str]) -> bool:
-        """Back-end for this call (see the ``backend`` attribute)."""
-        if self._warm.is_set():
-            return True
-        if self.backend == "numpy" or self._warm_error is not None or not kernels.numba_available():
-            return False
-        if self.backend == "numba" or sum(map(len, batch)) >= _WAIT_FOR_NUMBA_CHARS:
-            return self._warmup_or_numpy()
-        self._warm_in_background()
-        return False
 
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
@@ -210,7 +137,7 @@ class SSEModel:
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
         batch, _ = _as_text_list(texts)
-        return self._tokenize(batch, threads=self.threads)
+        return self.engine.tokenize(batch, 0, self._threads())
 
     def encode(
         self,
@@ -220,66 +147,135 @@ class SSEModel:
         batch_size: int = DEFAULT_BATCH_SIZE,
         normalize: bool = True,
         show_progress_bar: bool = False,
+        precision: str = "float32",
+        ranges: np.ndarray | None = None,
+        calibration_embeddings: np.ndarray | None = None,
         truncate_dim: int | None = None,
         normalize_embeddings: bool | None = None,
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        device: str | None = None,
+        output_value: str | None = "sentence_embedding",
+        **kwargs,
     ) -> np.ndarray:
         """Embed texts.
 
         Parameters
         ----------
-        texts : str or iterable of str
-            One text gives a 1-D vector; a list, tuple or other iterable of
-            texts gives one row per text, in input order.
+        texts : str or sequence of str
+            One text gives a 1-D vector; a list, tuple, 1-D array or other
+            ordered collection of texts gives one row per text, in input
+            order. Mappings and sets are refused (``TypeError``).
         dim : int, optional
-            Matryoshka truncation, any int in ``1..D`` (default D). The
-            trained sizes are 512, 256, 128, 64 and 32. Truncation happens
-            before normalization, as in sentence-transformers.
+            Matryoshka truncation, any int in ``1..D``; default the model's
+            ``truncate_dim``, else D. The trained sizes are 512, 256, 128, 64
+            and 32. Truncation happens before normalization, as in
+            sentence-transformers.
         batch_size : int
             Texts tokenized and pooled per step; bounds temporary memory.
         normalize : bool
             L2-normalize each vector (after truncation).
         show_progress_bar : bool
-            Print progress to stderr.
+            Progress on stderr (a bar on a terminal, plain lines otherwise),
+            and a line if numba's kernels compile meanwhile.
+        precision : {"float32", "int8", "uint8", "binary", "ubinary"}
+            Quantized output, exactly as sentence-transformers'
+            ``quantize_embeddings`` (see :mod:`sse_np.quantization`).
+        ranges, calibration_embeddings : ndarray, optional
+            For int8/uint8: per-dimension ``(2, dim)`` ranges, or embeddings
+            to take them from (default: these embeddings themselves).
         truncate_dim, normalize_embeddings
             sentence-transformers names for ``dim`` and ``normalize``.
+        convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value
+            Accepted with the values that mean what sse_np does (NumPy
+            arrays, no prompt, the CPU, sentence embeddings); any other
+            value is refused with the reason, never ignored.
 
         Returns
         -------
-        ndarray float32, shape (dim,) or (n, dim), C-contiguous
+        ndarray, shape (dim,) or (n, dim) (packed bits: dim/8), C-contiguous
+            float32, or the ``precision``'s dtype.
 
         Raises
         ------
         TypeError
-            A text is not a ``str`` (the message names its index and type).
+            A text is not a ``str`` (the message names its index and type),
+            or an unknown keyword.
         ValueError
-            ``dim`` or ``batch_size`` out of range, or a text ``tokenizers``
-            cannot take (a lone surrogate).
+            ``dim`` or ``batch_size`` out of range, a refused keyword value,
+            or a text ``tokenizers`` cannot take (a lone surrogate).
         """
+        _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, kwargs)
         dim = self._check_dim(dim, truncate_dim)
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
         batch_size = _check_positive_int(batch_size, "batch_size")
+        quantize = None
+        if precision != "float32" or ranges is not None or calibration_embeddings is not None:
+            from .quantization import check_precision, quantize_embeddings
+
+            check_precision(precision)
+            quantize = quantize_embeddings
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
-        use_numba = self._use_numba(batch)
-        for start in range(0, len(batch), batch_size):
-            chunk = batch[start : start + batch_size]
-            if not use_numba:  # the background warm-up may finish mid-call
-                use_numba = self._warm.is_set()
-            kernels.embed(self._tokenize, chunk, start, self._table, self._dyt, bool(normalize),
-                          out[start : start + len(chunk)], self.threads, use_numba)
-            if show_progress_bar:
-                print(f"\rencoded {start + len(chunk)}/{len(batch)}", end="", file=sys.stderr, flush=True)
-        if show_progress_bar and batch:
-            print(file=sys.stderr)
+        threads, normalize = self._threads(), bool(normalize)
+        if len(batch) <= batch_size and not show_progress_bar:  # one step: the latency path
+            self.engine.embed(batch, 0, out, normalize, threads)
+        else:
+            with Progress(len(batch), "encoded", enabled=bool(show_progress_bar) and bool(batch)) as bar:
+                notice = bar.note if show_progress_bar else None
+                for start in range(0, len(batch), batch_size):
+                    chunk = batch[start : start + batch_size]
+                    self.engine.embed(chunk, start, out[start : start + len(chunk)], normalize, threads, notice)
+                    bar.update(len(chunk))
+        if quantize is not None:
+            out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
+
+    # -- sentence-transformers names -------------------------------------
+    def encode_query(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
+        """:meth:`encode` for queries (SSE has no prompts: the same vectors as :meth:`encode_document`)."""
+        return self.encode(texts, **kwargs)
+
+    def encode_document(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
+        """:meth:`encode` for documents (the same vectors as :meth:`encode_query`)."""
+        return self.encode(texts, **kwargs)
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity matrix (n, m), as ``SentenceTransformer.similarity``; see :func:`sse_np.similarity`."""
+        from .api import similarity
+
+        return similarity(a, b)
+
+    def similarity_pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Cosine similarity of row ``i`` of ``a`` with row ``i`` of ``b``: shape (n,)."""
+        from .api import similarity_pairwise
+
+        return similarity_pairwise(a, b)
+
+    def get_embedding_dimension(self) -> int:
+        """Width of the vectors :meth:`encode` returns by default (``truncate_dim``, else D)."""
+        return self.truncate_dim or self.dim
+
+    get_sentence_embedding_dimension = get_embedding_dimension  # sentence-transformers < 6 spelling
+
+    @property
+    def truncate_dim(self) -> int | None:
+        """Default Matryoshka truncation of every ``encode`` (None: the full width D)."""
+        return self._truncate_dim
+
+    @truncate_dim.setter
+    def truncate_dim(self, value: int | None) -> None:
+        self._truncate_dim = None if value is None else self._check_dim(value, None)
 
     def _check_dim(self, dim: int | None, truncate_dim: int | None) -> int:
         if dim is not None and truncate_dim is not None and dim != truncate_dim:
             raise ValueError(f"dim={dim} and truncate_dim={truncate_dim} disagree; pass one of them")
         dim = truncate_dim if dim is None else dim
         if dim is None:
-            return self.dim
+            return self.truncate_dim or self.dim
         if isinstance(dim, bool):
             raise TypeError("dim must be an int, not bool")
         try:
@@ -292,6 +288,35 @@ class SSEModel:
                 f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
             )
         return dim
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_CORES = _usable_cores()  # the default thread count (read once: a system call per encode adds up)
+
+
+def _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value,
+                        extra: dict) -> None:
+    """sentence-transformers keywords: the values that mean what sse_np does pass, others say why not."""
+    if extra:
+        name = next(iter(extra))
+        raise TypeError(f"encode() got an unexpected keyword argument {name!r}")
+    if convert_to_tensor or not convert_to_numpy:
+        raise ValueError("sse_np returns NumPy arrays (convert_to_numpy=True); torch tensors would need torch: "
+                         "use torch.from_numpy(vectors)")
+    if prompt or prompt_name:
+        raise ValueError("SSE models have no prompts (prompt/prompt_name): queries and documents are encoded "
+                         "alike; prepend any text yourself")
+    if device not in (None, "cpu"):
+        raise ValueError(f"sse_np runs on the CPU; device={device!r} is not supported")
+    if output_value not in (None, "sentence_embedding"):
+        raise ValueError(f"output_value={output_value!r}: a static model has no token embeddings; "
+                         "only 'sentence_embedding' is supported")
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -317,7 +342,7 @@ def _check_backend(backend: str | None) -> str:
         backend, source = os.environ.get("SSE_NP_BACKEND", "").strip().lower() or "auto", "SSE_NP_BACKEND"
     if backend not in BACKENDS:
         raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if backend == "auto" and kernels.numba_disabled_by_env():
+    if backend == "auto" and numba_disabled_by_env():
         return "numpy"
     return backend
 
@@ -335,24 +360,41 @@ def _check_positive_int(value: int, name: str) -> int:
 
 
 def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
-    """Validate input at the boundary. Returns (list of str, was a single str)."""
+    """Validate input at the boundary. Returns (list of str, was a single str).
+
+    Only ordered collections of texts are taken: a mapping would give its
+    keys and a set an arbitrary order, silently.
+    """
     if isinstance(texts, str):
         return [texts], True
     if texts is None:
-        raise TypeError("texts must be a str or an iterable of str, got None")
-    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("texts must be a str or a sequence of str, got None")
+    if isinstance(texts, (bytes, bytearray, memoryview)):
         raise TypeError("texts must be str, got bytes; decode it first (e.g. data.decode('utf-8'))")
-    try:
-        batch = list(texts)
-    except TypeError:
-        raise TypeError(f"texts must be a str or an iterable of str, got {type(texts).__name__}") from None
+    if isinstance(texts, Mapping) or _is_dataframe_row(texts):
+        raise TypeError(f"texts must be a str or a sequence of str, got a mapping ({type(texts).__name__}); "
+                        "pass its values, e.g. list(d.values()), or the text field, e.g. d['text']")
+    if isinstance(texts, (Set, frozenset)):
+        raise TypeError(f"texts must be a str or a sequence of str, got an unordered {type(texts).__name__}; "
+                        "rows would come back in no defined order: pass sorted(texts) or a list")
+    if isinstance(texts, np.ndarray) and texts.ndim != 1:
+        raise TypeError(f"texts must be a 1-D array of str, got an array of shape {texts.shape}")
+    if not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
+    batch = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
     for i, text in enumerate(batch):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
     return batch, False
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None) -> SSEModel:
+def _is_dataframe_row(texts) -> bool:
+    """pandas/polars data frames iterate over column names, not texts."""
+    return type(texts).__name__ == "DataFrame"
+
+
+def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None,
+         truncate_dim: int | None = None) -> SSEModel:
     """Load an SSE model from a folder, or from the Hugging Face hub.
 
     Parameters
@@ -370,6 +412,9 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         in the background (fast cold start). "numba" loads it now (steady
         latency from the first call); "numpy" never imports it. All three
         give the same vectors, bit for bit.
+    truncate_dim : int, optional
+        Default Matryoshka truncation of every ``encode`` (as
+        sentence-transformers' ``truncate_dim``); default the full width D.
 
     Returns
     -------
@@ -385,7 +430,8 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads, backend=backend)
+    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local,
+                    truncate_dim=truncate_dim)
 
 
 def _looks_like_repo_id(name: str) -> bool:

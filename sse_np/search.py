@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .engine import normalize_rows
+
 from .quantization import (
     check_precision,
     dequantize_embeddings,
@@ -54,10 +56,13 @@ _FAR = np.iinfo(np.int64).max // 2  # index of padding candidates: loses every t
 
 
 def _normalize_rows(block: np.ndarray) -> np.ndarray:
-    """L2-normalise the rows of a float block in place (eps as in torch)."""
-    norms = np.sqrt(np.einsum("ij,ij->i", block, block, dtype=block.dtype))
-    block /= np.maximum(norms, _EPS)[:, None]
-    return block
+    """L2-normalise the rows of a float32 block in place, with the engine's bits.
+
+    The engine's own normalization (squares added left to right), so a
+    normalized prefix ``X[:, :k]`` of raw full-width vectors is bit for bit
+    ``encode(dim=k)``: the evaluation relies on it.
+    """
+    return normalize_rows(block)
 
 
 def _block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,39 +2,44 @@
 
 The reference calls ``tokenizer.no_padding()`` and then
 ``encode_batch(texts, add_special_tokens=False)``; truncation stays as
-``tokenizer.json`` configures it and ``[UNK]`` ids are kept. The ids of a
-batch are returned flat with offsets, the EmbeddingBag input format.
+``tokenizer.json`` configures it and ``[UNK]`` ids are kept. Ids of a batch
+are returned flat with offsets, the EmbeddingBag input format.
 
 Speed: for BERT-style tokenizers (BertNormalizer, BertPreTokenizer,
 WordPiece) ASCII whitespace (space, tab, newline, carriage return) is a hard
 boundary: the normalizer works character by character and the
 pre-tokenizer always splits there. So a text's ids are the concatenation of
 the ids of its whitespace-separated chunks, each tokenized alone. Chunks
-repeat heavily in real text, so :class:`TextTokenizer` remembers each
-chunk's ids (a bounded cache) and asks ``tokenizers`` only about new chunks.
-Any other tokenizer goes through ``encode_batch`` unchanged.
+repeat heavily in real text, so :class:`TextTokenizer` remembers each short
+chunk's ids (a cache bounded in bytes) and asks ``tokenizers`` only about
+new chunks. Any other tokenizer goes through ``encode_batch`` unchanged.
 
-Fast path: with numba, the ASCII chunks of texts for a plain BERT
-configuration (see :func:`fast_path_spec`) are tokenized by a jitted
-WordPiece (``tokenizing_numba``), in parallel over texts; only chunks with
-non-ASCII bytes or a possible added token (``[CLS]``...) go through the
-cache and ``tokenizers``. The tests check the ids against ``tokenizers``'
-own output on more than a million strings.
+The numba back-end has a faster path still for the plain BERT
+configuration (:func:`fast_path_spec`): a jitted WordPiece
+(``sse_np.engine.wordpiece``) over the tables :func:`wordpiece_tables`
+builds here. This module never imports numba.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from itertools import chain
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 from tokenizers import Tokenizer
 
-from . import kernels
 from .errors import ModelLoadError
+
+# Byte classes of the jitted WordPiece (see ``byte_classes``).
+WORD, SPACE, DROP, PUNCT, HIGH = 0, 1, 2, 3, 4
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+_MASK64 = (1 << 64) - 1
 
 
 def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
@@ -67,7 +72,7 @@ def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
     return tokenizer
 
 
-def _explain_failure(texts: Sequence[str], start: int) -> ValueError:
+def explain_failure(texts: Sequence[str], start: int) -> ValueError:
     """Name the text ``tokenizers`` refused; it only says 'TextEncodeInput must be ...'."""
     for i, text in enumerate(texts):
         try:
@@ -81,11 +86,40 @@ def _explain_failure(texts: Sequence[str], start: int) -> ValueError:
     return ValueError(f"tokenizers refused texts {start}..{start + len(texts) - 1}")
 
 
+def utf8(texts: Sequence[str], start: int = 0) -> tuple[bytes, np.ndarray]:
+    """All texts as one UTF-8 buffer and the ``n + 1`` byte offsets of each."""
+    try:
+        raw = [t.encode("utf-8") for t in texts]
+    except UnicodeEncodeError:
+        raise explain_failure(texts, start) from None
+    text_off = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in raw], out=text_off[1:])
+    return b"".join(raw), text_off
+
+
 _CHUNKS = re.compile(r"[^ \t\n\r]+").findall
-DEFAULT_CACHE_SIZE = 200_000  # chunks; roughly 40 MB when full
+#: Default bound of the chunk cache in bytes (``$SSE_NP_TOKEN_CACHE_BYTES`` overrides).
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+# Chunks longer than this are tokenized but not remembered: long chunks
+# (URLs, base64, tables) rarely repeat and would fill the cache.
+_CACHE_CHUNK_CHARS = 64
+_ENTRY_OVERHEAD = 120  # dict slot + object headers, per cached chunk (measured: ~100-130 bytes)
 # Fewer new chunks than this are tokenized as one joined text: a batch call
 # wakes the tokenizer's thread pool, which costs more than it saves here.
 _JOIN_BELOW = 256
+
+
+def _default_cache_bytes() -> int:
+    env = os.environ.get("SSE_NP_TOKEN_CACHE_BYTES", "").strip()
+    if not env:
+        return DEFAULT_CACHE_BYTES
+    try:
+        value = int(env)
+    except ValueError:
+        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}") from None
+    if value < 0:
+        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}")
+    return value
 
 
 def _chunkable(spec: dict) -> bool:
@@ -104,17 +138,17 @@ def _chunkable(spec: dict) -> bool:
 
 
 def fast_path_spec(spec: dict) -> dict | None:
-    """Settings for the numba WordPiece if ``tokenizer.json`` is a configuration it reproduces, else None.
+    """Settings for the jitted WordPiece if ``tokenizer.json`` is a configuration it reproduces, else None.
 
     Supported: BertNormalizer with ``clean_text`` on (any ``lowercase``; accent
     and CJK options never touch ASCII), BertPreTokenizer, WordPiece with its
     unknown token in the vocabulary, and added tokens that are plain ASCII
     without whitespace, control bytes or ``lstrip``/``rstrip``/``single_word``.
     """
-    normalizer, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
-    if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", True):
+    if not _chunkable(spec):
         return None
-    if pre.get("type") != "BertPreTokenizer" or model.get("type") != "WordPiece":
+    normalizer, model = spec.get("normalizer") or {}, spec.get("model") or {}
+    if normalizer.get("type") != "BertNormalizer" or not normalizer.get("clean_text", True):
         return None
     vocab, unk = model.get("vocab") or {}, model.get("unk_token", "[UNK]")
     prefix = model.get("continuing_subword_prefix", "##")
@@ -133,57 +167,86 @@ def fast_path_spec(spec: dict) -> dict | None:
             "lowercase": lowercase, "added": sorted(set(added))}
 
 
-class _FastWordPiece:
-    """Tables for ``tokenizing_numba`` and the call that fills a batch's ids."""
+# -- tables of the jitted WordPiece (plain data; the kernels take them as named tuples)
+class ByteClasses(NamedTuple):
+    """Class and normalized value of each byte, and the added tokens to look out for."""
 
-    def __init__(self, settings: dict) -> None:
-        from . import tokenizing_numba as tn
-
-        self._tn = tn
-        entries = sorted(settings["vocab"].items(), key=lambda kv: kv[1])
-        raw = [text.encode("utf-8") for text, _ in entries]
-        vocab_bytes = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        vocab_off = np.zeros(len(raw) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in raw], out=vocab_off[1:])
-        vocab_ids = np.array([i for _, i in entries], dtype=np.int32)
-        slot_entry, slot_hash = tn.build_vocab_table(vocab_bytes, vocab_off)
-        prefix = np.array(list(settings["prefix"].encode("utf-8")), dtype=np.uint8)
-        prefix_hash = int(tn.FNV_OFFSET)
-        for c in prefix.tolist():
-            prefix_hash = ((prefix_hash ^ c) * int(tn.FNV_PRIME)) & 0xFFFFFFFFFFFFFFFF
-        self.vocab = (slot_entry, slot_hash, vocab_bytes, vocab_off, vocab_ids, prefix, np.uint64(prefix_hash),
-                      np.int32(settings["vocab"][settings["unk"]]), np.int64(settings["max_chars"]),
-                      np.int64(max(len(r) for r in raw)))
-        self.cls, self.low = tn.byte_tables(settings["lowercase"])
-        added = [a.encode("ascii") for a in settings["added"]]
-        first = np.zeros(256, dtype=np.bool_)
-        for a in added:
-            first[a[0]] = True
-        added_off = np.zeros(len(added) + 1, dtype=np.int64)
-        np.cumsum([len(a) for a in added], out=added_off[1:])
-        self.added = (first, np.array(list(b"".join(added)), dtype=np.uint8), added_off)
-
-    def __call__(self, data: bytes, text_off: np.ndarray, threads: int | None):
-        """Ids (hole marker -1) at ``text_off[i]``, their counts, hole byte ranges and hole counts."""
-        n = text_off.shape[0] - 1
-        buf = np.frombuffer(data, dtype=np.uint8)
-        ids = np.empty(buf.shape[0], dtype=np.int32)
-        hole_a = np.empty(buf.shape[0], dtype=np.int64)
-        hole_b = np.empty(buf.shape[0], dtype=np.int64)
-        counts = np.empty(n, dtype=np.int64)
-        n_holes = np.empty(n, dtype=np.int64)
-        tn = self._tn
-        parallel = n > 1 and buf.shape[0] >= _PARALLEL_BYTES
-        kernels.run_numba(tn.tokenize_parallel, tn.tokenize_serial, parallel, threads,
-                          buf, text_off, self.cls, self.low, self.added, self.vocab, ids, counts, hole_a, hole_b, n_holes)
-        return ids, counts, hole_a, hole_b, n_holes
-
-    def splice(self, ids, starts, stops, hole_ids, hole_off):
-        return self._tn.splice(ids, starts, stops, hole_ids, hole_off)
+    cls: np.ndarray  # uint8[256]: WORD, SPACE, DROP, PUNCT or HIGH
+    low: np.ndarray  # uint8[256]: the byte after lowercasing (if the tokenizer lowercases)
+    added_first: np.ndarray  # bool[256]: an added token starts with this (normalized) byte
+    added_bytes: np.ndarray  # uint8: the added tokens, normalized, back to back
+    added_off: np.ndarray  # int64[n + 1]
 
 
-# Below this many bytes a batch is tokenized on the calling thread alone.
-_PARALLEL_BYTES = 1 << 15
+class Vocab(NamedTuple):
+    """WordPiece vocabulary as an open-addressing hash table of FNV-1a hashes."""
+
+    slot_entry: np.ndarray  # int32[slots]: entry index or -1
+    slot_hash: np.ndarray  # uint64[slots]
+    data: np.ndarray  # uint8: entries' UTF-8 bytes back to back
+    offsets: np.ndarray  # int64[n + 1]
+    ids: np.ndarray  # int32[n]: token id of each entry
+    prefix: np.ndarray  # uint8: continuing-subword prefix ("##")
+    prefix_hash: np.uint64
+    unk: np.int32
+    max_chars: np.int64  # max_input_chars_per_word
+    max_entry: np.int64  # longest entry in bytes
+
+
+def _fnv1a(data: bytes, h: int = FNV_OFFSET) -> int:
+    for c in data:
+        h = ((h ^ c) * FNV_PRIME) & _MASK64
+    return h
+
+
+def byte_classes(lowercase: bool, added: Sequence[str] = ()) -> ByteClasses:
+    """How BertNormalizer + BertPreTokenizer see each ASCII byte (non-ASCII bytes are HIGH)."""
+    cls = np.full(256, WORD, dtype=np.uint8)
+    cls[128:] = HIGH
+    cls[:32] = DROP  # control characters (category Cc) are removed by clean_text
+    cls[127] = DROP
+    for c in b" \t\n\r":
+        cls[c] = SPACE
+    for c in b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~":
+        cls[c] = PUNCT
+    low = np.arange(256, dtype=np.uint8)
+    if lowercase:
+        low[65:91] += 32
+    raw = [a.encode("ascii") for a in added]
+    first = np.zeros(256, dtype=np.bool_)
+    for a in raw:
+        first[a[0]] = True
+    added_off = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(a) for a in raw], out=added_off[1:])
+    return ByteClasses(cls, low, first, np.frombuffer(b"".join(raw), dtype=np.uint8).copy(), added_off)
+
+
+def wordpiece_tables(settings: dict) -> tuple[ByteClasses, Vocab]:
+    """The jitted WordPiece's tables for :func:`fast_path_spec` settings (NumPy only, ~50 ms)."""
+    entries = sorted(settings["vocab"].items(), key=lambda kv: kv[1])
+    raw = [text.encode("utf-8") for text, _ in entries]
+    offsets = np.zeros(len(raw) + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in raw], out=offsets[1:])
+    n_slots = 1 << max(1, (4 * len(raw) - 1).bit_length())
+    slot_entry = np.full(n_slots, -1, dtype=np.int32)
+    slot_hash = np.zeros(n_slots, dtype=np.uint64)
+    mask = n_slots - 1
+    entry_list, hash_list = slot_entry.tolist(), slot_hash.tolist()  # Python lists: fast scalar writes
+    for k, r in enumerate(raw):
+        h = _fnv1a(r)
+        j = h & mask
+        while entry_list[j] != -1:
+            j = (j + 1) & mask
+        entry_list[j], hash_list[j] = k, h
+    prefix = settings["prefix"].encode("utf-8")
+    vocab = Vocab(
+        np.array(entry_list, dtype=np.int32), np.array(hash_list, dtype=np.uint64),
+        np.frombuffer(b"".join(raw), dtype=np.uint8).copy(), offsets,
+        np.array([i for _, i in entries], dtype=np.int32), np.frombuffer(prefix, dtype=np.uint8).copy(),
+        np.uint64(_fnv1a(prefix)), np.int32(settings["vocab"][settings["unk"]]),
+        np.int64(settings["max_chars"]), np.int64(max(map(len, raw))),
+    )
+    return byte_classes(settings["lowercase"], settings["added"]), vocab
 
 
 class TextTokenizer:
@@ -193,34 +256,26 @@ class TextTokenizer:
     ----------
     tokenizer : tokenizers.Tokenizer
         As returned by :func:`load_tokenizer` (padding off).
-    cache_size : int
-        Most whitespace-separated chunks remembered; 0 disables the chunk
-        path (and the fast path). The cache is emptied when it outgrows this size.
-    fast : bool, optional
-        Use the numba WordPiece for ASCII chunks (True loads numba now).
-        Default: when the configuration is supported (:func:`fast_path_spec`)
-        and numba is loaded, now or later by :meth:`enable_fast`.
+    cache_bytes : int, optional
+        Most memory the chunk cache may hold, in bytes (default
+        ``$SSE_NP_TOKEN_CACHE_BYTES`` or 64 MiB); 0 disables the chunk path.
+        When full, the cache starts afresh. Chunks over 64 characters are
+        never cached.
     """
 
-    def __init__(self, tokenizer: Tokenizer, cache_size: int = DEFAULT_CACHE_SIZE, fast: bool | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, cache_bytes: int | None = None) -> None:
         self.tokenizer = tokenizer
-        self.cache_size = cache_size
+        self.cache_bytes = _default_cache_bytes() if cache_bytes is None else int(cache_bytes)
         spec = json.loads(tokenizer.to_str())
-        self._chunked = cache_size > 0 and _chunkable(spec)
-        self._cache: dict[str, list[int]] = {}
-        self._fast = None
-        self._fast_settings = settings = fast_path_spec(spec) if self._chunked and fast is not False else None
-        if fast and settings is None:
-            raise ValueError("the fast path needs cache_size > 0 and a tokenizer.json configuration it "
-                             "reproduces (see sse_np.tokenizing.fast_path_spec); this one is not")
-        if self._chunked:
+        self.chunked = self.cache_bytes > 0 and _chunkable(spec)
+        #: Settings for the jitted WordPiece, or None when this configuration is not supported.
+        self.fast_spec = fast_path_spec(spec) if self.chunked else None
+        self._cache: dict[str, bytes] = {}
+        self._cache_used = 0
+        if self.chunked:
             # Chunks are cached whole; truncation applies to texts, afterwards.
             self._chunk_tokenizer = Tokenizer.from_str(tokenizer.to_str())
             self._chunk_tokenizer.no_truncation()
-            if fast and not kernels.numba_enabled():
-                raise ValueError("fast=True needs numba (installed, and SSE_NP_DISABLE_NUMBA not set)")
-            if settings is not None and kernels.numba_loaded():
-                self._fast = _FastWordPiece(settings)
         trunc = tokenizer.truncation
         self._max_len = trunc["max_length"] if trunc else None
         self._keep_end = bool(trunc) and trunc.get("direction") == "left"
@@ -228,23 +283,27 @@ class TextTokenizer:
         self._encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
 
     @property
-    def fast(self) -> bool:
-        """Whether the numba WordPiece fast path is in use."""
-        return self._fast is not None
-
-    def enable_fast(self) -> bool:
-        """Build the fast path's tables if the configuration allows it (loads numba).
-
-        Returns whether the fast path is now in use. Safe to call from any
-        thread: the tables are published in one assignment when complete.
-        """
-        if self._fast is None and self._fast_settings is not None and kernels.numba_enabled():
-            self._fast = _FastWordPiece(self._fast_settings)
-        return self._fast is not None
+    def cache_used(self) -> int:
+        """Bytes the chunk cache holds now (estimated from object sizes)."""
+        return self._cache_used
 
     def clear_cache(self) -> None:
         """Forget remembered chunks."""
-        self._cache = {}
+        self._cache, self._cache_used = {}, 0
+
+    @property
+    def truncation(self) -> tuple[int, bool]:
+        """(max_length or -1, keep the end) as ``tokenizer.json`` configures truncation."""
+        return (-1 if self._max_len is None else self._max_len), self._keep_end
+
+    def window(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Truncate the bags ``[starts, stops)`` as the tokenizer would."""
+        if self._max_len is not None:
+            if self._keep_end:
+                starts = np.maximum(starts, stops - self._max_len)
+            else:
+                stops = np.minimum(stops, starts + self._max_len)
+        return starts, stops
 
     def __call__(self, texts: Sequence[str], start: int = 0, threads: int | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
@@ -257,7 +316,7 @@ class TextTokenizer:
         start : int
             Index of ``texts[0]`` in the caller's input, used in error messages.
         threads : int, optional
-            Most threads for the fast path (1: the calling thread only).
+            1 keeps ``tokenizers`` on the calling thread for small batches.
 
         Returns
         -------
@@ -265,33 +324,19 @@ class TextTokenizer:
         offsets : ndarray (len(texts) + 1,) int64
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
-        ids, starts, stops = self.bags(texts, start, threads)
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(stops - starts, out=offsets[1:])
-        if len(texts) and (starts[0] != 0 or not np.array_equal(starts[1:], stops[:-1])):
-            ids = np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())]).astype(np.int32)
+        if self.chunked:
+            per_text = self._by_chunks(texts, start, threads)
         else:
-            ids = ids[: offsets[-1]]
-        return ids, offsets
-
-    def bags(self, texts: Sequence[str], start: int = 0, threads: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Like ``__call__`` but without compacting: text ``i`` is ``ids[starts[i]:stops[i]]``."""
-        if self._fast is not None:
-            ids, starts, stops = self._by_fast_path(texts, start, threads)
-            return (ids, *self.window(starts, stops))
-        per_text = self._by_chunks(texts, start, threads) if self._chunked else self._encode_checked(list(texts), start)
-        starts = np.zeros(len(per_text), dtype=np.int64)
-        stops = np.cumsum([len(x) for x in per_text], dtype=np.int64)
-        starts[1:] = stops[:-1]
-        ids = np.fromiter(chain.from_iterable(per_text), dtype=np.int32, count=int(stops[-1]) if len(stops) else 0)
-        return ids, starts, stops  # already truncated
+            per_text = [np.asarray(ids, dtype=np.int32).tobytes() for ids in self._encode_checked(list(texts), start)]
+        offsets = np.zeros(len(per_text) + 1, dtype=np.int64)
+        np.cumsum([len(p) // 4 for p in per_text], out=offsets[1:])
+        return np.frombuffer(b"".join(per_text), dtype=np.int32), offsets
 
     def _encode_checked(self, texts: list[str], start: int) -> list[list[int]]:
         try:
             return [e.ids for e in self._encode(texts, add_special_tokens=False)]
         except TypeError:
-            raise _explain_failure(texts, start) from None
+            raise explain_failure(texts, start) from None
 
     def _encode_chunks(self, chunks: list[str], threads: int | None = None) -> list[list[int]]:
         """Ids of each chunk on its own (no truncation)."""
@@ -308,93 +353,53 @@ class TextTokenizer:
             out[k].append(token)
         return out
 
-    def _chunk_ids(self, chunks: Iterable[str], texts: Sequence[str], start: int, threads: int | None):
-        """``cache.__getitem__`` after making sure every chunk in ``chunks`` is cached."""
-        cache = self._cache
-        batch_chunks = set(chunks)
-        new = batch_chunks.difference(cache)
-        if new and len(cache) + len(new) > self.cache_size:
-            # Full: start afresh with this batch's chunks (a cheap bound on memory).
-            cache = self._cache = {}
-            new = batch_chunks
-        if new:
-            new = list(new)
-            try:
-                found = self._encode_chunks(new, threads)
-            except (TypeError, ValueError):
-                self._encode_checked(list(texts), start)  # names the offending text
-                raise
-            cache.update(zip(new, found))
-        return cache.__getitem__
+    def chunk_ids(self, chunks: Iterable[str], texts: Sequence[str], start: int, threads: int | None):
+        """A lookup ``chunk -> int32 ids as bytes`` covering every chunk in ``chunks``.
 
-    def _by_chunks(self, texts: Sequence[str], start: int, threads: int | None) -> list[list[int]]:
-        chunked = [_CHUNKS(t) for t in texts]
-        get = self._chunk_ids(chain.from_iterable(chunked), texts, start, threads)
-        per_text = [list(chain.from_iterable(map(get, chunks))) for chunks in chunked]
-        if self._max_len is not None:
-            n = self._max_len
-            per_text = [ids[-n:] if self._keep_end and len(ids) > n else ids[:n] for ids in per_text]
-        return per_text
-
-    def _by_fast_path(self, texts: Sequence[str], start: int, threads: int | None):
-        data, text_off = self.utf8(texts, start)
-        ids, counts, hole_a, hole_b, n_holes = self._fast(data, text_off, threads)
-        starts = text_off[:-1]
-        stops = starts + counts
-        if n_holes.any():
-            ids, offsets = self.fill_holes(data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes)
-            starts, stops = offsets[:-1], offsets[1:]
-        return ids, starts, stops
-
-    # -- pieces of the fast path, also used by ``kernels.embed`` -------------
-    @property
-    def fast_tables(self):
-        """The fast path's tables (``_FastWordPiece``), or None when it is off."""
-        return self._fast
-
-    @staticmethod
-    def utf8(texts: Sequence[str], start: int = 0) -> tuple[bytes, np.ndarray]:
-        """All texts as one UTF-8 buffer and the ``n + 1`` byte offsets of each."""
-        try:
-            raw = [t.encode("utf-8") for t in texts]
-        except UnicodeEncodeError:
-            raise _explain_failure(texts, start) from None
-        text_off = np.zeros(len(raw) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in raw], out=text_off[1:])
-        return b"".join(raw), text_off
-
-    @property
-    def truncation(self) -> tuple[int, bool]:
-        """(max_length or -1, keep the end) as ``tokenizer.json`` configures truncation."""
-        return (-1 if self._max_len is None else self._max_len), self._keep_end
-
-    def window(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Truncate the bags ``[starts, stops)`` as the tokenizer would."""
-        if self._max_len is not None:
-            if self._keep_end:
-                starts = np.maximum(starts, stops - self._max_len)
-            else:
-                stops = np.minimum(stops, starts + self._max_len)
-        return starts, stops
-
-    def fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
-        """Put the ids ``tokenizers`` gives each hole chunk (through the cache) in place of its marker.
-
-        ``ids[starts[i]:stops[i]]`` is text i's fast-path output, with its
-        ``n_holes[i]`` holes' byte ranges at ``hole_a/hole_b[starts[i]:]``.
-        Returns the compacted ``(ids, offsets)``, not truncated.
+        ``texts``/``start`` only serve to name a text ``tokenizers`` refuses.
         """
-        first = np.cumsum(n_holes) - n_holes
-        where = np.repeat(starts - first, n_holes) + np.arange(int(first[-1] + n_holes[-1]))
-        chunks = [data[a:b].decode("utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
-        get = self._chunk_ids(chunks, texts, start, threads)
-        pieces = list(map(get, chunks))
-        hole_off = np.zeros(len(pieces) + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in pieces], out=hole_off[1:])
-        hole_ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=int(hole_off[-1]))
-        return self._fast.splice(ids, starts, stops, hole_ids, hole_off)
+        cache = self._cache
+        wanted = set(chunks)
+        new = [c for c in wanted if c not in cache]
+        if not new:
+            return cache.__getitem__
+        try:
+            found = self._encode_chunks(new, threads)
+        except (TypeError, ValueError):
+            self._encode_checked(list(texts), start)  # names the offending text
+            raise
+        fresh = {c: np.asarray(ids, dtype=np.int32).tobytes() for c, ids in zip(new, found)}
+        added = sum(sys.getsizeof(c) + sys.getsizeof(ids) + _ENTRY_OVERHEAD
+                    for c, ids in fresh.items() if len(c) <= _CACHE_CHUNK_CHARS)
+        if self._cache_used + added > self.cache_bytes:
+            # Full: start afresh (a cheap, hard bound on memory); this batch's
+            # chunks already cached stay in its own lookup.
+            batch = {c: cache[c] for c in wanted if c in cache}
+            batch.update(fresh)
+            cache = self._cache = {}
+            self._cache_used = 0
+            if added > self.cache_bytes:  # this batch alone is larger: remember none of it
+                return batch.__getitem__
+        else:
+            batch = None
+        for c, ids in fresh.items():
+            if len(c) <= _CACHE_CHUNK_CHARS:
+                cache[c] = ids
+        self._cache_used += added
+        if batch is not None:
+            return batch.__getitem__
+        return lambda c: fresh[c] if c in fresh else cache[c]
+
+    def _by_chunks(self, texts: Sequence[str], start: int, threads: int | None) -> list[bytes]:
+        chunked = [_CHUNKS(t) for t in texts]
+        get = self.chunk_ids(chain.from_iterable(chunked), texts, start, threads)
+        per_text = [b"".join(map(get, chunks)) for chunks in chunked]
+        if self._max_len is not None:
+            n = 4 * self._max_len
+            per_text = [ids[len(ids) - n:] if self._keep_end and len(ids) > n else ids[:n] for ids in per_text]
+        return per_text
 
 
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str], start: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Token ids of ``texts`` without a chunk cache (see :class:`TextTokenizer`)."""
-    return TextTokenizer(tokenizer, cache_size=0)(texts, start)
+    return TextTokenizer(tokenizer, cache_bytes=0)(texts, start)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from sse_np import kernels
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -119,10 +118,7 @@ def backend(request, monkeypatch):
     else:
         monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")
         monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
     yield request.param
-    assert kernels.backend() == request.param
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
 
 
 def _shared_texts(limit_docs: int) -> list[str]:
@@ -195,3 +191,20 @@ def varied_texts(n_random: int = 1500, limit_docs: int = 250, seed: int = 7) -> 
 @pytest.fixture(scope="session")
 def texts() -> list[str]:
     return varied_texts()
+
+
+# -- first contact: a fresh Python with only the run-time dependencies ------------
+@pytest.fixture(scope="session")
+def runtime_env(tmp_path_factory):
+    """A :class:`runtime_env.RuntimeEnv`: symlinks to exactly sse_np's run-time closure (built once)."""
+    from runtime_env import RuntimeEnv
+
+    return RuntimeEnv.build(tmp_path_factory.mktemp("runtime") / "site")
+
+
+@pytest.fixture(scope="session")
+def slim_env(tmp_path_factory):
+    """The README's slim install: the run-time closure without numba (and llvmlite)."""
+    from runtime_env import RuntimeEnv
+
+    return RuntimeEnv.build(tmp_path_factory.mktemp("runtime_slim") / "site", without=("numba",))

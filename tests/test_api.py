@@ -171,7 +171,7 @@ def test_import_and_encode_never_import_torch(full_small):
         "import sys, sse_np\n"
         f"m = sse_np.load({str(full_small[0])!r})\n"
         "v = m.encode(['hello world'] * 100, dim=32)\n"
-        "print(sse_np.kernels.backend(), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+        "print(m.warmup(), 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
     assert _run(code, SSE_NP_DISABLE_NUMBA="0") == "numba False False"
 
@@ -181,7 +181,7 @@ def test_numpy_path_does_not_import_numba(full_small):
         "import sys, sse_np\n"
         f"m = sse_np.load({str(full_small[0])!r})\n"
         "v = m.encode(['hello world'], dim=32)\n"
-        "print(sse_np.kernels.backend(), 'numba' in sys.modules, 'torch' in sys.modules)\n"
+        "print(m.warmup(), 'numba' in sys.modules, 'torch' in sys.modules)\n"
     )
     assert _run(code, SSE_NP_DISABLE_NUMBA="1") == "numpy False False"
 
@@ -216,3 +216,33 @@ def test_threads_setting(full_small, monkeypatch):
     for bad, err in [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]:
         with pytest.raises(err, match="threads"):
             sse_np.load(full_small[0], threads=bad)
+
+
+def test_unordered_or_keyed_containers_are_refused(full_small):
+    """A mapping would encode its keys and a set would come back in no defined order: TypeError with a hint."""
+    model = sse_np.load(full_small[0], backend="numpy")
+    for bad, hint in [({"text": "hello"}, "mapping"), ({"a", "b"}, "unordered"), (frozenset({"a"}), "unordered"),
+                      ({"text": "hello"}.keys(), "unordered")]:
+        with pytest.raises(TypeError, match=hint):
+            model.encode(bad)
+        with pytest.raises(TypeError, match=hint):
+            model.tokenize(bad)
+    with pytest.raises(TypeError, match="mapping"):
+        sse_np.encode({"text": "hello"})
+    with pytest.raises(TypeError, match="1-D array"):
+        model.encode(np.array([["a", "b"]]))
+    # Ordered containers of texts are fine, in order: list, tuple, dict values, generator, 1-D array.
+    want = model.encode(["x", "y"], 16)
+    for good in (("x", "y"), {"k1": "x", "k2": "y"}.values(), (t for t in ["x", "y"]), np.array(["x", "y"])):
+        assert model.encode(good, 16).tobytes() == want.tobytes()
+
+
+def test_old_evaluation_names_warn_and_still_work():
+    import sse_np.eval
+
+    for name in ("evaluate", "format_report", "load_beir", "write_beir", "DEFAULT_DIMS", "METRICS"):
+        with pytest.warns(DeprecationWarning, match=f"sse_np.{name} moved to sse_np.eval.{name}"):
+            assert getattr(sse_np, name) is getattr(sse_np.eval, name)
+    with pytest.raises(AttributeError):
+        sse_np.no_such_name  # noqa: B018
+    assert len(sse_np.__all__) <= 16  # was 20, 10 of them evaluation

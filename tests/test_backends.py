@@ -59,8 +59,8 @@ def test_backends_agree_bit_for_bit(stored, texts, threads):
     texts = [t for t in texts if t.encode("utf-8", "surrogatepass") == t.encode("utf-8", "ignore")]
     fast = sse_np.load(stored, backend="numba", threads=threads)
     slow = sse_np.load(stored, backend="numpy", threads=threads)
-    assert fast._tokenize.fast and not slow._tokenize.fast
-    for dim in (96, 64, 31):
+    assert fast.engine.fast and not slow.engine.fast
+    for dim in (96, 64, 31, 1):
         for normalize in (True, False):
             a = fast.encode(texts, dim, normalize=normalize)
             b = slow.encode(texts, dim, normalize=normalize)
@@ -86,7 +86,7 @@ def test_auto_answers_on_numpy_then_switches(full_small):
         print("numba" in sys.modules)
         texts = ["first request", "naïve café", ""]
         first = m.encode(texts, 32)
-        print(m._warm_thread is not None)
+        print(m.engine.status == "loading")
         assert m.warmup() == "numba"
         later = m.encode(texts, 32)
         ref = sse_np.load({str(full_small[0])!r}, backend="numpy").encode(texts, 32)
@@ -98,16 +98,17 @@ def test_auto_answers_on_numpy_then_switches(full_small):
 
 def test_auto_waits_for_numba_on_a_large_call(full_small):
     out = _run(f"""
-        import sse_np, sse_np.model
-        sse_np.model._WAIT_FOR_NUMBA_CHARS = 100
+        import time, sse_np, sse_np.engine
+        sse_np.engine.WAIT_FOR_NUMBA_CHARS = 100
         m = sse_np.load({str(full_small[0])!r})
         m.encode(["short"], 32)          # small: NumPy, warm-up in the background
-        m._warm_thread.join()
+        print(m.engine.status)
+        m.warmup()                       # waits for the background thread
         n = sse_np.load({str(full_small[0])!r})
         n.encode(["a longer text " * 10], 32)   # large: loads numba first, no thread
-        print(m._warm.is_set(), n._warm.is_set(), n._warm_thread is None)
+        print(m.engine.status, n.engine.status)
     """, _NO_BACKEND_ENV)
-    assert out.stdout.split() == ["True", "True", "True"]
+    assert out.stdout.split() == ["loading", "numba", "numba"]
 
 
 def test_calls_never_wait_for_a_background_warm_up(full_small, monkeypatch):
@@ -115,14 +116,14 @@ def test_calls_never_wait_for_a_background_warm_up(full_small, monkeypatch):
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
     release, entered = threading.Event(), threading.Event()
-    real = sse_np.SSEModel._run_kernels_once
+    real = sse_np.engine.exercise
 
-    def slow_kernels(self):
+    def slow_kernels(backend):
         entered.set()
         assert release.wait(60)
-        real(self)
+        real(backend)
 
-    monkeypatch.setattr(sse_np.SSEModel, "_run_kernels_once", slow_kernels)
+    monkeypatch.setattr(sse_np.engine, "exercise", slow_kernels)
     model = sse_np.load(full_small[0])
     ref = sse_np.load(full_small[0], backend="numpy")
     first = model.encode(["one"], 32)
@@ -131,10 +132,9 @@ def test_calls_never_wait_for_a_background_warm_up(full_small, monkeypatch):
     caller = threading.Thread(target=lambda: done.append(model.encode(["two", "three"], 32)))
     caller.start()
     caller.join(60)
-    assert done and not model._warm.is_set(), "a call waited for numba to load"
+    assert done and model.engine.status == "loading", "a call waited for numba to load"
     release.set()
-    model._warm_thread.join(60)
-    assert model._warm.is_set()
+    assert model.warmup() == "numba" and model.engine.status == "numba"
     assert first.tobytes() == ref.encode(["one"], 32).tobytes()
     assert done[0].tobytes() == ref.encode(["two", "three"], 32).tobytes()
 
@@ -143,17 +143,17 @@ def test_a_failed_warm_up_stays_on_numpy(full_small, monkeypatch):
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
 
-    def broken(self):
+    def broken(backend):
         raise RuntimeError("no locator available for file")
 
-    monkeypatch.setattr(sse_np.SSEModel, "_run_kernels_once", broken)
-    monkeypatch.setattr(sse_np.model, "_WAIT_FOR_NUMBA_CHARS", 10)
+    monkeypatch.setattr(sse_np.engine, "exercise", broken)
+    monkeypatch.setattr(sse_np.engine, "WAIT_FOR_NUMBA_CHARS", 10)
     model = sse_np.load(full_small[0])
     texts = ["a text longer than ten characters", "b"]
     with pytest.warns(RuntimeWarning, match="numba kernels failed to load .*no locator"):
         got = model.encode(texts, 32)  # large: tries numba in this call, falls back
     assert got.tobytes() == sse_np.load(full_small[0], backend="numpy").encode(texts, 32).tobytes()
-    assert not model._warm.is_set() and model._warm_thread is None
+    assert model.engine.status == "failed"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.encode(texts, 32)  # no second attempt, no second warning
@@ -168,25 +168,25 @@ def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
         m.encode(["x " * 2_000_000], 32)
         print("numba" in sys.modules, m.warmup())
         n = sse_np.load({str(full_small[0])!r}, backend="numba")
-        print("numba" in sys.modules, n._warm.is_set())
+        print("numba" in sys.modules, n.engine.status == "numba")
     """, _NO_BACKEND_ENV)
     assert out.stdout.split() == ["False", "numpy", "True", "True"]
 
 
 def test_auto_without_numba_installed_looks_for_it_once(full_small, monkeypatch):
     """A slim install (no numba): NumPy answers, and the import system is searched once, not per call."""
-    from sse_np import kernels
+    import sse_np.engine as engine
 
     searched: list[str] = []
-    monkeypatch.setattr(kernels, "find_spec", lambda name: searched.append(name))  # -> None: not installed
-    monkeypatch.setattr(kernels, "_numba_state", "unknown")
+    monkeypatch.setattr(engine, "find_spec", lambda name: searched.append(name))  # -> None: not installed
+    monkeypatch.setattr(engine, "_numba_state", "unknown")
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
     model = sse_np.load(full_small[0])
     ref = sse_np.load(full_small[0], backend="numpy")
     for text in ("one", "two", "three " * 10):
         assert model.encode([text], 32).tobytes() == ref.encode([text], 32).tobytes()
-    assert searched == ["numba"] and model._warm_thread is None and model.warmup() == "numpy"
+    assert searched == ["numba"] and model.engine.status == "numpy" and model.warmup() == "numpy"
 
 
 def test_backend_setting_is_validated(full_small, monkeypatch):
@@ -209,11 +209,11 @@ def test_fork_while_numba_loads(full_small):
         pid = os.fork()
         if pid == 0:
             b = m.encode(["fork me"] * 3000, 32)
-            os._exit(0 if b[:3].tobytes() == a.tobytes() and m._warm.is_set() else 3)
+            os._exit(0 if b[:3].tobytes() == a.tobytes() else 3)
         _, status = os.waitpid(pid, 0)
-        print(os.waitstatus_to_exitcode(status), m._warm.is_set())
+        print(os.waitstatus_to_exitcode(status), m.warmup())
     """, _NO_BACKEND_ENV)
-    assert out.stdout.split() == ["0", "True"]
+    assert out.stdout.split() == ["0", "numba"]
     assert out.stderr == ""
 
 
@@ -278,12 +278,13 @@ def test_read_only_install_caches_numba_kernels_in_temp():
         tmp.chmod(0o777)
         script = textwrap.dedent(f"""
             import json, sys, sse_np, numpy as np
-            from sse_np import kernels
-            m = sse_np.load({str(model_dir)!r}, backend="numba")
+            m = sse_np.load({str(model_dir)!r}, backend="numba")  # imports the kernels, cache settled first
+            import numba
+            from sse_np.engine import cache, pooling, wordpiece
             v = m.encode(["read-only install", "café"], 64)
-            import sse_np.kernels_numba as kn
-            print(json.dumps({{"file": sse_np.__file__, "cache": kernels.numba_cache_dir(),
-                              "misses": sum(len(f.stats.cache_misses) for f in (kn.embed_serial, kn.embed_parallel)),
+            kernels = (pooling.embed_range, pooling.pool_range, pooling.scale_normalize, wordpiece.splice)
+            print(json.dumps({{"file": sse_np.__file__, "cache": cache.cache_dir(numba),
+                              "misses": sum(len(f.stats.cache_misses) for f in kernels),
                               "v": v.tolist()}}))
         """)
         env = {k: v for k, v in os.environ.items()
@@ -300,8 +301,8 @@ def test_read_only_install_caches_numba_kernels_in_temp():
         #    kernels in sse_np/__pycache__ (a warm cache shipped in the image).
         first = run(unprivileged=False)
         assert first["file"].startswith(str(site))
-        assert first["cache"] == str(site / "sse_np" / "__pycache__")
-        shipped = sorted(p.name for p in (site / "sse_np" / "__pycache__").glob("*.nb[ic]"))
+        assert first["cache"] == str(site / "sse_np" / "engine" / "__pycache__")
+        shipped = sorted(p.name for p in (site / "sse_np" / "engine" / "__pycache__").glob("*.nb[ic]"))
         assert shipped
         # 2. Run time, as an ordinary user: all read-only but TMPDIR, home too.
         #    (Without the fallback numba raises "no locator available".)
@@ -324,3 +325,58 @@ def test_read_only_install_caches_numba_kernels_in_temp():
             except OSError:
                 pass
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_fork_pool_after_parallel_encode(full_small, backend):
+    """After a parallel-sized encode, a fork pool's children encode (no OpenMP layer to break them)."""
+    out = _run(f"""
+        import multiprocessing, numpy as np, sse_np
+        m = sse_np.load({str(full_small[0])!r}, backend={backend!r}, threads=2)
+        texts = [f"text {{i}} with a few words, some café" for i in range(20000)]
+        want = m.encode(texts, 32)                      # large: split over 2 threads
+        def work(chunk):
+            return m.encode(chunk, 32)
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            parts = pool.map_async(work, [texts[i:i + 5000] for i in range(0, 20000, 5000)]).get(120)
+        print(np.concatenate(parts).tobytes() == want.tobytes())
+    """, _NO_BACKEND_ENV)
+    assert out.stdout.split() == ["True"]
+    assert "unsafe" not in out.stderr and "OpenMP" not in out.stderr
+
+
+def test_kernels_run_as_python_under_numba_disable_jit(full_small):
+    """pynndescent's rule: the kernels are plain Python too (NUMBA_DISABLE_JIT), with the same bits."""
+    out = _run(f"""
+        import warnings, numpy as np, sse_np
+        warnings.simplefilter("ignore", RuntimeWarning)  # uint64 hash arithmetic wraps by design
+        texts = ["plain ascii words", "naïve café [CLS] mixed", "", "a" * 150, "punct!? (yes)"]
+        m = sse_np.load({str(full_small[0])!r}, backend="numba")
+        ref = sse_np.load({str(full_small[0])!r}, backend="numpy")
+        same = all(m.encode(texts, d, normalize=n).tobytes() == ref.encode(texts, d, normalize=n).tobytes()
+                   for d in (48, 1) for n in (True, False))
+        ids, off = m.tokenize(texts)
+        rid, roff = ref.tokenize(texts)
+        print(m.engine.status, same, np.array_equal(ids, rid) and np.array_equal(off, roff))
+    """, {**_NO_BACKEND_ENV, "NUMBA_DISABLE_JIT": "1"})
+    assert out.stdout.split() == ["numba", "True", "True"]
+
+
+def test_encode_with_progress_says_when_kernels_compile(full_small, monkeypatch, tmp_path, capsys):
+    """No stamp for this model's kernels (as on a new machine): encode(show_progress_bar=True) says so, once."""
+    import sse_np.engine as engine
+    from sse_np.engine import cache
+
+    monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
+    monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
+    monkeypatch.setattr(engine, "WAIT_FOR_NUMBA_CHARS", 10)  # this call waits for numba: deterministic
+    monkeypatch.setattr(cache, "stamp_path", lambda numba, signature: tmp_path / "fresh.stamp")
+    model = sse_np.load(full_small[0])
+    model.encode(["a text long enough to wait for numba"] * 3, 32, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert err.count("compiling kernels for this machine (one time, ~") == 1, err
+    assert (tmp_path / "fresh.stamp").is_file() and model.engine.status == "numba"
+    again = sse_np.load(full_small[0])
+    again.encode(["a text long enough to wait for numba"] * 3, 32, show_progress_bar=True)
+    assert "compiling" not in capsys.readouterr().err

@@ -271,7 +271,8 @@ def test_encode_empty_input_and_progress(model_dir: Path, tmp_path: Path, capsys
     src.write_text("a\nb\nc\n", encoding="utf-8")
     assert main(["encode", str(src), "-o", str(out), "--model", str(model_dir), "--progress"]) == 0
     err = capsys.readouterr().err
-    assert "100.0% encoded 3 texts" in err
+    assert "encode 6/6 B (100.0%)" in err and "3 texts" in err  # plain lines: stderr is not a terminal
+    assert "\r" not in err
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)  # a normal file mode, not mkstemp's
 
 
@@ -299,7 +300,8 @@ def test_progress_shows_on_a_terminal_by_default(model_dir: Path, tmp_path: Path
     finally:
         os.close(master)
     assert done.returncode == 0
-    assert "100.0% encoded 3,000 texts" in err.decode()
+    text = err.decode()
+    assert "100%|" in text and "3,000 texts" in text and "\r" in text  # tqdm's bar, redrawn in place
 
 
 def _peak_rss_mib(lines: int, model_dir: Path, tmp_path: Path) -> float:
@@ -350,7 +352,7 @@ def test_info_json_engine_facts(model_dir: Path, capsys: pytest.CaptureFixture[s
     assert info["tokenizer"]["lowercase"] is True and info["tokenizer"]["numba fast path"] == "supported"
     assert info["tokenizer"]["truncation"] == "128 tokens, keep start"
     if importlib.util.find_spec("numba") and not os.environ.get("SSE_NP_DISABLE_NUMBA"):
-        assert info["backend"].endswith("(numba loaded)")
+        assert info["backend"] == "auto (now: numba)"
         assert Path(info["numba cache"]).is_dir()
     assert info["sse_np"] == sse_np.__version__
 
@@ -371,6 +373,18 @@ def test_warmup_loads_numba_kernels(model_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("backend numba; numba kernels cached in ")
     assert Path(done.stdout.split(" in ", 1)[1].strip()).is_dir()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+def test_cli_says_once_that_kernels_compile(model_dir: Path, tmp_path: Path) -> None:
+    """An empty numba cache: one line on stderr while compiling; a warm one: silence."""
+    env = {"SSE_NP_DISABLE_NUMBA": "", "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    first = _run_module(["warmup", "--model", str(model_dir)], env)
+    assert first.returncode == 0, first.stderr
+    notes = [line for line in first.stderr.splitlines() if "compiling" in line]
+    assert notes == ["sse-np: compiling kernels for this machine (one time, ~5 s)"], first.stderr
+    again = _run_module(["warmup", "--model", str(model_dir)], env)
+    assert again.returncode == 0 and "compiling" not in again.stderr
 
 
 def test_bench_runs_the_checkout_suite(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Tests of sse_np.evaluate: BEIR loading, exact top-k, metrics, end-to-end runs.
+"""Tests of sse_np.eval: BEIR loading, exact top-k, metrics, end-to-end runs.
 
 Metrics are checked on hand-computed cases and against pytrec_eval (the
 trec_eval bindings BEIR uses) on real runs over the shared datasets.
@@ -17,7 +17,7 @@ import pytest
 
 import sse_np
 from conftest import make_random_model
-from sse_np.evaluate import (
+from sse_np.eval import (
     DEFAULT_DIMS,
     METRICS,
     DataError,
@@ -527,7 +527,7 @@ def test_sentence_transformers_evaluator_differences(model: sse_np.SSEModel) -> 
 
 
 def test_write_beir_round_trip(tmp_path: Path) -> None:
-    from sse_np.evaluate import write_beir
+    from sse_np.eval import write_beir
 
     folder = write_beir(
         tmp_path / "nano",
@@ -547,3 +547,48 @@ def test_evaluate_refuses_dataset_without_judged_queries(model: sse_np.SSEModel,
     folder = write_beir(tmp_path / "nojudged", TINY_CORPUS, TINY_QUERIES, [("q1", "d1", 0)])
     with pytest.raises(DataError, match="test.tsv: no query has a judgment with score > 0"):
         evaluate(model, folder, dims=(8,))
+
+
+def test_precisions_report_quality_and_bytes(model: sse_np.SSEModel, tmp_path: Path) -> None:
+    """--precision: every precision x dim has metrics and bytes per document; rankings follow the recipes."""
+    try:
+        from sentence_transformers.util.quantization import quantize_embeddings as st_quantize
+    except ImportError:  # older releases
+        from sentence_transformers.quantization import quantize_embeddings as st_quantize
+
+    from sse_np.eval.runner import _search_and_score
+
+    rng = np.random.default_rng(4)
+    words = "cat dog pie stock market recipe bark purr kitten apple share fell sleep day young".split()
+    corpus = [{"_id": f"d{i}", "text": " ".join(rng.choice(words, 6))} for i in range(300)]
+    queries = [{"_id": f"q{i}", "text": " ".join(rng.choice(words, 3))} for i in range(20)]
+    qrels = [(f"q{i}", f"d{rng.integers(300)}", 1) for i in range(20)]
+    path = write_beir(tmp_path / "rand", corpus, queries, qrels)
+    report = evaluate(model, [path], dims=(64, 16), precisions=("float32", "int8", "binary"))
+    assert report["precisions"] == ["float32", "int8", "binary"]
+    assert report["bytes_per_doc"] == {"float32": {64: 256, 16: 64}, "int8": {64: 64, 16: 16}, "binary": {64: 8, 16: 2}}
+    assert report["mean_by_precision"]["float32"] == report["mean"]
+    for p in ("int8", "binary"):
+        for dim in (64, 16):
+            assert set(report["mean_by_precision"][p][dim]) == set(METRICS)
+    assert "nDCG@10 by precision" in format_report(report)
+    plot_report(report, tmp_path / "p.png")  # quality against bytes per document
+    assert (tmp_path / "p.png").stat().st_size > 0
+    # int8 ranks by the integer dot product of sentence-transformers' codes (ranges from the corpus) before
+    # rescoring the top 400: with fewer documents than that, the rescored order is the float order of the
+    # dequantized rows, so every ranked document appears.
+    data = load_beir(path)
+    docs = model.encode(data.doc_texts, None, normalize=False)
+    qv = model.encode(data.query_texts, None, normalize=False)
+    rows, run = _search_and_score(data, qv, docs, 16, 1024, 8192, "int8")
+    unit = docs[:, :16] / np.linalg.norm(docs[:, :16], axis=1, keepdims=True)
+    codes = st_quantize(unit, "int8")
+    ranges = np.vstack([unit.min(0), unit.max(0)])
+    deq = ranges[0] + (codes.astype(np.float32) + 128) * ((ranges[1] - ranges[0]) / 255)
+    q = qv[:, :16] / np.linalg.norm(qv[:, :16], axis=1, keepdims=True)
+    for qi, query_id in enumerate(data.query_ids):
+        want = np.argsort(-(deq @ q[qi]), kind="stable")[:100]
+        got = [data.doc_ids.index(d) for d in run[query_id]["doc_ids"]]
+        assert len(got) == 100 and set(got[:10]) <= set(want[:20].tolist())
+    with pytest.raises(ValueError, match="precision"):
+        evaluate(model, [path], dims=(16,), precisions=("float16",))

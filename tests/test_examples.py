@@ -25,7 +25,7 @@ TEXTS = [
     "naïve café — 東京 🙂",
     "SSE static embeddings on AWS Lambda",
 ]
-ENV_KNOBS = ("SSE_NP_MODEL", "MAX_TEXTS", "MAX_VALUES")
+ENV_KNOBS = ("SSE_NP_MODEL", "MAX_TEXTS", "MAX_VALUES", "SSE_NP_TRUNCATE_DIM")
 
 
 def _default_model_present() -> bool:
@@ -83,7 +83,7 @@ def _proxy(request, *, b64: bool = False, v2: bool = False) -> dict:
 def test_direct_vectors_equal_encode(lh, model, dim):
     request = {"texts": TEXTS} if dim is None else {"texts": TEXTS, "dim": dim}
     response = lh.handler(request, None)
-    want_dim = 256 if dim is None else dim
+    want_dim = model.get_embedding_dimension() if dim is None else dim  # the model's default: full width
     assert set(response) == {"model", "dim", "count", "vectors"}
     assert response["model"] == "sse_np-default"
     assert response["dim"] == want_dim and response["count"] == len(TEXTS)
@@ -109,7 +109,8 @@ def test_direct_single_text_and_empty_list(lh, model):
     one = lh.handler({"text": TEXTS[1], "dim": 128}, None)
     assert one["count"] == 1 and one["dim"] == 128
     np.testing.assert_array_equal(_vectors(one), model.encode([TEXTS[1]], dim=128))
-    assert lh.handler({"texts": []}, None) == {"model": "sse_np-default", "dim": 256, "count": 0, "vectors": []}
+    assert lh.handler({"texts": []}, None) == {"model": "sse_np-default", "dim": model.get_embedding_dimension(),
+                                                "count": 0, "vectors": []}
 
 
 def test_warm_invocations_reuse_the_model(lh):
@@ -247,3 +248,39 @@ def test_subprocess_errors_exit_1(tmp_path):
     assert proxy.returncode == 1
     response = json.loads(proxy.stdout)
     assert response["statusCode"] == 400 and json.loads(response["body"]) == {"error": "texts[0] is int, expected str"}
+
+
+# ---------------------------------------------------------------------------
+# client mistakes that Python's json reports as RecursionError / ValueError
+
+
+@pytest.mark.parametrize("b64", [False, True])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"texts": ' + "[" * 100_000 + "]" * 100_000 + "}", "body is not valid JSON: nested too deeply"),
+        ('{"texts": ["a"], "dim": ' + "1" * 5000 + "}", "body is not valid JSON: Exceeds the limit"),
+        ("[" * 100_000, "body is not valid JSON: nested too deeply"),
+    ],
+    ids=["deep", "long-int", "deep-unclosed"],
+)
+def test_client_json_mistakes_are_400(lh, body, message, b64):
+    event = {"body": base64.b64encode(body.encode()).decode() if b64 else body, "isBase64Encoded": b64,
+             "requestContext": {}}
+    response = lh.handler(event, None)
+    assert response["statusCode"] == 400, response
+    assert json.loads(response["body"])["error"].startswith(message)
+
+
+def test_local_runner_bad_events(tmp_path):
+    missing = _run_script(["missing.json"], tmp_path, SSE_NP_DISABLE_NUMBA="1")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == "lambda_handler.py: error: cannot read event file missing.json: No such file or directory\n"
+    folder = _run_script([str(tmp_path)], tmp_path, SSE_NP_DISABLE_NUMBA="1")
+    assert folder.returncode == 1 and folder.stderr.count("\n") == 1 and "Is a directory" in folder.stderr
+    deep = _run_script([], tmp_path, stdin='{"texts": ' + "[" * 100_000, SSE_NP_DISABLE_NUMBA="1")
+    assert deep.returncode == 1 and "Traceback" not in deep.stderr
+    assert json.loads(deep.stdout) == {"error": "event is not valid JSON: nested too deeply"}
+    long_int = _run_script([], tmp_path, stdin='{"texts": [], "dim": ' + "7" * 5000 + "}", SSE_NP_DISABLE_NUMBA="1")
+    assert long_int.returncode == 1 and "Traceback" not in long_int.stderr
+    assert json.loads(long_int.stdout)["error"].startswith("event is not valid JSON: Exceeds the limit")

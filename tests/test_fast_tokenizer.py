@@ -43,8 +43,10 @@ import pytest
 from tokenizers import Tokenizer
 
 from conftest import SHARED_DATA, make_full, random_weights, write_tokenizer
-from sse_np import kernels
-from sse_np.tokenizing import TextTokenizer, fast_path_spec, load_tokenizer
+import sse_np.engine
+from sse_np.loading import Table
+from sse_np.tokenizing import TextTokenizer as _TextTokenizer
+from sse_np.tokenizing import fast_path_spec, load_tokenizer
 
 pytest.importorskip("numba", reason="the fast path needs numba")
 
@@ -57,8 +59,27 @@ DATASETS = ("scifact", "nfcorpus", "msmarco-dl19-5k")
 @pytest.fixture(autouse=True, scope="module")
 def _numba_on():
     """The fast path is on by default only when numba is enabled."""
-    if not kernels.numba_enabled():
+    if not sse_np.engine.numba_available():
         pytest.skip("numba disabled (SSE_NP_DISABLE_NUMBA?): no fast path to test")
+
+
+class TextTokenizer:
+    """The unit under test: the numba back-end's tokenizer (jitted WordPiece, holes through tokenizers).
+
+    ``TextTokenizer(tok)(texts, threads=...)`` gives ``(ids, offsets)`` as
+    ``SSEModel.tokenize`` does with numba loaded; ``fast`` says whether the
+    jitted WordPiece takes part.
+    """
+
+    def __init__(self, tok: Tokenizer, cache_bytes: int | None = None) -> None:
+        from sse_np.engine.numba_backend import NumbaBackend
+
+        self.text_tokenizer = _TextTokenizer(tok, cache_bytes)
+        self._backend = NumbaBackend(Table("f32", np.zeros((1, 1), dtype=np.float32)), None, self.text_tokenizer)
+        self.fast = self._backend.fast
+
+    def __call__(self, texts, start: int = 0, threads: int | None = None):
+        return self._backend.tokenize(list(texts), start, threads or (os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------
@@ -562,7 +583,7 @@ def test_small_batches_match(bert, fast_tt, tokenizer_json):
     """Batches of 1..8 texts: the serial kernel, the joined hole path, warm and cold cache."""
     rng = random.Random(5)
     texts = list(strings(tokenizer_json, 6000, seed=5))
-    tt = TextTokenizer(bert, cache_size=64)
+    tt = TextTokenizer(bert, cache_bytes=16_000)
     assert tt.fast
     bad = []
     i = 0
@@ -579,7 +600,7 @@ def test_small_batches_match(bert, fast_tt, tokenizer_json):
 def test_truncation_matches_tokenizers(bert_path, tokenizer_json, workers, direction, max_length):
     tok = load_tokenizer(bert_path)
     tok.enable_truncation(max_length, direction=direction)
-    tt = TextTokenizer(tok, cache_size=5000)  # small cache: exercises the reset
+    tt = TextTokenizer(tok, cache_bytes=1_000_000)  # small cache: exercises the reset
     assert tt.fast
     # 1000 shared texts (long: most get truncated), then synthesis.
     tasks = plan(tokenizer_json, N_TRUNC, seed=1000 + max_length, shared=False, sample=1000)
@@ -781,8 +802,7 @@ def test_fast_true_refuses_unsupported_configuration(tmp_path_factory, tokenizer
         tok = _tokenizer(tmp_path_factory, tokenizer_json, UNSUPPORTED[name])
     except Exception as exc:
         pytest.skip(f"tokenizers cannot load this configuration: {exc}")
-    with pytest.raises(ValueError, match="fast path"):
-        TextTokenizer(tok, fast=True)
+    assert not TextTokenizer(tok).fast  # tokenizers alone: the fast path stays off
 
 
 def test_supported_configurations(bert, bert_cased):
@@ -790,9 +810,8 @@ def test_supported_configurations(bert, bert_cased):
         spec = fast_path_spec(json.loads(tok.to_str()))
         assert spec is not None and spec["lowercase"] is lower
         assert spec["unk"] == "[UNK]" and spec["prefix"] == "##" and spec["max_chars"] == 100
-        assert TextTokenizer(tok).fast and TextTokenizer(tok, fast=True).fast
-        assert not TextTokenizer(tok, fast=False).fast
-        assert not TextTokenizer(tok, cache_size=0).fast
+        assert TextTokenizer(tok).fast
+        assert not TextTokenizer(tok, cache_bytes=0).fast
 
 
 # ---------------------------------------------------------------------------
@@ -810,11 +829,9 @@ def model_folders(full_small, tmp_path_factory, tokenizer_json):
 def test_encode_identical_without_fast_path(model_folders, tokenizer_json, which):
     import sse_np
 
-    fast = sse_np.load(model_folders[which])
-    slow = sse_np.load(model_folders[which])
-    assert fast._tokenize.fast
-    slow._tokenize = TextTokenizer(slow.tokenizer, fast=False)
-    assert not slow._tokenize.fast
+    fast = sse_np.load(model_folders[which], backend="numba")
+    slow = sse_np.load(model_folders[which], backend="numpy")  # tokenizers only
+    assert fast.engine.fast and not slow.engine.fast
     shared = list(shared_strings())
     rng = random.Random(11)
     texts = rng.sample(shared, min(len(shared), 1500))

@@ -173,7 +173,8 @@ def test_module_level_encode_matches_torch(monkeypatch, backend, full_512):
     texts = ["what is static embedding", "", "CJK 日本"]
     ids = reference_tokenize(folder / "tokenizer.json", texts)
     ref = TorchSSE(w["embedding.weight"], (w["dyt.alpha"], w["dyt.beta"], w["dyt.bias"]))
-    np.testing.assert_allclose(sse_np.encode(texts), ref(ids, 256, True), atol=TOL)
+    np.testing.assert_allclose(sse_np.encode(texts), ref(ids, 512, True), atol=TOL)  # default: the full width
+    np.testing.assert_allclose(sse_np.encode(texts, dim=256), ref(ids, 256, True), atol=TOL)
     np.testing.assert_allclose(sse_np.encode(texts[0], dim=64), ref(ids, 64, True)[0], atol=TOL)
 
 

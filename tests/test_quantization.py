@@ -174,3 +174,46 @@ def test_dequantize_matches_sentence_transformers_rescore_helper() -> None:
         step = (ranges[1] - ranges[0]) / 255
         err = emb - dequantize_embeddings(codes, p, ranges)
         assert np.all(err >= -1e-6) and np.all(err <= step + 1e-6)
+
+
+def _st_quantize():
+    try:
+        from sentence_transformers.util.quantization import quantize_embeddings
+    except ImportError:  # older releases
+        from sentence_transformers.quantization import quantize_embeddings
+    return quantize_embeddings
+
+
+def test_encode_precision_and_cli_match_sentence_transformers(tmp_path):
+    """encode(precision=...) and `sse-np encode --precision` give sentence-transformers' codes, bit for bit."""
+    from conftest import make_random_model
+
+    import sse_np
+    from sse_np.cli import main
+
+    st_quantize = _st_quantize()
+    folder = make_random_model(tmp_path / "m", dim=40)
+    model = sse_np.load(folder, backend="numpy")
+    texts = [f"text {i} about cats and dogs" for i in range(50)] + ["", "café"]
+    floats = model.encode(texts, 24)
+    ranges = np.vstack([floats.min(0), floats.max(0)])
+    for precision in ("int8", "uint8", "binary", "ubinary"):
+        want = st_quantize(floats, precision, ranges=ranges if "int" in precision else None)
+        got = model.encode(texts, 24, precision=precision, ranges=ranges if "int" in precision else None)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), precision
+    assert model.encode(texts, 24, precision="int8").tobytes() == st_quantize(floats, "int8").tobytes()
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    np.save(tmp_path / "r.npy", ranges)
+    for precision, extra in (("binary", []), ("ubinary", []), ("int8", ["--ranges", str(tmp_path / "r.npy")])):
+        out = tmp_path / f"{precision}.npy"
+        assert main(["encode", str(src), "-o", str(out), "--dim", "24", "--model", str(folder),
+                     "--precision", precision, *extra]) == 0
+        want = st_quantize(floats, precision, ranges=ranges if precision == "int8" else None)
+        got = np.load(out)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), precision
+    with pytest.raises(ValueError, match="unknown precision|precision"):
+        model.encode(texts, 24, precision="float16")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.npy"), "--model", str(folder), "--precision", "uint8"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # refused before writing anything

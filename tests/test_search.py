@@ -76,19 +76,12 @@ def test_top_k_normalize_docs_and_views(selection: str) -> None:
     np.testing.assert_allclose(scores, ref_s, atol=1e-6)
 
 
-def test_top_k_is_the_evaluation_search(selection: str) -> None:
-    """Same bits as the evaluation's exact_top_k, so switching the evaluation to it is a no-op."""
-    try:
-        from sse_np.evaluate import exact_top_k
-    except ImportError:
-        pytest.skip("sse_np.evaluate.exact_top_k moved (the evaluation uses sse_np.search.top_k now)")
-    rng = np.random.default_rng(2)
-    docs = rng.standard_normal((5000, 48)).astype(np.float32)
-    queries = _unit(rng, 70, 48)
-    for kw in ({}, {"normalize_docs": True, "query_block": 16, "doc_block": 512}):
-        a = top_k(queries, docs, 100, **kw)
-        b = exact_top_k(queries, docs, 100, **kw)
-        assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+def test_top_k_is_the_evaluation_search() -> None:
+    """One implementation: the evaluation ranks with sse_np.search.top_k."""
+    import sse_np.eval
+    import sse_np.eval.runner
+
+    assert sse_np.eval.exact_top_k is top_k and sse_np.eval.runner.exact_top_k is top_k
 
 
 def test_semantic_search_float_matches_sentence_transformers() -> None:

@@ -40,11 +40,11 @@ class DyT(Module):
         raise NotImplementedError
 
 
-def _st_model(folder, weights):
+def _st_model(folder, weights, truncate_dim=None):
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     static = StaticEmbedding(tokenizer, embedding_weights=weights["embedding.weight"])
     dyt = DyT(weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"])
-    return st.SentenceTransformer(modules=[static, dyt], device="cpu")
+    return st.SentenceTransformer(modules=[static, dyt], device="cpu", truncate_dim=truncate_dim)
 
 
 def _st_texts(texts):
@@ -78,3 +78,30 @@ def test_sentence_transformers_cos_sim(full_512):
     b = ours.encode(["cats are mammals", "", "dogs"], normalize=False)
     want = st.util.cos_sim(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(sse_np.similarity(a, b), want, rtol=0, atol=1e-6)
+
+
+def test_drop_in_surface_matches_sentence_transformers(full_512, tmp_path):
+    """The same calls on SentenceTransformer and SSEModel give the same vectors, dims and scores."""
+    folder, w = full_512
+    st = _st_model(folder, w, truncate_dim=256)
+    ours = sse_np.load(folder, truncate_dim=256, backend="numpy")
+    texts = ["what is static embedding", "a document about embeddings", "CJK 日本"]
+    st_dim = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
+    assert ours.get_embedding_dimension() == ours.get_sentence_embedding_dimension() == st_dim() == 256
+    for name in ("encode", "encode_query", "encode_document"):
+        a = getattr(st, name)(texts, normalize_embeddings=True, convert_to_numpy=True)
+        b = getattr(ours, name)(texts, normalize_embeddings=True, convert_to_numpy=True, device="cpu", prompt=None)
+        np.testing.assert_allclose(b, a, atol=1e-6)
+    q, d = ours.encode(texts[:1]), ours.encode(texts)
+    np.testing.assert_allclose(ours.similarity(q, d), st.similarity(torch.from_numpy(q), torch.from_numpy(d)).numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(ours.similarity_pairwise(d, d[::-1]),
+                               st.similarity_pairwise(torch.from_numpy(d), torch.from_numpy(d[::-1].copy())).numpy(),
+                               atol=1e-6)
+    for bad, why in [({"convert_to_tensor": True}, "torch"), ({"prompt": "query: "}, "no prompts"),
+                     ({"prompt_name": "query"}, "no prompts"), ({"device": "cuda"}, "CPU"),
+                     ({"output_value": "token_embeddings"}, "token embeddings")]:
+        with pytest.raises(ValueError, match=why):
+            ours.encode(texts, **bad)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'pool'"):
+        ours.encode(texts, pool=object())

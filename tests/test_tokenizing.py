@@ -45,12 +45,12 @@ def test_fuzz_matches_tokenizers(tmp_path, tokenizer_json, truncation):
     tok = load_tokenizer(path)
     if truncation:
         tok.enable_truncation(truncation[1], direction=truncation[0])
-    tt = TextTokenizer(tok, cache_size=500)
-    assert tt._chunked, "the bert-base-uncased tokenizer should take the chunk path"
+    tt = TextTokenizer(tok, cache_bytes=100_000)
+    assert tt.chunked, "the bert-base-uncased tokenizer should take the chunk path"
     for seed in range(4):
         texts = fuzz_texts(1500, seed)
         assert ours(tt, texts) == reference_ids(tok, texts)
-        assert len(tt._cache) <= 500 + 1500 * 40
+        assert tt.cache_used <= 100_000
 
 
 def test_varied_texts_match(tokenizer_json, texts):
@@ -68,7 +68,7 @@ def test_non_bert_tokenizer_goes_through_tokenizers(tmp_path, tokenizer_json):
     path.write_text(json.dumps(spec), encoding="utf-8")
     tok = load_tokenizer(path)
     tt = TextTokenizer(tok)
-    assert not tt._chunked
+    assert not tt.chunked
     texts = fuzz_texts(300, 9)
     assert ours(tt, texts) == reference_ids(tok, texts)
 
@@ -82,8 +82,30 @@ def test_lone_surrogate_named_on_chunk_path(tokenizer_json):
 def test_small_batches_take_the_joined_path(tokenizer_json):
     """Few new chunks are tokenized as one joined text; ids must not change."""
     tok = load_tokenizer(tokenizer_json)
-    tt = TextTokenizer(tok, cache_size=300)
+    tt = TextTokenizer(tok, cache_bytes=60_000)
     texts = fuzz_texts(1200, 11)
     for i in range(0, len(texts), 3):
         batch = texts[i : i + 3]
         assert ours(tt, batch) == reference_ids(tok, batch)
+
+
+def test_chunk_cache_is_bounded_in_bytes(tokenizer_json):
+    """20k distinct long chunks (the pathological case) and 20k short ones: the cache stays under its byte bound."""
+    import random as _random
+    import tracemalloc
+
+    tok = load_tokenizer(tokenizer_json)
+    bound = 2_000_000
+    tt = TextTokenizer(tok, cache_bytes=bound)
+    rng = _random.Random(3)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12)))
+             for _ in range(20_000)]
+    long_chunks = ["".join(rng.choice("abcdefghij0123456789") for _ in range(8000)) for _ in range(200)]
+    tracemalloc.start()
+    for i in range(0, len(words), 500):
+        batch = [" ".join(words[i : i + 500])] + long_chunks[i // 100 : i // 100 + 1]
+        assert ours(tt, batch) == reference_ids(tok, batch)
+        assert tt.cache_used <= bound
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current < 3 * bound, f"{current} bytes still allocated with a {bound}-byte cache"

@@ -600,13 +600,11 @@ def save_checkpoint(model: StaticDyT, path: Path) -> None:
 # 6. export
 # --------------------------------------------------------------------------
 
-def quantize_q4(table: np.ndarray) -> bytes:
+def q4_bytes(table: np.ndarray) -> bytes:
     """SSE 4-bit layout: V*D/2 packed codes (high nibble = even column), then V float32 scales."""
-    w = table.astype(np.float32)
-    scale = np.abs(w).max(1) + 1e-8
-    q = np.clip(np.round((w / scale[:, None] + 1) * 7.5), 0, 15).astype(np.uint8)
-    packed = (q[:, 0::2] << 4) | q[:, 1::2]
-    return packed.tobytes() + scale.astype("<f4").tobytes()
+    from sse_np.quantize import q4_file_chunks, quantize_q4
+
+    return b"".join(q4_file_chunks([quantize_q4(table)]))
 
 
 def write_tokenizer(path: Path) -> None:
@@ -641,7 +639,7 @@ def stage_export(ckpt: str | None = None, out: Path = HERE) -> None:
     q4 = out / "q4"
     q4.mkdir(exist_ok=True)
     save_file(dyt, str(q4 / "model_rest.safetensors"), metadata={"format": "pt"})
-    (q4 / "embedding.q4_k_m.bin").write_bytes(quantize_q4(table))
+    (q4 / "embedding.q4_k_m.bin").write_bytes(q4_bytes(table))
     write_tokenizer(q4 / "tokenizer.json")
     for p in [out / "model.safetensors", out / "tokenizer.json", q4 / "model_rest.safetensors",
               q4 / "embedding.q4_k_m.bin", q4 / "tokenizer.json"]:

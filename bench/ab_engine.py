@@ -1,0 +1,123 @@
+"""A/B: this checkout's engine against an earlier commit's, in the same run.
+
+``python bench/ab_engine.py [--base acf8a5a] [--rounds 3]`` checks the base
+commit out into a temporary git worktree, primes each tree's numba cache,
+then measures both trees alternately (A, B, A, B, ...) in fresh processes
+with ``backend="numba"`` on the default model and real texts from
+../shared/data:
+
+* queries/s: batches of 32 queries, dim 256, 2 threads;
+* documents/s: all corpus documents in batches of 1,024, dim 512, 2 threads;
+* single-query latency p50 (µs), one query a call, default threads.
+
+Writes ``bench/ab_engine.json`` and the "Engine A/B" section of
+``bench/RESULTS.md``. The ratio is this tree ÷ base (> 1: faster now).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+MARK_BEGIN, MARK_END = "<!-- engine-ab:begin -->", "<!-- engine-ab:end -->"
+
+_MEASURE = r"""
+import json, sys, time
+import numpy as np
+import sse_np
+data = sys.argv[2]
+queries, docs = [], []
+for name in ("scifact", "nfcorpus", "msmarco-dl19-5k"):
+    queries += [json.loads(l)["text"] for l in open(f"{data}/{name}/queries.jsonl", encoding="utf-8")]
+    for l in open(f"{data}/{name}/corpus.jsonl", encoding="utf-8"):
+        r = json.loads(l); docs.append((r.get("title", "") + " " + r["text"]).strip())
+m = sse_np.load(sys.argv[1], backend="numba", threads=2)
+m.encode(queries[:64], 256); m.encode(docs[:256], 512)
+def rate(fn, n, seconds=3.0):
+    best = 0.0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter(); fn(); best = max(best, n / (time.perf_counter() - t))
+    return best
+batches = [queries[i:i + 32] for i in range(0, len(queries) - 32, 32)]
+def all_queries():
+    for b in batches:
+        m.encode(b, 256)
+qps = rate(all_queries, 32 * len(batches))
+dps = rate(lambda: m.encode(docs, 512, batch_size=1024), len(docs), 6.0)
+m.threads = None
+lat = []
+for q in queries[:2000]:
+    t = time.perf_counter_ns(); m.encode(q, 256); lat.append(time.perf_counter_ns() - t)
+print(json.dumps({"queries_per_s": qps, "docs_per_s": dps, "p50_us": float(np.median(lat)) / 1000}))
+"""
+
+
+def _run(tree: Path, cache: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSE_NP_")}
+    env.update(PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT / "weights"), str(DATA)], env=env,
+                         capture_output=True, text=True, cwd=tree, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="acf8a5a", help="commit to compare with (default: before the redesign)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sse_np_ab_"))
+    base_tree = work / "base"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree), args.base],
+                   check=True, capture_output=True)
+    try:
+        trees = {"this": (ROOT, work / "cache_this"), "base": (base_tree, work / "cache_base")}
+        for tree, cache in trees.values():
+            _run(tree, cache)  # prime: compile into this run's caches
+        runs: dict[str, list[dict]] = {"this": [], "base": []}
+        for _ in range(args.rounds):
+            for name in ("base", "this"):
+                runs[name].append(_run(*trees[name]))
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
+    ratio = {k: (med["this"][k] / med["base"][k]) if k != "p50_us" else med["base"][k] / med["this"][k]
+             for k in med["this"]}
+    (ROOT / "bench" / "ab_engine.json").write_text(json.dumps({"base": args.base, "runs": runs, "median": med,
+                                                              "ratio": ratio}, indent=1))
+    lines = [MARK_BEGIN, "## Engine A/B (issue 13)", "",
+             f"`python bench/ab_engine.py --base {args.base} --rounds {args.rounds}`: this tree against commit "
+             f"`{args.base}` (before the engine redesign), alternating fresh processes, warm caches, medians of "
+             f"{args.rounds} (each the best of a few seconds of calls). Ratio > 1: this tree is faster.", "",
+             "| figure | base | this tree | ratio | target |", "|---|---:|---:|---:|---|"]
+    labels = {"queries_per_s": "queries/s, batch 32, dim 256, 2 threads",
+              "docs_per_s": "documents/s, dim 512, 2 threads",
+              "p50_us": "single-query latency p50, µs"}
+    for k, label in labels.items():
+        lines.append(f"| {label} | {med['base'][k]:,.1f} | {med['this'][k]:,.1f} | {ratio[k]:.2f} | ≥ 0.95 |")
+    lines += ["", MARK_END]
+    section = "\n".join(lines)
+    results = ROOT / "bench" / "RESULTS.md"
+    text = results.read_text(encoding="utf-8")
+    if MARK_BEGIN in text:
+        text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    results.write_text(text, encoding="utf-8")
+    print(section)
+
+
+if __name__ == "__main__":
+    main()

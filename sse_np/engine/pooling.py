@@ -1,0 +1,201 @@
+"""Jitted pooling: bag mean + the affine part of DyT, one text a row.
+
+Every kernel reads only the first ``dim`` columns of the table: DyT is
+elementwise, so ``y[:dim]`` depends on nothing else and the cost of a text
+scales with ``dim``. Rows are summed in float32 in token order, like
+``torch.nn.EmbeddingBag(mode="mean")`` and the NumPy reference
+(``sse_np.engine.reference``), so both back-ends give the same bits.
+
+Kernels are serial and release the GIL; the driver
+(``sse_np.engine.numba_backend``) runs them on ranges of texts from a
+Python thread pool. They take the named tuples ``TableArrays`` and
+``Affine`` and run as plain Python under ``NUMBA_DISABLE_JIT=1``.
+
+The gather loop is chosen by the table's storage dtype when a kernel is
+compiled, so only the storage kind a model uses is ever compiled:
+
+* float32  -- plain rows;
+* uint16   -- float16 codes, widened exactly with integer shifts and one
+              multiply (vectorizes; tables are known finite);
+* int16    -- bfloat16 codes: the upper half of a float32;
+* uint8    -- packed 4-bit codes, high nibble = even column,
+              ``w = levels[q] * scale`` as the reference dequantizes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+from numba.np.numpy_support import from_dtype
+from numba.extending import overload
+
+from .wordpiece import tokenize_text
+
+
+class TableArrays(NamedTuple):
+    """A table in storage form for the kernels (``scales``/``levels`` unused but for 4-bit)."""
+
+    data: np.ndarray
+    scales: np.ndarray
+    levels: np.ndarray
+
+
+class Affine(NamedTuple):
+    """``alpha * mean + bias`` when ``on``; the plain mean (StaticEmbedding) otherwise."""
+
+    alpha: np.ndarray
+    bias: np.ndarray
+    on: bool
+
+
+def _add_f32(table, ids, start, stop, dim, acc, bits):
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            acc[j] += row[j]
+
+
+def _add_f16(table, ids, start, stop, dim, acc, bits):
+    # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by 2**112
+    # to rebias the exponent (15 -> 127): exact for every finite half,
+    # subnormals included. NaN/inf were refused at load.
+    as_float = bits.view(np.float32)
+    rebias = np.float32(2.0**112)
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            h = np.uint32(row[j])
+            bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
+        for j in range(dim):
+            acc[j] += as_float[j] * rebias
+
+
+def _add_bf16(table, ids, start, stop, dim, acc, bits):
+    as_float = bits.view(np.float32)
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            bits[j] = np.uint32(np.uint16(row[j])) << np.uint32(16)
+        for j in range(dim):
+            acc[j] += as_float[j]
+
+
+def _add_q4(table, ids, start, stop, dim, acc, bits):
+    half = dim // 2
+    levels = table.levels
+    for t in range(start, stop):
+        r = ids[t]
+        row = table.data[r]
+        s = table.scales[r]
+        for k in range(half):
+            b = row[k]
+            acc[2 * k] += levels[b >> 4] * s
+            acc[2 * k + 1] += levels[b & 15] * s
+        if dim & 1:
+            acc[dim - 1] += levels[row[half] >> 4] * s
+
+
+_BY_DTYPE = {np.dtype(np.float32): _add_f32, np.dtype(np.uint16): _add_f16,
+             np.dtype(np.int16): _add_bf16, np.dtype(np.uint8): _add_q4}
+
+
+def add_rows(table, ids, start, stop, dim, acc, bits):
+    """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``; ``bits`` is uint32 scratch.
+
+    In Python (``NUMBA_DISABLE_JIT``) this dispatches on the dtype at run
+    time; jitted code picks the loop when it is compiled (overload below).
+    """
+    _BY_DTYPE[table.data.dtype](table, ids, start, stop, dim, acc, bits)
+
+
+@overload(add_rows)
+def _add_rows_jit(table, ids, start, stop, dim, acc, bits):
+    dtype = table.types[0].dtype  # TableArrays.data
+    for numpy_dtype, impl in _BY_DTYPE.items():
+        if dtype == from_dtype(numpy_dtype):
+            return impl
+    return None
+
+
+@nb.njit(cache=True)
+def _mean_affine(count, affine, row):
+    """Row sum in ``row`` -> mean -> ``alpha * mean + bias`` (the part of DyT before tanh).
+
+    tanh, beta and the normalization run afterwards on the whole batch
+    (NumPy's float32 tanh is vectorized; a scalar tanh here cost more than
+    the gather for short texts).
+    """
+    inv = np.float32(1.0) / np.float32(count) if count > 0 else np.float32(0.0)
+    if affine.on:
+        for j in range(row.shape[0]):
+            row[j] = affine.alpha[j] * (row[j] * inv) + affine.bias[j]
+    else:
+        for j in range(row.shape[0]):
+            row[j] *= inv
+
+
+@nb.njit(cache=True, nogil=True)
+def pool_range(table, affine, ids, starts, stops, lo, hi, out):
+    """Text ``i`` in ``lo..hi-1`` pools ``ids[starts[i]:stops[i]]`` into ``out[i]`` (before tanh)."""
+    bits = np.empty(out.shape[1], dtype=np.uint32)  # one scratch row per range, not per text
+    for i in range(lo, hi):
+        row = out[i]
+        row[:] = 0.0
+        add_rows(table, ids, starts[i], stops[i], out.shape[1], row, bits)
+        _mean_affine(stops[i] - starts[i], affine, row)
+
+
+@nb.njit(cache=True, nogil=True)
+def embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine, out,
+                ids, counts, hole_a, hole_b, n_holes):
+    """Tokenize text ``i`` in ``lo..hi-1`` (UTF-8 ``buf[text_off[i]:text_off[i + 1]]``) and pool it into ``out[i]``.
+
+    Texts with holes (see ``wordpiece``) get ``n_holes[i] > 0`` and their
+    ids, with -1 markers, at ``ids[text_off[i]:][:counts[i]]``; their
+    ``out`` rows are left for the caller.
+    """
+    word = np.empty(vocab.max_chars + 1, dtype=np.uint8)  # scratch per range of texts, not per text
+    hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
+    bits = np.empty(out.shape[1], dtype=np.uint32)
+    for i in range(lo, hi):
+        a = text_off[i]
+        count, holes = tokenize_text(buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a,
+                                     word, hashes)
+        counts[i] = count
+        n_holes[i] = holes
+        if holes:
+            continue  # the caller completes this text with tokenizers' ids for its holes
+        start, stop = a, a + count
+        if 0 <= max_len < count:
+            if keep_end:
+                start = stop - max_len
+            else:
+                stop = start + max_len
+        row = out[i]
+        row[:] = 0.0
+        add_rows(table, ids, start, stop, out.shape[1], row, bits)
+        _mean_affine(stop - start, affine, row)
+
+
+@nb.njit(cache=True, nogil=True)
+def scale_normalize(out, lo, hi, beta, dyt, normalize):
+    """After tanh, rows ``lo..hi-1``: ``row *= beta``, then L2-normalize (in place).
+
+    The squares are added one after another in float32, as the NumPy
+    reference does, so both give the same bits.
+    """
+    dim = out.shape[1]
+    for i in range(lo, hi):
+        row = out[i]
+        if dyt:
+            for j in range(dim):
+                row[j] *= beta[j]
+        if normalize:
+            total = np.float32(0.0)
+            for j in range(dim):
+                total += row[j] * row[j]
+            norm = max(np.sqrt(total), np.float32(1e-12))  # as torch's F.normalize
+            for j in range(dim):
+                row[j] /= norm

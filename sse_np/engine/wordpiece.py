@@ -1,0 +1,228 @@
+"""Jitted BERT WordPiece for ASCII text: the fast path of the numba back-end.
+
+It follows the rules ``tokenizers`` applies for a BertNormalizer +
+BertPreTokenizer + WordPiece ``tokenizer.json`` (checked by
+``sse_np.tokenizing.fast_path_spec``), restricted to what is simple and
+exact on ASCII bytes:
+
+* normalizer (``clean_text``): NUL and the other control bytes are dropped
+  (tab, newline and carriage return become spaces); ``lowercase`` maps
+  A-Z to a-z. Accent stripping and CJK padding never touch ASCII.
+* pre-tokenizer: split on spaces, then every ASCII punctuation byte is a
+  word of its own.
+* WordPiece: greedy longest match from the left, continuation pieces carry
+  the prefix (``##``); a word with an unmatched remainder, or longer than
+  ``max_input_chars_per_word``, is one ``[UNK]``.
+
+Texts arrive as one UTF-8 buffer. They are cut into chunks at ASCII
+whitespace, a hard token boundary for these tokenizers. A chunk with a
+non-ASCII byte, or one that may hold an added token such as ``[CLS]``
+(which ``tokenizers`` matches before normalizing), is not tokenized here:
+it becomes a *hole* (marker id -1 plus its byte range) that the caller
+fills with ``tokenizers``' ids. The tests compare the ids with
+``tokenizers``' on more than a million strings.
+
+Vocabulary lookups use an open-addressing table of FNV-1a hashes (built in
+``sse_np.tokenizing``), confirmed byte by byte. Kernels take the named
+tuples ``Vocab`` and ``ByteClasses`` and run as plain Python under
+``NUMBA_DISABLE_JIT=1``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from ..tokenizing import DROP, FNV_PRIME, HIGH, PUNCT, SPACE, ByteClasses, Vocab  # noqa: F401 (types for readers)
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(FNV_PRIME)
+
+
+@nb.njit(cache=True)
+def _lookup(h, vocab, plen, word, s, e):
+    """Entry index of ``vocab.prefix[:plen] + word[s:e]`` (hash ``h``), or -1."""
+    mask = np.uint64(vocab.slot_entry.shape[0] - 1)
+    j = h & mask
+    while True:
+        k = vocab.slot_entry[j]
+        if k < 0:
+            return -1
+        if vocab.slot_hash[j] == h:
+            a = vocab.offsets[k]
+            if vocab.offsets[k + 1] - a == plen + e - s:
+                same = True
+                for q in range(plen):
+                    if vocab.data[a + q] != vocab.prefix[q]:
+                        same = False
+                        break
+                if same:
+                    for q in range(e - s):
+                        if vocab.data[a + plen + q] != word[s + q]:
+                            same = False
+                            break
+                if same:
+                    return k
+        j = (j + np.uint64(1)) & mask
+
+
+@nb.njit(cache=True)
+def _wordpiece(word, n, vocab, out, pos, hashes):
+    """WordPiece of ``word[:n]`` (normalized bytes) written at ``out[pos:]``; returns the new end."""
+    if n > vocab.max_chars:
+        out[pos] = vocab.unk
+        return pos + 1
+    first = pos
+    plen = vocab.prefix.shape[0]
+    s = 0
+    while s < n:
+        if s == 0:
+            h = _FNV_OFFSET
+            room = vocab.max_entry
+        else:
+            h = np.uint64(vocab.prefix_hash)
+            room = vocab.max_entry - plen
+        hi = min(n, s + room)
+        for e in range(s, hi):
+            h = (h ^ np.uint64(word[e])) * _FNV_PRIME
+            hashes[e] = h
+        found = -1
+        e = hi
+        while e > s:
+            k = _lookup(hashes[e - 1], vocab, np.int64(0) if s == 0 else np.int64(plen), word, s, e)
+            if k >= 0:
+                found = k
+                break
+            e -= 1
+        if found < 0:  # the whole word becomes [UNK]
+            out[first] = vocab.unk
+            return first + 1
+        out[pos] = vocab.ids[found]
+        pos += 1
+        s = e
+    return pos
+
+
+@nb.njit(cache=True)
+def _added_at(buf, p, stop, classes, t):
+    """Whether normalized text from byte ``p`` starts with added token ``t`` (dropped bytes skipped)."""
+    q = classes.added_off[t]
+    end = classes.added_off[t + 1]
+    while q < end:
+        while p < stop and classes.cls[buf[p]] == DROP:
+            p += 1
+        if p >= stop or classes.low[buf[p]] != classes.added_bytes[q]:
+            return False
+        p += 1
+        q += 1
+    return True
+
+
+@nb.njit(cache=True)
+def _may_hold_added(buf, a, b, classes):
+    """Whether the normalized chunk ``buf[a:b]`` contains any added token (conservative)."""
+    for p in range(a, b):
+        c = buf[p]
+        if classes.added_first[classes.low[c]] and classes.cls[c] != DROP:
+            for t in range(classes.added_off.shape[0] - 1):
+                if _added_at(buf, p, b, classes, t):
+                    return True
+    return False
+
+
+@nb.njit(cache=True)
+def tokenize_text(buf, a, b, classes, vocab, out, pos, hole_a, hole_b, hpos, word, hashes):
+    """Tokenize ``buf[a:b]`` into ``out[pos:]``; holes go to ``hole_a/b[hpos:]``.
+
+    ``word`` and ``hashes`` are scratch of ``vocab.max_chars + 1`` entries.
+    Returns (ids written incl. hole markers, holes written).
+    """
+    cap = word.shape[0]
+    start, hstart = pos, hpos
+    check_added = classes.added_off.shape[0] > 1
+    i = a
+    while i < b:
+        if classes.cls[buf[i]] == SPACE:
+            i += 1
+            continue
+        j = i
+        plain = True
+        while j < b and classes.cls[buf[j]] != SPACE:
+            if classes.cls[buf[j]] == HIGH:
+                plain = False
+            j += 1
+        if plain and check_added:
+            plain = not _may_hold_added(buf, i, j, classes)
+        if not plain:
+            out[pos] = -1
+            pos += 1
+            hole_a[hpos] = i
+            hole_b[hpos] = j
+            hpos += 1
+        else:
+            n = 0
+            for p in range(i, j):
+                c = buf[p]
+                k = classes.cls[c]
+                if k == DROP:
+                    continue
+                if k == PUNCT:
+                    if n > 0:
+                        pos = _wordpiece(word, n, vocab, out, pos, hashes)
+                        n = 0
+                    word[0] = classes.low[c]
+                    pos = _wordpiece(word, np.int64(1), vocab, out, pos, hashes)
+                else:
+                    if n < cap:
+                        word[n] = classes.low[c]
+                    n += 1
+            if n > 0:
+                pos = _wordpiece(word, n, vocab, out, pos, hashes)
+        i = j
+    return pos - start, hpos - hstart
+
+
+@nb.njit(cache=True, nogil=True)
+def tokenize_range(buf, text_off, lo, hi, classes, vocab, out, counts, hole_a, hole_b, n_holes):
+    """Tokenize texts ``lo..hi-1``; text ``i``'s ids (hole marker -1) start at ``out[text_off[i]]``."""
+    word = np.empty(vocab.max_chars + 1, dtype=np.uint8)
+    hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
+    for i in range(lo, hi):
+        a = text_off[i]
+        counts[i], n_holes[i] = tokenize_text(buf, a, text_off[i + 1], classes, vocab, out, a,
+                                              hole_a, hole_b, a, word, hashes)
+
+
+@nb.njit(cache=True, nogil=True)
+def splice(ids, starts, stops, hole_ids, hole_off):
+    """Compact the bags ``ids[starts[i]:stops[i]]``, replacing each hole marker (-1), in
+    order, by the next piece ``hole_ids[hole_off[h]:hole_off[h + 1]]``.
+
+    Returns (ids, offsets): text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
+    """
+    n = starts.shape[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    h = 0
+    for i in range(n):
+        size = 0
+        for p in range(starts[i], stops[i]):
+            if ids[p] < 0:
+                size += hole_off[h + 1] - hole_off[h]
+                h += 1
+            else:
+                size += 1
+        offsets[i + 1] = offsets[i] + size
+    out = np.empty(offsets[n], dtype=np.int32)
+    pos = 0
+    h = 0
+    for i in range(n):
+        for p in range(starts[i], stops[i]):
+            if ids[p] < 0:
+                for q in range(hole_off[h], hole_off[h + 1]):
+                    out[pos] = hole_ids[q]
+                    pos += 1
+                h += 1
+            else:
+                out[pos] = ids[p]
+                pos += 1
+    return out, offsets

@@ -1,0 +1,36 @@
+"""Retrieval evaluation of SSE models on BEIR-layout datasets, one file per concern.
+
+* ``beir``    -- reading and writing BEIR-layout folders;
+* search     -- :func:`sse_np.search.top_k`, the exact search of :func:`sse_np.semantic_search`;
+* ``metrics`` -- trec_eval's nDCG@10 (linear gain), MRR@10, MAP@100, Recall@100;
+* ``runner``  -- :func:`evaluate`: encode once, search and score per dimension;
+* ``report``  -- tables, JSON and the plot.
+
+sentence-transformers' ``InformationRetrievalEvaluator`` differs on graded
+judgments: its nDCG uses *binary* gain and its MAP@k divides by
+``min(k, n_relevant)``. On binary qrels (SciFact, NanoBEIR) the figures agree.
+"""
+
+from __future__ import annotations
+
+from ..errors import DataError, MissingDependencyError
+from .beir import BeirDataset, load_beir, read_corpus, read_qrels, read_queries, write_beir
+from .metrics import (
+    METRICS,
+    average_precision_at_k,
+    mean_metrics,
+    ndcg_at_k,
+    query_metrics,
+    recall_at_k,
+    reciprocal_rank_at_k,
+)
+from .report import format_report, plot_report, require_matplotlib, save_report
+from ..search import top_k as exact_top_k
+from .runner import DEFAULT_DIMS, TOP_K, evaluate, model_info
+
+__all__ = [
+    "METRICS", "DEFAULT_DIMS", "TOP_K", "DataError", "MissingDependencyError", "BeirDataset", "load_beir",
+    "read_corpus", "read_queries", "read_qrels", "write_beir", "exact_top_k", "ndcg_at_k",
+    "reciprocal_rank_at_k", "average_precision_at_k", "recall_at_k", "query_metrics", "mean_metrics",
+    "evaluate", "format_report", "save_report", "plot_report", "require_matplotlib", "model_info",
+]
