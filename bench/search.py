@@ -42,7 +42,7 @@ K = 10
 
 def _set_threads(n: int) -> None:
     # Before numpy/faiss/numba are imported: every pool gets the same budget.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "SSE_NP_THREADS"):
         os.environ[var] = str(n)
 
 

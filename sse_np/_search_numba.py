@@ -1,7 +1,9 @@
 """numba kernels of sse_np.search (imported only when numba is usable).
 
-Hamming top-k: one pass over the documents (in cache-sized blocks, query
-chunks in parallel) keeps, per query, a histogram of the kept distances and the threshold T:
+Serial, GIL-free kernels (no numba threading layer: fork-safe, like the
+engine's); sse_np.search runs them on Python threads.
+
+Hamming top-k: one pass over the documents (in cache-sized blocks) keeps, per query, a histogram of the kept distances and the threshold T:
 the smallest distance with at least k kept documents at or below it. A
 later document enters only with a distance below T (a tie loses to the
 earlier, lower index), so after the first blocks almost nothing is stored.
@@ -10,7 +12,7 @@ earlier, lower index), so after the first blocks almost nothing is stored.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
@@ -93,65 +95,62 @@ def _scan_rows(q, d_words, offset, depth, hist, cand_d, cand_i, t, lt, n):  # pr
     return t, lt, n
 
 
-@njit(cache=True, parallel=True)
-def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block, n_chunks,
+@njit(cache=True, nogil=True)
+def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block,
                        hist, thr, count_lt, cand_d, cand_i, n_cand, buf):  # pragma: no cover - jitted
     """Feed documents ``offset + j`` (``d_words[j]``) to the running top-``depth`` state of every query.
 
-    The queries are split into ``n_chunks`` (one per thread, a single parallel
-    region). A chunk of 4+ queries walks the documents in blocks of
-    ``doc_block``, transposed to word-major order; ``buf`` (n_q, doc_block)
-    int32 holds a block's distances before they are filtered. Fewer queries
-    stream the rows directly.
+    Serial and GIL-free: callers split the queries across Python threads.
+    Four or more queries walk the documents in blocks of ``doc_block``,
+    transposed to word-major order; ``buf`` (n_q, doc_block) int32 holds a
+    block's distances before they are filtered. Fewer queries stream the
+    rows directly.
     """
     n_q, n_words = q_words.shape
     n_d = d_words.shape[0]
     cap = cand_d.shape[1]
-    for c in prange(n_chunks):
-        i0 = c * n_q // n_chunks
-        i1 = (c + 1) * n_q // n_chunks
-        if i1 - i0 < 4:
-            # Few queries: each streams the rows once, distance and filter fused.
-            for i in range(i0, i1):
-                thr[i], count_lt[i], n_cand[i] = _scan_rows(q_words[i], d_words, offset, depth, hist[i], cand_d[i],
-                                                            cand_i[i], thr[i], count_lt[i], n_cand[i])
-            continue
-        # Many queries: each block is transposed to word-major order once, so
-        # the popcount loop vectorizes (about 3x faster) for every query.
-        scratch = np.empty((n_words, doc_block), dtype=np.uint64)
-        for j0 in range(0, n_d, doc_block):
-            j1 = min(j0 + doc_block, n_d)
-            for j in range(j1 - j0):
-                for w in range(n_words):
-                    scratch[w, j] = d_words[j0 + j, w]
-            for i in range(i0, i1):
-                t = thr[i]
-                lt = count_lt[i]
-                n = n_cand[i]
-                row = buf[i]
-                _block_distances(q_words[i], scratch, j1 - j0, row)
-                for j in range(j0, j1):
-                    v = np.int64(row[j - j0])
-                    if v < t:
-                        if n == cap:
-                            n = _compact(cand_d[i], cand_i[i], n, t, lt, depth)
-                        cand_d[i, n] = v
-                        cand_i[i, n] = offset + j
-                        n += 1
-                        hist[i, v] += 1
-                        lt += 1
-                        while lt >= depth:
-                            t -= 1
-                            lt -= hist[i, t]
-                thr[i] = t
-                count_lt[i] = lt
-                n_cand[i] = n
+    if n_q < 4:
+        # Few queries: each streams the rows once, distance and filter fused.
+        for i in range(n_q):
+            thr[i], count_lt[i], n_cand[i] = _scan_rows(q_words[i], d_words, offset, depth, hist[i], cand_d[i],
+                                                        cand_i[i], thr[i], count_lt[i], n_cand[i])
+        return
+    # Many queries: each block is transposed to word-major order once, so
+    # the popcount loop vectorizes (about 3x faster) for every query.
+    scratch = np.empty((n_words, doc_block), dtype=np.uint64)
+    for j0 in range(0, n_d, doc_block):
+        j1 = min(j0 + doc_block, n_d)
+        for j in range(j1 - j0):
+            for w in range(n_words):
+                scratch[w, j] = d_words[j0 + j, w]
+        for i in range(n_q):
+            t = thr[i]
+            lt = count_lt[i]
+            n = n_cand[i]
+            row = buf[i]
+            _block_distances(q_words[i], scratch, j1 - j0, row)
+            for j in range(j0, j1):
+                v = np.int64(row[j - j0])
+                if v < t:
+                    if n == cap:
+                        n = _compact(cand_d[i], cand_i[i], n, t, lt, depth)
+                    cand_d[i, n] = v
+                    cand_i[i, n] = offset + j
+                    n += 1
+                    hist[i, v] += 1
+                    lt += 1
+                    while lt >= depth:
+                        t -= 1
+                        lt -= hist[i, t]
+            thr[i] = t
+            count_lt[i] = lt
+            n_cand[i] = n
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def hamming_top_k_finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist, out_idx):  # pragma: no cover
     """Final top-``depth`` of each query, ordered by (distance, index)."""
-    for i in prange(cand_d.shape[0]):
+    for i in range(cand_d.shape[0]):
         m = _compact(cand_d[i], cand_i[i], n_cand[i], thr[i], count_lt[i], depth)
         order = np.argsort(cand_d[i, :m], kind="mergesort")  # stable: equal distances keep index order
         for r in range(m):
@@ -159,7 +158,7 @@ def hamming_top_k_finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist,
             out_idx[i, r] = cand_i[i, order[r]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def merge_block_top_k(scores_t, d0, best_s, best_i, filled):  # pragma: no cover - jitted
     """Merge a score block into running top-k lists, in place.
 
@@ -193,7 +192,7 @@ def merge_block_top_k(scores_t, d0, best_s, best_i, filled):  # pragma: no cover
                 filled[i] = f + 1
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def codes_dot_t(codes, queries, out_t):  # pragma: no cover - jitted
     """``out_t[j, i] = queries[i] . codes[j]`` straight from int8/uint8 codes (few queries).
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -291,10 +292,12 @@ def _get_numba_kernel() -> Any:
     return _numba_kernel
 
 
-def _numba_threads() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
+def _threads(threads: int | None) -> int:
+    """``threads``, else ``$SSE_NP_THREADS``, else the number of cores."""
+    if threads is None:
+        env = os.environ.get("SSE_NP_THREADS", "").strip()
+        threads = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return _check_block(threads, "threads")
 
 
 def _as_words(codes: np.ndarray) -> np.ndarray:
@@ -339,6 +342,7 @@ def hamming_top_k(
     *,
     backend: str = "auto",
     doc_block: int = 1024,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact Hamming-distance top-k between packed binary codes.
 
@@ -355,6 +359,9 @@ def hamming_top_k(
         switched off (``SSE_NP_DISABLE_NUMBA``); both give identical results.
     doc_block : int
         Documents per block (bounded memory; never changes the result).
+    threads : int, optional
+        Most threads (numba path): default ``$SSE_NP_THREADS``, else the
+        cores. Queries are split into ranges of at least 4.
 
     Returns
     -------
@@ -388,26 +395,37 @@ def hamming_top_k(
     n_bits = 8 * d.shape[1]
     aligned = d.shape[1] % 8 == 0 and d.flags.c_contiguous
     chunk = n_docs if aligned else max(doc_block, 1 << 16)  # unaligned codes: widened to words chunk by chunk
-    # Queries in blocks: the corpus is streamed once per block, and the
-    # per-query state (histogram, candidates) stays small.
-    q_block = 256
     cap = max(2 * depth, 256)
-    for q0 in range(0, n_q, q_block):
-        q1 = min(q0 + q_block, n_q)
-        m = q1 - q0
-        hist = np.zeros((m, n_bits + 1), dtype=np.int64)
-        thr = np.full(m, n_bits + 1, dtype=np.int64)
-        count_lt = np.zeros(m, dtype=np.int64)
-        cand_d = np.empty((m, cap), dtype=np.int64)
-        cand_i = np.empty((m, cap), dtype=np.int64)
-        n_cand = np.zeros(m, dtype=np.int64)
-        buf = np.empty((m, doc_block), dtype=np.int32)
-        n_chunks = max(1, min(m, _numba_threads()))
-        for c0 in range(0, n_docs, chunk):
-            words = d.view(np.uint64) if aligned else _as_words(d[c0 : c0 + chunk])
-            scan(q_words[q0:q1], words, c0, depth, n_bits, doc_block, n_chunks, hist, thr, count_lt, cand_d, cand_i,
-                 n_cand, buf)
-        finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist[q0:q1], out_idx[q0:q1])
+
+    def part(p0: int, p1: int) -> None:
+        # Queries in blocks: the corpus is streamed once per block, and the
+        # per-query state (histogram, candidates) stays small.
+        for q0 in range(p0, p1, 256):
+            q1 = min(q0 + 256, p1)
+            m = q1 - q0
+            hist = np.zeros((m, n_bits + 1), dtype=np.int64)
+            thr = np.full(m, n_bits + 1, dtype=np.int64)
+            count_lt = np.zeros(m, dtype=np.int64)
+            cand_d = np.empty((m, cap), dtype=np.int64)
+            cand_i = np.empty((m, cap), dtype=np.int64)
+            n_cand = np.zeros(m, dtype=np.int64)
+            buf = np.empty((m, doc_block), dtype=np.int32)
+            for c0 in range(0, n_docs, chunk):
+                words = d.view(np.uint64) if aligned else _as_words(d[c0 : c0 + chunk])
+                scan(q_words[q0:q1], words, c0, depth, n_bits, doc_block, hist, thr, count_lt, cand_d, cand_i,
+                     n_cand, buf)
+            finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist[q0:q1], out_idx[q0:q1])
+
+    # The kernels release the GIL: ranges of queries (4+ each, so the
+    # transposed path pays off) run on Python threads, as the engine does.
+    parts = max(1, min(_threads(threads), n_q // 4))
+    bounds = [n_q * i // parts for i in range(parts + 1)]
+    if parts == 1:
+        part(0, n_q)
+    else:
+        with ThreadPoolExecutor(max_workers=parts) as pool:  # per call: nothing to break across a fork
+            for f in [pool.submit(part, bounds[i], bounds[i + 1]) for i in range(parts)]:
+                f.result()
     return out_dist, out_idx
 
 
@@ -522,6 +540,7 @@ def semantic_search(
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,
     asymmetric: bool = False,
+    threads: int | None = None,
 ) -> list[list[dict[str, int | float]]]:
     """Exact top-k search, in the result format of ``sentence_transformers.util.semantic_search``.
 
@@ -572,6 +591,9 @@ def semantic_search(
         per block, like FAISS's ``IndexScalarQuantizer``) instead of
         quantizing the queries. This ranks by the rescore score directly, so
         no rescoring pass is needed (``rescore_embeddings`` still applies).
+    threads : int, optional
+        Threads of the binary scan (default ``$SSE_NP_THREADS``, else the
+        cores); float/int8 products use NumPy's BLAS threads.
 
     Returns
     -------
@@ -685,7 +707,7 @@ def semantic_search(
         scores, indices = _scalar_top_k(q_codes, corpus, depth, query_block, doc_block)
     else:
         blocks = {"doc_block": _check_block(corpus_chunk_size, "corpus_chunk_size")} if corpus_chunk_size else {}
-        dist, indices = hamming_top_k(q_codes, corpus, depth, **blocks)
+        dist, indices = hamming_top_k(q_codes, corpus, depth, threads=threads, **blocks)
         scores = 1.0 - 2.0 * dist.astype(np.float64) / dim
     if not do_rescore:
         return _results(scores, indices)

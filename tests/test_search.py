@@ -154,6 +154,8 @@ def test_hamming_top_k_against_unpacked_bits(backend: str, dim: int, precision: 
         np.testing.assert_array_equal(index, ref_i)
         np.testing.assert_array_equal(dist, -ref_s)
         assert dist.dtype == np.int32 and index.dtype == np.int64
+        one_thread = hamming_top_k(queries, docs, k, backend=backend, doc_block=doc_block, threads=1)
+        np.testing.assert_array_equal(one_thread[1], index)  # ranges of queries on threads: same answer
         # few queries take the fused row scan, many the transposed blocks: same answer
         few_dist, few_index = hamming_top_k(queries[:2], docs, k, backend=backend, doc_block=doc_block)
         np.testing.assert_array_equal(few_index, ref_i[:2])
