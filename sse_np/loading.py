@@ -137,6 +137,10 @@ class Checkpoint:
     model_dir : Path
         The folder holding the weight files.
     tokenizer_path : Path
+    tokenizer_json : str or None
+        The text of ``tokenizer_path`` as checked (read once).
+    tokenizer_spec : dict or None
+        That text parsed.
     """
 
     table: Table
@@ -146,6 +150,8 @@ class Checkpoint:
     layout: str
     model_dir: Path
     tokenizer_path: Path
+    tokenizer_json: str | None = None
+    tokenizer_spec: dict | None = None
 
 
 # --------------------------------------------------------------------------
@@ -480,8 +486,8 @@ def find_tokenizer(model_dir: Path, root: Path) -> Path:
     raise ModelLoadError(f"{model_dir / TOKENIZER_FILE}: missing (every layout needs the tokenizer file)")
 
 
-def check_tokenizer_file(path: Path) -> None:
-    """Refuse a ``tokenizer.json`` that is not UTF-8 JSON, or whose model cannot work.
+def check_tokenizer_file(path: Path) -> tuple[str, dict]:
+    """Refuse a ``tokenizer.json`` that is not UTF-8 JSON, or whose model cannot work; returns (text, parsed).
 
     ``tokenizers`` loads a WordPiece/WordLevel/BPE model whose unknown token
     is missing from its vocabulary, then fails with a bare ``Exception`` on
@@ -492,7 +498,8 @@ def check_tokenizer_file(path: Path) -> None:
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
-        spec = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        spec = json.loads(text)
     except UnicodeDecodeError as exc:
         raise ModelLoadError(
             f"{path}: cannot load tokenizer (not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start})"
@@ -522,6 +529,7 @@ def check_tokenizer_file(path: Path) -> None:
     unk_id = model.get("unk_id")
     if isinstance(vocab, list) and unk_id is not None and not (_is_int(unk_id) and 0 <= unk_id < len(vocab)):
         raise ModelLoadError(f"{path}: the tokenizer's unk_id {unk_id!r} is outside its vocabulary of {len(vocab)}")
+    return text, spec
 
 
 def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
@@ -539,9 +547,10 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
     root = Path(root)
     model_dir, layout = locate(root)
     tokenizer_path = find_tokenizer(model_dir, root)
-    check_tokenizer_file(tokenizer_path)
+    text, spec = check_tokenizer_file(tokenizer_path)
     if layout == "q4":
         table, dyt = read_q4_model(model_dir)
     else:
         table, dyt = read_safetensors_model(model_dir, static=layout == "static")
-    return Checkpoint(table, *dyt, layout=layout, model_dir=model_dir, tokenizer_path=tokenizer_path)
+    return Checkpoint(table, *dyt, layout=layout, model_dir=model_dir, tokenizer_path=tokenizer_path,
+                      tokenizer_json=text, tokenizer_spec=spec)

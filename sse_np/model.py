@@ -67,10 +67,12 @@ class SSEModel:
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
         self.backend: str = _check_backend(backend)
         dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
-        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size)
+        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size,
+                                         checkpoint.tokenizer_json, checkpoint.tokenizer_spec)
         self._truncate_dim: int | None = None
         self.truncate_dim = truncate_dim
-        self.engine = Engine(checkpoint.table, dyt, TextTokenizer(self._tokenizer), self.backend,
+        tokenizer = TextTokenizer(self._tokenizer, spec=checkpoint.tokenizer_spec)
+        self.engine = Engine(checkpoint.table, dyt, tokenizer, self.backend,
                              Path(source) if source is not None else checkpoint.model_dir)
 
     def __repr__(self) -> str:

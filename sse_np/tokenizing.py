@@ -42,7 +42,8 @@ FNV_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
 
 
-def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
+def load_tokenizer(path: Path, vocab_size: int | None = None, text: str | None = None,
+                   spec: dict | None = None) -> Tokenizer:
     """Load ``tokenizer.json`` configured as the reference uses it.
 
     Parameters
@@ -52,24 +53,42 @@ def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
     vocab_size : int, optional
         Rows of the embedding table; the tokenizer is refused if it can emit
         an id at or beyond it.
+    text, spec : str and dict, optional
+        The file's text and its parsed JSON when already read (saves reading
+        and parsing it again).
 
     Returns
     -------
     tokenizers.Tokenizer
     """
     try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path)) if text is None else Tokenizer.from_str(text)
     except Exception as exc:  # tokenizers raises a bare Exception subclass
         raise ModelLoadError(f"{path}: cannot load tokenizer ({exc})") from None
     tokenizer.no_padding()
     if vocab_size is not None:
-        top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
+        top = _max_id(spec)
+        if top is None:
+            top = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1)
         if top >= vocab_size:
             raise ModelLoadError(
                 f"{path}: tokenizer can emit ids up to {top}, but the embedding table has only "
                 f"{vocab_size} rows (tokenizer and weights from different models?)"
             )
     return tokenizer
+
+
+def _max_id(spec: dict | None) -> int | None:
+    """Largest id ``tokenizer.json`` can emit, from its parsed JSON (None if it cannot tell)."""
+    try:
+        vocab = spec["model"]["vocab"]
+        ids = list(vocab.values()) if isinstance(vocab, dict) else [len(vocab) - 1]
+        ids += [t["id"] for t in spec.get("added_tokens") or []]
+        if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return max(ids, default=-1)
+    except (KeyError, TypeError, AttributeError):
+        pass
+    return None
 
 
 def explain_failure(texts: Sequence[str], start: int) -> ValueError:
@@ -261,12 +280,16 @@ class TextTokenizer:
         ``$SSE_NP_TOKEN_CACHE_BYTES`` or 64 MiB); 0 disables the chunk path.
         When full, the cache starts afresh. Chunks over 64 characters are
         never cached.
+    spec : dict, optional
+        ``tokenizer.json`` parsed, when the caller has it (else read back
+        from ``tokenizer``).
     """
 
-    def __init__(self, tokenizer: Tokenizer, cache_bytes: int | None = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, cache_bytes: int | None = None, spec: dict | None = None) -> None:
         self.tokenizer = tokenizer
         self.cache_bytes = _default_cache_bytes() if cache_bytes is None else int(cache_bytes)
-        spec = json.loads(tokenizer.to_str())
+        if spec is None:
+            spec = json.loads(tokenizer.to_str())
         self.chunked = self.cache_bytes > 0 and _chunkable(spec)
         #: Settings for the jitted WordPiece, or None when this configuration is not supported.
         self.fast_spec = fast_path_spec(spec) if self.chunked else None
