@@ -108,11 +108,14 @@ def explain_failure(texts: Sequence[str], start: int) -> ValueError:
 def utf8(texts: Sequence[str], start: int = 0) -> tuple[bytes, np.ndarray]:
     """All texts as one UTF-8 buffer and the ``n + 1`` byte offsets of each."""
     try:
+        if len(texts) == 1:  # a single query: the latency path
+            data = texts[0].encode("utf-8")
+            return data, np.array([0, len(data)], dtype=np.int64)
         raw = [t.encode("utf-8") for t in texts]
     except UnicodeEncodeError:
         raise explain_failure(texts, start) from None
     text_off = np.zeros(len(raw) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in raw], out=text_off[1:])
+    np.cumsum(np.fromiter(map(len, raw), dtype=np.int64, count=len(raw)), out=text_off[1:])
     return b"".join(raw), text_off
 
 
