@@ -172,3 +172,20 @@ def test_missing_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
     with pytest.raises(ImportError, match=r"pip install 'sse_np\[parquet\]'"):
         parquet.require_pyarrow()
+
+
+def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray" or name.startswith("ray."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    pq.write_table(pa.table({"text": ["x"]}), tmp_path / "in.parquet")
+    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out"), "--ray"]) == 1
+    assert capsys.readouterr().err == ("sse-np: error: Ray bulk embedding needs the 'ray' extra: "
+                                       "pip install 'sse_np[ray]'\n")
