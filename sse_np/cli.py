@@ -141,18 +141,30 @@ _TEXT_INDEX = re.compile(r"\btexts\[(\d+)\]|\btext (\d+)\b")
 
 
 def _cmd_encode(args: argparse.Namespace) -> int:
+    # -- Parquet / Ray (issue 15) --
+    if args.ray is not None:
+        from .ray_data import run_cli
+
+        return run_cli(args)
+    if args.id_field is not None and not args.keep:
+        args.keep = args.id_field  # JSONL: the id goes first among the kept fields
+    # -- end Parquet / Ray --
     in_fmt = streams.input_format(args.input, args.input_format, args.field)
     out_fmt = streams.output_format(args.output, args.format)
-    if out_fmt == "npy" and args.output == "-":
-        raise DataError("-", "npy output needs a file (its header is completed at the end); "
+    if out_fmt in ("npy", "parquet") and args.output == "-":
+        raise DataError("-", f"{out_fmt} output needs a file (it is completed at the end); "
                              "use --format jsonl to write to stdout")
     if in_fmt == "lines" and (args.field or args.keep):
-        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl)")
+        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
     # Checked before anything is read or written: an output that is the input is refused.
     where = None if args.output == "-" else streams.resolve_destination(args.output, [args.input])
     keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
+    if args.id_field is not None and args.id_field not in keep:
+        keep = (args.id_field, *keep)
     if out_fmt == "npy":
         keep = ()  # .npy holds vectors only
+    if out_fmt == "parquet" and args.precision != "float32":
+        raise DataError(args.output, "--precision applies to .npy and JSONL output; Parquet holds float32 vectors")
     model = _load_model(args.model, args.threads)
     if where is not None:  # nor one of the model's files
         streams.resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
@@ -168,12 +180,25 @@ def _cmd_encode(args: argparse.Namespace) -> int:
         raise DataError(args.output, "npy output needs a seekable file (its header is completed at the end), "
                                      "not a pipe or terminal; use --format jsonl")
     sink = sys.stdout.buffer if target is None else target.file
-    writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, width, dtype)
     name = "<stdin>" if args.input == "-" else args.input
     try:
-        chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
-                                     chunk_lines=args.batch_size, progress=progress)
+        if out_fmt == "parquet":  # -- Parquet (issue 15) --
+            from .parquet import ParquetWriter
+
+            writer = ParquetWriter(sink, dim)
+        else:
+            writer = (streams.NpyWriter if out_fmt == "npy" else streams.JsonlWriter)(sink, width, dtype)
+        if in_fmt == "parquet":
+            from . import parquet
+
+            keep_cols = () if not args.keep else keep  # default: the id column alone
+            chunks = parquet.read_chunks(args.input, streams.split_fields(args.field or "text"), keep_cols,
+                                         args.id_field, chunk_rows=args.batch_size, progress=progress)
+        else:  # -- end Parquet --
+            chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
+                                         chunk_lines=args.batch_size, progress=progress)
         for chunk in chunks:
+            name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
             try:
                 vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
             except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
@@ -184,7 +209,7 @@ def _cmd_encode(args: argparse.Namespace) -> int:
                 raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
             if quantize is not None:
                 vectors = quantize(vectors)
-            writer.write(vectors, chunk.kept if in_fmt == "jsonl" else None)
+            writer.write(vectors, chunk.kept if in_fmt != "lines" else None)
             progress.update(writer.rows)
         writer.close()
         progress.update(writer.rows, final=True)
@@ -427,16 +452,26 @@ def build_parser() -> argparse.ArgumentParser:
                     "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
                     "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
     )
-    p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT", help="text or JSONL file, or - for stdin (default)")
+    p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT",
+                       help="text, JSONL or Parquet file, a folder of Parquet files, or - for stdin (default)")
     p_enc.add_argument("-o", "--output", required=True, metavar="OUT",
-                       help="output file (.npy or .jsonl), or - for JSONL on stdout")
+                       help="output file (.npy, .jsonl or .parquet), or - for JSONL on stdout")
     p_enc.add_argument("--format", choices=streams.OUTPUT_FORMATS, default=None,
                        help="output format (default: from OUT's suffix; - is jsonl)")
     p_enc.add_argument("--input-format", choices=streams.INPUT_FORMATS, default=None,
                        help="input format (default: jsonl for *.jsonl/*.ndjson or with --field, else lines)")
-    p_enc.add_argument("--field", default=None, help="JSONL field holding the text (default: text)")
+    p_enc.add_argument("--field", default=None, metavar="F[,F2]",
+                       help="JSONL field or Parquet column holding the text (default: text); several are joined "
+                            "as the evaluation joins a document: title,text -> (title + ' ' + text).strip()")
     p_enc.add_argument("--keep", default=None, metavar="F1,F2",
-                       help="JSONL fields copied into JSONL output records (default: _id,id when present)")
+                       help="JSONL fields / Parquet columns copied into JSONL or Parquet output (default: the id)")
+    p_enc.add_argument("--id-field", default=None, metavar="F",
+                       help="id field, written first in JSONL/Parquet output (default: _id or id when present)")
+    p_enc.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="run on Ray (the 'ray' extra): INPUT is a Parquet file or folder, OUT a folder with "
+                            "one Parquet file per input file; resumable. Without ADDRESS: a local cluster")
+    p_enc.add_argument("--actors", type=_positive_int, default=None,
+                       help="with --ray: encoding actors (default: the cluster's CPUs / --threads)")
     p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)")
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")

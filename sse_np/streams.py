@@ -32,8 +32,8 @@ import numpy as np
 
 from .errors import DataError
 
-INPUT_FORMATS = ("lines", "jsonl")
-OUTPUT_FORMATS = ("npy", "jsonl")
+INPUT_FORMATS = ("lines", "jsonl", "parquet")
+OUTPUT_FORMATS = ("npy", "jsonl", "parquet")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
@@ -51,6 +51,8 @@ def input_format(source: str, fmt: str | None, field_name: str | None) -> str:
     """``fmt`` if given; else JSONL for ``*.jsonl``/``*.ndjson`` (optionally ``.gz``) or when a field is named."""
     if fmt is not None:
         return fmt
+    if source != "-" and (source.endswith(".parquet") or Path(source).is_dir()):
+        return "parquet"  # a Parquet file or a folder of them (sse_np.parquet)
     name = source[:-3] if source.endswith(".gz") else source
     return "jsonl" if field_name is not None or name.endswith(_JSONL_SUFFIXES) else "lines"
 
@@ -65,7 +67,9 @@ def output_format(dest: str, fmt: str | None) -> str:
         return "jsonl"
     if dest.endswith(".npy"):
         return "npy"
-    raise DataError(dest, "cannot tell the output format from the name; pass --format npy or --format jsonl")
+    if dest.endswith(".parquet"):
+        return "parquet"
+    raise DataError(dest, "cannot tell the output format from the name; pass --format npy, jsonl or parquet")
 
 
 class _Counted:
@@ -228,6 +232,8 @@ def _parse_line(raw: bytes, number: int, name: str, fmt: str, field_name: str, k
     record = json_line(line, name, number)
     if not isinstance(record, dict):
         raise DataError(name, f"expected a JSON object, got {type(record).__name__}", number)
+    if "," in field_name:
+        return join_fields(record, split_fields(field_name), name, number), {k: record[k] for k in keep if k in record}
     if field_name not in record:
         fields = ", ".join(map(repr, record)) or "none"
         raise DataError(name, f"no field {field_name!r} (fields: {fields}); choose one with --field", number)
@@ -252,6 +258,38 @@ def _check_writable(name: str, number: int, key: str, value: Any) -> None:
     except (ValueError, RecursionError):
         raise DataError(name, f"field {key!r} holds NaN or Infinity (Python's json reads them; strict JSON output "
                               "cannot hold them); fix the input or leave the field out with --keep", number) from None
+
+
+# -- several text fields (--field title,text) ------------------------------
+def split_fields(spec: str) -> tuple[str, ...]:
+    """``"title,text"`` -> ``("title", "text")`` (empty names dropped)."""
+    fields = tuple(part.strip() for part in spec.split(",") if part.strip())
+    if not fields:
+        raise ValueError(f"--field {spec!r} names no field")
+    return fields
+
+
+def join_fields(record: dict[str, Any], fields: tuple[str, ...], name: str, number: int) -> str:
+    """The record's text from several fields, joined as the evaluation joins a BEIR document.
+
+    ``(title + " " + text).strip()`` for ``("title", "text")``: the values in
+    the given order, separated by one space, then stripped; a missing or
+    null field counts as empty, but a record where all of them are missing
+    is an error, as is a value that is not a string.
+    """
+    values = []
+    for key in fields:
+        value = record.get(key)
+        if value is None:
+            value = ""
+        elif not isinstance(value, str):
+            raise DataError(name, f"field {key!r} is {type(value).__name__}, expected a string", number)
+        values.append(value)
+    if all(record.get(key) is None for key in fields):
+        have = ", ".join(map(repr, record)) or "none"
+        raise DataError(name, f"none of the fields {', '.join(map(repr, fields))} is present (fields: {have})",
+                        number)
+    return " ".join(values).strip()
 
 
 # -- outputs -------------------------------------------------------------

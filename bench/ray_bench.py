@@ -1,0 +1,252 @@
+"""Bulk embedding benchmark: plain ``sse-np encode`` vs Ray (1 and 2 actors) vs sentence-transformers on Ray.
+
+Usage (from the repository root, with the ``ray`` and ``test`` extras installed)::
+
+    python bench/ray_bench.py [--texts 1000000] [--repeat 3]
+
+Builds a Parquet corpus under ``bench/_work/ray_corpus`` (git-ignored) by
+recombining sentences of the ../shared/data BEIR corpora, then times on the
+same input, in one run:
+
+* ``cli``: ``sse-np encode CORPUS -o OUT.parquet --threads N`` (a process each),
+* ``ray``: ``sse-np encode CORPUS -o OUT_DIR --ray --actors N --threads 1`` on a
+  running local cluster (cluster start-up timed apart; actor start and model
+  load are inside),
+* ``ray_data``: ``read_parquet -> map_batches(actor) -> write_parquet`` with the
+  sse_np actor (:func:`sse_np.ray_data.embed_dataset`) and with a
+  sentence-transformers actor (StaticEmbedding + DyT, torch threads = actor CPUs).
+
+Writes ``bench/RAY_RESULTS.md`` and ``bench/RAY_RESULTS.json``: medians,
+and ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / "_work"
+SHARED = REPO.parent / "shared" / "data"
+N_FILES = 8
+
+
+def build_corpus(n: int, seed: int = 0) -> Path:
+    """``n`` texts of 1-3 sentences drawn from the shared corpora, in ``N_FILES`` Parquet files (cached)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = WORK / f"ray_corpus_{n}"
+    if (out / "_DONE").is_file():
+        return out
+    sentences: list[str] = []
+    for corpus in sorted(SHARED.glob("*/corpus.jsonl")):
+        with open(corpus, encoding="utf-8") as fh:
+            for line in fh:
+                doc = json.loads(line)
+                text = ((doc.get("title") or "") + ". " + (doc.get("text") or "")).strip()
+                sentences += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.strip()) > 3]
+    if not sentences:
+        raise SystemExit(f"no corpora under {SHARED}")
+    rng = random.Random(seed)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    per = -(-n // N_FILES)
+    for f in range(N_FILES):
+        rows = range(f * per, min(n, (f + 1) * per))
+        texts = [" ".join(rng.choice(sentences) for _ in range(rng.randint(1, 3)))[:1000] for _ in rows]
+        table = pa.table({"_id": [f"t{i}" for i in rows], "text": texts})
+        pq.write_table(table, out / f"part-{f:02d}.parquet", row_group_size=65536)
+    (out / "_DONE").write_text(str(n))
+    return out
+
+
+def _cli(corpus: Path, out: Path, threads: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sse_np", "encode", str(corpus), "-o", str(out), "--threads", str(threads),
+                    "--no-progress"], check=True, cwd=REPO, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def _ray_cli(corpus: Path, out: Path, actors: int) -> float:
+    from sse_np.cli import main
+
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    rc = main(["encode", str(corpus), "-o", str(out), "--ray", "--actors", str(actors), "--threads", "1",
+               "--no-progress"])
+    assert rc == 0
+    return time.perf_counter() - t0
+
+
+class STEmbedder:
+    """map_batches actor: sentence-transformers StaticEmbedding + DyT on the sse_np model's weights."""
+
+    def __init__(self, model: str, threads: int) -> None:
+        import torch
+        from safetensors.numpy import load_file
+        from sentence_transformers import SentenceTransformer
+        from tokenizers import Tokenizer
+
+        sys.path.insert(0, str(REPO / "bench"))
+        from engines import _make_dyt_module  # the same DyT module the main benchmark uses
+
+        try:
+            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+        except ImportError:
+            from sentence_transformers.models import StaticEmbedding
+        try:
+            from sentence_transformers.base.modules.module import Module
+        except ImportError:
+            Module = torch.nn.Module
+        torch.set_num_threads(threads)
+        w = load_file(str(Path(model) / "model.safetensors"))
+        static = StaticEmbedding(Tokenizer.from_file(str(Path(model) / "tokenizer.json")),
+                                 embedding_weights=w["embedding.weight"].astype(np.float32))
+        dyt = _make_dyt_module(torch, Module)(w["dyt.alpha"], w["dyt.beta"], w["dyt.bias"])
+        self.model = SentenceTransformer(modules=[static, dyt], device="cpu")
+        self.model.eval()
+
+    def __call__(self, batch):
+        from sse_np.parquet import vectors_array
+
+        texts = batch.column("text").to_pylist()
+        vectors = self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+        return batch.append_column("embedding", vectors_array(vectors))
+
+
+def _ray_data(corpus: Path, out: Path, actors: int, which: str, model: str) -> float:
+    import ray
+
+    from sse_np.ray_data import embed_dataset
+
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    ds = ray.data.read_parquet(str(corpus), file_extensions=["parquet"])
+    if which == "sse_np":
+        ds = embed_dataset(ds, model=model, num_actors=actors, batch_size=4096)
+    else:
+        ds = ds.map_batches(STEmbedder, fn_constructor_kwargs={"model": model, "threads": 1}, batch_size=4096,
+                            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+    ds.write_parquet(str(out))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--st-repeat", type=int, default=1, help="runs of the (slow) sentence-transformers rows")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import pyarrow.parquet as pq
+    import ray
+
+    import sse_np
+
+    model = str(sse_np.default_model_path())
+    subprocess.run([sys.executable, "-m", "sse_np", "warmup"], check=True, cwd=REPO)  # numba cache filled
+    t0 = time.perf_counter()
+    corpus = build_corpus(args.texts)
+    build_s = time.perf_counter() - t0
+    n = sum(pq.ParquetFile(p).metadata.num_rows for p in corpus.glob("*.parquet"))
+    chars = sum(sum(map(len, pq.read_table(p, columns=["text"])["text"].to_pylist())) for p in corpus.glob("*.parquet"))
+    out = WORK / "ray_out"
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, list[float]] = {}
+
+    def add(key: str, seconds: float) -> None:
+        times.setdefault(key, []).append(seconds)
+        print(f"{key:<28}{seconds:8.2f} s  {n / seconds:12,.0f} texts/s", flush=True)
+
+    t0 = time.perf_counter()
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    ray_start_s = time.perf_counter() - t0
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        for _ in range(args.repeat):  # interleaved, so drifts of the shared machine hit every row alike
+            add("cli, 1 thread", _cli(corpus, out / "cli.parquet", 1))
+            add("ray --ray, 1 actor", _ray_cli(corpus, out / "ray1", 1))
+            add("cli, 2 threads", _cli(corpus, out / "cli.parquet", 2))
+            add("ray --ray, 2 actors", _ray_cli(corpus, out / "ray2", 2))
+            add("ray data sse_np, 1 actor", _ray_data(corpus, out / "rd1", 1, "sse_np", model))
+            add("ray data sse_np, 2 actors", _ray_data(corpus, out / "rd2", 2, "sse_np", model))
+        for _ in range(args.st_repeat):
+            add("ray data ST, 1 actor", _ray_data(corpus, out / "st1", 1, "st", model))
+            add("ray data ST, 2 actors", _ray_data(corpus, out / "st2", 2, "st", model))
+    finally:
+        ray.shutdown()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rate = {k: n / v for k, v in med.items()}
+    overhead = {c: med[f"ray --ray, {c}"] / med[f"cli, {c.replace('actor', 'thread')}"] - 1
+                for c in ("1 actor", "2 actors")}
+    vs_st = {c: rate[f"ray data sse_np, {c}"] / rate[f"ray data ST, {c}"] for c in ("1 actor", "2 actors")}
+    per_core = rate["ray --ray, 1 actor"]
+    scaling = rate["ray --ray, 2 actors"] / (2 * per_core)
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
+        "texts": n, "mean_chars": chars / n, "files": N_FILES, "dim": sse_np.load(model).get_embedding_dimension(),
+        "corpus_build_s": build_s, "ray_start_s": ray_start_s, "runs": times, "median_s": med,
+        "texts_per_s": rate, "ray_overhead_vs_cli": overhead, "sse_np_vs_st_on_ray": vs_st,
+        "two_actor_efficiency": scaling,
+        "projection": {"per_core": per_core, "per_16_core_node": 16 * per_core * scaling,
+                       "cluster_16_nodes_x_16_cores": 16 * 16 * per_core * scaling},
+    }
+    (REPO / "bench" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
+    (REPO / "bench" / "RAY_RESULTS.md").write_text(markdown(report, args))
+    print((REPO / "bench" / "RAY_RESULTS.md").read_text())
+
+
+def markdown(r: dict, args: argparse.Namespace) -> str:
+    lines = [
+        "## Bulk embedding: Parquet and Ray (issue 15)",
+        "",
+        f"{r['date']}; {r['machine']['cpus']} CPUs (shared, noisy); Ray {r['machine']['ray']}; "
+        f"{r['texts']:,} texts (mean {r['mean_chars']:.0f} chars, sentences of the shared corpora recombined) "
+        f"in {r['files']} Parquet files; output dim {r['dim']}; medians of {args.repeat} interleaved runs "
+        f"(sentence-transformers: {args.st_repeat}). Command: `python bench/ray_bench.py --texts {r['texts']}`.",
+        "",
+        "| run | median s | texts/s |",
+        "| --- | ---: | ---: |",
+    ]
+    for key, sec in r["median_s"].items():
+        lines.append(f"| {key} | {sec:.2f} | {r['texts_per_s'][key]:,.0f} |")
+    o, s = r["ray_overhead_vs_cli"], r["sse_np_vs_st_on_ray"]
+    p = r["projection"]
+    lines += [
+        "",
+        f"Ray cluster start (once, not in the rows): {r['ray_start_s']:.1f} s.",
+        "",
+        "| target | measured | pass |",
+        "| --- | --- | --- |",
+        *[f"| Ray overhead <= 15% vs plain CLI, {c} | {o[c]:+.1%} | {'yes' if o[c] <= 0.15 else 'no'} |" for c in o],
+        *[f"| sse_np >= 5x sentence-transformers in the same map_batches, {c} | {s[c]:.1f}x | "
+          f"{'yes' if s[c] >= 5 else 'no'} |" for c in s],
+        "",
+        f"Projection from the measured per-core rate ({p['per_core']:,.0f} texts/s, `--ray` with 1 actor) and the "
+        f"2-actor efficiency ({r['two_actor_efficiency']:.0%}): a 16-core node ~{p['per_16_core_node']:,.0f} texts/s; "
+        f"16 such nodes ~{p['cluster_16_nodes_x_16_cores']:,.0f} texts/s "
+        f"(100M texts in ~{1e8 / p['cluster_16_nodes_x_16_cores'] / 60:.0f} min), if storage keeps up: the "
+        f"output is {r['dim'] * 4} bytes a text (~{p['cluster_16_nodes_x_16_cores'] * r['dim'] * 4 / 1e9:.1f} GB/s "
+        "for the cluster).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
