@@ -129,13 +129,16 @@ class STEmbedder:
 
 
 def _ray_data(corpus: Path, out: Path, actors: int, which: str, model: str) -> float:
+    import pyarrow.parquet as pq
     import ray
 
     from sse_np.ray_data import embed_dataset
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    ds = ray.data.read_parquet(str(corpus), file_extensions=["parquet"])
+    # One block per 25k rows: otherwise small files arrive as one block and only one actor works.
+    blocks = max(2 * actors, -(-sum(pq.ParquetFile(p).metadata.num_rows for p in corpus.glob("*.parquet")) // 25_000))
+    ds = ray.data.read_parquet(str(corpus), file_extensions=["parquet"], override_num_blocks=blocks)
     if which == "sse_np":
         ds = embed_dataset(ds, model=model, num_actors=actors, batch_size=4096)
     else:
