@@ -65,6 +65,8 @@ def test_round_trip_single_field(tmp_path: Path, model_dir: Path, model: sse_np.
     # One row group per written chunk: 600-row batches of each 1000-row input row group at most.
     sizes = [pq.ParquetFile(out).metadata.row_group(i).num_rows for i in range(pq.ParquetFile(out).num_row_groups)]
     assert sum(sizes) == 2500 and max(sizes) <= 600 and len(sizes) >= 5
+    meta = pq.ParquetFile(out).metadata.row_group(0)
+    assert meta.column(2).compression == "UNCOMPRESSED" and meta.column(0).compression == "SNAPPY"
 
 
 def test_multi_field_equals_eval_document_text(tmp_path: Path, model_dir: Path, model: sse_np.SSEModel) -> None:
