@@ -349,7 +349,7 @@ def run_cli(args: Any) -> int:
     finally:
         if started:
             ray.shutdown()
-    for stale in out_dir.rglob(".*.partial"):  # temp files of attempts killed mid-file (all files are done now)
+    for stale in out_dir.rglob(".*.partial*"):  # temp files of attempts killed mid-file (all files are done now)
         stale.unlink(missing_ok=True)
     print(f"wrote {rows} x {dim} float32 (parquet) in {len(jobs)} files to {out_dir}", file=sys.stderr)
     return 0

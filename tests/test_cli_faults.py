@@ -226,8 +226,9 @@ def test_process_substitution_input(tmp_path, model_dir, model):
 
 
 def test_input_that_is_a_folder_or_missing(capsys, tmp_path, model_dir):
+    # A folder is read as a folder of Parquet files (issue 15); this one holds none.
     fails(capsys, ["encode", str(tmp_path), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
-          r": is a folder; name a file")
+          r": folder holds no \.parquet files")
     fails(capsys, ["encode", str(tmp_path / "absent.txt"), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
           r"absent\.txt: no such file")
     assert sorted(os.listdir(tmp_path)) == []

@@ -150,7 +150,7 @@ def test_cli_ray_survives_a_killed_actor(cluster, model_dir, corpus, tmp_path) -
     deadline = time.monotonic() + 60
     while job.is_alive() and time.monotonic() < deadline and killed is None:
         busy = [p for p in _descendants(os.getpid()) - ours if "FileEncoder" in _cmdline(p) and _alive(p)]
-        partial = list(out.glob(".part-*.partial")) if out.is_dir() else []
+        partial = list(out.glob(".part-*.partial*")) if out.is_dir() else []
         if busy and partial:  # an actor is half-way through a file
             done_at_kill = len(list(out.glob("part-*.parquet")))
             killed = busy[0]
@@ -166,7 +166,7 @@ def test_cli_ray_survives_a_killed_actor(cluster, model_dir, corpus, tmp_path) -
     assert got_ids == ids  # files and rows in input order
     ref = sse_np.load(model_dir, backend="numpy").encode(texts, DIM)
     np.testing.assert_array_equal(vectors, ref)
-    assert not list(out.glob(".*.partial"))  # the killed attempt's temp file is cleaned up
+    assert not list(out.glob(".*.partial*"))  # the killed attempt's temp file is cleaned up
 
 
 def test_cli_ray_resumes_and_refuses_other_arguments(cluster, model_dir, corpus, tmp_path, capsys) -> None:
