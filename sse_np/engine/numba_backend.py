@@ -22,7 +22,7 @@ from .pooling import Affine, TableArrays
 
 # Below this much work (bytes or tokens x dims) a second thread costs more than it saves.
 SERIAL_WORK = 1 << 20
-_PARTS_PER_THREAD = 2  # ranges per thread: balances uneven text lengths
+_PARTS_PER_THREAD = 1  # one range a thread (byte-balanced): more would oversubscribe the cores
 _DUMMY = np.zeros(1, dtype=np.float32)
 
 _executor: ThreadPoolExecutor | None = None
