@@ -26,6 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import write_results_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 MARK_BEGIN, MARK_END = "<!-- engine-ab:begin -->", "<!-- engine-ab:end -->"
@@ -109,13 +112,7 @@ def main() -> None:
         lines.append(f"| {label} | {med['base'][k]:,.1f} | {med['this'][k]:,.1f} | {ratio[k]:.2f} | ≥ 0.95 |")
     lines += ["", MARK_END]
     section = "\n".join(lines)
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text(encoding="utf-8")
-    if MARK_BEGIN in text:
-        text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    results.write_text(text, encoding="utf-8")
+    write_results_section(section, MARK_BEGIN, MARK_END)
     print(section)
 
 

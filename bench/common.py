@@ -129,3 +129,14 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):])
     return None
+
+
+def write_results_section(section: str, begin: str, end: str) -> None:
+    """Put ``section`` (starting with ``begin``, ending with ``end``) into bench/RESULTS.md, replacing its last version."""
+    results = Path(__file__).resolve().parent / "RESULTS.md"
+    text = results.read_text(encoding="utf-8") if results.exists() else ""
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    results.write_text(text, encoding="utf-8")

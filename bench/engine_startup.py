@@ -26,6 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import write_results_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT.parent / "shared" / "data" / "scifact" / "queries.jsonl"
 MARK_BEGIN, MARK_END = "<!-- engine-startup:begin -->", "<!-- engine-startup:end -->"
@@ -168,13 +171,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
     (ROOT / "bench" / "engine_startup.json").write_text(json.dumps({"machine": machine, **res}, indent=1))
     section = render(res, machine)
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text(encoding="utf-8") if results.exists() else ""
-    if MARK_BEGIN in text:
-        text = text[: text.index(MARK_BEGIN)] + section + text[text.index(MARK_END) + len(MARK_END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    results.write_text(text, encoding="utf-8")
+    write_results_section(section, MARK_BEGIN, MARK_END)
     print(section)
 
 

@@ -85,6 +85,16 @@ def _entry_point(dispatcher, args: tuple):
         return None
 
 
+def _wordpiece_buffers(texts: list[str], start: int):
+    """The texts' UTF-8 bytes and offsets, and the jitted WordPiece's output arrays (one slot per byte:
+    a text never has more tokens or holes than bytes)."""
+    data, text_off = utf8(texts, start)
+    n, size = len(texts), len(data)
+    return (data, text_off, np.frombuffer(data, dtype=np.uint8), np.empty(size, dtype=np.int32),
+            np.empty(n, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
+            np.empty(n, dtype=np.int64))
+
+
 def _serial(n: int, work: int, threads: int) -> bool:
     """Whether one range on the calling thread is best (small work, one text or one thread)."""
     return threads <= 1 or n <= 1 or work < SERIAL_WORK
@@ -131,14 +141,8 @@ class NumbaBackend:
             self.pool(ids, *self.tokenizer.window(offsets[:-1], offsets[1:]), out, threads)
             self.finish(out, normalize, threads)
             return
-        data, text_off = utf8(texts, start)
-        buf = np.frombuffer(data, dtype=np.uint8)
+        data, text_off, buf, ids, counts, hole_a, hole_b, n_holes = _wordpiece_buffers(texts, start)
         n, size = len(texts), len(data)
-        ids = np.empty(size, dtype=np.int32)
-        hole_a = np.empty(size, dtype=np.int64)
-        hole_b = np.empty(size, dtype=np.int64)
-        counts = np.empty(n, dtype=np.int64)
-        n_holes = np.empty(n, dtype=np.int64)
         max_len, keep_end = self.tokenizer.truncation
         classes, vocab = self.tables
         table, affine = self.table, self.affine
@@ -209,14 +213,8 @@ class NumbaBackend:
         """Token ids (EmbeddingBag form) by the jitted WordPiece, holes through ``tokenizers``."""
         if self.tables is None or not texts:
             return self.tokenizer(texts, start, threads)
-        data, text_off = utf8(texts, start)
-        buf = np.frombuffer(data, dtype=np.uint8)
+        data, text_off, buf, ids, counts, hole_a, hole_b, n_holes = _wordpiece_buffers(texts, start)
         n, size = len(texts), len(data)
-        ids = np.empty(size, dtype=np.int32)
-        hole_a = np.empty(size, dtype=np.int64)
-        hole_b = np.empty(size, dtype=np.int64)
-        counts = np.empty(n, dtype=np.int64)
-        n_holes = np.empty(n, dtype=np.int64)
         classes, vocab = self.tables
 
         if _serial(n, size * 8, threads):
