@@ -417,7 +417,10 @@ def _real_queries(n: int) -> list[str]:
 
 
 def test_single_model_any_name_then_sigterm_loses_nothing(models, local, tmp_path):
-    srv = Server(["--model", str(models["tiny"]), "--threads", "2", "--max-text-chars", "1000000"], tmp_path)
+    # The NumPy back-end: each request below takes a while (numba, once warm, could answer a request
+    # before the next arrives, and the 4 would never be in flight together).
+    srv = Server(["--model", str(models["tiny"]), "--threads", "2", "--max-text-chars", "1000000",
+                  "--backend", "numpy"], tmp_path)
     try:
         # One model: any name reaches it, and the response names the model served (its folder name).
         resp = _post(srv, "/v1/embeddings", {"model": "text-embedding-3-small", "input": "hello"}).json()
