@@ -22,7 +22,7 @@ from .pooling import Affine, TableArrays
 
 # Below this much work (bytes or tokens x dims) a second thread costs more than it saves.
 SERIAL_WORK = 1 << 20
-_PARTS_PER_THREAD = 1  # one range a thread (byte-balanced): more would oversubscribe the cores
+_PARTS_PER_THREAD = 8  # ranges a thread, taken dynamically: uneven texts still balance
 _DUMMY = np.zeros(1, dtype=np.float32)
 
 _executor: ThreadPoolExecutor | None = None
@@ -49,26 +49,39 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def run_ranges(fn, bounds: np.ndarray) -> None:
-    """``fn(lo, hi)`` for consecutive ``bounds``; the first range on this thread, the rest on the pool."""
+def run_ranges(fn, bounds: np.ndarray, threads: int) -> None:
+    """``fn(lo, hi)`` for every consecutive pair of ``bounds``, on ``threads`` threads (this one included).
+
+    Each thread takes the next range as it finishes one (dynamic scheduling): uneven texts
+    then cannot leave one core idle while the other still has a long range to go.
+    """
     pairs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    if len(pairs) <= 1:
+    threads = min(threads, len(pairs))
+    if threads <= 1:
         for a, b in pairs:
             fn(a, b)
         return
-    futures = [_pool().submit(fn, a, b) for a, b in pairs[1:]]
-    error = None
-    try:
-        fn(*pairs[0])
-    except BaseException as exc:  # still wait for the others: they write into our arrays
-        error = exc
-    for f in futures:
-        try:
-            f.result()
-        except BaseException as exc:
-            error = error or exc
-    if error is not None:
-        raise error
+    queue = iter(pairs)
+    take = threading.Lock()
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        while not errors:
+            with take:
+                pair = next(queue, None)
+            if pair is None:
+                return
+            try:
+                fn(*pair)
+            except BaseException as exc:  # the others stop taking ranges; the first error is raised
+                errors.append(exc)
+
+    futures = [_pool().submit(drain) for _ in range(threads - 1)]
+    drain()
+    for f in futures:  # always wait: every range writes into the caller's arrays
+        f.result()
+    if errors:
+        raise errors[0]
 
 
 def _entry_point(dispatcher, args: tuple):
@@ -162,7 +175,7 @@ class NumbaBackend:
                 pooling.embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine,
                                     out, ids, counts, hole_a, hole_b, n_holes)
 
-            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD))
+            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
         rest = np.flatnonzero(n_holes)
         if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
             sub_ids, offsets = self._fill_holes(data, texts, start, threads, ids, text_off[rest],
@@ -190,7 +203,7 @@ class NumbaBackend:
         def work(lo: int, hi: int) -> None:
             pooling.pool_range(table, affine, ids, starts, stops, lo, hi, out)
 
-        run_ranges(work, _bounds(lengths, n, threads * _PARTS_PER_THREAD))
+        run_ranges(work, _bounds(lengths, n, threads * _PARTS_PER_THREAD), threads)
 
     def finish(self, out: np.ndarray, normalize: bool, threads: int) -> None:
         """In place: ``beta * tanh(.)``, then L2-normalize (NumPy's vectorized tanh, then one jitted pass)."""
@@ -207,7 +220,7 @@ class NumbaBackend:
         def work(lo: int, hi: int) -> None:
             pooling.scale_normalize(out, lo, hi, beta, dyt, normalize)
 
-        run_ranges(work, _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD))
+        run_ranges(work, _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD), threads)
 
     def tokenize(self, texts: list[str], start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (EmbeddingBag form) by the jitted WordPiece, holes through ``tokenizers``."""
@@ -224,7 +237,7 @@ class NumbaBackend:
                 wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b,
                                          n_holes)
 
-            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD))
+            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
         starts = text_off[:-1]
         stops = starts + counts
         if n_holes.any():

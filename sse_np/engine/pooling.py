@@ -156,19 +156,22 @@ def embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table,
     ids, with -1 markers, at ``ids[text_off[i]:][:counts[i]]``; their
     ``out`` rows are left for the caller.
     """
+    # Two loops over the range, not one fused loop: with the WordPiece and
+    # the gather in one loop body, documents pooled 1.3-1.5x slower (the
+    # range's ids are still in cache for the second loop).
     word = np.empty(vocab.max_chars + 1, dtype=np.uint8)  # scratch per range of texts, not per text
     hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
-    bits = np.empty(out.shape[1], dtype=np.uint32)
     for i in range(lo, hi):
         a = text_off[i]
-        count, holes = tokenize_text(buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a,
-                                     word, hashes)
-        counts[i] = count
-        n_holes[i] = holes
-        if holes:
+        counts[i], n_holes[i] = tokenize_text(buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a,
+                                              word, hashes)
+    bits = np.empty(out.shape[1], dtype=np.uint32)
+    for i in range(lo, hi):
+        if n_holes[i]:
             continue  # the caller completes this text with tokenizers' ids for its holes
-        start, stop = a, a + count
-        if 0 <= max_len < count:
+        start = text_off[i]
+        stop = start + counts[i]
+        if 0 <= max_len < counts[i]:
             if keep_end:
                 start = stop - max_len
             else:
