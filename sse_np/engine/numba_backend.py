@@ -170,20 +170,26 @@ class NumbaBackend:
                 pooling.embed_range(*args)
                 if out.flags.c_contiguous and out.flags.writeable:
                     self._embed_entry = _entry_point(pooling.embed_range, args)
+            finished = False
         else:
             def work(lo: int, hi: int) -> None:
                 pooling.embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine,
                                     out, ids, counts, hole_a, hole_b, n_holes)
+                self._finish_rows(out, lo, hi, normalize)  # while the rows are in cache, and in parallel
 
             run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
+            finished = True
         rest = np.flatnonzero(n_holes)
         if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
             sub_ids, offsets = self._fill_holes(data, texts, start, threads, ids, text_off[rest],
                                                 text_off[rest] + counts[rest], hole_a, hole_b, n_holes[rest])
             sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
             self.pool(sub_ids, *self.tokenizer.window(offsets[:-1], offsets[1:]), sub, threads)
+            if finished:
+                self.finish(sub, normalize, threads)
             out[rest] = sub
-        self.finish(out, normalize, threads)
+        if not finished:
+            self.finish(out, normalize, threads)
 
     def pool(self, ids, starts, stops, out: np.ndarray, threads: int) -> None:
         """``out[i] <- alpha * mean + bias`` of bag ``ids[starts[i]:stops[i]]`` (before tanh)."""
@@ -207,20 +213,21 @@ class NumbaBackend:
 
     def finish(self, out: np.ndarray, normalize: bool, threads: int) -> None:
         """In place: ``beta * tanh(.)``, then L2-normalize (NumPy's vectorized tanh, then one jitted pass)."""
-        if self.dyt is not None:
-            np.tanh(out, out=out)
-        if self.dyt is None and not normalize:
-            return
         n = out.shape[0]
-        beta, dyt = self.beta, self.dyt is not None
         if _serial(n, n * out.shape[1] * 4, threads):
-            pooling.scale_normalize(out, 0, n, beta, dyt, normalize)
+            self._finish_rows(out, 0, n, normalize)
             return
+        run_ranges(lambda lo, hi: self._finish_rows(out, lo, hi, normalize),
+                   _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD), threads)
 
-        def work(lo: int, hi: int) -> None:
-            pooling.scale_normalize(out, lo, hi, beta, dyt, normalize)
-
-        run_ranges(work, _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD), threads)
+    def _finish_rows(self, out: np.ndarray, lo: int, hi: int, normalize: bool) -> None:
+        """``finish`` for rows ``lo..hi-1`` (NumPy's tanh releases the GIL too)."""
+        if self.dyt is not None:
+            rows = out[lo:hi]
+            np.tanh(rows, out=rows)
+        elif not normalize:
+            return
+        pooling.scale_normalize(out, lo, hi, self.beta, self.dyt is not None, normalize)
 
     def tokenize(self, texts: list[str], start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (EmbeddingBag form) by the jitted WordPiece, holes through ``tokenizers``."""
