@@ -243,9 +243,13 @@ class ParquetWriter:
         return table.append_column(pa.field(self.column, pa.list_(pa.float32(), self.dim), nullable=False),
                                    vectors_array(vectors))
 
-    def _compression(self) -> dict[str, str]:
-        # Float vectors do not compress (snappy saves <1%) but snappy costs ~2.7x the write time.
-        return {name: ("none" if name == self.column else "snappy") for name in self._schema.names}
+    def _options(self) -> dict[str, Any]:
+        # Float vectors do not compress (snappy saves <1%) but snappy costs ~2.7x the write time; nor do
+        # they repeat, and trying a dictionary for them made writing ~5x slower (3 s -> 0.6 s for
+        # 125k x 512): both only for the other columns.
+        others = [name for name in self._schema.names if name != self.column]
+        return {"compression": {name: ("none" if name == self.column else "snappy") for name in self._schema.names},
+                "use_dictionary": others}
 
     def write(self, vectors: np.ndarray, kept: Any = None) -> None:
         import pyarrow.parquet as pq
@@ -253,7 +257,7 @@ class ParquetWriter:
         table = self._table(vectors, kept)
         if self._writer is None:
             self._schema = table.schema
-            self._writer = pq.ParquetWriter(self.file, self._schema, compression=self._compression())
+            self._writer = pq.ParquetWriter(self.file, self._schema, **self._options())
         elif table.schema != self._schema:
             try:
                 table = table.cast(self._schema)
@@ -274,6 +278,6 @@ class ParquetWriter:
             pa = self.pa
             schema = pa.schema([pa.field(self.column, pa.list_(pa.float32(), self.dim), nullable=False)])
             self._schema = schema
-            self._writer = pq.ParquetWriter(self.file, schema, compression=self._compression())
+            self._writer = pq.ParquetWriter(self.file, schema, **self._options())
         self._writer.close()
         self.file.flush()
