@@ -731,8 +731,10 @@ def mrr_at_10(q: np.ndarray, d: np.ndarray, rel: list[int]) -> float:
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     d = d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-12)
     s = np.nan_to_num(q @ d.T, nan=-np.inf)  # a broken (NaN) vector ranks last, never first
-    rank = (s > s[np.arange(len(rel)), rel][:, None]).sum(1)  # docs scored above the relevant one
-    return float(np.where(rank < 10, 1.0 / (rank + 1), 0.0).mean())
+    target = s[np.arange(len(rel)), rel]
+    rank = (s > target[:, None]).sum(1)  # docs scored above the relevant one
+    found = np.isfinite(target) & (rank < 10)  # a broken query or relevant doc finds nothing
+    return float(np.where(found, 1.0 / (rank + 1), 0.0).mean())
 
 
 def dev_scores(encode) -> dict[str, float]:
