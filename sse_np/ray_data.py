@@ -87,7 +87,7 @@ class SSEEmbedder:
     """
 
     def __init__(self, model: str | None = None, dim: int | None = None, column: Any = "text",
-                 output_column: str = "embedding", normalize: bool = True, batch_size: int = 16384,
+                 output_column: str = "embedding", normalize: bool = True, batch_size: int = 4096,
                  threads: int | None = None, backend: str = "numba") -> None:
         self.model = _load(model, threads or _cpus_held(), backend)
         self.dim = self.model.get_embedding_dimension() if dim is None else int(dim)
@@ -127,7 +127,7 @@ def _numpy_texts(batch: dict, fields: tuple[str, ...]) -> list[str]:
 
 
 def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedding", model: str | None = None,
-                  dim: int | None = None, batch_size: int = 16384, num_actors: int | None = None,
+                  dim: int | None = None, batch_size: int = 4096, num_actors: int | None = None,
                   num_cpus_per_actor: int = 1, normalize: bool = True, batch_format: str = "pyarrow",
                   backend: str = "numba", **map_batches_kwargs: Any) -> Any:
     """Add an embedding column to a Ray dataset, with a pool of sse_np actors.
@@ -146,10 +146,10 @@ def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedd
     dim : int, optional
         Matryoshka dimension (default: the model's).
     batch_size : int
-        Rows per batch handed to an actor. Large batches keep Ray's per-batch
-        cost small next to the kernel's (16,384 rows ran 10-15% faster than
-        4,096 at 1M texts in ``bench/ray_bench.py``); a batch of 512-d float32
-        vectors is 32 MB.
+        Rows per batch handed to an actor (a batch of 512-d float32 vectors
+        is 8 MB). 16,384 was no faster in ``bench/ray_bench.py`` at 1M texts
+        (two interleaved runs: 31.8k and 29.0k texts/s, against 32.4k and
+        37.5k with 4,096).
     num_actors : int, optional
         Actors in a fixed pool; leave CPUs for the read tasks, or the job
         stalls (default: a pool autoscaling from 1 to the cluster's CPUs /

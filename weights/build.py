@@ -934,6 +934,29 @@ def stage_export(teacher: Teacher, ckpt: str | None = None, tag: str = "model", 
         print(f"{sha256(p)}  {p.relative_to(out)}  ({p.stat().st_size} bytes)")
 
 
+def teacher_ndcg(teacher: Teacher, paths: list[str]) -> None:
+    """Print the teacher's nDCG@10 on BEIR folders (mean pooling + L2, exact cosine top-10).
+
+    For the reference rows of weights/README.md only; it reproduces
+    ``sse-np eval``'s protocol (same corpus/query texts, same metric code).
+    """
+    from sse_np.eval.beir import load_beir
+    from sse_np.eval.metrics import mean_metrics, query_metrics
+
+    model = load_teacher(teacher)
+    for path in paths:
+        ds = load_beir(path)
+        t0 = time.time()
+        scores = _encode_with_teacher(model, teacher, ds.query_texts) @ _encode_with_teacher(
+            model, teacher, ds.doc_texts).T
+        rows = []
+        for i, qid in enumerate(ds.query_ids):
+            top = np.argsort(-scores[i], kind="stable")[:10]
+            rows.append(query_metrics([ds.doc_ids[j] for j in top], ds.qrels[qid]))
+        log(f"teacher {teacher.name} on {ds.name}: nDCG@10 {mean_metrics(rows)['ndcg@10']:.4f} "
+            f"({len(ds.doc_texts)} docs, {time.time() - t0:.0f} s)")
+
+
 STAGES = ["corpus", "tokens", "teacher", "init", "train", "dev", "export"]
 
 
@@ -953,6 +976,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ckpt", default=None,
                     help="checkpoint to export, or 'init' (default: the epoch with the best dev score)")
     ap.add_argument("--out", default=str(HERE), help="folder export writes to (default: weights/)")
+    ap.add_argument("--teacher-ndcg", nargs="+", metavar="BEIR_DIR",
+                    help="only print the teacher's nDCG@10 on these BEIR folders (reference rows), then exit")
     a = ap.parse_args(argv)
     a.max_texts = a.max_texts or None
     stages = STAGES if a.stage == "all" else a.stage.split(",")
@@ -964,6 +989,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     WORK.mkdir(parents=True, exist_ok=True)
     teacher = Teacher(a.teacher)
+    if a.teacher_ndcg:
+        teacher_ndcg(teacher, a.teacher_ndcg)
+        return
     for st in stages:
         log(f"stage {st} (teacher {teacher.name})")
         if st == "corpus":
