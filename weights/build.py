@@ -942,17 +942,15 @@ def teacher_ndcg(teacher: Teacher, paths: list[str]) -> None:
     """
     from sse_np.eval.beir import load_beir
     from sse_np.eval.metrics import mean_metrics, query_metrics
+    from sse_np.search import top_k
 
     model = load_teacher(teacher)
     for path in paths:
         ds = load_beir(path)
         t0 = time.time()
-        scores = _encode_with_teacher(model, teacher, ds.query_texts) @ _encode_with_teacher(
-            model, teacher, ds.doc_texts).T
-        rows = []
-        for i, qid in enumerate(ds.query_ids):
-            top = np.argsort(-scores[i], kind="stable")[:10]
-            rows.append(query_metrics([ds.doc_ids[j] for j in top], ds.qrels[qid]))
+        docs = _encode_with_teacher(model, teacher, ds.doc_texts)
+        _, top = top_k(_encode_with_teacher(model, teacher, ds.query_texts), docs, 10)  # the evaluation's search
+        rows = [query_metrics([ds.doc_ids[j] for j in top[i]], ds.qrels[qid]) for i, qid in enumerate(ds.query_ids)]
         log(f"teacher {teacher.name} on {ds.name}: nDCG@10 {mean_metrics(rows)['ndcg@10']:.4f} "
             f"({len(ds.doc_texts)} docs, {time.time() - t0:.0f} s)")
 
