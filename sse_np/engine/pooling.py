@@ -15,8 +15,10 @@ The gather loop is chosen by the table's storage dtype when a kernel is
 compiled, so only the storage kind a model uses is ever compiled:
 
 * float32  -- plain rows;
-* uint16   -- float16 codes, widened exactly with integer shifts and one
-              multiply (vectorizes; tables are known finite);
+* uint16   -- float16 codes, widened exactly: compiled, by LLVM's
+              ``fpext half -> float`` (one F16C instruction per 8 or 16
+              codes on x86); in Python, with integer shifts and one
+              multiply (tables are known finite);
 * int16    -- bfloat16 codes: the upper half of a float32;
 * uint8    -- packed 4-bit codes, high nibble = even column,
               ``w = levels[q] * scale`` as the reference dequantizes.
@@ -28,8 +30,10 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic, overload
 from numba.np.numpy_support import from_dtype
-from numba.extending import overload
 
 from .wordpiece import tokenize_text
 
@@ -72,6 +76,46 @@ def _add_f16(table, ids, start, stop, dim, acc, bits):
             acc[j] += as_float[j] * rebias
 
 
+@intrinsic
+def _half_to_float(typingctx, code):
+    """float16 code (uint16) -> float32, exactly, as one LLVM ``fpext`` (jitted code only)."""
+    if code != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.uint16), codegen
+
+
+def _add_f16_jit(table, ids, start, stop, dim, acc, bits):
+    # One fused loop: the shift-and-multiply version above stores and
+    # reloads a scratch row per token and pooled 1.7x slower.
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            acc[j] += _half_to_float(row[j])
+
+
+@intrinsic
+def _bits_to_float(typingctx, bits):
+    """The float32 whose bits are ``bits`` (uint32), as one LLVM ``bitcast`` (jitted code only)."""
+    if bits != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.uint32), codegen
+
+
+def _add_bf16_jit(table, ids, start, stop, dim, acc, bits):
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            acc[j] += _bits_to_float(np.uint32(np.uint32(np.uint16(row[j])) << np.uint32(16)))
+
+
 def _add_bf16(table, ids, start, stop, dim, acc, bits):
     as_float = bits.view(np.float32)
     for t in range(start, stop):
@@ -99,6 +143,7 @@ def _add_q4(table, ids, start, stop, dim, acc, bits):
 
 _BY_DTYPE = {np.dtype(np.float32): _add_f32, np.dtype(np.uint16): _add_f16,
              np.dtype(np.int16): _add_bf16, np.dtype(np.uint8): _add_q4}
+_JIT_BY_DTYPE = {**_BY_DTYPE, np.dtype(np.uint16): _add_f16_jit, np.dtype(np.int16): _add_bf16_jit}
 
 
 def add_rows(table, ids, start, stop, dim, acc, bits):
@@ -113,7 +158,7 @@ def add_rows(table, ids, start, stop, dim, acc, bits):
 @overload(add_rows)
 def _add_rows_jit(table, ids, start, stop, dim, acc, bits):
     dtype = table.types[0].dtype  # TableArrays.data
-    for numpy_dtype, impl in _BY_DTYPE.items():
+    for numpy_dtype, impl in _JIT_BY_DTYPE.items():
         if dtype == from_dtype(numpy_dtype):
             return impl
     return None
