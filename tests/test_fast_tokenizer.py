@@ -651,6 +651,31 @@ def test_extra_added_tokens_keep_fast_path(tmp_path_factory, tokenizer_json, low
     assert not bad, report(tt, tok, bad, len(bad))
 
 
+@pytest.mark.parametrize("max_chars", [1, 4, 8, 9])
+def test_whole_word_lookup_respects_max_input_chars(tmp_path_factory, tokenizer_json, max_chars):
+    """Words of 1-12 bytes around the 8-byte whole-word table and a small ``max_input_chars_per_word``:
+    a whole entry longer than the limit must still become [UNK]."""
+
+    def edit(spec):
+        spec["model"]["max_input_chars_per_word"] = max_chars
+
+    tok = _tokenizer(tmp_path_factory, tokenizer_json, edit)
+    tt = TextTokenizer(tok)
+    assert tt.fast
+    rng = random.Random(max_chars)
+    words = [w for w in vocab_words(str(tokenizer_json)) if w.isascii() and w.isalpha() and len(w) <= 12]
+    texts = []
+    for _ in range(5_000):
+        parts = [rng.choice(words).removeprefix("##") for _ in range(rng.randint(1, 6))]
+        glue = rng.choice([" ", "", ".", "-", "\x00", "\x01", " [", "'"])
+        text = glue.join(parts)
+        if rng.random() < 0.3:
+            text = text.upper()
+        texts.append(text)
+    bad = mismatches(tt, tok, texts)
+    assert not bad, report(tt, tok, bad, len(bad))
+
+
 def test_edge_strings(bert, fast_tt):
     """Hand-picked boundaries: max_input_chars_per_word, control bytes, added tokens."""
     texts = ["", " ", "\t\n\r ", "\x00", "\x0b\x0c\x1c\x1d\x1e\x1f\x7f", "a\x0bb", "a\x1cb", "a\x7fb"]
