@@ -15,6 +15,7 @@ retry write each row exactly once.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -179,6 +180,9 @@ def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedd
         pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
     else:
         pool = ray.data.ActorPoolStrategy(size=num_actors)
+    if "udf_modifying_row_count" in inspect.signature(ds.map_batches).parameters:  # Ray >= 2.5x
+        # One vector a row: Ray may then push a later .limit() before the actors.
+        map_batches_kwargs.setdefault("udf_modifying_row_count", False)
     return ds.map_batches(
         SSEEmbedder,
         fn_constructor_kwargs=dict(model=model, dim=dim, column=column, output_column=output_column,

@@ -218,5 +218,10 @@ def test_embed_dataset_matches_encode(cluster, model_dir, corpus) -> None:
         got = np.stack([r["embedding"] for r in numpy_rows])
         want = sse_np.load(model_dir, backend="numpy").encode([r["text"] for r in numpy_rows], 16)
         np.testing.assert_array_equal(got, want)
+        # One vector a row (Ray may push the limit before the actors): still each row's own vector.
+        limited = embed_dataset(ds, model=str(model_dir), dim=16, backend="numpy", num_actors=1).limit(7).take_all()
+        assert len(limited) == 7
+        want = sse_np.load(model_dir, backend="numpy").encode([r["text"] for r in limited], 16)
+        np.testing.assert_array_equal(np.stack([r["embedding"] for r in limited]), want)
     finally:
         ray.shutdown()
