@@ -121,7 +121,7 @@ def _wordpiece(word, n, vocab, out, pos, hashes):
 
 @nb.njit(cache=True, inline="always")
 def _whole_word(key, word_keys, word_ids, shift):
-    """Token id of the whole word packed in ``key`` (1-8 ASCII bytes, see ``word_key``), or -1."""
+    """Token id of the whole word packed in ``key`` (1-8 ASCII bytes, byte ``i`` at bits ``8i``), or -1."""
     mask = np.uint64(word_keys.shape[0] - 1)
     j = (key * _GOLDEN) >> shift
     while True:
