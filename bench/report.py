@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
@@ -616,6 +617,14 @@ def _failures(results: dict[str, Any]) -> str:
     for k, entry in results.get("coldstart", {}).items():
         errs += [f"- coldstart {k}: {r['error']}" for r in entry["runs"] if "error" in r]
     return "\n".join(["## Failures", ""] + errs) if errs else ""
+
+
+def marked_sections(text: str) -> list[str]:
+    """The ``<!-- NAME:begin -->`` ... ``<!-- NAME:end -->`` sections other benches wrote into RESULTS.md, in order.
+
+    ``bench/run.py`` rewrites the file; these are kept after its own part.
+    """
+    return [m.group(0) for m in re.finditer(r"<!-- ([\w.-]+):begin -->.*?<!-- \1:end -->", text, re.S)]
 
 
 def render(results: dict[str, Any]) -> str:

