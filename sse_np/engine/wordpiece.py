@@ -32,8 +32,8 @@ Lookups (tables built in ``sse_np.tokenizing``):
   non-entries away, the rest probe an open-addressing table and are
   confirmed byte by byte.
 
-Together these tokenize 1.4x faster than one hash lookup per candidate
-(``bench/ab_engine.py``). Kernels take the named tuples ``Vocab`` and
+Together these tokenized 16,384 sentences 1.45x faster than one hash
+lookup per candidate did (whole encode: ``bench/ab_engine.py``). Kernels take the named tuples ``Vocab`` and
 ``ByteClasses`` and run as plain Python under ``NUMBA_DISABLE_JIT=1``.
 """
 
