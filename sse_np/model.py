@@ -18,6 +18,7 @@ from .engine import BACKENDS, Engine, numba_disabled_by_env
 from .loading import Checkpoint, read_checkpoint
 from .progress import Progress
 from .tokenizing import TextTokenizer, load_tokenizer
+from .utf8_texts import Utf8Texts
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
@@ -169,7 +170,9 @@ class SSEModel:
         texts : str or sequence of str
             One text gives a 1-D vector; a list, tuple, 1-D array or other
             ordered collection of texts gives one row per text, in input
-            order. Mappings and sets are refused (``TypeError``).
+            order. Mappings and sets are refused (``TypeError``). A pyarrow
+            string column (``Array`` or ``ChunkedArray``, e.g. a Parquet
+            column) is read in place: no Python string per row.
         dim : int, optional
             Matryoshka truncation, any int in ``1..D``; default the model's
             ``truncate_dim``, else D. The trained sizes are 512, 256, 128, 64
@@ -369,6 +372,10 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     """
     if isinstance(texts, str):
         return [texts], True
+    if isinstance(texts, Utf8Texts):
+        return texts, False
+    if _is_arrow_array(texts):  # read in place: no Python string per row
+        return Utf8Texts.from_arrow(texts), False
     if texts is None:
         raise TypeError("texts must be a str or a sequence of str, got None")
     if isinstance(texts, (bytes, bytearray, memoryview)):
@@ -388,6 +395,11 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
     return batch, False
+
+
+def _is_arrow_array(texts) -> bool:
+    """A pyarrow Array or ChunkedArray (checked without importing pyarrow)."""
+    return type(texts).__module__.startswith("pyarrow") and hasattr(texts, "null_count") and hasattr(texts, "type")
 
 
 def _is_dataframe_row(texts) -> bool:

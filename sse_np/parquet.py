@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import DataError, MissingDependencyError
 from .streams import Chunk, Progress
+from .utf8_texts import NotUtf8Error, Utf8Texts
 
 ID_FIELDS = ("_id", "id")  # the id column when --id-field is not given, first found
 
@@ -93,10 +94,15 @@ def _column_texts(pa: Any, column: Any, key: str, name: str, first_row: int, req
     if required and column.null_count:
         row = first_row + int(np.argmin(column.is_valid().to_numpy(zero_copy_only=False)))
         raise DataError(name, f"column {key!r} is null; every row needs a text", row)
+    if required:  # the encoder reads the column's UTF-8 buffer in place
+        try:
+            return Utf8Texts.from_arrow(column)
+        except NotUtf8Error as exc:
+            raise DataError(name, f"column {key!r} is not valid UTF-8 ({exc.reason})", first_row + exc.index) from None
     return column.to_pylist()
 
 
-def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) -> list[str]:
+def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) -> Sequence[str]:
     """The texts of an Arrow record batch or table: one string column, or several joined.
 
     Several columns are joined as the evaluation joins a BEIR document,
@@ -116,7 +122,9 @@ def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) ->
 
     Returns
     -------
-    list of str
+    sequence of str
+        One column: a :class:`~sse_np.utf8_texts.Utf8Texts` over its buffers
+        (no Python string per row); several: a list of the joined strings.
     """
     pa = require_pyarrow()
     columns = []

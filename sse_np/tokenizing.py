@@ -34,6 +34,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .errors import ModelLoadError
+from .utf8_texts import Utf8Texts
 
 # Byte classes of the jitted WordPiece (see ``byte_classes``).
 WORD, SPACE, DROP, PUNCT, HIGH = 0, 1, 2, 3, 4
@@ -107,6 +108,8 @@ def explain_failure(texts: Sequence[str], start: int) -> ValueError:
 
 def utf8(texts: Sequence[str], start: int = 0) -> tuple[bytes, np.ndarray]:
     """All texts as one UTF-8 buffer and the ``n + 1`` byte offsets of each."""
+    if isinstance(texts, Utf8Texts):  # already in this form (an Arrow column)
+        return texts.data, texts.offsets
     try:
         if len(texts) == 1:  # a single query: the latency path
             data = texts[0].encode("utf-8")

@@ -66,6 +66,35 @@ def test_lone_surrogate_is_a_clear_error(model):
         model.encode(["fine", "also fine", "bad \ud800 here", "fine"], batch_size=2)
 
 
+def test_utf8_texts_is_a_sequence_of_the_column():
+    pa = pytest.importorskip("pyarrow")
+    from sse_np.utf8_texts import Utf8Texts
+
+    values = ["zero", "", "deux é", "三", "four"]
+    texts = Utf8Texts.from_arrow(pa.array(["x", *values], pa.large_string()).slice(1))
+    assert list(texts) == values and len(texts) == 5 and texts.nbytes == len("".join(values).encode())
+    assert texts[-1] == "four" and list(texts[1:4]) == values[1:4] and texts[::2] == values[::2]
+    assert list(texts[3:1]) == [] and list(texts[2:][1:]) == values[3:]
+    with pytest.raises(IndexError):
+        texts[5]
+
+
+def test_arrow_column_errors_name_the_text(model):
+    pa = pytest.importorskip("pyarrow")
+    assert model.encode(pa.array([], pa.string())).shape == (0, 48)
+    with pytest.raises(TypeError, match=r"texts\[2\] is null \(None\), expected str"):
+        model.encode(pa.array(["a", "b", None, "d"]))
+    with pytest.raises(TypeError, match=r"texts must be a str or a sequence of str; got an Arrow column of int64"):
+        model.encode(pa.array([1, 2]))
+    # Arrow does not check UTF-8 when a column is built from raw buffers (or read from some files)
+    data = "fine|also fine|".encode() + b"bad \xff\xfe" + b"|fine"
+    ends = np.cumsum([0, 4, 9, 6, 4], dtype=np.int32)
+    column = pa.Array.from_buffers(pa.string(), 4, [None, pa.py_buffer(ends.tobytes()),
+                                                    pa.py_buffer(data.replace(b"|", b""))])
+    with pytest.raises(ValueError, match=r"text 2 is not valid UTF-8 \(invalid start byte at byte 4\)"):
+        model.encode(column)
+
+
 @pytest.mark.parametrize("dim", [0, -1, 49, 1000])
 def test_dim_out_of_range(model, dim):
     with pytest.raises(ValueError, match=r"dim must be in 1\.\.48"):

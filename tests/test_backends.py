@@ -67,6 +67,33 @@ def test_backends_agree_bit_for_bit(stored, texts, threads):
             assert a.tobytes() == b.tobytes(), f"{stored.name} dim={dim} normalize={normalize}"
 
 
+def test_arrow_columns_encode_like_lists(stored, texts):
+    """A pyarrow string column goes to the kernels in Arrow's own buffers: the same bits as a list.
+
+    Every layout a column comes in: string (int32 offsets), large_string,
+    a slice (offsets not from 0), several chunks; with holes, empty texts
+    and batches that cut the column.
+    """
+    pa = pytest.importorskip("pyarrow")
+    texts = [t for t in texts if t.encode("utf-8", "surrogatepass") == t.encode("utf-8", "ignore")][:300]
+    columns = {
+        "string": pa.array(texts, pa.string()),
+        "large_string": pa.array(texts, pa.large_string()),
+        "slice": pa.array(["padding", *texts, "more"], pa.string()).slice(1, len(texts)),
+        "chunked": pa.chunked_array([texts[:101], texts[101:102], texts[102:]], pa.string()),
+    }
+    for backend in ("numba", "numpy"):
+        model = sse_np.load(stored, backend=backend)
+        want = model.encode(texts, 64)
+        for name, column in columns.items():
+            for batch_size in (1000, 7):
+                got = model.encode(column, 64, batch_size=batch_size)
+                assert got.tobytes() == want.tobytes(), f"{stored.name} {backend} {name} batch_size={batch_size}"
+        ids, offsets = model.tokenize(columns["slice"])
+        want_ids, want_offsets = model.tokenize(texts)
+        assert np.array_equal(ids, want_ids) and np.array_equal(offsets, want_offsets)
+
+
 def _run(code: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, timeout=300, **kw)

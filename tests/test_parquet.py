@@ -135,6 +135,19 @@ def test_row_numbered_errors(tmp_path: Path, model_dir: Path, capsys, column, fi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet", "out.parquet"]
 
 
+def test_bytes_that_are_not_utf8_are_a_row_numbered_error(tmp_path: Path, model_dir: Path, capsys) -> None:
+    # pyarrow writes (and reads back) a string column's bytes unchecked
+    data = b"one" + b"tw\xc3" + b"three"
+    column = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(np.array([0, 3, 6, 11], np.int32).tobytes()),
+                                                    pa.py_buffer(data)])
+    pq.write_table(pa.table({"text": column}), tmp_path / "in.parquet")
+    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+                 "--model", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "in.parquet:2: column 'text' is not valid UTF-8 (unexpected end of data at byte 2)" in err, err
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_id_field(tmp_path: Path, model_dir: Path) -> None:
     pq.write_table(pa.table({"doc": ["a", "b"], "text": ["x", "y"]}), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"

@@ -259,7 +259,7 @@ class Engine:
             return self._numba
         if self.backend == "numpy" or self._error is not None or not numba_available():
             return None
-        if self.backend == "numba" or sum(map(len, texts)) >= WAIT_FOR_NUMBA_CHARS:
+        if self.backend == "numba" or _size(texts) >= WAIT_FOR_NUMBA_CHARS:
             try:
                 self.warmup(notice)
             except Exception as exc:
@@ -297,6 +297,12 @@ class Engine:
         new = np.zeros_like(offsets)
         np.cumsum(stops - starts, out=new[1:])
         return np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())]).astype(np.int32), new
+
+
+def _size(texts) -> int:
+    """Characters (bytes, for texts held as UTF-8) to encode: the work a call asks for."""
+    nbytes = getattr(texts, "nbytes", None)
+    return int(nbytes) if nbytes is not None else sum(map(len, texts))
 
 
 def exercise(backend) -> None:

@@ -267,7 +267,8 @@ class NumbaBackend:
         """
         first = np.cumsum(n_holes) - n_holes
         where = np.repeat(starts - first, n_holes) + np.arange(int(first[-1] + n_holes[-1]))
-        chunks = [data[a:b].decode("utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
+        view = memoryview(data)  # bytes, or an Arrow column's buffer
+        chunks = [str(view[a:b], "utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
         get = self.tokenizer.chunk_ids(chunks, texts, start, threads)
         pieces = list(map(get, chunks))
         hole_off = np.zeros(len(pieces) + 1, dtype=np.int64)
