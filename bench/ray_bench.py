@@ -2,7 +2,7 @@
 
 Usage (from the repository root, with the ``ray`` and ``test`` extras installed)::
 
-    python bench/ray_bench.py [--texts 1000000] [--repeat 3] [--batch-16384]
+    python bench/ray_bench.py [--texts 1000000] [--repeat 3] [--batch-16384] [--footer-actors 1]
 
 Builds a Parquet corpus under ``bench/_work/ray_corpus`` (git-ignored) by
 recombining sentences of the ../shared/data BEIR corpora, then times on the
@@ -15,6 +15,13 @@ same input, in one run:
 * ``ray_data``: ``read_parquet -> map_batches(actor) -> write_parquet`` with the
   sse_np actor (:func:`sse_np.ray_data.embed_dataset`) and with a
   sentence-transformers actor (StaticEmbedding + DyT, torch threads = actor CPUs).
+
+Ray Data 2.60's ``read_parquet`` starts ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS``
+actors (default 32) to read the files' footers, and kills them when it has
+listed the files: on these 2 cores that was 7-12 fresh worker processes of
+~1.5 CPU-s each in every pipeline, more CPU than Ray Data then spent
+moving the data. The cluster here is started with 1 (``--footer-actors``;
+``--footer-actors 32`` measures Ray's default), the same for every row.
 
 Every row runs in every round, interleaved (sentence-transformers too), so
 the shared machine's drifts hit every row alike. Writes
@@ -206,8 +213,12 @@ def main() -> None:
     parser.add_argument("--st-repeat", type=int, default=None,
                         help="rounds that also run the (slow) sentence-transformers rows (default: every round)")
     parser.add_argument("--batch-16384", action="store_true", help="add a row with 16,384-row batches")
+    parser.add_argument("--footer-actors", type=int, default=1,
+                        help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS of the cluster (Ray's default: 32)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Read by Ray Data's file-listing task, in the cluster's workers: they inherit it from here.
+    os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"] = str(args.footer_actors)
     import pyarrow.parquet as pq
     import ray
 
@@ -269,6 +280,7 @@ def main() -> None:
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
+        "parquet_footer_actors": args.footer_actors,
         "texts": n, "mean_chars": chars / n, "files": N_FILES, "dim": sse_np.load(model).get_embedding_dimension(),
         "corpus_build_s": build_s, "ray_start_s": ray_start_s, "runs": times, "median_s": med,
         "texts_per_s": rate, "ray_overhead_vs_cli": overhead, "sse_np_vs_st_on_ray": vs_st,
@@ -290,7 +302,11 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
         f"{r['texts']:,} texts (mean {r['mean_chars']:.0f} chars, sentences of the shared corpora recombined) "
         f"in {r['files']} Parquet files; output dim {r['dim']}; medians of {args.repeat} interleaved runs "
         f"(sentence-transformers: {len(r['sse_np_vs_st_on_ray_by_round']['1 actor'])}), every row in every round. "
-        f"Command: `python bench/ray_bench.py --texts {r['texts']} --repeat {args.repeat}`.",
+        f"Ray Data's Parquet footer actors: {r['parquet_footer_actors']} "
+        f"(`RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`; Ray's default, 32, started 7-12 short-lived worker processes "
+        f"in every pipeline here). "
+        f"Command: `python bench/ray_bench.py --texts {r['texts']} --repeat {args.repeat}"
+        f"{'' if r['parquet_footer_actors'] == 1 else ' --footer-actors ' + str(r['parquet_footer_actors'])}`.",
         "",
         "| run | median s | texts/s |",
         "| --- | ---: | ---: |",
