@@ -24,7 +24,7 @@ compiled, so only the storage kind a model uses is ever compiled:
               ``w = levels[q] * scale`` as the reference dequantizes.
 
 Compiled, every loop also asks for the row a few tokens ahead
-(``_prefetch_row``): the next row's address depends on the token id, so
+(``prefetch_row``): the next row's address depends on the token id, so
 the hardware cannot guess it, and when the table misses the caches the
 gather otherwise waits on memory.
 """
@@ -59,28 +59,6 @@ class Affine(NamedTuple):
     on: bool
 
 
-def _add_f32(table, ids, start, stop, dim, acc, bits):
-    for t in range(start, stop):
-        row = table.data[ids[t]]
-        for j in range(dim):
-            acc[j] += row[j]
-
-
-def _add_f16(table, ids, start, stop, dim, acc, bits):
-    # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by 2**112
-    # to rebias the exponent (15 -> 127): exact for every finite half,
-    # subnormals included. NaN/inf were refused at load.
-    as_float = bits.view(np.float32)
-    rebias = np.float32(2.0**112)
-    for t in range(start, stop):
-        row = table.data[ids[t]]
-        for j in range(dim):
-            h = np.uint32(row[j])
-            bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
-        for j in range(dim):
-            acc[j] += as_float[j] * rebias
-
-
 @intrinsic
 def _prefetch(typingctx, address):
     """Ask the CPU to bring the cache line at ``address`` (an integer) in: LLVM's ``prefetch`` (jitted code only)."""
@@ -106,13 +84,45 @@ def _prefetch(typingctx, address):
 _AHEAD = 4
 
 
-@nb.njit(cache=True, inline="always")
-def _prefetch_row(data, ids, t, stop, nbytes):
-    """Request the first ``nbytes`` of the row of token ``t + _AHEAD``, if the bag has one."""
-    if t + _AHEAD < stop:
-        address = data.ctypes.data + ids[t + _AHEAD] * data.strides[0]
-        for line in range(0, nbytes, 64):
-            _prefetch(address + line)
+def prefetch_row(data, ids, t, stop, nbytes):
+    """Request the first ``nbytes`` of the row of token ``t + _AHEAD``, if the bag has one.
+
+    Compiled code only (overload below); plain Python has nothing to gain from it.
+    """
+
+
+@overload(prefetch_row, inline="always")
+def _prefetch_row_jit(data, ids, t, stop, nbytes):
+    def impl(data, ids, t, stop, nbytes):
+        if t + _AHEAD < stop:
+            address = data.ctypes.data + ids[t + _AHEAD] * data.strides[0]
+            for line in range(0, nbytes, 64):
+                _prefetch(address + line)
+
+    return impl
+
+
+def _add_f32(table, ids, start, stop, dim, acc, bits):
+    for t in range(start, stop):
+        prefetch_row(table.data, ids, t, stop, 4 * dim)
+        row = table.data[ids[t]]
+        for j in range(dim):
+            acc[j] += row[j]
+
+
+def _add_f16(table, ids, start, stop, dim, acc, bits):
+    # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by 2**112
+    # to rebias the exponent (15 -> 127): exact for every finite half,
+    # subnormals included. NaN/inf were refused at load.
+    as_float = bits.view(np.float32)
+    rebias = np.float32(2.0**112)
+    for t in range(start, stop):
+        row = table.data[ids[t]]
+        for j in range(dim):
+            h = np.uint32(row[j])
+            bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
+        for j in range(dim):
+            acc[j] += as_float[j] * rebias
 
 
 @intrinsic
@@ -131,7 +141,7 @@ def _add_f16_jit(table, ids, start, stop, dim, acc, bits):
     # One fused loop: the shift-and-multiply version above stores and
     # reloads a scratch row per token and pooled 1.7x slower.
     for t in range(start, stop):
-        _prefetch_row(table.data, ids, t, stop, 2 * dim)
+        prefetch_row(table.data, ids, t, stop, 2 * dim)
         row = table.data[ids[t]]
         for j in range(dim):
             acc[j] += _half_to_float(row[j])
@@ -151,7 +161,7 @@ def _bits_to_float(typingctx, bits):
 
 def _add_bf16_jit(table, ids, start, stop, dim, acc, bits):
     for t in range(start, stop):
-        _prefetch_row(table.data, ids, t, stop, 2 * dim)
+        prefetch_row(table.data, ids, t, stop, 2 * dim)
         row = table.data[ids[t]]
         for j in range(dim):
             acc[j] += _bits_to_float(np.uint32(np.uint32(np.uint16(row[j])) << np.uint32(16)))
@@ -171,30 +181,7 @@ def _add_q4(table, ids, start, stop, dim, acc, bits):
     half = dim // 2
     levels = table.levels
     for t in range(start, stop):
-        r = ids[t]
-        row = table.data[r]
-        s = table.scales[r]
-        for k in range(half):
-            b = row[k]
-            acc[2 * k] += levels[b >> 4] * s
-            acc[2 * k + 1] += levels[b & 15] * s
-        if dim & 1:
-            acc[dim - 1] += levels[row[half] >> 4] * s
-
-
-def _add_f32_jit(table, ids, start, stop, dim, acc, bits):
-    for t in range(start, stop):
-        _prefetch_row(table.data, ids, t, stop, 4 * dim)
-        row = table.data[ids[t]]
-        for j in range(dim):
-            acc[j] += row[j]
-
-
-def _add_q4_jit(table, ids, start, stop, dim, acc, bits):
-    half = dim // 2
-    levels = table.levels
-    for t in range(start, stop):
-        _prefetch_row(table.data, ids, t, stop, half + 1)
+        prefetch_row(table.data, ids, t, stop, half + 1)
         r = ids[t]
         row = table.data[r]
         s = table.scales[r]
@@ -208,9 +195,8 @@ def _add_q4_jit(table, ids, start, stop, dim, acc, bits):
 
 _BY_DTYPE = {np.dtype(np.float32): _add_f32, np.dtype(np.uint16): _add_f16,
              np.dtype(np.int16): _add_bf16, np.dtype(np.uint8): _add_q4}
-# Jitted code uses these: the same sums in the same order, plus the prefetch (and F16C for float16).
-_JIT_BY_DTYPE = {np.dtype(np.float32): _add_f32_jit, np.dtype(np.uint16): _add_f16_jit,
-                 np.dtype(np.int16): _add_bf16_jit, np.dtype(np.uint8): _add_q4_jit}
+# Jitted code uses the fused float16/bfloat16 loops: the same sums in the same order.
+_JIT_BY_DTYPE = {**_BY_DTYPE, np.dtype(np.uint16): _add_f16_jit, np.dtype(np.int16): _add_bf16_jit}
 
 
 def add_rows(table, ids, start, stop, dim, acc, bits):
