@@ -20,7 +20,7 @@ Ray Data 2.60's ``read_parquet`` starts ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS``
 actors (default 32) to read the files' footers, and kills them when it has
 listed the files: on these 2 cores that was 7-12 fresh worker processes of
 ~1.5 CPU-s each in every pipeline, more CPU than Ray Data then spent
-moving the data. The cluster here is started with 1 (``--footer-actors``;
+moving the data. This driver sets it to 1 (``--footer-actors``;
 ``--footer-actors 32`` measures Ray's default), the same for every row.
 
 Every row runs in every round, interleaved (sentence-transformers too), so
@@ -217,7 +217,7 @@ def main() -> None:
                         help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS of the cluster (Ray's default: 32)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Read by Ray Data's file-listing task, in the cluster's workers: they inherit it from here.
+    # read_parquet reads it here, in the driver, when it plans the read (a runtime_env would not reach it).
     os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"] = str(args.footer_actors)
     import pyarrow.parquet as pq
     import ray

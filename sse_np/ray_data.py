@@ -174,8 +174,9 @@ def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedd
     Notes
     -----
     A single text column reaches the kernel in Arrow's own buffers (no
-    Python string per row). On small nodes, start the cluster with
-    ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` set to a few: Ray Data 2.60's
+    Python string per row). On small nodes, set
+    ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS`` to a few in the driver's
+    environment before ``read_parquet`` (it is read there): Ray Data 2.60's
     ``read_parquet`` otherwise starts 32 short-lived actors to read footers,
     which on 2 cores cost more CPU than moving the data
     (``bench/ray_bench.py``).
