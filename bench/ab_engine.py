@@ -73,8 +73,14 @@ print(json.dumps({"queries_per_s": qps, "docs_per_s": dps, "docs_per_s_1_thread"
 def _run(tree: Path, cache: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSE_NP_")}
     env.update(PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
-    out = subprocess.run([sys.executable, "-c", _MEASURE, str(ROOT / "weights"), str(DATA)], env=env,
-                         capture_output=True, text=True, cwd=tree, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(ROOT / "weights"), str(DATA)],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tree,
+        timeout=1800,
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,8 +98,11 @@ def main() -> None:
     title = "Engine A/B (issue 13)" if default else f"Engine A/B against `{args.base}` ({args.label})"
     work = Path(tempfile.mkdtemp(prefix="sse_np_ab_"))
     base_tree = work / "base"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree), args.base],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base_tree), args.base],
+        check=True,
+        capture_output=True,
+    )
     try:
         trees = {"this": (ROOT, work / "cache_this"), "base": (base_tree, work / "cache_base")}
         for tree, cache in trees.values():
@@ -106,22 +115,32 @@ def main() -> None:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base_tree)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in runs.items()}
-    ratio = {k: (med["this"][k] / med["base"][k]) if k != "p50_us" else med["base"][k] / med["this"][k]
-             for k in med["this"]}
-    (ROOT / "bench" / f"ab_engine{tag.replace('-', '_')}.json").write_text(json.dumps({"base": args.base, "runs": runs, "median": med,
-                                                              "ratio": ratio}, indent=1))
+    ratio = {
+        k: (med["this"][k] / med["base"][k]) if k != "p50_us" else med["base"][k] / med["this"][k] for k in med["this"]
+    }
+    (ROOT / "bench" / f"ab_engine{tag.replace('-', '_')}.json").write_text(
+        json.dumps({"base": args.base, "runs": runs, "median": med, "ratio": ratio}, indent=1)
+    )
     command = f"python bench/ab_engine.py --base {args.base} --rounds {args.rounds}"
     if not default:
         command += f" --label '{args.label}'"
-    lines = [mark_begin, f"## {title}", "",
-             f"`{command}`: this tree against commit "
-             f"`{args.base}` ({args.label}), alternating fresh processes, warm caches, medians of "
-             f"{args.rounds} (each the best of a few seconds of calls). Ratio > 1: this tree is faster.", "",
-             "| figure | base | this tree | ratio | target |", "|---|---:|---:|---:|---|"]
-    labels = {"queries_per_s": "queries/s, batch 32, dim 256, 2 threads",
-              "docs_per_s": "documents/s, dim 512, 2 threads",
-              "docs_per_s_1_thread": "documents/s, dim 512, 1 thread",
-              "p50_us": "single-query latency p50, µs"}
+    lines = [
+        mark_begin,
+        f"## {title}",
+        "",
+        f"`{command}`: this tree against commit "
+        f"`{args.base}` ({args.label}), alternating fresh processes, warm caches, medians of "
+        f"{args.rounds} (each the best of a few seconds of calls). Ratio > 1: this tree is faster.",
+        "",
+        "| figure | base | this tree | ratio | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    labels = {
+        "queries_per_s": "queries/s, batch 32, dim 256, 2 threads",
+        "docs_per_s": "documents/s, dim 512, 2 threads",
+        "docs_per_s_1_thread": "documents/s, dim 512, 1 thread",
+        "p50_us": "single-query latency p50, µs",
+    }
     for k, label in labels.items():
         if k not in med["this"]:  # a figure added after the run being reported
             continue

@@ -3,6 +3,7 @@
 Nothing here imports numpy at module level: the cold-start worker imports
 this module before it starts its clock for the engine's imports.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,14 +69,19 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
     """
     vals = sorted(float(v) for v in values)
     if not vals:
-        return {"median": float("nan"), "min": float("nan"), "max": float("nan"),
-                "q1": float("nan"), "q3": float("nan"), "n": 0}
+        return {
+            "median": float("nan"),
+            "min": float("nan"),
+            "max": float("nan"),
+            "q1": float("nan"),
+            "q3": float("nan"),
+            "n": 0,
+        }
     if len(vals) >= 2:
         q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive")
     else:
         q1 = q3 = vals[0]
-    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1],
-            "q1": q1, "q3": q3, "n": len(vals)}
+    return {"median": statistics.median(vals), "min": vals[0], "max": vals[-1], "q1": q1, "q3": q3, "n": len(vals)}
 
 
 def proc_status_kib(field: str) -> int:
@@ -127,7 +133,7 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
     """Find the result line a worker printed; None if it printed none."""
     for line in reversed(stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     return None
 
 
@@ -136,7 +142,7 @@ def write_results_section(section: str, begin: str, end: str) -> None:
     results = Path(__file__).resolve().parent / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else ""
     if begin in text:
-        text = text[: text.index(begin)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     results.write_text(text, encoding="utf-8")

@@ -4,6 +4,7 @@ Every engine in a run reads the *same* files, written here to a scratch
 folder: the full-precision layout (``model.safetensors`` with the four SSE
 keys + ``tokenizer.json``) and the 4-bit layout derived from it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -99,7 +100,7 @@ def synth_chunks(pool: list[str], n: int, chunk: int, seed: int = 0) -> Iterator
         k = min(chunk, n - done)
         starts = rng.integers(0, m, size=k)
         spans = rng.integers(1, 4, size=k)
-        yield [" ".join(pool[s:s + w]) for s, w in zip(starts.tolist(), spans.tolist())]
+        yield [" ".join(pool[s : s + w]) for s, w in zip(starts.tolist(), spans.tolist())]
         done += k
 
 
@@ -107,8 +108,11 @@ def synth_chunks(pool: list[str], n: int, chunk: int, seed: int = 0) -> Iterator
 def _files(folder: Path, pattern: str) -> list[Path]:
     """Files matching ``pattern`` under ``folder``, shallowest first, skipping
     private folders (``_work/``, ``.cache/``: scratch, not the model)."""
-    found = [p for p in folder.rglob(pattern)
-             if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts[:-1])]
+    found = [
+        p
+        for p in folder.rglob(pattern)
+        if not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts[:-1])
+    ]
     return sorted(found, key=lambda p: (len(p.parts), str(p)))
 
 
@@ -147,7 +151,7 @@ def _read_source(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], Path]
         raw = np.fromfile(q4[0], dtype=np.uint8)
         vocab = raw.size // (dim // 2 + 4)
         packed = raw[: vocab * dim // 2].reshape(vocab, dim // 2)
-        scales = raw[vocab * dim // 2: vocab * (dim // 2 + 4)].view("<f4")
+        scales = raw[vocab * dim // 2 : vocab * (dim // 2 + 4)].view("<f4")
         table, tok_dir = dequantize_q4(packed, scales), q4[0].parent
     tok = _find_tokenizer(tok_dir) or _find_tokenizer(folder)
     if tok is None:
@@ -189,8 +193,7 @@ def prepare_model(source: str, workdir: Path, repo_root: Path) -> dict[str, Any]
     from safetensors.numpy import save_file
 
     weights = repo_root / "weights"
-    has_weights = weights.is_dir() and bool(
-        _files(weights, "*.safetensors") or _files(weights, "embedding.q4_k_m.bin"))
+    has_weights = weights.is_dir() and bool(_files(weights, "*.safetensors") or _files(weights, "embedding.q4_k_m.bin"))
     use_default = source == "default" or (source == "auto" and has_weights)
     untruncated = False
     if source not in ("auto", "default", "random"):

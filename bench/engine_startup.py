@@ -105,8 +105,9 @@ print(json.dumps({
 def _run(code: str, args: list[str], cache: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SSE_NP_")}
     env["NUMBA_CACHE_DIR"] = str(cache)
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                         cwd=ROOT, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900
+    )
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return out.stdout.strip().splitlines()[-1]
@@ -132,28 +133,46 @@ def measure(model: str, runs: int) -> dict:
 def render(res: dict, machine: str) -> str:
     med = statistics.median
     kernels = res["compile"][0]["per_kernel"].keys()
-    lines = [MARK_BEGIN, "## Engine start-up (issue 13)", "",
-             f"`python bench/engine_startup.py` on {machine}; {len(res['compile'])} runs, medians "
-             "(each in a fresh process with an empty `NUMBA_CACHE_DIR`).", "",
-             "| kernel (first call compiles it) | seconds |", "|---|---:|"]
+    lines = [
+        MARK_BEGIN,
+        "## Engine start-up (issue 13)",
+        "",
+        f"`python bench/engine_startup.py` on {machine}; {len(res['compile'])} runs, medians "
+        "(each in a fresh process with an empty `NUMBA_CACHE_DIR`).",
+        "",
+        "| kernel (first call compiles it) | seconds |",
+        "|---|---:|",
+    ]
     for k in kernels:
         lines.append(f"| {k} | {med(r['per_kernel'][k] for r in res['compile']):.2f} |")
-    lines.append(f"| **all kernels the default model uses** | **{med(sum(r['per_kernel'].values()) for r in res['compile']):.2f}** |")
-    lines += ["", "| figure | median | runs | target |", "|---|---:|---|---|",
-              f"| empty cache -> `load(backend=\"numba\")` done (import, compile, load) | "
-              f"{med(res['compile_in_load']):.2f} s | {', '.join(f'{x:.2f}' for x in res['compile_in_load'])} | ≤ 6 s (compile) |"]
+    lines.append(
+        f"| **all kernels the default model uses** | **{med(sum(r['per_kernel'].values()) for r in res['compile']):.2f}** |"
+    )
+    lines += [
+        "",
+        "| figure | median | runs | target |",
+        "|---|---:|---|---|",
+        f'| empty cache -> `load(backend="numba")` done (import, compile, load) | '
+        f"{med(res['compile_in_load']):.2f} s | {', '.join(f'{x:.2f}' for x in res['compile_in_load'])} | ≤ 6 s (compile) |",
+    ]
     bg = res["background"]
-    lines.append(f"| `backend=\"auto\"`, empty cache: slowest `encode` delay while kernels compile in a child "
-                 f"process (call time − same call on NumPy) | {med(b['max_delay_s'] for b in bg):.3f} s | "
-                 f"{', '.join('%.3f' % b['max_delay_s'] for b in bg)} | ≤ 0.25 s |")
-    lines.append(f"| … slowest 1,000-query call before the switch (NumPy alone: "
-                 f"{med(b['numpy_median_s']['1000'] for b in bg):.3f} s) | "
-                 f"{med(b['max_call_s']['1000'] or 0 for b in bg):.3f} s | | |")
+    lines.append(
+        f'| `backend="auto"`, empty cache: slowest `encode` delay while kernels compile in a child '
+        f"process (call time − same call on NumPy) | {med(b['max_delay_s'] for b in bg):.3f} s | "
+        f"{', '.join('%.3f' % b['max_delay_s'] for b in bg)} | ≤ 0.25 s |"
+    )
+    lines.append(
+        f"| … slowest 1,000-query call before the switch (NumPy alone: "
+        f"{med(b['numpy_median_s']['1000'] for b in bg):.3f} s) | "
+        f"{med(b['max_call_s']['1000'] or 0 for b in bg):.3f} s | | |"
+    )
     lines.append(f"| … numba in use after | {med(b['switched_after_s'] or float('nan') for b in bg):.1f} s | | |")
-    for backend, label in (("auto", "default backend"), ("numba", "`backend=\"numba\"`")):
+    for backend, label in (("auto", "default backend"), ("numba", '`backend="numba"`')):
         xs = res["cold_start"][backend]
-        lines.append(f"| warm cache: fresh process -> first vector, {label} | {med(xs):.3f} s | "
-                     f"{', '.join(f'{x:.2f}' for x in xs)} | {'≤ 0.3 s' if backend == 'auto' else ''} |")
+        lines.append(
+            f"| warm cache: fresh process -> first vector, {label} | {med(xs):.3f} s | "
+            f"{', '.join(f'{x:.2f}' for x in xs)} | {'≤ 0.3 s' if backend == 'auto' else ''} |"
+        )
     lines += ["", MARK_END]
     return "\n".join(lines)
 
@@ -166,8 +185,11 @@ def main() -> None:
     res = measure(args.model, args.runs)
     import platform
 
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?") \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    cpu = (
+        next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        if os.path.exists("/proc/cpuinfo")
+        else platform.processor()
+    )
     machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
     (ROOT / "bench" / "engine_startup.json").write_text(json.dumps({"machine": machine, **res}, indent=1))
     section = render(res, machine)

@@ -9,6 +9,7 @@ and, where a knob has no obvious best value, by a short calibration in the
 worker that keeps the fastest variant whose output still matches the
 reference (see ``bench/worker.py``).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,15 +24,27 @@ import numpy as np
 #   "static": StaticEmbedding-style mean -> truncate -> L2, [UNK] dropped (model2vec)
 ENGINES: dict[str, dict[str, Any]] = {
     "sse_np": {"label": "sse_np (numba)", "module": "sse_np", "semantics": "sse", "peer": False},
-    "sse_np_numpy": {"label": "sse_np (pure NumPy)", "module": "sse_np", "semantics": "sse",
-                     "peer": False, "env": {"SSE_NP_DISABLE_NUMBA": "1"}},
+    "sse_np_numpy": {
+        "label": "sse_np (pure NumPy)",
+        "module": "sse_np",
+        "semantics": "sse",
+        "peer": False,
+        "env": {"SSE_NP_DISABLE_NUMBA": "1"},
+    },
     "torch_ref": {"label": "PyTorch reference", "module": "torch", "semantics": "sse", "peer": True},
-    "sentence_transformers": {"label": "sentence-transformers", "module": "sentence_transformers",
-                              "semantics": "sse", "peer": True},
-    "static_embed_runner": {"label": "static-embed-runner", "module": "static_embed_runner",
-                            "semantics": "sse", "peer": True},
-    "model2vec": {"label": "model2vec (no DyT)", "module": "model2vec", "semantics": "static",
-                  "peer": True},
+    "sentence_transformers": {
+        "label": "sentence-transformers",
+        "module": "sentence_transformers",
+        "semantics": "sse",
+        "peer": True,
+    },
+    "static_embed_runner": {
+        "label": "static-embed-runner",
+        "module": "static_embed_runner",
+        "semantics": "sse",
+        "peer": True,
+    },
+    "model2vec": {"label": "model2vec (no DyT)", "module": "model2vec", "semantics": "static", "peer": True},
 }
 ENGINE_ORDER = list(ENGINES)
 
@@ -115,8 +128,10 @@ class SSENp(Engine):
             clear()
 
     def describe(self):
-        info: dict[str, Any] = {"layout": getattr(self.model, "layout", "?"),
-                                "threads": getattr(self.model, "threads", None)}
+        info: dict[str, Any] = {
+            "layout": getattr(self.model, "layout", "?"),
+            "threads": getattr(self.model, "threads", None),
+        }
         try:
             import numba
 
@@ -168,8 +183,10 @@ class TorchRef(Engine):
         return y.numpy()
 
     def describe(self):
-        return {"torch_threads": self.torch.get_num_threads(),
-                "torch_interop_threads": self.torch.get_num_interop_threads()}
+        return {
+            "torch_threads": self.torch.get_num_threads(),
+            "torch_interop_threads": self.torch.get_num_interop_threads(),
+        }
 
 
 class STPipeline(Engine):
@@ -191,7 +208,12 @@ class STPipeline(Engine):
             from sentence_transformers.base.modules.module import Module as STModule
         except ImportError:  # sentence-transformers < 6 accepts plain nn.Module
             STModule = torch.nn.Module
-        self.torch, self.ST, self.StaticEmbedding, self.Tokenizer = torch, SentenceTransformer, StaticEmbedding, Tokenizer
+        self.torch, self.ST, self.StaticEmbedding, self.Tokenizer = (
+            torch,
+            SentenceTransformer,
+            StaticEmbedding,
+            Tokenizer,
+        )
         self.DyT = _make_dyt_module(torch, STModule)
 
     def variants(self, threads):
@@ -208,13 +230,19 @@ class STPipeline(Engine):
         self.model.eval()
 
     def encode(self, texts, dim):
-        return self.model.encode(texts, batch_size=max(1, len(texts)), truncate_dim=dim,
-                                 normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False)
+        return self.model.encode(
+            texts,
+            batch_size=max(1, len(texts)),
+            truncate_dim=dim,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
 
     def encode_one(self, text, dim):
-        return self.model.encode(text, truncate_dim=dim, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
+        return self.model.encode(
+            text, truncate_dim=dim, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     def describe(self):
         return {"torch_threads": self.torch.get_num_threads()}
@@ -266,8 +294,7 @@ class StaticEmbedRunnerEngine(Engine):
         # pool competes with rayon's, like torch's. Calibration keeps the
         # fastest combination whose vectors match the reference.
         blas = sorted({1, threads}) if importlib.util.find_spec("threadpoolctl") else [None]
-        return [{"tokenizer": t, "blas_threads": b} if b else {"tokenizer": t}
-                for t in ("lite", "rust") for b in blas]
+        return [{"tokenizer": t, "blas_threads": b} if b else {"tokenizer": t} for t in ("lite", "rust") for b in blas]
 
     def load(self, model, layout, variant):
         if variant.get("blas_threads"):
@@ -277,8 +304,7 @@ class StaticEmbedRunnerEngine(Engine):
         backend = variant.get("tokenizer", "lite")
         if layout == "q4":
             # table="q4": its memory-saving mode, rows decoded on lookup.
-            self.runner = self.Runner.load(model["q4"], table=variant.get("table", "q4"),
-                                           tokenizer_backend=backend)
+            self.runner = self.Runner.load(model["q4"], table=variant.get("table", "q4"), tokenizer_backend=backend)
         else:
             self.runner = self.Runner.load(model["full"], tokenizer_backend=backend)
             _, dyt = _sse_params(model["full"])
@@ -332,7 +358,6 @@ class Model2VecEngine(Engine):
 
         self.StaticModel, self.Tokenizer = StaticModel, Tokenizer
 
-
     def load(self, model, layout, variant):
         from bench.data import tokenizer_truncation
 
@@ -344,8 +369,11 @@ class Model2VecEngine(Engine):
     def _model(self, dim: int) -> Any:
         if dim not in self.models:
             self.models[dim] = self.StaticModel(
-                vectors=np.ascontiguousarray(self.table[:, :dim]), tokenizer=self.tok,
-                normalize=True, max_length=self.max_length)
+                vectors=np.ascontiguousarray(self.table[:, :dim]),
+                tokenizer=self.tok,
+                normalize=True,
+                max_length=self.max_length,
+            )
         return self.models[dim]
 
     def encode(self, texts, dim):

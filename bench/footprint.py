@@ -4,6 +4,7 @@ Sizes are the sum of the files each installed distribution's RECORD lists
 (its package folder, bundled ``*.libs`` and its ``.dist-info``), so they
 are what ``pip install`` put on disk in this environment.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,19 +15,35 @@ from typing import Any
 # Dependency sets to compare. "direct" = exactly these distributions;
 # the closure adds everything they require (no extras), as pip would.
 SETS: list[tuple[str, str, list[str]]] = [  # (engine key, label, root distributions)
-    ("sse_np", "sse_np (numpy, tokenizers, safetensors, numba + llvmlite)",
-     ["numpy", "tokenizers", "safetensors", "numba", "llvmlite"]),
-    ("sse_np_numpy", "sse_np without numba (numpy, tokenizers, safetensors)",
-     ["numpy", "tokenizers", "safetensors"]),
-    ("torch_ref", "PyTorch reference (torch, tokenizers, safetensors, numpy)",
-     ["torch", "tokenizers", "safetensors", "numpy"]),
+    (
+        "sse_np",
+        "sse_np (numpy, tokenizers, safetensors, numba + llvmlite)",
+        ["numpy", "tokenizers", "safetensors", "numba", "llvmlite"],
+    ),
+    ("sse_np_numpy", "sse_np without numba (numpy, tokenizers, safetensors)", ["numpy", "tokenizers", "safetensors"]),
+    (
+        "torch_ref",
+        "PyTorch reference (torch, tokenizers, safetensors, numpy)",
+        ["torch", "tokenizers", "safetensors", "numpy"],
+    ),
     ("sentence_transformers", "sentence-transformers", ["sentence-transformers"]),
     ("static_embed_runner", "static-embed-runner (numpy only)", ["static-embed-runner"]),
     ("", "static-embed-runner[rust] (+ tokenizers)", ["static-embed-runner", "tokenizers"]),
     ("model2vec", "model2vec", ["model2vec"]),
 ]
-PACKAGES = ["numpy", "tokenizers", "safetensors", "numba", "llvmlite", "huggingface-hub",
-            "torch", "sentence-transformers", "transformers", "static-embed-runner", "model2vec"]
+PACKAGES = [
+    "numpy",
+    "tokenizers",
+    "safetensors",
+    "numba",
+    "llvmlite",
+    "huggingface-hub",
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "static-embed-runner",
+    "model2vec",
+]
 _SKIP = {"pip", "setuptools", "wheel"}  # installer tooling, present in every venv
 
 
@@ -88,7 +105,7 @@ def closure(roots: list[str]) -> tuple[list[str], list[str]]:
 
 def measure() -> dict[str, Any]:
     """Sizes of the single packages and of each dependency set (MiB)."""
-    mib = 2.0 ** 20
+    mib = 2.0**20
     packages = {}
     for name in PACKAGES:
         size = dist_size(name)

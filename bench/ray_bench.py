@@ -85,8 +85,23 @@ def build_corpus(n: int, seed: int = 0) -> Path:
 
 def _cli(corpus: Path, out: Path, threads: int) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sse_np", "encode", str(corpus), "-o", str(out), "--threads", str(threads),
-                    "--no-progress"], check=True, cwd=REPO, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sse_np",
+            "encode",
+            str(corpus),
+            "-o",
+            str(out),
+            "--threads",
+            str(threads),
+            "--no-progress",
+        ],
+        check=True,
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -95,8 +110,9 @@ def _ray_cli(corpus: Path, out: Path, actors: int) -> float:
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    rc = main(["encode", str(corpus), "-o", str(out), "--ray", "--actors", str(actors), "--threads", "1",
-               "--no-progress"])
+    rc = main(
+        ["encode", str(corpus), "-o", str(out), "--ray", "--actors", str(actors), "--threads", "1", "--no-progress"]
+    )
     assert rc == 0
     return time.perf_counter() - t0
 
@@ -123,8 +139,10 @@ class STEmbedder:
             Module = torch.nn.Module
         torch.set_num_threads(threads)
         w = load_file(str(Path(model) / "model.safetensors"))
-        static = StaticEmbedding(Tokenizer.from_file(str(Path(model) / "tokenizer.json")),
-                                 embedding_weights=w["embedding.weight"].astype(np.float32))
+        static = StaticEmbedding(
+            Tokenizer.from_file(str(Path(model) / "tokenizer.json")),
+            embedding_weights=w["embedding.weight"].astype(np.float32),
+        )
         dyt = _make_dyt_module(torch, Module)(w["dyt.alpha"], w["dyt.beta"], w["dyt.bias"])
         self.model = SentenceTransformer(modules=[static, dyt], device="cpu")
         self.model.eval()
@@ -133,8 +151,9 @@ class STEmbedder:
         from sse_np.parquet import vectors_array
 
         texts = batch.column("text").to_pylist()
-        vectors = self.model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
-                                    convert_to_numpy=True, show_progress_bar=False)
+        vectors = self.model.encode(
+            texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return batch.append_column("embedding", vectors_array(vectors))
 
 
@@ -168,16 +187,34 @@ def _ray_data(corpus: Path, out: Path, actors: int, which: str, model: str, batc
     elif which == "none":  # Ray Data's own cost without the vectors: reading and writing the texts
         pass
     elif which == "zeros":  # Ray Data's own cost with the vectors: a model that costs nothing, same output
-        ds = ds.map_batches(ZeroEmbedder, fn_constructor_kwargs={"dim": 512}, batch_size=4096, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+        ds = ds.map_batches(
+            ZeroEmbedder,
+            fn_constructor_kwargs={"dim": 512},
+            batch_size=4096,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+        )
     else:
         # 4,096 rows: sentence-transformers' best batch here (16,384 ran at 6.1k texts/s, 4,096 at 7.1k).
-        ds = ds.map_batches(STEmbedder, fn_constructor_kwargs={"model": model, "threads": 1}, batch_size=4096,
-                            batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+        ds = ds.map_batches(
+            STEmbedder,
+            fn_constructor_kwargs={"model": model, "threads": 1},
+            batch_size=4096,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=1,
+        )
     # Every pipeline writes its vectors as sse-np encode does (and the README recommends): no
     # dictionary and no compression for them (neither helps float vectors, both cost write time).
-    vectors_plain = {} if which == "none" else {"use_dictionary": ["_id", "text"],
-                                                "compression": {"_id": "snappy", "text": "snappy", "embedding": "none"}}
+    vectors_plain = (
+        {}
+        if which == "none"
+        else {
+            "use_dictionary": ["_id", "text"],
+            "compression": {"_id": "snappy", "text": "snappy", "embedding": "none"},
+        }
+    )
     ds.write_parquet(str(out), **vectors_plain)
     return time.perf_counter() - t0
 
@@ -210,11 +247,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--st-repeat", type=int, default=None,
-                        help="rounds that also run the (slow) sentence-transformers rows (default: every round)")
+    parser.add_argument(
+        "--st-repeat",
+        type=int,
+        default=None,
+        help="rounds that also run the (slow) sentence-transformers rows (default: every round)",
+    )
     parser.add_argument("--batch-16384", action="store_true", help="add a row with 16,384-row batches")
-    parser.add_argument("--footer-actors", type=int, default=1,
-                        help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS of the cluster (Ray's default: 32)")
+    parser.add_argument(
+        "--footer-actors",
+        type=int,
+        default=1,
+        help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS of the cluster (Ray's default: 32)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # read_parquet reads it here, in the driver, when it plans the read (a runtime_env would not reach it).
@@ -267,27 +312,45 @@ def main() -> None:
         ray.shutdown()
     med = {k: statistics.median(v) for k, v in times.items()}
     rate = {k: n / v for k, v in med.items()}
-    overhead = {c: med[f"ray --ray, {c}"] / med[f"cli, {c.replace('actor', 'thread')}"] - 1
-                for c in ("1 actor", "2 actors")}
+    overhead = {
+        c: med[f"ray --ray, {c}"] / med[f"cli, {c.replace('actor', 'thread')}"] - 1 for c in ("1 actor", "2 actors")
+    }
     vs_st = {c: rate[f"ray data sse_np, {c}"] / rate[f"ray data ST, {c}"] for c in ("1 actor", "2 actors")}
     # The same ratio within each round (sse_np and sentence-transformers minutes apart, not rounds apart).
-    vs_st_rounds = {c: [st / ours for ours, st in zip(times[f"ray data sse_np, {c}"], times[f"ray data ST, {c}"])]
-                    for c in ("1 actor", "2 actors")}
+    vs_st_rounds = {
+        c: [st / ours for ours, st in zip(times[f"ray data sse_np, {c}"], times[f"ray data ST, {c}"])]
+        for c in ("1 actor", "2 actors")
+    }
     # If encoding cost nothing, the pipeline would run at the read + write rate: the best ratio any model could get.
-    ceiling = {c: rate["ray data, zero-cost model, 1 actor"] / rate[f"ray data ST, {c}"] for c in ("1 actor", "2 actors")}
+    ceiling = {
+        c: rate["ray data, zero-cost model, 1 actor"] / rate[f"ray data ST, {c}"] for c in ("1 actor", "2 actors")
+    }
     per_core = rate["ray --ray, 1 actor"]
     scaling = rate["ray --ray, 2 actors"] / (2 * per_core)
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__},
         "parquet_footer_actors": args.footer_actors,
-        "texts": n, "mean_chars": chars / n, "files": N_FILES, "dim": sse_np.load(model).get_embedding_dimension(),
-        "corpus_build_s": build_s, "ray_start_s": ray_start_s, "runs": times, "median_s": med,
-        "texts_per_s": rate, "ray_overhead_vs_cli": overhead, "sse_np_vs_st_on_ray": vs_st,
-        "sse_np_vs_st_on_ray_by_round": vs_st_rounds, "ceiling_vs_st_on_ray": ceiling,
-        "two_actor_efficiency": scaling, "in_process_1_thread": kernel,
-        "projection": {"per_core": per_core, "per_16_core_node": 16 * per_core * scaling,
-                       "cluster_16_nodes_x_16_cores": 16 * 16 * per_core * scaling},
+        "texts": n,
+        "mean_chars": chars / n,
+        "files": N_FILES,
+        "dim": sse_np.load(model).get_embedding_dimension(),
+        "corpus_build_s": build_s,
+        "ray_start_s": ray_start_s,
+        "runs": times,
+        "median_s": med,
+        "texts_per_s": rate,
+        "ray_overhead_vs_cli": overhead,
+        "sse_np_vs_st_on_ray": vs_st,
+        "sse_np_vs_st_on_ray_by_round": vs_st_rounds,
+        "ceiling_vs_st_on_ray": ceiling,
+        "two_actor_efficiency": scaling,
+        "in_process_1_thread": kernel,
+        "projection": {
+            "per_core": per_core,
+            "per_16_core_node": 16 * per_core * scaling,
+            "cluster_16_nodes_x_16_cores": 16 * 16 * per_core * scaling,
+        },
     }
     (REPO / "bench" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
     (REPO / "bench" / "RAY_RESULTS.md").write_text(markdown(report, args))
@@ -326,9 +389,12 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
         "| target | measured | pass |",
         "| --- | --- | --- |",
         *[f"| Ray overhead <= 15% vs plain CLI, {c} | {o[c]:+.1%} | {'yes' if o[c] <= 0.15 else 'no'} |" for c in o],
-        *[f"| sse_np >= 5x sentence-transformers in the same map_batches, {c} | {s[c]:.1f}x (ratio of medians); "
-          f"by round: {', '.join(f'{x:.1f}x' for x in r['sse_np_vs_st_on_ray_by_round'][c])} | "
-          f"{'yes' if s[c] >= 5 else 'no'} |" for c in s],
+        *[
+            f"| sse_np >= 5x sentence-transformers in the same map_batches, {c} | {s[c]:.1f}x (ratio of medians); "
+            f"by round: {', '.join(f'{x:.1f}x' for x in r['sse_np_vs_st_on_ray_by_round'][c])} | "
+            f"{'yes' if s[c] >= 5 else 'no'} |"
+            for c in s
+        ],
         "",
         "What bounds the Ray Data ratio: the same pipeline with no model (read_parquet -> write_parquet) runs at "
         f"{r['texts_per_s']['ray data, read + write only']:,.0f} texts/s; with an actor that costs nothing but "

@@ -106,8 +106,10 @@ def corpus_vectors(model: Any, n_docs: int) -> np.ndarray:
         return np.load(path, mmap_mode="r")
     t = time.perf_counter()
     docs = synthetic_corpus(n_docs)
-    log(f"built {n_docs} synthetic docs in {time.perf_counter() - t:.1f} s "
-        f"(mean {np.mean([len(d) for d in docs[:10000]]):.0f} chars)")
+    log(
+        f"built {n_docs} synthetic docs in {time.perf_counter() - t:.1f} s "
+        f"(mean {np.mean([len(d) for d in docs[:10000]]):.0f} chars)"
+    )
     t = time.perf_counter()
     vecs = model.encode(docs, 256, normalize=False, batch_size=8192)
     log(f"encoded in {time.perf_counter() - t:.1f} s")
@@ -168,34 +170,95 @@ def speed(model: Any, reps: int, n_docs: int, n_single: int) -> dict[str, Any]:
 
         methods: dict[str, tuple[str, int, Callable[[np.ndarray], Any]]] = {
             # name: (kind, bytes per doc in RAM, search(queries) -> ids (n, K))
-            "sse_np float32 exact": ("ours", bytes_per_vector(dim, "float32"),
-                                     lambda q: ids_of(semantic_search(q, docs, top_k=K, score_function="dot"))),
+            "sse_np float32 exact": (
+                "ours",
+                bytes_per_vector(dim, "float32"),
+                lambda q: ids_of(semantic_search(q, docs, top_k=K, score_function="dot")),
+            ),
             "faiss IndexFlatIP": ("peer", bytes_per_vector(dim, "float32"), lambda q: flat.search(q, K)[1]),
-            "sse_np int8 (no rescore)": ("ours", dim, lambda q: ids_of(semantic_search(
-                q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore=False))),
-            "sse_np int8 + rescore x4": ("ours", dim, lambda q: ids_of(semantic_search(
-                q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore_multiplier=4))),
-            "sse_np int8 asymmetric": ("ours", dim, lambda q: ids_of(semantic_search(
-                q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, asymmetric=True))),
+            "sse_np int8 (no rescore)": (
+                "ours",
+                dim,
+                lambda q: ids_of(
+                    semantic_search(q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore=False)
+                ),
+            ),
+            "sse_np int8 + rescore x4": (
+                "ours",
+                dim,
+                lambda q: ids_of(
+                    semantic_search(q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, rescore_multiplier=4)
+                ),
+            ),
+            "sse_np int8 asymmetric": (
+                "ours",
+                dim,
+                lambda q: ids_of(
+                    semantic_search(q, docs_i8, top_k=K, corpus_precision="int8", ranges=ranges, asymmetric=True)
+                ),
+            ),
             "faiss IndexScalarQuantizer 8bit": ("peer", dim, lambda q: sq8.search(q, K)[1]),
-            "sse_np binary Hamming only": ("ours", dim // 8, lambda q: hamming_top_k(
-                quantize_embeddings(q, "ubinary"), docs_ub, K)[1]),
-            "faiss IndexBinaryFlat": ("peer", dim // 8, lambda q: binflat.search(quantize_embeddings(q, "ubinary"),
-                                                                                 K)[1]),
-            "sse_np binary + rescore x4 (bits)": ("ours", dim // 8, lambda q: ids_of(semantic_search(
-                q, docs_ub, top_k=K, corpus_precision="ubinary", rescore_multiplier=4))),
-            "sentence-transformers semantic_search_faiss ubinary + rescore x4": ("peer", dim // 8, lambda q: ids_of(
-                semantic_search_faiss(q, corpus_index=binflat, corpus_precision="ubinary", top_k=K,
-                                      rescore_multiplier=4)[0])),
-            "sse_np binary + rescore x4 (int8 docs)": ("ours", dim // 8, lambda q: ids_of(semantic_search(
-                q, docs_ub, top_k=K, corpus_precision="ubinary", rescore_multiplier=4,
-                rescore_embeddings=docs_i8, ranges=ranges))),
-            "sse_np binary + rescore x4 (float32 docs)": ("ours", dim // 8, lambda q: ids_of(semantic_search(
-                q, docs_ub, top_k=K, corpus_precision="ubinary", rescore_multiplier=4,
-                rescore_embeddings=docs, score_function="dot"))),
+            "sse_np binary Hamming only": (
+                "ours",
+                dim // 8,
+                lambda q: hamming_top_k(quantize_embeddings(q, "ubinary"), docs_ub, K)[1],
+            ),
+            "faiss IndexBinaryFlat": (
+                "peer",
+                dim // 8,
+                lambda q: binflat.search(quantize_embeddings(q, "ubinary"), K)[1],
+            ),
+            "sse_np binary + rescore x4 (bits)": (
+                "ours",
+                dim // 8,
+                lambda q: ids_of(
+                    semantic_search(q, docs_ub, top_k=K, corpus_precision="ubinary", rescore_multiplier=4)
+                ),
+            ),
+            "sentence-transformers semantic_search_faiss ubinary + rescore x4": (
+                "peer",
+                dim // 8,
+                lambda q: ids_of(
+                    semantic_search_faiss(
+                        q, corpus_index=binflat, corpus_precision="ubinary", top_k=K, rescore_multiplier=4
+                    )[0]
+                ),
+            ),
+            "sse_np binary + rescore x4 (int8 docs)": (
+                "ours",
+                dim // 8,
+                lambda q: ids_of(
+                    semantic_search(
+                        q,
+                        docs_ub,
+                        top_k=K,
+                        corpus_precision="ubinary",
+                        rescore_multiplier=4,
+                        rescore_embeddings=docs_i8,
+                        ranges=ranges,
+                    )
+                ),
+            ),
+            "sse_np binary + rescore x4 (float32 docs)": (
+                "ours",
+                dim // 8,
+                lambda q: ids_of(
+                    semantic_search(
+                        q,
+                        docs_ub,
+                        top_k=K,
+                        corpus_precision="ubinary",
+                        rescore_multiplier=4,
+                        rescore_embeddings=docs,
+                        score_function="dot",
+                    )
+                ),
+            ),
         }
-        rows: dict[str, dict[str, Any]] = {name: {"kind": kind, "bytes_per_doc": b, "batch_s": [], "single_s": []}
-                                           for name, (kind, b, _) in methods.items()}
+        rows: dict[str, dict[str, Any]] = {
+            name: {"kind": kind, "bytes_per_doc": b, "batch_s": [], "single_s": []}
+            for name, (kind, b, _) in methods.items()
+        }
         exact_ids = None
         for rep in range(reps):
             for name, (_, _, fn) in methods.items():  # ours and peers alternate within a repetition
@@ -210,8 +273,10 @@ def speed(model: Any, reps: int, n_docs: int, n_single: int) -> dict[str, Any]:
                 for i in range(len(single)):
                     fn(single[i : i + 1])
                 rows[name]["single_s"].append(time.perf_counter() - t)
-            log(f"dim {dim} rep {rep + 1}/{reps}: " + ", ".join(
-                f"{n.split(' (')[0][:28]} {len(queries) / rows[n]['batch_s'][-1]:.0f}" for n in methods))
+            log(
+                f"dim {dim} rep {rep + 1}/{reps}: "
+                + ", ".join(f"{n.split(' (')[0][:28]} {len(queries) / rows[n]['batch_s'][-1]:.0f}" for n in methods)
+            )
         for row in rows.values():
             row["qps_batch"] = len(queries) / min(row["batch_s"])
             row["qps_single"] = len(single) / min(row["single_s"])
@@ -242,22 +307,25 @@ def quality(model: Any, multipliers: list[int]) -> dict[str, Any]:
                 "binary": semantic_search(queries, ub, top_k=K, rescore=False),
             }
             for r in multipliers:
-                runs[f"int8 + rescore x{r}"] = semantic_search(queries, i8, top_k=K, ranges=ranges,
-                                                               rescore_multiplier=r)
+                runs[f"int8 + rescore x{r}"] = semantic_search(
+                    queries, i8, top_k=K, ranges=ranges, rescore_multiplier=r
+                )
                 runs[f"binary + rescore x{r} (bits)"] = semantic_search(queries, ub, top_k=K, rescore_multiplier=r)
                 runs[f"binary + rescore x{r} (int8 docs)"] = semantic_search(
-                    queries, ub, top_k=K, rescore_multiplier=r, rescore_embeddings=i8, ranges=ranges)
+                    queries, ub, top_k=K, rescore_multiplier=r, rescore_embeddings=i8, ranges=ranges
+                )
                 runs[f"binary + rescore x{r} (float32 docs)"] = semantic_search(
-                    queries, ub, top_k=K, rescore_multiplier=r, rescore_embeddings=docs, score_function="dot")
+                    queries, ub, top_k=K, rescore_multiplier=r, rescore_embeddings=docs, score_function="dot"
+                )
             out[name][dim] = {}
             for label, results in runs.items():
-                scores = [query_metrics([data.doc_ids[h["corpus_id"]] for h in hits], data.qrels[qid])["ndcg@10"]
-                          for qid, hits in zip(data.query_ids, results)]
+                scores = [
+                    query_metrics([data.doc_ids[h["corpus_id"]] for h in hits], data.qrels[qid])["ndcg@10"]
+                    for qid, hits in zip(data.query_ids, results)
+                ]
                 out[name][dim][label] = float(np.mean(scores))
         log(f"quality {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in out[name][256].items()))
     return out
-
-
 
 
 def bytes_in_ram(label: str, dim: int) -> tuple[int, int]:
@@ -285,78 +353,116 @@ def summary(res: dict[str, Any]) -> list[str]:
         return float(np.mean([q[n][str(dim)][label] for n in DATASETS]))
 
     base = mean("float32")
-    out = ["## Targets", "",
-           "* **binary + rescore at dim 256 keeps >= 95% of float nDCG@10 at 1/32 of the bytes** "
-           f"(32 of 1024 B/doc searched): rescored against the bits alone (everything in 32 B/doc) "
-           f"{100 * mean('binary + rescore x4 (bits)') / base:.1f}% (x4), "
-           f"{100 * mean('binary + rescore x10 (bits)') / base:.1f}% (x10); rescored against int8 rows "
-           f"(which may stay on disk: 40 rows read per query) {100 * mean('binary + rescore x4 (int8 docs)') / base:.1f}% (x4), "
-           f"{100 * mean('binary + rescore x10 (int8 docs)') / base:.1f}% (x10). Float32 mean nDCG@10 {base:.4f}.",
-           ]
-    pairs = [("sse_np float32 exact", "faiss IndexFlatIP"), ("sse_np binary Hamming only", "faiss IndexBinaryFlat"),
-             ("sse_np binary + rescore x4 (bits)", "sentence-transformers semantic_search_faiss ubinary + rescore x4")]
+    out = [
+        "## Targets",
+        "",
+        "* **binary + rescore at dim 256 keeps >= 95% of float nDCG@10 at 1/32 of the bytes** "
+        f"(32 of 1024 B/doc searched): rescored against the bits alone (everything in 32 B/doc) "
+        f"{100 * mean('binary + rescore x4 (bits)') / base:.1f}% (x4), "
+        f"{100 * mean('binary + rescore x10 (bits)') / base:.1f}% (x10); rescored against int8 rows "
+        f"(which may stay on disk: 40 rows read per query) {100 * mean('binary + rescore x4 (int8 docs)') / base:.1f}% (x4), "
+        f"{100 * mean('binary + rescore x10 (int8 docs)') / base:.1f}% (x10). Float32 mean nDCG@10 {base:.4f}.",
+    ]
+    pairs = [
+        ("sse_np float32 exact", "faiss IndexFlatIP"),
+        ("sse_np binary Hamming only", "faiss IndexBinaryFlat"),
+        ("sse_np binary + rescore x4 (bits)", "sentence-transformers semantic_search_faiss ubinary + rescore x4"),
+    ]
     parts = []
     for ours, peer in pairs:
         for mode in ("batch", "single"):
             ratios = [s[d][ours][f"qps_{mode}"] / s[d][peer][f"qps_{mode}"] for d in s]
-            parts.append(f"{ours.replace('sse_np ', '')} vs {peer.split(' ')[-1] if 'faiss I' in peer else 'ST+FAISS'} "
-                         f"({mode}): " + " / ".join(f"{r:.2f}x" for r in ratios))
-    out += ["* **search QPS within 2x of FAISS's flat indexes (or faster)**, ratio sse_np/FAISS at dim "
-            + " / ".join(str(d) for d in s) + ": " + "; ".join(parts) + ".", ""]
+            parts.append(
+                f"{ours.replace('sse_np ', '')} vs {peer.split(' ')[-1] if 'faiss I' in peer else 'ST+FAISS'} "
+                f"({mode}): " + " / ".join(f"{r:.2f}x" for r in ratios)
+            )
+    out += [
+        "* **search QPS within 2x of FAISS's flat indexes (or faster)**, ratio sse_np/FAISS at dim "
+        + " / ".join(str(d) for d in s)
+        + ": "
+        + "; ".join(parts)
+        + ".",
+        "",
+    ]
     return out
 
 
 def report(res: dict[str, Any]) -> str:
-    lines = ["# Quantized vectors and exact search", "",
-             f"Generated by `bench/search.py` on {res['meta']['date']} ({res['meta']['machine']}); "
-             f"{res['meta']['threads']} thread(s) for every engine (BLAS, OpenMP, numba); "
-             f"sse_np {res['meta']['sse_np']}, numpy {res['meta']['numpy']}, faiss {res['meta']['faiss']}. "
-             "The machine's 2 cores were shared with other jobs: ours and FAISS's runs alternate within each "
-             "repetition and the best of the repetitions counts, so the *ratios* are the result.", ""]
+    lines = [
+        "# Quantized vectors and exact search",
+        "",
+        f"Generated by `bench/search.py` on {res['meta']['date']} ({res['meta']['machine']}); "
+        f"{res['meta']['threads']} thread(s) for every engine (BLAS, OpenMP, numba); "
+        f"sse_np {res['meta']['sse_np']}, numpy {res['meta']['numpy']}, faiss {res['meta']['faiss']}. "
+        "The machine's 2 cores were shared with other jobs: ours and FAISS's runs alternate within each "
+        "repetition and the best of the repetitions counts, so the *ratios* are the result.",
+        "",
+    ]
     lines += summary(res)
     q = res["quality"]
     labels = list(next(iter(next(iter(q.values())).values())).keys())
     for dim in (512, 256, 128, 64):
         key = dim if dim in q[DATASETS[0]] else str(dim)
-        lines += [f"## nDCG@10 at dim {dim} (real corpora; BEIR, linear gain)", "",
-                  "| precision / recipe | bytes/doc searched | + rescore bytes/candidate | "
-                  + " | ".join(DATASETS) + " | mean | % of float32 |",
-                  "|---|---:|---:|" + "---:|" * (len(DATASETS) + 2)]
+        lines += [
+            f"## nDCG@10 at dim {dim} (real corpora; BEIR, linear gain)",
+            "",
+            "| precision / recipe | bytes/doc searched | + rescore bytes/candidate | "
+            + " | ".join(DATASETS)
+            + " | mean | % of float32 |",
+            "|---|---:|---:|" + "---:|" * (len(DATASETS) + 2),
+        ]
         base = np.mean([q[n][key]["float32"] for n in DATASETS])
         for label in labels:
             vals = [q[n][key][label] for n in DATASETS]
             ram, extra = bytes_in_ram(label, dim)
-            lines.append(f"| {label} | {ram} | {extra or ''} | " + " | ".join(f"{v:.4f}" for v in vals)
-                         + f" | {np.mean(vals):.4f} | {100 * np.mean(vals) / base:.1f}% |")
+            lines.append(
+                f"| {label} | {ram} | {extra or ''} | "
+                + " | ".join(f"{v:.4f}" for v in vals)
+                + f" | {np.mean(vals):.4f} | {100 * np.mean(vals) / base:.1f}% |"
+            )
         lines.append("")
     s = res["speed"]
-    lines += [f"## Search speed: {s['n_docs']:,} synthetic documents, {s['n_queries']} real queries, top-{s['k']}", "",
-              "`batch`: all queries in one call; `single`: the first queries one call each. "
-              "`overlap@10`: share of the exact float32 top-10 found. Ratios compare with the FAISS peer "
-              "on the same vectors in the same run (> 1 = sse_np faster).", ""]
-    peers = {"sse_np float32 exact": "faiss IndexFlatIP",
-             "sse_np int8 (no rescore)": "faiss IndexScalarQuantizer 8bit",
-             "sse_np int8 + rescore x4": "faiss IndexScalarQuantizer 8bit",
-             "sse_np int8 asymmetric": "faiss IndexScalarQuantizer 8bit",
-             "sse_np binary Hamming only": "faiss IndexBinaryFlat",
-             "sse_np binary + rescore x4 (bits)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
-             "sse_np binary + rescore x4 (int8 docs)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
-             "sse_np binary + rescore x4 (float32 docs)":
-                 "sentence-transformers semantic_search_faiss ubinary + rescore x4"}
+    lines += [
+        f"## Search speed: {s['n_docs']:,} synthetic documents, {s['n_queries']} real queries, top-{s['k']}",
+        "",
+        "`batch`: all queries in one call; `single`: the first queries one call each. "
+        "`overlap@10`: share of the exact float32 top-10 found. Ratios compare with the FAISS peer "
+        "on the same vectors in the same run (> 1 = sse_np faster).",
+        "",
+    ]
+    peers = {
+        "sse_np float32 exact": "faiss IndexFlatIP",
+        "sse_np int8 (no rescore)": "faiss IndexScalarQuantizer 8bit",
+        "sse_np int8 + rescore x4": "faiss IndexScalarQuantizer 8bit",
+        "sse_np int8 asymmetric": "faiss IndexScalarQuantizer 8bit",
+        "sse_np binary Hamming only": "faiss IndexBinaryFlat",
+        "sse_np binary + rescore x4 (bits)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
+        "sse_np binary + rescore x4 (int8 docs)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
+        "sse_np binary + rescore x4 (float32 docs)": "sentence-transformers semantic_search_faiss ubinary + rescore x4",
+    }
     for dim, rows in s["dims"].items():
-        lines += [f"### dim {dim}", "",
-                  "| method | bytes/doc in RAM | MB for the corpus | QPS batch | QPS single | vs peer (batch) | "
-                  "vs peer (single) | overlap@10 |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"### dim {dim}",
+            "",
+            "| method | bytes/doc in RAM | MB for the corpus | QPS batch | QPS single | vs peer (batch) | "
+            "vs peer (single) | overlap@10 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, row in rows.items():
             peer = rows.get(peers.get(name, ""))
             rb = f"{row['qps_batch'] / peer['qps_batch']:.2f}x" if peer else ""
             rs = f"{row['qps_single'] / peer['qps_single']:.2f}x" if peer else ""
-            lines.append(f"| {name} | {row['bytes_per_doc']} | {row['bytes_per_doc'] * s['n_docs'] / 1e6:.0f} | "
-                         f"{row['qps_batch']:.0f} | {row['qps_single']:.0f} | {rb} | {rs} | "
-                         f"{row['overlap_with_exact@10']:.3f} |")
+            lines.append(
+                f"| {name} | {row['bytes_per_doc']} | {row['bytes_per_doc'] * s['n_docs'] / 1e6:.0f} | "
+                f"{row['qps_batch']:.0f} | {row['qps_single']:.0f} | {rb} | {rs} | "
+                f"{row['overlap_with_exact@10']:.3f} |"
+            )
         lines.append("")
-    lines += ["Rescoring reads `k * multiplier` candidate rows per query from the rescore vectors, which may stay "
-              "on disk (`np.load(..., mmap_mode='r')`); the RAM column counts only what is scanned.", ""]
+    lines += [
+        "Rescoring reads `k * multiplier` candidate rows per query from the rescore vectors, which may stay "
+        "on disk (`np.load(..., mmap_mode='r')`); the RAM column counts only what is scanned.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -371,9 +477,15 @@ def main() -> None:
         return
     model = sse_np.load(sse_np.default_model_path(), backend="numba")
     model.warmup()
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "threads": args.threads,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores", "sse_np": sse_np.__version__,
-            "numpy": np.__version__, "faiss": faiss.__version__, "python": platform.python_version()}
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "threads": args.threads,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "sse_np": sse_np.__version__,
+        "numpy": np.__version__,
+        "faiss": faiss.__version__,
+        "python": platform.python_version(),
+    }
     multipliers = [int(x) for x in args.multipliers.split(",")]
     log("quality on the real corpora")
     qual = quality(model, multipliers)

@@ -28,6 +28,7 @@ concurrency 8. Queries are the real ones in ``../shared/data/*/queries.jsonl``. 
 CPU per request is the server process's utime+stime (``/proc/<pid>/stat``) over the run
 divided by the requests answered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,14 +107,22 @@ def st_app(model_dir: str, torch_threads: int) -> Any:
     tensors = load_file(str(Path(model_dir) / "model.safetensors"))
     tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     static = StaticEmbedding(tokenizer, embedding_weights=tensors["embedding.weight"].astype(np.float32))
-    dyt = _make_dyt_module(torch, STModule)(*(tensors[f"dyt.{k}"].astype(np.float32) for k in ("alpha", "beta", "bias")))
+    dyt = _make_dyt_module(torch, STModule)(
+        *(tensors[f"dyt.{k}"].astype(np.float32) for k in ("alpha", "beta", "bias"))
+    )
     model = SentenceTransformer(modules=[static, dyt], device="cpu").eval()
     counter = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     counter.no_padding()
 
     def work(texts: list[str], dim: int | None) -> tuple[Any, int]:
-        vectors = model.encode(texts, batch_size=max(1, len(texts)), truncate_dim=dim, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        vectors = model.encode(
+            texts,
+            batch_size=max(1, len(texts)),
+            truncate_dim=dim,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         tokens = sum(len(e.ids) for e in counter.encode_batch(texts, add_special_tokens=False))
         return vectors, tokens
 
@@ -122,16 +131,25 @@ def st_app(model_dir: str, torch_threads: int) -> Any:
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         vectors, tokens = await run_in_threadpool(work, texts, body.get("dimensions"))
         data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
-        return Response(_dumps({"object": "list", "data": data, "model": body.get("model", "st"),
-                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
-                        media_type="application/json")
+        return Response(
+            _dumps(
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body.get("model", "st"),
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                }
+            ),
+            media_type="application/json",
+        )
 
     async def health(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     work(["warm up"], None)
-    return Starlette(routes=[Route("/v1/embeddings", embeddings, methods=["POST"]),
-                             Route("/health", health, methods=["GET"])])
+    return Starlette(
+        routes=[Route("/v1/embeddings", embeddings, methods=["POST"]), Route("/health", health, methods=["GET"])]
+    )
 
 
 # --------------------------------------------------------------------------- driver
@@ -154,8 +172,12 @@ class Server:
 
         self.label = label
         self.port = _free_port()
-        self.proc = subprocess.Popen([*argv, "--port", str(self.port)], env={**os.environ, **(env or {})},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [*argv, "--port", str(self.port)],
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 180  # a first numba compile takes ~40 s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -172,8 +194,11 @@ class Server:
     def post(self, body: dict) -> dict:
         import urllib.request
 
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/v1/embeddings", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/v1/embeddings",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read())
 
@@ -208,14 +233,28 @@ def _bodies(queries: list[str], per_request: int, folder: Path, n: int = 1000) -
 
 def _wrk(server: Server, bodies: Path, connections: int, seconds: float, script: Path) -> dict[str, Any]:
     cpu0 = _cpu_seconds(server.proc.pid)
-    proc = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(script),
-                           f"http://127.0.0.1:{server.port}"], env={**os.environ, "BODIES": str(bodies)},
-                          capture_output=True, text=True, timeout=seconds + 60)
+    proc = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{server.port}",
+        ],
+        env={**os.environ, "BODIES": str(bodies)},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
     cpu = _cpu_seconds(server.proc.pid) - cpu0
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {proc.stdout}\n{proc.stderr}")
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     out["rps"] = out["requests"] / (out["duration_us"] / 1e6)
     out["cpu_ms_per_request"] = 1000 * cpu / max(1, out["requests"])
     return out
@@ -239,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, one round")
     parser.add_argument("--out", default=str(REPO / "bench" / "SERVE_RESULTS.md"))
-    parser.add_argument("--servers", default="sse_np,sse_np pool-only,sse_np inline-no-batching,sse_np stdlib-json,sse_np h11,"
-                        "sentence-transformers",
-                        help="comma-separated subset of the servers")
+    parser.add_argument(
+        "--servers",
+        default="sse_np,sse_np pool-only,sse_np inline-no-batching,sse_np stdlib-json,sse_np h11,sentence-transformers",
+        help="comma-separated subset of the servers",
+    )
     parser.add_argument("--cases", default=None, help="comma-separated case indices (default: all)")
     parser.add_argument("--render", action="store_true", help="only rewrite OUT from serve_results.json beside it")
     sub = parser.add_subparsers(dest="cmd")
@@ -253,8 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "st-server":
         import uvicorn
 
-        uvicorn.run(st_app(args.model, args.torch_threads), host="127.0.0.1", port=args.port, log_level="warning",
-                    access_log=False)
+        uvicorn.run(
+            st_app(args.model, args.torch_threads),
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
         return 0
 
     if args.render:
@@ -265,12 +311,27 @@ def main(argv: list[str] | None = None) -> int:
         args.duration, args.rounds = 2.0, 1
     cases = CASES if args.cases is None else [CASES[int(i)] for i in args.cases.split(",")]
     wanted = args.servers.split(",")
-    sse = [sys.executable, "-m", "sse_np", "serve", "--model", f"sse={args.model}", "--backend", "numba",
-           "--log-level", "warning"]
+    sse = [
+        sys.executable,
+        "-m",
+        "sse_np",
+        "serve",
+        "--model",
+        f"sse={args.model}",
+        "--backend",
+        "numba",
+        "--log-level",
+        "warning",
+    ]
+
     def hiding(*modules: str) -> list[str]:  # the same server with optional speed-ups made unimportable
         hide = "".join(f"sys.modules[{m!r}] = None; " for m in modules)
-        return [sys.executable, "-c", f"import sys; {hide}from sse_np.cli import main; sys.exit(main(sys.argv[1:]))",
-                *sse[3:]]
+        return [
+            sys.executable,
+            "-c",
+            f"import sys; {hide}from sse_np.cli import main; sys.exit(main(sys.argv[1:]))",
+            *sse[3:],
+        ]
 
     specs = {
         "sse_np": (sse, None),
@@ -278,10 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         "sse_np inline-no-batching": ([*sse, "--no-batching"], None),
         "sse_np stdlib-json": (hiding("orjson"), None),
         "sse_np h11": (hiding("httptools", "uvloop"), None),
-        "sentence-transformers": ([sys.executable, str(Path(__file__).resolve()), "--model", args.model,
-                                   "st-server"], None),
-        "sentence-transformers 2 torch threads": ([sys.executable, str(Path(__file__).resolve()), "--model",
-                                                   args.model, "st-server", "--torch-threads", "2"], None),
+        "sentence-transformers": (
+            [sys.executable, str(Path(__file__).resolve()), "--model", args.model, "st-server"],
+            None,
+        ),
+        "sentence-transformers 2 torch threads": (
+            [sys.executable, str(Path(__file__).resolve()), "--model", args.model, "st-server", "--torch-threads", "2"],
+            None,
+        ),
     }
     queries = _queries()
     servers: list[Server] = []
@@ -305,17 +370,24 @@ def main(argv: list[str] | None = None) -> int:
                     for server in order:
                         r = _wrk(server, bodies[per_request], conns, args.duration, script)
                         results[server.label][name].append(r)
-                        print(f"round {rnd + 1} {name:<14} {server.label:<22} {r['rps']:9.0f} req/s  "
-                              f"p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms  "
-                              f"cpu {r['cpu_ms_per_request']:.3f} ms/req  errors {r['errors'] + r['non2xx']}",
-                              file=sys.stderr, flush=True)
+                        print(
+                            f"round {rnd + 1} {name:<14} {server.label:<22} {r['rps']:9.0f} req/s  "
+                            f"p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms  "
+                            f"cpu {r['cpu_ms_per_request']:.3f} ms/req  errors {r['errors'] + r['non2xx']}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
     finally:
         for server in servers:
             server.stop()
-    report = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-              "duration_s": args.duration, "rounds": args.rounds, "cases": [c[0] for c in cases],
-              "results": results}
+    report = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "cases": [c[0] for c in cases],
+        "results": results,
+    }
     out = Path(args.out)
     out.with_name("serve_results.json").write_text(json.dumps(report, indent=1) + "\n")
     out.write_text(render(report))
@@ -350,9 +422,11 @@ def render(report: dict[str, Any]) -> str:
             rps = _median(runs, "rps")
             errors = sum(r["errors"] + r["non2xx"] for r in runs)
             ratio = f"{rps / base:.1f}x" if base else "-"
-            lines.append(f"| {case} | {label} | {rps:,.0f} | {_median(runs, 'p50_us') / 1000:.2f} | "
-                         f"{_median(runs, 'p99_us') / 1000:.2f} | {_median(runs, 'cpu_ms_per_request'):.3f} | "
-                         f"{errors} | {ratio} |")
+            lines.append(
+                f"| {case} | {label} | {rps:,.0f} | {_median(runs, 'p50_us') / 1000:.2f} | "
+                f"{_median(runs, 'p99_us') / 1000:.2f} | {_median(runs, 'cpu_ms_per_request'):.3f} | "
+                f"{errors} | {ratio} |"
+            )
     lines += ["", "## Reading", ""]
 
     def ratio(a: str, b: str, case: str, key: str = "rps") -> str:
@@ -368,10 +442,13 @@ def render(report: dict[str, Any]) -> str:
                 f"vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s, "
                 f"{ratio('sse_np', 'sse_np pool-only', case, 'cpu_ms_per_request')} CPU/req; orjson vs stdlib json "
                 f"{ratio('sse_np', 'sse_np stdlib-json', case)} req/s; httptools+uvloop vs h11 "
-                f"{ratio('sse_np', 'sse_np h11', case)} req/s.")
+                f"{ratio('sse_np', 'sse_np h11', case)} req/s."
+            )
         elif "sse_np" in results:
-            lines.append(f"* {case}: orjson vs stdlib json {ratio('sse_np', 'sse_np stdlib-json', case)} req/s; "
-                         f"small-request path vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s.")
+            lines.append(
+                f"* {case}: orjson vs stdlib json {ratio('sse_np', 'sse_np stdlib-json', case)} req/s; "
+                f"small-request path vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s."
+            )
     total = sum(r["requests"] for by_case in results.values() for runs in by_case.values() for r in runs)
     errors = sum(r["errors"] + r["non2xx"] for by_case in results.values() for runs in by_case.values() for r in runs)
     lines += [

@@ -7,6 +7,7 @@ environment variable set before Python starts, and reads back one JSON line.
 Only the standard library is imported at module level, so the cold-start
 task can time the engine's imports from a clean slate.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ def _load_json(path: str) -> Any:
 
 
 def _batches(texts: list[str], size: int) -> list[list[str]]:
-    return [texts[i:i + size] for i in range(0, len(texts), size)]
+    return [texts[i : i + size] for i in range(0, len(texts), size)]
 
 
 def _timed_rate(fn: Callable[[], None], n_items: int, repeats: int, min_time: float) -> dict[str, Any]:
@@ -64,8 +65,7 @@ def _thread_facts() -> dict[str, Any]:
         from threadpoolctl import threadpool_info
 
         facts["blas"] = [
-            {k: d.get(k) for k in ("internal_api", "num_threads", "architecture", "version")}
-            for d in threadpool_info()
+            {k: d.get(k) for k in ("internal_api", "num_threads", "architecture", "version")} for d in threadpool_info()
         ]
     except ImportError:
         facts["blas"] = "threadpoolctl not installed"
@@ -82,8 +82,9 @@ def _thread_facts() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------- speed
-def _calibrate(eng: Any, spec: dict[str, Any], queries: list[str], docs: list[str],
-               ref: Any, semantics: str) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+def _calibrate(
+    eng: Any, spec: dict[str, Any], queries: list[str], docs: list[str], ref: Any, semantics: str
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """Try each variant: parity vs the reference, then a short speed test.
 
     Parity and speed are judged separately for queries and for documents (a
@@ -135,8 +136,9 @@ def _pick_doc_batch(eng: Any, spec: dict[str, Any], docs: list[str]) -> tuple[in
     cal_docs = docs[: spec["calib_docs"]]
     rates = {}
     for size in spec["doc_batch_candidates"]:
-        rates[str(size)] = _timed_rate(_pass(eng, _batches(cal_docs, size), 512),
-                                       len(cal_docs), 2, spec["min_time"])["median"]
+        rates[str(size)] = _timed_rate(_pass(eng, _batches(cal_docs, size), 512), len(cal_docs), 2, spec["min_time"])[
+            "median"
+        ]
     return int(max(rates, key=rates.get)), rates
 
 
@@ -198,8 +200,15 @@ def _truncate_normalize(vectors: Any, k: int) -> Any:
     return v
 
 
-def _retrieval(eng: Any, spec: dict[str, Any], queries: list[str], corpus_texts: list[str],
-               doc_batch: int, native: int, use: Callable[[str], None]) -> dict[str, Any]:
+def _retrieval(
+    eng: Any,
+    spec: dict[str, Any],
+    queries: list[str],
+    corpus_texts: list[str],
+    doc_batch: int,
+    native: int,
+    use: Callable[[str], None],
+) -> dict[str, Any]:
     """Queries/s of encode + exact top-10, on a real corpus and a synthetic one."""
     import numpy as np
 
@@ -211,15 +220,20 @@ def _retrieval(eng: Any, spec: dict[str, Any], queries: list[str], corpus_texts:
     synth = rng.standard_normal((spec["synth_corpus"], native), dtype=np.float32)
     synth_q = queries[: spec["synth_queries"]]
     reps, min_time = spec["repeats"], spec["min_time"]
-    out: dict[str, Any] = {"backend": backend, "corpus_docs": len(corpus_texts),
-                           "synthetic_vectors": int(synth.shape[0]), "dims": {}}
+    out: dict[str, Any] = {
+        "backend": backend,
+        "corpus_docs": len(corpus_texts),
+        "synthetic_vectors": int(synth.shape[0]),
+        "dims": {},
+    }
     with _search_threads(eng, backend, spec, real, synth, queries, out):
         _retrieval_dims(eng, spec, queries, synth_q, real, synth, backend, out)
     return out
 
 
-def _search_threads(eng: Any, backend: str, spec: dict[str, Any], real: Any, synth: Any,
-                    queries: list[str], out: dict[str, Any]) -> Any:
+def _search_threads(
+    eng: Any, backend: str, spec: dict[str, Any], real: Any, synth: Any, queries: list[str], out: dict[str, Any]
+) -> Any:
     """BLAS threads for the NumPy search, the faster of 1 and the budget.
 
     The search is harness code shared by every NumPy engine, so it gets its
@@ -241,16 +255,25 @@ def _search_threads(eng: Any, backend: str, spec: dict[str, Any], real: Any, syn
     rates = {}
     for n in (1, threads):
         with threadpool_limits(limits=n, user_api="blas"):
-            rates[n] = _timed_rate(lambda: ([batch_real(q) for q in pre], [batch_synth(q) for q in pre[:5]]),
-                                   len(pre), 3, spec["min_time"])["median"]
+            rates[n] = _timed_rate(
+                lambda: ([batch_real(q) for q in pre], [batch_synth(q) for q in pre[:5]]), len(pre), 3, spec["min_time"]
+            )["median"]
     best = max(rates, key=rates.get)
     out["search_blas_threads"] = best
     out["search_blas_calibration"] = {str(k): v for k, v in rates.items()}
     return threadpool_limits(limits=best, user_api="blas")
 
 
-def _retrieval_dims(eng: Any, spec: dict[str, Any], queries: list[str], synth_q: list[str],
-                    real: Any, synth: Any, backend: str, out: dict[str, Any]) -> None:
+def _retrieval_dims(
+    eng: Any,
+    spec: dict[str, Any],
+    queries: list[str],
+    synth_q: list[str],
+    real: Any,
+    synth: Any,
+    backend: str,
+    out: dict[str, Any],
+) -> None:
     """The timed part of :func:`_retrieval`, one entry of ``out["dims"]`` per dim."""
     import numpy as np
 
@@ -261,19 +284,26 @@ def _retrieval_dims(eng: Any, spec: dict[str, Any], queries: list[str], synth_q:
         qb = _batches(queries, 32)
         sq = _batches(synth_q, 32)
         res = {
-            "batch32": _timed_rate(lambda: (eng.reset_caches(), [batch(eng.encode(b, k)) for b in qb]),
-                                   len(queries), reps, min_time),
-            "single": _timed_rate(lambda: (eng.reset_caches(), [single(eng.encode_one(q, k)) for q in queries]),
-                                  len(queries), reps, min_time),
-            "synthetic_batch32": _timed_rate(lambda: (eng.reset_caches(), [sbatch(eng.encode(b, k)) for b in sq]),
-                                             len(synth_q), reps, min_time),
+            "batch32": _timed_rate(
+                lambda: (eng.reset_caches(), [batch(eng.encode(b, k)) for b in qb]), len(queries), reps, min_time
+            ),
+            "single": _timed_rate(
+                lambda: (eng.reset_caches(), [single(eng.encode_one(q, k)) for q in queries]),
+                len(queries),
+                reps,
+                min_time,
+            ),
+            "synthetic_batch32": _timed_rate(
+                lambda: (eng.reset_caches(), [sbatch(eng.encode(b, k)) for b in sq]), len(synth_q), reps, min_time
+            ),
         }
         if spec.get("search_only"):
             pre = [np.ascontiguousarray(eng.encode(b, k)) for b in qb]
             spre = [np.ascontiguousarray(eng.encode(b, k)) for b in sq]
             res["search_only_batch32"] = _timed_rate(lambda: [batch(q) for q in pre], len(queries), reps, min_time)
-            res["search_only_synthetic_batch32"] = _timed_rate(lambda: [sbatch(q) for q in spre],
-                                                               len(synth_q), reps, min_time)
+            res["search_only_synthetic_batch32"] = _timed_rate(
+                lambda: [sbatch(q) for q in spre], len(synth_q), reps, min_time
+            )
         out["dims"][str(k)] = res
 
 
@@ -318,13 +348,23 @@ def task_speed(spec: dict[str, Any]) -> dict[str, Any]:
     retrieval = _retrieval(eng, spec, queries, corpus, doc_batch, native, use)
     clock["retrieval"] = time.perf_counter()
     phases = list(clock)
-    return {"phase_seconds": {b: clock[b] - clock[a] for a, b in zip(phases, phases[1:])},"engine": spec["engine"], "threads": spec["threads"],
-            "variant_queries": chosen["queries"], "variant_docs": chosen["docs"],
-            "parity_max_abs_diff": {"queries": best_q["diff_queries"], "docs": best_d["diff_docs"]},
-            "parity_ok": best_q["ok_queries"] and best_d["ok_docs"],
-            "calibration": calib, "doc_batch": doc_batch, "doc_batch_rates": doc_batch_rates,
-            "config": eng.describe(), "thread_facts": _thread_facts(),
-            "throughput": throughput, "latency": latency, "retrieval": retrieval}
+    return {
+        "phase_seconds": {b: clock[b] - clock[a] for a, b in zip(phases, phases[1:])},
+        "engine": spec["engine"],
+        "threads": spec["threads"],
+        "variant_queries": chosen["queries"],
+        "variant_docs": chosen["docs"],
+        "parity_max_abs_diff": {"queries": best_q["diff_queries"], "docs": best_d["diff_docs"]},
+        "parity_ok": best_q["ok_queries"] and best_d["ok_docs"],
+        "calibration": calib,
+        "doc_batch": doc_batch,
+        "doc_batch_rates": doc_batch_rates,
+        "config": eng.describe(),
+        "thread_facts": _thread_facts(),
+        "throughput": throughput,
+        "latency": latency,
+        "retrieval": retrieval,
+    }
 
 
 # -------------------------------------------------------------- cold start
@@ -340,9 +380,14 @@ def task_coldstart(spec: dict[str, Any], t_wall0: float, t0: float) -> dict[str,
     vec = eng.encode_one("how fast is a static embedding model on a cpu?", 256)
     t_first = time.perf_counter()
     assert vec.shape[-1] == 256
-    return {"engine": spec["engine"], "import_s": t_import - t0, "load_s": t_load - t_import,
-            "first_encode_s": t_first - t_load, "import_to_first_vector_s": t_first - t0,
-            "spawn_to_first_vector_s": (t_wall0 + (t_first - t0)) - spec["t_spawn"]}
+    return {
+        "engine": spec["engine"],
+        "import_s": t_import - t0,
+        "load_s": t_load - t_import,
+        "first_encode_s": t_first - t_load,
+        "import_to_first_vector_s": t_first - t0,
+        "spawn_to_first_vector_s": (t_wall0 + (t_first - t0)) - spec["t_spawn"],
+    }
 
 
 # ------------------------------------------------------------------ memory
@@ -364,19 +409,35 @@ def task_memory(spec: dict[str, Any]) -> dict[str, Any]:
     out = np.empty((len(texts), native), dtype=np.float32)
     bsz = spec["batch"]
     for i in range(0, len(texts), bsz):
-        out[i:i + bsz] = eng.encode(texts[i:i + bsz], native)
-    return {"engine": spec["engine"], "layout": spec["layout"], "n_texts": len(texts), "batch": bsz,
-            "rss_before_load_mib": base / 1024, "peak_after_load_mib": after_load_peak / 1024,
-            "rss_after_load_mib": after_load_rss / 1024,
-            "peak_after_encode_mib": proc_status_kib("VmHWM") / 1024,
-            "output_array_mib": out.nbytes / 2**20, "peak_reset_ok": reset_ok,
-            "checksum": float(out[:, 0].sum())}
+        out[i : i + bsz] = eng.encode(texts[i : i + bsz], native)
+    return {
+        "engine": spec["engine"],
+        "layout": spec["layout"],
+        "n_texts": len(texts),
+        "batch": bsz,
+        "rss_before_load_mib": base / 1024,
+        "peak_after_load_mib": after_load_peak / 1024,
+        "rss_after_load_mib": after_load_rss / 1024,
+        "peak_after_encode_mib": proc_status_kib("VmHWM") / 1024,
+        "output_array_mib": out.nbytes / 2**20,
+        "peak_reset_ok": reset_ok,
+        "checksum": float(out[:, 0].sum()),
+    }
 
 
 # ----------------------------------------------------------------- workers
 WORKERS_READY = "BENCH_WORKER_READY"
-_SMAPS_FIELDS = ("Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty",
-                 "Pss_Anon", "Pss_File", "Anonymous")
+_SMAPS_FIELDS = (
+    "Rss",
+    "Pss",
+    "Shared_Clean",
+    "Shared_Dirty",
+    "Private_Clean",
+    "Private_Dirty",
+    "Pss_Anon",
+    "Pss_File",
+    "Anonymous",
+)
 
 
 def smaps_rollup_kib(path: str = "/proc/self/smaps_rollup") -> dict[str, int]:
@@ -438,21 +499,29 @@ def task_workers(spec: dict[str, Any]) -> dict[str, Any]:
     eng.load(spec["model"], spec["layout"], _variant(eng, spec))
     native, bsz, checksum = int(spec["model"]["dim"]), spec["batch"], 0.0
     for i in range(0, len(texts), bsz):
-        checksum += float(np.asarray(eng.encode(texts[i:i + bsz], native))[:, 0].sum())
+        checksum += float(np.asarray(eng.encode(texts[i : i + bsz], native))[:, 0].sum())
     sys.stdout.write(WORKERS_READY + "\n")
     sys.stdout.flush()
     if not sys.stdin.readline():
         raise SystemExit("orchestrator went away before the measurement")
     roll = {k: v / 1024 for k, v in smaps_rollup_kib().items()}
     weight = file_mapping_kib(spec["weight_file"])
-    return {"engine": spec["engine"], "layout": spec["layout"], "pid": os.getpid(), "n_texts": len(texts),
-            "batch": bsz, "rss_mib": roll.get("Rss"), "pss_mib": roll.get("Pss"),
-            "private_mib": roll["Private_Clean"] + roll["Private_Dirty"] if roll else None,
-            "shared_mib": roll["Shared_Clean"] + roll["Shared_Dirty"] if roll else None,
-            "smaps_rollup_mib": roll,
-            "weight_file_mib": None if weight is None else
-            {k: v if k == "mappings" else v / 1024 for k, v in weight.items()},
-            "checksum": checksum}
+    return {
+        "engine": spec["engine"],
+        "layout": spec["layout"],
+        "pid": os.getpid(),
+        "n_texts": len(texts),
+        "batch": bsz,
+        "rss_mib": roll.get("Rss"),
+        "pss_mib": roll.get("Pss"),
+        "private_mib": roll["Private_Clean"] + roll["Private_Dirty"] if roll else None,
+        "shared_mib": roll["Shared_Clean"] + roll["Shared_Dirty"] if roll else None,
+        "smaps_rollup_mib": roll,
+        "weight_file_mib": None
+        if weight is None
+        else {k: v if k == "mappings" else v / 1024 for k, v in weight.items()},
+        "checksum": checksum,
+    }
 
 
 # -------------------------------------------------------------------- bulk
@@ -476,17 +545,27 @@ def task_bulk(spec: dict[str, Any]) -> dict[str, Any]:
         t = time.perf_counter()
         for i in range(0, len(chunk), bsz):
             # A real indexer would write these to disk; a checksum keeps them live.
-            checksum += float(np.asarray(eng.encode(chunk[i:i + bsz], dim))[:, 0].sum())
+            checksum += float(np.asarray(eng.encode(chunk[i : i + bsz], dim))[:, 0].sum())
         dt = time.perf_counter() - t
         encode_s += dt
         rates.append(len(chunk) / dt)
         n_done += len(chunk)
     wall = time.perf_counter() - t_wall
-    return {"engine": spec["engine"], "n_texts": n_done, "dim": dim, "batch": bsz, "chunk": spec["chunk"],
-            "texts_per_s": n_done / encode_s, "texts_per_s_incl_synthesis": n_done / wall,
-            "chunk_rates": summarize(rates), "encode_s": encode_s, "wall_s": wall,
-            "rss_after_load_mib": rss_loaded / 1024, "peak_rss_mib": proc_status_kib("VmHWM") / 1024,
-            "checksum": checksum}
+    return {
+        "engine": spec["engine"],
+        "n_texts": n_done,
+        "dim": dim,
+        "batch": bsz,
+        "chunk": spec["chunk"],
+        "texts_per_s": n_done / encode_s,
+        "texts_per_s_incl_synthesis": n_done / wall,
+        "chunk_rates": summarize(rates),
+        "encode_s": encode_s,
+        "wall_s": wall,
+        "rss_after_load_mib": rss_loaded / 1024,
+        "peak_rss_mib": proc_status_kib("VmHWM") / 1024,
+        "checksum": checksum,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -44,14 +44,25 @@ __all__ = [
 
 # Evaluation names that lived here before sse_np.eval; importable from here
 # for one more release, with a DeprecationWarning.
-_MOVED_TO_EVAL = ("DEFAULT_DIMS", "METRICS", "evaluate", "format_report", "load_beir", "plot_report",
-                  "save_report", "write_beir")
+_MOVED_TO_EVAL = (
+    "DEFAULT_DIMS",
+    "METRICS",
+    "evaluate",
+    "format_report",
+    "load_beir",
+    "plot_report",
+    "save_report",
+    "write_beir",
+)
 
 
 def __getattr__(name: str):
     if name in _MOVED_TO_EVAL:
-        warnings.warn(f"sse_np.{name} moved to sse_np.eval.{name}; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"sse_np.{name} moved to sse_np.eval.{name}; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         from . import eval as _eval
 
         return getattr(_eval, name)

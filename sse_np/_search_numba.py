@@ -29,7 +29,6 @@ def _popcount64(x: np.uint64) -> np.uint64:
     return (x * _H01) >> np.uint64(56)
 
 
-
 @njit(cache=True, inline="always")
 def _block_distances(q, scratch, m, row):  # pragma: no cover - jitted
     """``row[j] = popcount(q ^ document j)`` for the ``m`` documents of a transposed block.
@@ -67,8 +66,12 @@ def _compact(cand_d, cand_i, n, thr, count_lt, depth):  # pragma: no cover - jit
 @njit(cache=True, inline="always")
 def _distance(q, d_words, j):  # pragma: no cover - jitted
     if q.shape[0] == 4:  # 256 bits, unrolled
-        return np.int64(_popcount64(q[0] ^ d_words[j, 0]) + _popcount64(q[1] ^ d_words[j, 1])
-                        + _popcount64(q[2] ^ d_words[j, 2]) + _popcount64(q[3] ^ d_words[j, 3]))
+        return np.int64(
+            _popcount64(q[0] ^ d_words[j, 0])
+            + _popcount64(q[1] ^ d_words[j, 1])
+            + _popcount64(q[2] ^ d_words[j, 2])
+            + _popcount64(q[3] ^ d_words[j, 3])
+        )
     s = np.uint64(0)
     for w in range(q.shape[0]):
         s += _popcount64(q[w] ^ d_words[j, w])
@@ -96,8 +99,9 @@ def _scan_rows(q, d_words, offset, depth, hist, cand_d, cand_i, t, lt, n):  # pr
 
 
 @njit(cache=True, nogil=True)
-def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block,
-                       hist, thr, count_lt, cand_d, cand_i, n_cand, buf):  # pragma: no cover - jitted
+def hamming_top_k_scan(
+    q_words, d_words, offset, depth, n_bits, doc_block, hist, thr, count_lt, cand_d, cand_i, n_cand, buf
+):  # pragma: no cover - jitted
     """Feed documents ``offset + j`` (``d_words[j]``) to the running top-``depth`` state of every query.
 
     Serial and GIL-free: callers split the queries across Python threads.
@@ -112,8 +116,9 @@ def hamming_top_k_scan(q_words, d_words, offset, depth, n_bits, doc_block,
     if n_q < 4:
         # Few queries: each streams the rows once, distance and filter fused.
         for i in range(n_q):
-            thr[i], count_lt[i], n_cand[i] = _scan_rows(q_words[i], d_words, offset, depth, hist[i], cand_d[i],
-                                                        cand_i[i], thr[i], count_lt[i], n_cand[i])
+            thr[i], count_lt[i], n_cand[i] = _scan_rows(
+                q_words[i], d_words, offset, depth, hist[i], cand_d[i], cand_i[i], thr[i], count_lt[i], n_cand[i]
+            )
         return
     # Many queries: each block is transposed to word-major order once, so
     # the popcount loop vectorizes (about 3x faster) for every query.

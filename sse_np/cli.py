@@ -109,8 +109,9 @@ def _write_through(where: streams.Destination, write) -> None:
 def _cmd_eval(args: argparse.Namespace) -> int:
     # Outputs are checked before the (slow) run, and written atomically after it.
     inputs = _dataset_files(args.data_dirs, args.split)
-    outputs = {opt: streams.resolve_destination(getattr(args, opt), inputs)
-               for opt in ("json", "plot") if getattr(args, opt)}
+    outputs = {
+        opt: streams.resolve_destination(getattr(args, opt), inputs) for opt in ("json", "plot") if getattr(args, opt)
+    }
     if len(outputs) == 2 and not outputs["json"].stream and outputs["json"].target == outputs["plot"].target:
         raise DataError(args.json, "--json and --plot name the same file")
     if args.plot:
@@ -152,8 +153,9 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     in_fmt = streams.input_format(args.input, args.input_format, args.field)
     out_fmt = streams.output_format(args.output, args.format)
     if out_fmt in ("npy", "parquet") and args.output == "-":
-        raise DataError("-", f"{out_fmt} output needs a file (it is completed at the end); "
-                             "use --format jsonl to write to stdout")
+        raise DataError(
+            "-", f"{out_fmt} output needs a file (it is completed at the end); use --format jsonl to write to stdout"
+        )
     if in_fmt == "lines" and (args.field or args.keep):
         raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
     # Checked before anything is read or written: an output that is the input is refused.
@@ -177,8 +179,11 @@ def _cmd_encode(args: argparse.Namespace) -> int:
     target = None if where is None else streams.AtomicOutput(where)
     if target is not None and out_fmt == "npy" and not target.file.seekable():
         target.abort()
-        raise DataError(args.output, "npy output needs a seekable file (its header is completed at the end), "
-                                     "not a pipe or terminal; use --format jsonl")
+        raise DataError(
+            args.output,
+            "npy output needs a seekable file (its header is completed at the end), "
+            "not a pipe or terminal; use --format jsonl",
+        )
     sink = sys.stdout.buffer if target is None else target.file
     name = "<stdin>" if args.input == "-" else args.input
     try:
@@ -192,11 +197,18 @@ def _cmd_encode(args: argparse.Namespace) -> int:
             from . import parquet
 
             keep_cols = () if not args.keep else keep  # default: the id column alone
-            chunks = parquet.read_chunks(args.input, streams.split_fields(args.field or "text"), keep_cols,
-                                         args.id_field, chunk_rows=args.batch_size, progress=progress)
+            chunks = parquet.read_chunks(
+                args.input,
+                streams.split_fields(args.field or "text"),
+                keep_cols,
+                args.id_field,
+                chunk_rows=args.batch_size,
+                progress=progress,
+            )
         else:  # -- end Parquet --
-            chunks = streams.read_chunks(args.input, in_fmt, args.field or "text", keep,
-                                         chunk_lines=args.batch_size, progress=progress)
+            chunks = streams.read_chunks(
+                args.input, in_fmt, args.field or "text", keep, chunk_lines=args.batch_size, progress=progress
+            )
         for chunk in chunks:
             name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
             try:
@@ -235,8 +247,10 @@ class _Quantizer:
 
         self.precision, self.ranges = precision, ranges
         binary = precision in ("binary", "ubinary")
-        self.shape = (bytes_per_vector(dim, precision) if binary else dim,
-                      "|i1" if precision in ("int8", "binary") else "|u1")
+        self.shape = (
+            bytes_per_vector(dim, precision) if binary else dim,
+            "|i1" if precision in ("int8", "binary") else "|u1",
+        )
 
     def __call__(self, vectors: Any) -> Any:
         from .quantization import quantize_embeddings
@@ -249,7 +263,9 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
     precision = args.precision
     if precision == "float32":
         if args.ranges or args.calibration:
-            raise DataError(args.ranges or args.calibration, "--ranges/--calibration apply to --precision int8 or uint8")
+            raise DataError(
+                args.ranges or args.calibration, "--ranges/--calibration apply to --precision int8 or uint8"
+            )
         return None
     ranges = None
     if precision in ("int8", "uint8"):
@@ -259,8 +275,10 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
             except (OSError, ValueError) as exc:
                 raise DataError(args.ranges, f"cannot read ranges ({exc})") from None
             if ranges.shape != (2, dim) or not np.isfinite(ranges).all():
-                raise DataError(args.ranges, f"ranges must be a finite (2, {dim}) array (min; max per "
-                                             f"dimension), got shape {ranges.shape}")
+                raise DataError(
+                    args.ranges,
+                    f"ranges must be a finite (2, {dim}) array (min; max per dimension), got shape {ranges.shape}",
+                )
         elif args.calibration:
             texts = []
             for chunk in streams.read_chunks(args.calibration, "lines"):
@@ -271,9 +289,12 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
 
             ranges = quantization_ranges(model.encode(texts, dim, normalize=not args.no_normalize))
         else:
-            raise DataError(args.output, f"--precision {precision} needs fixed ranges for every chunk of the stream: "
-                                         "pass --ranges RANGES.npy (a (2, dim) array) or --calibration TEXTS "
-                                         "(a file of representative texts, one per line)")
+            raise DataError(
+                args.output,
+                f"--precision {precision} needs fixed ranges for every chunk of the stream: "
+                "pass --ranges RANGES.npy (a (2, dim) array) or --calibration TEXTS "
+                "(a file of representative texts, one per line)",
+            )
     return _Quantizer(precision, ranges, dim)
 
 
@@ -291,14 +312,21 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         sources.add(Path(args.model).resolve())
     for source in sorted(sources):
         if source == dest or source.is_relative_to(dest):
-            raise DataError(args.output, f"is the model folder {source}" + ("" if source == dest else " or holds it")
-                            + "; writing there would mix two layouts; name a new folder")
+            raise DataError(
+                args.output,
+                f"is the model folder {source}"
+                + ("" if source == dest else " or holds it")
+                + "; writing there would mix two layouts; name a new folder",
+            )
     if dest.exists() and not dest.is_dir():
         raise DataError(args.output, "exists and is not a folder")
     for name in (FULL_FILE, MODULES_FILE):
         if (dest / name).exists():
-            raise DataError(args.output, f"already holds {name}; the 4-bit files beside it would make the folder "
-                                         "hold two layouts; name a new or empty folder")
+            raise DataError(
+                args.output,
+                f"already holds {name}; the 4-bit files beside it would make the folder "
+                "hold two layouts; name a new or empty folder",
+            )
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Written into a temporary folder beside dest, then moved in: an error leaves dest as it was.
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
@@ -334,8 +362,13 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
     from . import engine
 
     info = model_info(model)
-    info = {"path": info["path"], "layout": info["layout"], "vocab_size (V)": info["vocab_size"],
-            "dim (D)": info["dim"], "dtype": info["dtype"]}
+    info = {
+        "path": info["path"],
+        "layout": info["layout"],
+        "vocab_size (V)": info["vocab_size"],
+        "dim (D)": info["dim"],
+        "dtype": info["dtype"],
+    }
     info["table bytes"] = int(model.table.data.nbytes)
     trunc = model.tokenizer.truncation
     tokenizer = model.engine.tokenizer
@@ -343,7 +376,8 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
         "vocab": model.tokenizer.get_vocab_size(with_added_tokens=True),
         "lowercase": _lowercases(model.tokenizer),
         "truncation": f"{trunc['max_length']} tokens, keep {'end' if trunc.get('direction') == 'left' else 'start'}"
-        if trunc else "off",
+        if trunc
+        else "off",
         "numba fast path": "supported" if tokenizer.fast_spec is not None else "not supported (tokenizers)",
         "chunk cache": f"{tokenizer.cache_bytes:,} bytes at most",
     }
@@ -355,8 +389,11 @@ def _info(model: Any, warm: bool = False) -> dict[str, Any]:
         model.warmup()
     status = model.engine.status
     info["backend"] = model.backend + (f" (now: {status})" if status != model.backend else "")
-    info["numba"] = ("off (SSE_NP_DISABLE_NUMBA)" if engine.numba_disabled_by_env() else
-                     numba_version or "not installed (NumPy back-end)")
+    info["numba"] = (
+        "off (SSE_NP_DISABLE_NUMBA)"
+        if engine.numba_disabled_by_env()
+        else numba_version or "not installed (NumPy back-end)"
+    )
     info["numba cache"] = _numba_cache() if model.engine.status == "numba" else None
     info["threads"] = model.threads if model.threads is not None else f"all cores ({model._threads()})"
     info["sse_np"] = _version()
@@ -397,18 +434,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not script.is_file():
         raise FileNotFoundError(
             "the benchmark suite is in the source repository's bench/ folder (it needs the peers in "
-            "bench/requirements.txt); run `sse-np bench` from a checkout installed with `pip install -e .`")
+            "bench/requirements.txt); run `sse-np bench` from a checkout installed with `pip install -e .`"
+        )
     return subprocess.call([sys.executable, str(script), *args.bench_args], cwd=script.parent.parent)
 
 
 def _add_model_args(parser: argparse.ArgumentParser, threads: bool = False) -> None:
     """``--model`` (and ``--threads``), the same on every subcommand."""
-    parser.add_argument("--model", default=None, help="model folder or Hugging Face repo id (default: "
-                        "sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)",
+    )
     if threads:
-        parser.add_argument("--threads", type=_positive_int, default=None,
-                            help="most threads for encoding; 1 never starts a pool "
-                                 "(default: $SSE_NP_THREADS, else all cores)")
+        parser.add_argument(
+            "--threads",
+            type=_positive_int,
+            default=None,
+            help="most threads for encoding; 1 never starts a pool (default: $SSE_NP_THREADS, else all cores)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -436,9 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
     p_eval.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_eval.add_argument("--per-query", action="store_true", help="include per-query metrics and runs in the JSON")
-    p_eval.add_argument("--precision", type=_parse_precisions, default=["float32"], metavar="P1,P2",
-                        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
-                             "binary, ubinary; default float32); the table adds bytes per document")
+    p_eval.add_argument(
+        "--precision",
+        type=_parse_precisions,
+        default=["float32"],
+        metavar="P1,P2",
+        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
+        "binary, ubinary; default float32); the table adds bytes per document",
+    )
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_cmd_eval)
 
@@ -446,46 +495,104 @@ def build_parser() -> argparse.ArgumentParser:
         "encode",
         help="encode texts (plain lines or JSONL) to .npy or JSONL",
         description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
-                    "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
-                    ".npy array (row i = record i), or JSONL with an \"embedding\" per record. OUT is written "
-                    "to a temporary file and renamed when complete, so an error never leaves a partial file; "
-                    "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
-                    "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
+        "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
+        '.npy array (row i = record i), or JSONL with an "embedding" per record. OUT is written '
+        "to a temporary file and renamed when complete, so an error never leaves a partial file; "
+        "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
+        "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
     )
-    p_enc.add_argument("input", nargs="?", default="-", metavar="INPUT",
-                       help="text, JSONL or Parquet file, a folder of Parquet files, or - for stdin (default)")
-    p_enc.add_argument("-o", "--output", required=True, metavar="OUT",
-                       help="output file (.npy, .jsonl or .parquet), or - for JSONL on stdout")
-    p_enc.add_argument("--format", choices=streams.OUTPUT_FORMATS, default=None,
-                       help="output format (default: from OUT's suffix; - is jsonl)")
-    p_enc.add_argument("--input-format", choices=streams.INPUT_FORMATS, default=None,
-                       help="input format (default: jsonl for *.jsonl/*.ndjson or with --field, else lines)")
-    p_enc.add_argument("--field", default=None, metavar="F[,F2]",
-                       help="JSONL field or Parquet column holding the text (default: text); several are joined "
-                            "as the evaluation joins a document: title,text -> (title + ' ' + text).strip()")
-    p_enc.add_argument("--keep", default=None, metavar="F1,F2",
-                       help="JSONL fields / Parquet columns copied into JSONL or Parquet output (default: the id)")
-    p_enc.add_argument("--id-field", default=None, metavar="F",
-                       help="id field, written first in JSONL/Parquet output (default: _id or id when present)")
-    p_enc.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                       help="run on Ray (the 'ray' extra): INPUT is a Parquet file or folder, OUT a folder with "
-                            "one Parquet file per input file; resumable. Without ADDRESS: a local cluster")
-    p_enc.add_argument("--actors", type=_positive_int, default=None,
-                       help="with --ray: encoding actors (default: the cluster's CPUs / --threads)")
-    p_enc.add_argument("--dim", type=_positive_int, default=None, help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)")
+    p_enc.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        metavar="INPUT",
+        help="text, JSONL or Parquet file, a folder of Parquet files, or - for stdin (default)",
+    )
+    p_enc.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output file (.npy, .jsonl or .parquet), or - for JSONL on stdout",
+    )
+    p_enc.add_argument(
+        "--format",
+        choices=streams.OUTPUT_FORMATS,
+        default=None,
+        help="output format (default: from OUT's suffix; - is jsonl)",
+    )
+    p_enc.add_argument(
+        "--input-format",
+        choices=streams.INPUT_FORMATS,
+        default=None,
+        help="input format (default: jsonl for *.jsonl/*.ndjson or with --field, else lines)",
+    )
+    p_enc.add_argument(
+        "--field",
+        default=None,
+        metavar="F[,F2]",
+        help="JSONL field or Parquet column holding the text (default: text); several are joined "
+        "as the evaluation joins a document: title,text -> (title + ' ' + text).strip()",
+    )
+    p_enc.add_argument(
+        "--keep",
+        default=None,
+        metavar="F1,F2",
+        help="JSONL fields / Parquet columns copied into JSONL or Parquet output (default: the id)",
+    )
+    p_enc.add_argument(
+        "--id-field",
+        default=None,
+        metavar="F",
+        help="id field, written first in JSONL/Parquet output (default: _id or id when present)",
+    )
+    p_enc.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray (the 'ray' extra): INPUT is a Parquet file or folder, OUT a folder with "
+        "one Parquet file per input file; resumable. Without ADDRESS: a local cluster",
+    )
+    p_enc.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        help="with --ray: encoding actors (default: the cluster's CPUs / --threads)",
+    )
+    p_enc.add_argument(
+        "--dim",
+        type=_positive_int,
+        default=None,
+        help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)",
+    )
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
     p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
-    p_enc.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32",
-                       help="quantized output, as sentence-transformers' quantize_embeddings: int8/uint8 codes "
-                            "(need --ranges or --calibration) or packed sign bits (binary: int8, ubinary: uint8; "
-                            "dim/8 bytes a row); default float32")
-    p_enc.add_argument("--ranges", default=None, metavar="RANGES.npy",
-                       help="int8/uint8: per-dimension [min; max] as a (2, dim) .npy")
-    p_enc.add_argument("--calibration", default=None, metavar="TEXTS",
-                       help="int8/uint8: a file of representative texts (one per line) to take the ranges from")
-    p_enc.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="progress on stderr (default: when stderr is a terminal)")
+    p_enc.add_argument(
+        "--precision",
+        choices=("float32", "int8", "uint8", "binary", "ubinary"),
+        default="float32",
+        help="quantized output, as sentence-transformers' quantize_embeddings: int8/uint8 codes "
+        "(need --ranges or --calibration) or packed sign bits (binary: int8, ubinary: uint8; "
+        "dim/8 bytes a row); default float32",
+    )
+    p_enc.add_argument(
+        "--ranges", default=None, metavar="RANGES.npy", help="int8/uint8: per-dimension [min; max] as a (2, dim) .npy"
+    )
+    p_enc.add_argument(
+        "--calibration",
+        default=None,
+        metavar="TEXTS",
+        help="int8/uint8: a file of representative texts (one per line) to take the ranges from",
+    )
+    p_enc.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: when stderr is a terminal)",
+    )
     p_enc.set_defaults(func=_cmd_encode)
 
     p_q4 = sub.add_parser(
@@ -497,9 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p_q4)
     p_q4.set_defaults(func=_cmd_quantize)
 
-    p_info = sub.add_parser("info", help="show the model (layout, V, D, dtype, tokenizer) and the engine",
-                            description="Show the model and engine: layout, V, D, dtype, tokenizer settings, "
-                                        "back-end, numba version and cache folder, threads.")
+    p_info = sub.add_parser(
+        "info",
+        help="show the model (layout, V, D, dtype, tokenizer) and the engine",
+        description="Show the model and engine: layout, V, D, dtype, tokenizer settings, "
+        "back-end, numba version and cache folder, threads.",
+    )
     _add_model_args(p_info)
     p_info.add_argument("--json", action="store_true", help="print JSON")
     p_info.add_argument("--warmup", action="store_true", help="load the numba kernels first")
@@ -509,9 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
         "download",
         help="fetch an SSE model from the Hugging Face hub",
         description="Fetch the files of an SSE model repository into the Hugging Face cache ($HF_HOME/hub, "
-                    "shared with other HF tools) or into --dir; prints the local folder. Honours HF_ENDPOINT, "
-                    "HF_HUB_OFFLINE, HF_HOME, HF_HUB_CACHE and HF_TOKEN; sizes are checked against the repository "
-                    "listing; a dropped connection resumes, and files already fetched are kept.",
+        "shared with other HF tools) or into --dir; prints the local folder. Honours HF_ENDPOINT, "
+        "HF_HUB_OFFLINE, HF_HOME, HF_HUB_CACHE and HF_TOKEN; sizes are checked against the repository "
+        "listing; a dropped connection resumes, and files already fetched are kept.",
     )
     p_dl.add_argument("repo_id", metavar="REPO_ID", help="owner/name on the hub")
     p_dl.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
@@ -523,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
         "warmup",
         help="load (compiling once) the numba kernels, e.g. while building an image",
         description="Load the model's numba kernels, compiling them into numba's cache the first time, so "
-                    "that later processes start warm (run it in a Dockerfile after installing).",
+        "that later processes start warm (run it in a Dockerfile after installing).",
     )
     _add_model_args(p_warm, threads=True)
     p_warm.set_defaults(func=_cmd_warmup)
@@ -532,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="run the benchmark suite (source checkout: bench/run.py)",
         description="Run bench/run.py of a source checkout with these arguments (see bench/README in the "
-                    "repository; peers come from bench/requirements.txt). E.g. sse-np bench --quick.",
+        "repository; peers come from bench/requirements.txt). E.g. sse-np bench --quick.",
         add_help=False,
     )
     p_bench.set_defaults(func=_cmd_bench)  # every argument after "bench" goes to bench/run.py
@@ -564,46 +674,93 @@ def _add_serve_parser(sub: Any) -> None:
         "serve",
         help="serve embeddings over HTTP (OpenAI /v1/embeddings, TEI /embed)",
         description="Serve models over HTTP: POST /v1/embeddings (OpenAI), POST /embed (text-embeddings-"
-                    "inference), GET /v1/models, /health, /metrics (Prometheus). With one model, any "
-                    "request's model name reaches it (unless --strict-model); with several, `model` picks "
-                    "one. SIGTERM: requests in flight finish, new ones get 503. Needs the 'serve' extra.",
+        "inference), GET /v1/models, /health, /metrics (Prometheus). With one model, any "
+        "request's model name reaches it (unless --strict-model); with several, `model` picks "
+        "one. SIGTERM: requests in flight finish, new ones get 503. Needs the 'serve' extra.",
     )
-    p.add_argument("--model", action="append", default=None, metavar="PATH_OR_HUB_ID|NAME=PATH",
-                   help="a model to serve, repeatable; NAME=PATH names it (default: the default model, "
-                        "named 'default'; a path is named by its folder, a hub id by itself)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="PATH_OR_HUB_ID|NAME=PATH",
+        help="a model to serve, repeatable; NAME=PATH names it (default: the default model, "
+        "named 'default'; a path is named by its folder, a hub id by itself)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
-    p.add_argument("--workers", type=_positive_int, default=1,
-                   help="processes (default: 1); each loads the models, whose tables are memory-mapped")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="encode calls at once per process, and most threads per call (default: the cores)")
-    p.add_argument("--max-inputs", type=_positive_int, default=None,
-                   help="most texts per request, else 413 (default: 2048)")
-    p.add_argument("--max-text-chars", type=_positive_int, default=None,
-                   help="most characters per text, else 413 (default: 200000)")
-    p.add_argument("--max-body-bytes", type=_positive_int, default=None,
-                   help="most bytes per request body, else 413 (default: 33554432 (32 MiB))")
-    p.add_argument("--strict-model", action="store_true",
-                   help="with one model, answer 404 to other model names too")
-    p.add_argument("--inline-chars", type=int, default=None, metavar="N",
-                   help="encode requests of at most N characters on the event loop, larger ones in the "
-                        "thread pool; 0: all in the pool (default: 512)")
-    p.add_argument("--no-batching", dest="batching", action="store_false",
-                   help="encode each small request alone (default: those ready together as one call)")
-    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default=None,
-                   help="engine back-end (default: $SSE_NP_BACKEND or auto)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
-                   help="server log level (default: info)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes (default: 1); each loads the models, whose tables are memory-mapped",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="encode calls at once per process, and most threads per call (default: the cores)",
+    )
+    p.add_argument(
+        "--max-inputs", type=_positive_int, default=None, help="most texts per request, else 413 (default: 2048)"
+    )
+    p.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=None,
+        help="most characters per text, else 413 (default: 200000)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=None,
+        help="most bytes per request body, else 413 (default: 33554432 (32 MiB))",
+    )
+    p.add_argument("--strict-model", action="store_true", help="with one model, answer 404 to other model names too")
+    p.add_argument(
+        "--inline-chars",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encode requests of at most N characters on the event loop, larger ones in the "
+        "thread pool; 0: all in the pool (default: 512)",
+    )
+    p.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_false",
+        help="encode each small request alone (default: those ready together as one call)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "numba", "numpy"),
+        default=None,
+        help="engine back-end (default: $SSE_NP_BACKEND or auto)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log level (default: info)",
+    )
     p.set_defaults(func=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from . import serve  # ImportError names the 'serve' extra when starlette/uvicorn are missing
 
-    limits = {key: getattr(args, key) for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
-              if getattr(args, key) is not None}  # unset: the defaults of sse_np.serve
-    config = serve.ServeConfig(models=list(args.model or []), threads=args.threads, strict_model=args.strict_model,
-                               batching=args.batching, backend=args.backend, **limits)
+    limits = {
+        key: getattr(args, key)
+        for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
+        if getattr(args, key) is not None
+    }  # unset: the defaults of sse_np.serve
+    config = serve.ServeConfig(
+        models=list(args.model or []),
+        threads=args.threads,
+        strict_model=args.strict_model,
+        batching=args.batching,
+        backend=args.backend,
+        **limits,
+    )
     serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
 

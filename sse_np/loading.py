@@ -119,9 +119,7 @@ class Table:
 
 # Dequantised value of each 4-bit code in units of the row scale, computed in
 # float32 exactly as the reference does: (q / 7.5 - 1).
-Q4_LEVELS = (np.arange(16, dtype=np.float32) / np.float32(7.5) - np.float32(1.0)).astype(
-    np.float32
-)
+Q4_LEVELS = (np.arange(16, dtype=np.float32) / np.float32(7.5) - np.float32(1.0)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -167,8 +165,15 @@ def _require_regular(path: Path, what: str = "weight file") -> int:
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(info.st_mode):
-        kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a named pipe" if stat.S_ISFIFO(info.st_mode)
-                else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "not a file")
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(info.st_mode)
+            else "a named pipe"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "not a file"
+        )
         raise ModelLoadError(f"{path}: is {kind}, expected a regular {what}")
     return info.st_size
 
@@ -192,9 +197,7 @@ def _read_header(path: Path) -> tuple[dict, int]:
                 raise ModelLoadError(f"{path}: not a safetensors file (only {size} bytes)")
             n = int.from_bytes(prefix, "little")
             if n <= 0 or n > min(size - 8, _MAX_HEADER):
-                raise ModelLoadError(
-                    f"{path}: corrupt safetensors header (declares {n} header bytes, file has {size})"
-                )
+                raise ModelLoadError(f"{path}: corrupt safetensors header (declares {n} header bytes, file has {size})")
             raw = fh.read(n)
     except OSError as exc:
         raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
@@ -223,8 +226,10 @@ def _is_int(value: object) -> bool:
 def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
     def bad(problem: str) -> ModelLoadError:
         text = repr(entry)
-        return ModelLoadError(f"{path}: corrupt safetensors entry for {key!r}: {problem} "
-                              f"({text[:200] + '...' if len(text) > 200 else text})")
+        return ModelLoadError(
+            f"{path}: corrupt safetensors entry for {key!r}: {problem} "
+            f"({text[:200] + '...' if len(text) > 200 else text})"
+        )
 
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise bad("expected an object with dtype, shape and data_offsets")
@@ -236,9 +241,7 @@ def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets):
         raise bad("data_offsets must be two integers [start, end]")
     if dtype not in _DTYPES:
-        raise ModelLoadError(
-            f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16"
-        )
+        raise ModelLoadError(f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16")
     start, end = offsets
     count = math.prod(shape)  # Python ints: a product beyond int64 cannot wrap around
     itemsize = _DTYPES[dtype][0].itemsize
@@ -260,8 +263,10 @@ def _check_tiling(path: Path, header: dict, data_size: int) -> None:
             raise ModelLoadError(f"{path}: corrupt safetensors header: tensor {key!r} {what}")
         at, previous = end, key
     if at != data_size:
-        raise ModelLoadError(f"{path}: corrupt safetensors file: {data_size - at} bytes after the last tensor "
-                             f"(data area {data_size} bytes, tensors end at {at})")
+        raise ModelLoadError(
+            f"{path}: corrupt safetensors file: {data_size - at} bytes after the last tensor "
+            f"(data area {data_size} bytes, tensors end at {at})"
+        )
 
 
 def _tensor(path: Path, header: dict, data_start: int, key: str) -> tuple[np.ndarray, str]:
@@ -338,8 +343,7 @@ def _require_finite(path: Path, table: Table) -> None:
     if bad.size:
         what = "scales" if table.kind == "q4" else "values"
         raise ModelLoadError(
-            f"{path}: embedding table has NaN or infinite {what} in {bad.size} row(s), "
-            f"first rows {bad[:5].tolist()}"
+            f"{path}: embedding table has NaN or infinite {what} in {bad.size} row(s), first rows {bad[:5].tolist()}"
         )
 
 
@@ -456,8 +460,7 @@ def locate(root: str | os.PathLike) -> tuple[Path, str]:
             if layout:
                 return folder, layout
         raise ModelLoadError(
-            f"{root / MODULES_FILE}: none of the listed module folders holds {FULL_FILE}, "
-            f"or {REST_FILE} + {Q4_FILE}"
+            f"{root / MODULES_FILE}: none of the listed module folders holds {FULL_FILE}, or {REST_FILE} + {Q4_FILE}"
         )
     layout = _layout_of(root, _is_static_name(root.name))
     if layout:
@@ -510,7 +513,7 @@ def check_tokenizer_file(path: Path) -> tuple[str, dict]:
         raise ModelLoadError(f"{path}: cannot load tokenizer (invalid JSON: {str(exc).split(';')[0]})") from None
     model = spec.get("model") if isinstance(spec, dict) else None
     if not isinstance(model, dict):
-        raise ModelLoadError(f"{path}: cannot load tokenizer (no \"model\" object)")
+        raise ModelLoadError(f'{path}: cannot load tokenizer (no "model" object)')
     vocab, unk = model.get("vocab"), model.get("unk_token")
     if isinstance(vocab, dict) and len(set(map(repr, vocab.values()))) != len(vocab):
         # tokenizers keeps one token per id when it writes the vocabulary back (to_str), so
@@ -518,8 +521,10 @@ def check_tokenizer_file(path: Path) -> tuple[str, dict]:
         seen: dict = {}
         for token, token_id in vocab.items():
             if repr(token_id) in seen:
-                raise ModelLoadError(f"{path}: cannot load tokenizer: tokens {seen[repr(token_id)]!r} and {token!r} "
-                                     f"share the id {token_id!r} in its vocabulary")
+                raise ModelLoadError(
+                    f"{path}: cannot load tokenizer: tokens {seen[repr(token_id)]!r} and {token!r} "
+                    f"share the id {token_id!r} in its vocabulary"
+                )
             seen[repr(token_id)] = token
     if isinstance(vocab, dict) and unk is not None and (not isinstance(unk, str) or unk not in vocab):
         raise ModelLoadError(
@@ -552,5 +557,12 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
         table, dyt = read_q4_model(model_dir)
     else:
         table, dyt = read_safetensors_model(model_dir, static=layout == "static")
-    return Checkpoint(table, *dyt, layout=layout, model_dir=model_dir, tokenizer_path=tokenizer_path,
-                      tokenizer_json=text, tokenizer_spec=spec)
+    return Checkpoint(
+        table,
+        *dyt,
+        layout=layout,
+        model_dir=model_dir,
+        tokenizer_path=tokenizer_path,
+        tokenizer_json=text,
+        tokenizer_spec=spec,
+    )

@@ -57,8 +57,14 @@ class SSEModel:
         "numba" or "failed"); the one seam tests and servers look at.
     """
 
-    def __init__(self, checkpoint: Checkpoint, threads: int | None = None, backend: str | None = None,
-                 source: str | os.PathLike | None = None, truncate_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        threads: int | None = None,
+        backend: str | None = None,
+        source: str | os.PathLike | None = None,
+        truncate_dim: int | None = None,
+    ) -> None:
         self._ckpt = checkpoint
         self.dim: int = checkpoint.table.dim
         self.vocab_size: int = checkpoint.table.vocab_size
@@ -68,17 +74,21 @@ class SSEModel:
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
         self.backend: str = _check_backend(backend)
         dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
-        self._tokenizer = load_tokenizer(checkpoint.tokenizer_path, checkpoint.table.vocab_size,
-                                         checkpoint.tokenizer_json, checkpoint.tokenizer_spec)
+        self._tokenizer = load_tokenizer(
+            checkpoint.tokenizer_path, checkpoint.table.vocab_size, checkpoint.tokenizer_json, checkpoint.tokenizer_spec
+        )
         self._truncate_dim: int | None = None
         self.truncate_dim = truncate_dim
         tokenizer = TextTokenizer(self._tokenizer, spec=checkpoint.tokenizer_spec)
-        self.engine = Engine(checkpoint.table, dyt, tokenizer, self.backend,
-                             Path(source) if source is not None else checkpoint.model_dir)
+        self.engine = Engine(
+            checkpoint.table, dyt, tokenizer, self.backend, Path(source) if source is not None else checkpoint.model_dir
+        )
 
     def __repr__(self) -> str:
-        return (f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
-                f"dim={self.dim}, dtype={self.dtype!r})")
+        return (
+            f"SSEModel(path={self.path!r}, layout={self.layout!r}, vocab_size={self.vocab_size}, "
+            f"dim={self.dim}, dtype={self.dtype!r})"
+        )
 
     # ------------------------------------------------------------------
     @property
@@ -123,7 +133,6 @@ class SSEModel:
 
     def _threads(self) -> int:
         return self.threads if self.threads is not None else _CORES
-
 
     def tokenize(self, texts: str | Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids as the reference produces them, in EmbeddingBag form.
@@ -305,23 +314,30 @@ def _usable_cores() -> int:
 _CORES = _usable_cores()  # the default thread count (read once: a system call per encode adds up)
 
 
-def _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value,
-                        extra: dict) -> None:
+def _refuse_unsupported(
+    convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, extra: dict
+) -> None:
     """sentence-transformers keywords: the values that mean what sse_np does pass, others say why not."""
     if extra:
         name = next(iter(extra))
         raise TypeError(f"encode() got an unexpected keyword argument {name!r}")
     if convert_to_tensor or not convert_to_numpy:
-        raise ValueError("sse_np returns NumPy arrays (convert_to_numpy=True); torch tensors would need torch: "
-                         "use torch.from_numpy(vectors)")
+        raise ValueError(
+            "sse_np returns NumPy arrays (convert_to_numpy=True); torch tensors would need torch: "
+            "use torch.from_numpy(vectors)"
+        )
     if prompt or prompt_name:
-        raise ValueError("SSE models have no prompts (prompt/prompt_name): queries and documents are encoded "
-                         "alike; prepend any text yourself")
+        raise ValueError(
+            "SSE models have no prompts (prompt/prompt_name): queries and documents are encoded "
+            "alike; prepend any text yourself"
+        )
     if device not in (None, "cpu"):
         raise ValueError(f"sse_np runs on the CPU; device={device!r} is not supported")
     if output_value not in (None, "sentence_embedding"):
-        raise ValueError(f"output_value={output_value!r}: a static model has no token embeddings; "
-                         "only 'sentence_embedding' is supported")
+        raise ValueError(
+            f"output_value={output_value!r}: a static model has no token embeddings; "
+            "only 'sentence_embedding' is supported"
+        )
 
 
 def _check_threads(threads: int | None) -> int | None:
@@ -381,11 +397,15 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     if isinstance(texts, (bytes, bytearray, memoryview)):
         raise TypeError("texts must be str, got bytes; decode it first (e.g. data.decode('utf-8'))")
     if isinstance(texts, Mapping) or _is_dataframe_row(texts):
-        raise TypeError(f"texts must be a str or a sequence of str, got a mapping ({type(texts).__name__}); "
-                        "pass its values, e.g. list(d.values()), or the text field, e.g. d['text']")
+        raise TypeError(
+            f"texts must be a str or a sequence of str, got a mapping ({type(texts).__name__}); "
+            "pass its values, e.g. list(d.values()), or the text field, e.g. d['text']"
+        )
     if isinstance(texts, (Set, frozenset)):
-        raise TypeError(f"texts must be a str or a sequence of str, got an unordered {type(texts).__name__}; "
-                        "rows would come back in no defined order: pass sorted(texts) or a list")
+        raise TypeError(
+            f"texts must be a str or a sequence of str, got an unordered {type(texts).__name__}; "
+            "rows would come back in no defined order: pass sorted(texts) or a list"
+        )
     if isinstance(texts, np.ndarray) and texts.ndim != 1:
         raise TypeError(f"texts must be a 1-D array of str, got an array of shape {texts.shape}")
     if not isinstance(texts, Iterable):
@@ -407,8 +427,9 @@ def _is_dataframe_row(texts) -> bool:
     return type(texts).__name__ == "DataFrame"
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None,
-         truncate_dim: int | None = None) -> SSEModel:
+def load(
+    path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None, truncate_dim: int | None = None
+) -> SSEModel:
     """Load an SSE model from a folder, or from the Hugging Face hub.
 
     Parameters
@@ -444,8 +465,7 @@ def load(path: str | os.PathLike, *, threads: int | None = None, backend: str | 
         from .hub import download
 
         local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local,
-                    truncate_dim=truncate_dim)
+    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local, truncate_dim=truncate_dim)
 
 
 def _looks_like_repo_id(name: str) -> bool:

@@ -32,7 +32,8 @@ def require_pyarrow() -> Any:
         import pyarrow.parquet  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "Parquet input/output needs the 'parquet' extra: pip install 'sse_np[parquet]'") from None
+            "Parquet input/output needs the 'parquet' extra: pip install 'sse_np[parquet]'"
+        ) from None
     return pyarrow
 
 
@@ -47,8 +48,11 @@ def parquet_files(source: str | os.PathLike[str]) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise DataError(source, "no such file or folder")
-    files = sorted(p for p in path.rglob("*.parquet")
-                   if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    files = sorted(
+        p
+        for p in path.rglob("*.parquet")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
     if not files:
         raise DataError(source, "folder holds no .parquet files")
     return files
@@ -79,8 +83,11 @@ class ArrowChunk(Chunk):
 
 
 def _is_string(pa: Any, type_: Any) -> bool:
-    return pa.types.is_string(type_) or pa.types.is_large_string(type_) or (
-        hasattr(pa.types, "is_string_view") and pa.types.is_string_view(type_))
+    return (
+        pa.types.is_string(type_)
+        or pa.types.is_large_string(type_)
+        or (hasattr(pa.types, "is_string_view") and pa.types.is_string_view(type_))
+    )
 
 
 def _column_texts(pa: Any, column: Any, key: str, name: str, first_row: int, required: bool) -> list:
@@ -130,8 +137,10 @@ def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) ->
     columns = []
     for key in fields:
         if key not in batch.schema.names:
-            raise DataError(name, f"no column {key!r} (columns: {', '.join(map(repr, batch.schema.names))}); "
-                                  "choose one with --field")
+            raise DataError(
+                name,
+                f"no column {key!r} (columns: {', '.join(map(repr, batch.schema.names))}); choose one with --field",
+            )
         column = batch.column(key)
         if isinstance(column, pa.ChunkedArray):
             column = column.combine_chunks()
@@ -155,9 +164,14 @@ def id_column(names: Sequence[str], id_field: str | None, name: str) -> str | No
     return next((key for key in ID_FIELDS if key in names), None)
 
 
-def read_chunks(source: str, fields: Sequence[str] = ("text",), keep: Sequence[str] = (),
-                id_field: str | None = None, chunk_rows: int = 8192,
-                progress: Progress | None = None) -> Iterator[ArrowChunk]:
+def read_chunks(
+    source: str,
+    fields: Sequence[str] = ("text",),
+    keep: Sequence[str] = (),
+    id_field: str | None = None,
+    chunk_rows: int = 8192,
+    progress: Progress | None = None,
+) -> Iterator[ArrowChunk]:
     """Yield the texts of a Parquet file (or folder of them) a record batch at a time.
 
     Parameters
@@ -196,8 +210,9 @@ def read_chunks(source: str, fields: Sequence[str] = ("text",), keep: Sequence[s
         names = pfile.schema_arrow.names
         for key in fields:
             if key not in names:
-                raise DataError(name, f"no column {key!r} (columns: {', '.join(map(repr, names))}); "
-                                      "choose one with --field")
+                raise DataError(
+                    name, f"no column {key!r} (columns: {', '.join(map(repr, names))}); choose one with --field"
+                )
         ident = id_column(names, id_field, name)
         kept = [ident] if ident is not None else []
         kept += [k for k in keep if k in names and k not in kept]
@@ -242,22 +257,27 @@ class ParquetWriter:
         elif isinstance(kept, KeptRows):
             table = kept.table
         else:  # row dicts from JSONL input
-            table = pa.Table.from_pylist(list(kept), schema=None if self._schema is None else
-                                         pa.schema([f for f in self._schema if f.name != self.column]))
+            table = pa.Table.from_pylist(
+                list(kept),
+                schema=None if self._schema is None else pa.schema([f for f in self._schema if f.name != self.column]),
+            )
         if self.column in table.schema.names:
             raise DataError(self.column, "a kept column has the output column's name; rename it or drop it from --keep")
         if table.num_columns == 0:
             return pa.table({self.column: vectors_array(vectors)})
-        return table.append_column(pa.field(self.column, pa.list_(pa.float32(), self.dim), nullable=False),
-                                   vectors_array(vectors))
+        return table.append_column(
+            pa.field(self.column, pa.list_(pa.float32(), self.dim), nullable=False), vectors_array(vectors)
+        )
 
     def _options(self) -> dict[str, Any]:
         # Float vectors do not compress (snappy saves <1%) but snappy costs ~2.7x the write time; nor do
         # they repeat, and trying a dictionary for them made writing ~5x slower (3 s -> 0.6 s for
         # 125k x 512): both only for the other columns.
         others = [name for name in self._schema.names if name != self.column]
-        return {"compression": {name: ("none" if name == self.column else "snappy") for name in self._schema.names},
-                "use_dictionary": others}
+        return {
+            "compression": {name: ("none" if name == self.column else "snappy") for name in self._schema.names},
+            "use_dictionary": others,
+        }
 
     def write(self, vectors: np.ndarray, kept: Any = None) -> None:
         import pyarrow.parquet as pq

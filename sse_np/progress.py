@@ -29,8 +29,15 @@ class Progress:
         Seconds between plain lines (terminals redraw at tqdm's pace).
     """
 
-    def __init__(self, total: int | None, desc: str, unit: str = "texts", enabled: bool = True,
-                 stream: IO[str] | None = None, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        unit: str = "texts",
+        enabled: bool = True,
+        stream: IO[str] | None = None,
+        interval: float = 1.0,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.total, self.desc, self.unit, self.interval = total, desc, unit, interval
         self.enabled = enabled
@@ -43,8 +50,17 @@ class Progress:
             try:
                 from tqdm import tqdm
 
-                self._bar = tqdm(total=total, desc=desc, unit=f" {unit}", unit_scale=True, file=self.stream,
-                                 mininterval=0.2, maxinterval=1.0, leave=True, **_size(self.stream))
+                self._bar = tqdm(
+                    total=total,
+                    desc=desc,
+                    unit=f" {unit}",
+                    unit_scale=True,
+                    file=self.stream,
+                    mininterval=0.2,
+                    maxinterval=1.0,
+                    leave=True,
+                    **_size(self.stream),
+                )
             except ImportError:
                 pass
 

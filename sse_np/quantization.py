@@ -84,8 +84,9 @@ def _as_float_array(embeddings: Any, name: str) -> np.ndarray:
     arr = np.asarray(embeddings)
     if arr.dtype in (np.int8, np.uint8):
         raise TypeError(f"{name} to quantize must be float, got {arr.dtype} (already quantized?)")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-                                   or arr.dtype == np.bool_):
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_
+    ):
         raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name} must be 1-D (dim,) or 2-D (n, dim), got shape {arr.shape}")
@@ -114,7 +115,9 @@ def quantization_ranges(
     else:
         calibration = _as_float_array(calibration_embeddings, "calibration_embeddings")
         if calibration.ndim != 2 or calibration.shape[0] == 0:
-            raise ValueError(f"calibration_embeddings must be a non-empty (n, dim) array, got shape {calibration.shape}")
+            raise ValueError(
+                f"calibration_embeddings must be a non-empty (n, dim) array, got shape {calibration.shape}"
+            )
     return np.vstack((np.min(calibration, axis=0), np.max(calibration, axis=0)))
 
 

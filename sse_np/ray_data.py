@@ -87,9 +87,17 @@ class SSEEmbedder:
         Engine back-end (``"numba"``; the same bits as ``"numpy"``).
     """
 
-    def __init__(self, model: str | None = None, dim: int | None = None, column: Any = "text",
-                 output_column: str = "embedding", normalize: bool = True, batch_size: int = 4096,
-                 threads: int | None = None, backend: str = "numba") -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        dim: int | None = None,
+        column: Any = "text",
+        output_column: str = "embedding",
+        normalize: bool = True,
+        batch_size: int = 4096,
+        threads: int | None = None,
+        backend: str = "numba",
+    ) -> None:
         self.model = _load(model, threads or _cpus_held(), backend)
         self.dim = self.model.get_embedding_dimension() if dim is None else int(dim)
         self.fields = (column,) if isinstance(column, str) else tuple(column)
@@ -101,8 +109,9 @@ class SSEEmbedder:
         if isinstance(batch, dict):  # batch_format="numpy": dict of arrays
             texts = _numpy_texts(batch, self.fields)
             out = dict(batch)
-            out[self.output_column] = self.model.encode(texts, self.dim, batch_size=self.batch_size,
-                                                        normalize=self.normalize)
+            out[self.output_column] = self.model.encode(
+                texts, self.dim, batch_size=self.batch_size, normalize=self.normalize
+            )
             return out
         texts = batch_texts(batch, self.fields, "<ray batch>", 1)
         vectors = self.model.encode(texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
@@ -119,18 +128,31 @@ def _numpy_texts(batch: dict, fields: tuple[str, ...]) -> list[str]:
         texts = batch[fields[0]].tolist()
         for i, text in enumerate(texts):
             if not isinstance(text, str):
-                raise DataError("<ray batch>", f"column {fields[0]!r} is {type(text).__name__}, expected a string",
-                                i + 1)
+                raise DataError(
+                    "<ray batch>", f"column {fields[0]!r} is {type(text).__name__}, expected a string", i + 1
+                )
         return texts
     columns = [batch[key].tolist() for key in fields]
-    return [join_fields(dict(zip(fields, values)), fields, "<ray batch>", i + 1)
-            for i, values in enumerate(zip(*columns))]
+    return [
+        join_fields(dict(zip(fields, values)), fields, "<ray batch>", i + 1) for i, values in enumerate(zip(*columns))
+    ]
 
 
-def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedding", model: str | None = None,
-                  dim: int | None = None, batch_size: int = 4096, num_actors: int | None = None,
-                  num_cpus_per_actor: int = 1, normalize: bool = True, batch_format: str = "pyarrow",
-                  backend: str = "numba", **map_batches_kwargs: Any) -> Any:
+def embed_dataset(
+    ds: Any,
+    *,
+    column: Any = "text",
+    output_column: str = "embedding",
+    model: str | None = None,
+    dim: int | None = None,
+    batch_size: int = 4096,
+    num_actors: int | None = None,
+    num_cpus_per_actor: int = 1,
+    normalize: bool = True,
+    batch_format: str = "pyarrow",
+    backend: str = "numba",
+    **map_batches_kwargs: Any,
+) -> Any:
     """Add an embedding column to a Ray dataset, with a pool of sse_np actors.
 
     Parameters
@@ -195,19 +217,40 @@ def embed_dataset(ds: Any, *, column: Any = "text", output_column: str = "embedd
         map_batches_kwargs.setdefault("udf_modifying_row_count", False)
     return ds.map_batches(
         SSEEmbedder,
-        fn_constructor_kwargs=dict(model=model, dim=dim, column=column, output_column=output_column,
-                                   normalize=normalize, batch_size=batch_size, threads=num_cpus_per_actor,
-                                   backend=backend),
-        batch_size=batch_size, batch_format=batch_format, compute=pool,
-        num_cpus=num_cpus_per_actor, **map_batches_kwargs)
+        fn_constructor_kwargs=dict(
+            model=model,
+            dim=dim,
+            column=column,
+            output_column=output_column,
+            normalize=normalize,
+            batch_size=batch_size,
+            threads=num_cpus_per_actor,
+            backend=backend,
+        ),
+        batch_size=batch_size,
+        batch_format=batch_format,
+        compute=pool,
+        num_cpus=num_cpus_per_actor,
+        **map_batches_kwargs,
+    )
 
 
 # -- sse-np encode --ray ----------------------------------------------------
 class FileEncoder:
     """``Dataset.map`` actor of ``sse-np encode --ray``: one input Parquet file to one output file."""
 
-    def __init__(self, model: str, dim: int, fields: tuple[str, ...], keep: tuple[str, ...], id_field: str | None,
-                 normalize: bool, batch_size: int, threads: int, backend: str = "numba") -> None:
+    def __init__(
+        self,
+        model: str,
+        dim: int,
+        fields: tuple[str, ...],
+        keep: tuple[str, ...],
+        id_field: str | None,
+        normalize: bool,
+        batch_size: int,
+        threads: int,
+        backend: str = "numba",
+    ) -> None:
         self.model = _load(model, threads, backend)
         self.dim, self.fields, self.keep, self.id_field = dim, fields, keep, id_field
         self.normalize, self.batch_size = normalize, batch_size
@@ -219,10 +262,10 @@ class FileEncoder:
         target = AtomicOutput(row["output"])
         try:
             writer = parquet.ParquetWriter(target.file, self.dim)
-            for chunk in parquet.read_chunks(row["input"], self.fields, self.keep, self.id_field,
-                                             chunk_rows=self.batch_size):
-                vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size,
-                                            normalize=self.normalize)
+            for chunk in parquet.read_chunks(
+                row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size
+            ):
+                vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
                 writer.write(vectors, chunk.kept)
             writer.close()
             target.commit()
@@ -234,8 +277,11 @@ class FileEncoder:
 
 def _manifest(args: Any, model_path: str, dim: int, files: list[Path], root: Path) -> dict[str, Any]:
     """What decides the output's bits; a resumed run must match it."""
-    model_files = sorted((p.name, p.stat().st_size) for p in Path(model_path).glob("*") if p.is_file()) \
-        if Path(model_path).is_dir() else []
+    model_files = (
+        sorted((p.name, p.stat().st_size) for p in Path(model_path).glob("*") if p.is_file())
+        if Path(model_path).is_dir()
+        else []
+    )
     return {
         "version": _MANIFEST_VERSION,
         "input": str(Path(args.input).resolve()),
@@ -261,8 +307,9 @@ def _check_manifest(out_dir: Path, wanted: dict[str, Any]) -> None:
         differ = [k for k in wanted if found.get(k) != wanted[k]]
         if differ:
             what = "; ".join(f"{k}: {found.get(k)!r} then, {wanted[k]!r} now" for k in differ)
-            raise DataError(out_dir, f"was made with different arguments ({what}); "
-                                     "resume with the same ones or choose a new folder")
+            raise DataError(
+                out_dir, f"was made with different arguments ({what}); resume with the same ones or choose a new folder"
+            )
         return
     if any(p.suffix == ".parquet" for p in out_dir.iterdir()):
         raise DataError(out_dir, "holds Parquet files but no sse_np manifest; choose an empty or new folder")
@@ -291,7 +338,9 @@ def _data_error_in(exc: BaseException) -> DataError | None:
     where = re.match(r"(.+?):(\d+): (.+)", text) or re.match(r"(.+?): (.+)", text)
     if where is None:
         return DataError("<ray>", text)
-    return DataError(where.group(1), where.group(where.lastindex), int(where.group(2)) if where.lastindex == 3 else None)
+    return DataError(
+        where.group(1), where.group(where.lastindex), int(where.group(2)) if where.lastindex == 3 else None
+    )
 
 
 def run_cli(args: Any) -> int:
@@ -339,8 +388,12 @@ def run_cli(args: Any) -> int:
     started = not ray.is_initialized()
     if started:
         local = args.ray == "local"  # a one-node cluster of this machine, on the loopback interface only
-        ray.init(address=None if local else args.ray, include_dashboard=False, log_to_driver=False,
-                 **({"_node_ip_address": "127.0.0.1"} if local else {}))
+        ray.init(
+            address=None if local else args.ray,
+            include_dashboard=False,
+            log_to_driver=False,
+            **({"_node_ip_address": "127.0.0.1"} if local else {}),
+        )
     ray.data.DataContext.get_current().enable_progress_bars = bool(args.progress)
     try:
         cpus = ray.cluster_resources().get("CPU", 1)
@@ -348,11 +401,20 @@ def run_cli(args: Any) -> int:
         keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ()
         ds = ray.data.from_items(jobs, override_num_blocks=len(jobs)).map(
             FileEncoder,
-            fn_constructor_kwargs=dict(model=model_path, dim=dim, fields=split_fields(args.field or "text"),
-                                       keep=keep, id_field=args.id_field, normalize=not args.no_normalize,
-                                       batch_size=args.batch_size, threads=threads,
-                                       backend="numba" if numba_available() else "numpy"),
-            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads)
+            fn_constructor_kwargs=dict(
+                model=model_path,
+                dim=dim,
+                fields=split_fields(args.field or "text"),
+                keep=keep,
+                id_field=args.id_field,
+                normalize=not args.no_normalize,
+                batch_size=args.batch_size,
+                threads=threads,
+                backend="numba" if numba_available() else "numpy",
+            ),
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=threads,
+        )
         rows = 0
         try:
             for result in ds.iter_rows():

@@ -85,7 +85,7 @@ def _block_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     take |= tie
     for r in partial:  # rare: more ties at the threshold than free slots
         tie_cols = np.nonzero(tie[r])[0]
-        take[r, tie_cols[need[r]:]] = False
+        take[r, tie_cols[need[r] :]] = False
     columns = np.nonzero(take)[1].reshape(rows, k)
     return np.take_along_axis(scores, columns, axis=1), columns
 
@@ -250,7 +250,12 @@ def _scalar_top_k(
     dtype = np.float32 if bound < 2**24 else np.float64
     queries = query_codes.astype(dtype)
     return _blocked_top_k(
-        queries, doc_codes.shape[0], k, lambda d0, d1: doc_codes[d0:d1].astype(dtype), query_block, doc_block,
+        queries,
+        doc_codes.shape[0],
+        k,
+        lambda d0, d1: doc_codes[d0:d1].astype(dtype),
+        query_block,
+        doc_block,
         codes=doc_codes,
     )
 
@@ -285,8 +290,12 @@ def _get_numba_kernel() -> Any:
                     if not numba.config.DISABLE_JIT:
                         from . import _search_numba
 
-                        _numba_kernel = (_search_numba.hamming_top_k_scan, _search_numba.hamming_top_k_finish,
-                                         _search_numba.merge_block_top_k, _search_numba.codes_dot_t)
+                        _numba_kernel = (
+                            _search_numba.hamming_top_k_scan,
+                            _search_numba.hamming_top_k_finish,
+                            _search_numba.merge_block_top_k,
+                            _search_numba.codes_dot_t,
+                        )
                 except Exception:  # noqa: BLE001 - missing numba, or no usable cache: NumPy still works
                     _numba_kernel = False
     return _numba_kernel
@@ -412,8 +421,21 @@ def hamming_top_k(
             buf = np.empty((m, doc_block), dtype=np.int32)
             for c0 in range(0, n_docs, chunk):
                 words = d.view(np.uint64) if aligned else _as_words(d[c0 : c0 + chunk])
-                scan(q_words[q0:q1], words, c0, depth, n_bits, doc_block, hist, thr, count_lt, cand_d, cand_i,
-                     n_cand, buf)
+                scan(
+                    q_words[q0:q1],
+                    words,
+                    c0,
+                    depth,
+                    n_bits,
+                    doc_block,
+                    hist,
+                    thr,
+                    count_lt,
+                    cand_d,
+                    cand_i,
+                    n_cand,
+                    buf,
+                )
             finish(depth, thr, count_lt, cand_d, cand_i, n_cand, out_dist[q0:q1], out_idx[q0:q1])
 
     # The kernels release the GIL: ranges of queries (4+ each, so the
@@ -634,8 +656,10 @@ def semantic_search(
         if queries_quantized:
             raise ValueError("a float corpus needs float queries, got int8/uint8 query codes")
         if not np.issubdtype(corpus.dtype, np.floating):
-            raise TypeError(f"corpus_precision='float32' needs a float corpus, got {corpus.dtype} "
-                            "(pass the precision the codes were made with)")
+            raise TypeError(
+                f"corpus_precision='float32' needs a float corpus, got {corpus.dtype} "
+                "(pass the precision the codes were made with)"
+            )
         if q.shape[1] != corpus.shape[1]:
             raise ValueError(f"queries have dim {q.shape[1]}, corpus has dim {corpus.shape[1]}")
         doc_block = _check_block(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
@@ -645,30 +669,38 @@ def semantic_search(
             queries = np.array(q, dtype=np.float32, order="C")
             if kind == "cos":
                 _normalize_rows(queries)
-            scores, indices = _top_k(queries, corpus, k, normalize_docs=kind == "cos",
-                                     query_block=query_block, doc_block=doc_block)
+            scores, indices = _top_k(
+                queries, corpus, k, normalize_docs=kind == "cos", query_block=query_block, doc_block=doc_block
+            )
         return _results(scores, indices)
 
     if callable(kind):
         raise ValueError("a custom score_function works on float corpora only")
     if corpus.dtype != np.dtype(np.int8 if corpus_precision in ("int8", "binary") else np.uint8):
-        raise TypeError(f"{corpus_precision} corpus must be {'int8' if corpus_precision in ('int8', 'binary') else 'uint8'}, "
-                        f"got {corpus.dtype}")
+        raise TypeError(
+            f"{corpus_precision} corpus must be {'int8' if corpus_precision in ('int8', 'binary') else 'uint8'}, "
+            f"got {corpus.dtype}"
+        )
     scalar = corpus_precision.endswith("int8")
     dim = corpus.shape[1] if scalar else (q.shape[1] if not queries_quantized else 8 * corpus.shape[1])
     if not queries_quantized:
         width = dim if scalar else (dim + 7) // 8
         if corpus.shape[1] != width:
-            raise ValueError(f"{corpus_precision} corpus of width {corpus.shape[1]} does not match queries of dim "
-                             f"{q.shape[1]} (expected width {width})")
+            raise ValueError(
+                f"{corpus_precision} corpus of width {corpus.shape[1]} does not match queries of dim "
+                f"{q.shape[1]} (expected width {width})"
+            )
     elif q.shape[1] != corpus.shape[1] or q.dtype != corpus.dtype:
-        raise ValueError(f"quantized queries {q.dtype} {q.shape} do not match the corpus codes "
-                         f"{corpus.dtype} {corpus.shape}")
+        raise ValueError(
+            f"quantized queries {q.dtype} {q.shape} do not match the corpus codes {corpus.dtype} {corpus.shape}"
+        )
     if ranges is None and calibration_embeddings is not None:
         ranges = quantization_ranges(None, calibration_embeddings, corpus_precision)
     if scalar and ranges is None and not queries_quantized:
-        raise ValueError(f"an {corpus_precision} corpus needs the ranges= (or calibration_embeddings=) "
-                         "its codes were made with, to quantize the queries the same way")
+        raise ValueError(
+            f"an {corpus_precision} corpus needs the ranges= (or calibration_embeddings=) "
+            "its codes were made with, to quantize the queries the same way"
+        )
 
     if asymmetric and not (scalar and not queries_quantized):
         raise ValueError("asymmetric=True needs an int8/uint8 corpus and float queries")
@@ -714,8 +746,17 @@ def semantic_search(
     queries = np.array(q, dtype=np.float32, order="C")
     if rescore_precision == "float32" and kind == "cos":
         _normalize_rows(queries)
-    scores, indices = _rescore(queries, indices, rescore_docs, rescore_precision, ranges, dim,
-                               "cos" if kind == "cos" else "dot", k, query_block)
+    scores, indices = _rescore(
+        queries,
+        indices,
+        rescore_docs,
+        rescore_precision,
+        ranges,
+        dim,
+        "cos" if kind == "cos" else "dot",
+        k,
+        query_block,
+    )
     return _results(scores, indices)
 
 
@@ -735,14 +776,19 @@ def _asymmetric_top_k(
     offset = 128.0 if precision == "int8" else 0.0
     const = q64 @ (r[0].astype(np.float64) + offset * steps)
     scaled = np.ascontiguousarray(q64 * steps, dtype=np.float32)
-    scores, index = _blocked_top_k(scaled, codes.shape[0], k, lambda d0, d1: codes[d0:d1].astype(np.float32),
-                                   query_block, doc_block, codes=codes)
+    scores, index = _blocked_top_k(
+        scaled, codes.shape[0], k, lambda d0, d1: codes[d0:d1].astype(np.float32), query_block, doc_block, codes=codes
+    )
     return scores.astype(np.float64) + const[:, None], index
 
 
 def _callable_top_k(
-    q: np.ndarray, corpus: np.ndarray, k: int, fn: Callable[[np.ndarray, np.ndarray], Any],
-    query_block: int, doc_block: int,
+    q: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    fn: Callable[[np.ndarray, np.ndarray], Any],
+    query_block: int,
+    doc_block: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k for a custom score function, called on each (query block, document block)."""
     n_q, n_docs = q.shape[0], corpus.shape[0]
@@ -757,8 +803,9 @@ def _callable_top_k(
             raw = raw.detach().cpu().numpy() if hasattr(raw, "detach") else raw
             s = np.asarray(raw, dtype=np.float64)
             if s.shape != (min(query_block, n_q - q0), block.shape[0]):
-                raise ValueError(f"score_function returned shape {s.shape}, expected "
-                                 f"{(min(query_block, n_q - q0), block.shape[0])}")
+                raise ValueError(
+                    f"score_function returned shape {s.shape}, expected {(min(query_block, n_q - q0), block.shape[0])}"
+                )
             values, cols = _block_top_k(s, depth)
             cs = np.concatenate([best_s[q0 : q0 + query_block], values], axis=1)
             ci = np.concatenate([best_i[q0 : q0 + query_block], cols + d0], axis=1)

@@ -115,8 +115,9 @@ class ServeConfig:
 class ApiError(Exception):
     """A client (4xx) or server (5xx) error answered in the endpoint's error shape."""
 
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 kind: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, param: str | None = None, code: str | None = None, kind: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -219,27 +220,38 @@ class Metrics:
             self.tokens[model] = self.tokens.get(model, 0) + tokens
 
     def render(self) -> str:
-        lines = ["# HELP sse_np_requests_total HTTP requests answered, by endpoint, method and status.",
-                 "# TYPE sse_np_requests_total counter"]
+        lines = [
+            "# HELP sse_np_requests_total HTTP requests answered, by endpoint, method and status.",
+            "# TYPE sse_np_requests_total counter",
+        ]
         for (endpoint, method, status), n in sorted(self.requests.items()):
             lines.append(f'sse_np_requests_total{{endpoint="{endpoint}",method="{method}",status="{status}"}} {n}')
-        lines += ["# HELP sse_np_request_duration_seconds Time from request start to the end of the response.",
-                  "# TYPE sse_np_request_duration_seconds histogram"]
+        lines += [
+            "# HELP sse_np_request_duration_seconds Time from request start to the end of the response.",
+            "# TYPE sse_np_request_duration_seconds histogram",
+        ]
         for endpoint, counts in sorted(self.latency.items()):
             total = 0
             for bound, n in zip((*LATENCY_BUCKETS, "+Inf"), counts):
                 total += n
                 le = bound if isinstance(bound, str) else repr(bound)
                 lines.append(f'sse_np_request_duration_seconds_bucket{{endpoint="{endpoint}",le="{le}"}} {total}')
-            lines.append(f'sse_np_request_duration_seconds_sum{{endpoint="{endpoint}"}} {self.latency_sum[endpoint]:.6f}')
+            lines.append(
+                f'sse_np_request_duration_seconds_sum{{endpoint="{endpoint}"}} {self.latency_sum[endpoint]:.6f}'
+            )
             lines.append(f'sse_np_request_duration_seconds_count{{endpoint="{endpoint}"}} {total}')
         lines += ["# HELP sse_np_texts_total Texts embedded, by model.", "# TYPE sse_np_texts_total counter"]
         lines += [f'sse_np_texts_total{{model="{_label(m)}"}} {n}' for m, n in sorted(self.texts.items())]
-        lines += ["# HELP sse_np_tokens_total Tokens embedded through /v1/embeddings (its usage), by model.",
-                  "# TYPE sse_np_tokens_total counter"]
+        lines += [
+            "# HELP sse_np_tokens_total Tokens embedded through /v1/embeddings (its usage), by model.",
+            "# TYPE sse_np_tokens_total counter",
+        ]
         lines += [f'sse_np_tokens_total{{model="{_label(m)}"}} {n}' for m, n in sorted(self.tokens.items())]
-        lines += ["# HELP sse_np_requests_in_flight Requests being answered now.",
-                  "# TYPE sse_np_requests_in_flight gauge", f"sse_np_requests_in_flight {self.in_flight}"]
+        lines += [
+            "# HELP sse_np_requests_in_flight Requests being answered now.",
+            "# TYPE sse_np_requests_in_flight gauge",
+            f"sse_np_requests_in_flight {self.in_flight}",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -277,11 +289,16 @@ class _State:
             return next(iter(self.models.items()))  # lenient: any name reaches the only model
         if name is None:
             raise ApiError(400, f"model is required: one of {', '.join(sorted(self.models))}", "model")
-        raise ApiError(404, f"The model '{name}' does not exist; served: {', '.join(sorted(self.models))}",
-                       "model", "model_not_found")
+        raise ApiError(
+            404,
+            f"The model '{name}' does not exist; served: {', '.join(sorted(self.models))}",
+            "model",
+            "model_not_found",
+        )
 
-    async def encode(self, name: str, model: Any, texts: list[str], dim: int, normalize: bool,
-                     count_tokens: bool) -> tuple[np.ndarray, int | None]:
+    async def encode(
+        self, name: str, model: Any, texts: list[str], dim: int, normalize: bool, count_tokens: bool
+    ) -> tuple[np.ndarray, int | None]:
         if sum(map(len, texts)) <= self.config.inline_chars:
             # Small: on the event loop, cheaper than a thread hop (measured, bench/serve.py).
             if self.config.batching:  # not "if others are in flight": they start only once this one waits
@@ -295,7 +312,9 @@ class _State:
         return await loop.run_in_executor(self.executor(), _encode, model, texts, dim, normalize, count_tokens)
 
 
-def _encode(model: Any, texts: list[str], dim: int, normalize: bool, count_tokens: bool) -> tuple[np.ndarray, int | None]:
+def _encode(
+    model: Any, texts: list[str], dim: int, normalize: bool, count_tokens: bool
+) -> tuple[np.ndarray, int | None]:
     vectors = model.encode(texts, dim, normalize=normalize)
     tokens = None
     if count_tokens:
@@ -357,8 +376,9 @@ async def _read_json(request: Request, limit: int) -> Any:
     """The body as JSON, read incrementally and refused (413) as soon as it passes ``limit`` bytes."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise ApiError(413, f"request body is {int(length)} bytes, limit {limit} (--max-body-bytes)", None,
-                       "body_too_large")
+        raise ApiError(
+            413, f"request body is {int(length)} bytes, limit {limit} (--max-body-bytes)", None, "body_too_large"
+        )
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
@@ -387,9 +407,14 @@ def _texts(value: Any, field_name: str, limits: ServeConfig) -> list[str]:
         if not texts:
             raise ApiError(400, f"{field_name} is an empty list; send at least one text", field_name)
         if all(_is_int(v) for v in texts) or all(isinstance(v, list) for v in texts):
-            raise ApiError(400, f"{field_name} holds token ids; this server embeds text only: send the texts "
-                                "as strings (token ids of another tokenizer, e.g. tiktoken's, do not apply to "
-                                "this model's vocabulary)", field_name, "token_ids_unsupported")
+            raise ApiError(
+                400,
+                f"{field_name} holds token ids; this server embeds text only: send the texts "
+                "as strings (token ids of another tokenizer, e.g. tiktoken's, do not apply to "
+                "this model's vocabulary)",
+                field_name,
+                "token_ids_unsupported",
+            )
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ApiError(400, f"{field_name}[{i}] is {_type_name(text)}, expected str", field_name)
@@ -398,18 +423,29 @@ def _texts(value: Any, field_name: str, limits: ServeConfig) -> list[str]:
     else:
         raise ApiError(400, f"{field_name} is {_type_name(value)}, expected str or a list of str", field_name)
     if len(texts) > limits.max_inputs:
-        raise ApiError(413, f"{field_name} has {len(texts)} texts, limit {limits.max_inputs} (--max-inputs)",
-                       field_name, "too_many_inputs")
+        raise ApiError(
+            413,
+            f"{field_name} has {len(texts)} texts, limit {limits.max_inputs} (--max-inputs)",
+            field_name,
+            "too_many_inputs",
+        )
     for i, text in enumerate(texts):
         if len(text) > limits.max_text_chars:
-            raise ApiError(413, f"{field_name}[{i}] has {len(text)} characters, limit {limits.max_text_chars} "
-                                "(--max-text-chars)", field_name, "text_too_long")
+            raise ApiError(
+                413,
+                f"{field_name}[{i}] has {len(text)} characters, limit {limits.max_text_chars} (--max-text-chars)",
+                field_name,
+                "text_too_long",
+            )
         if not text.isascii():
             try:  # the tokenizer takes only valid Unicode: a lone surrogate (JSON "\ud800") cannot go in
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise ApiError(400, f"{field_name}[{i}] holds a lone surrogate at character {exc.start}, "
-                                    "not valid Unicode", field_name) from None
+                raise ApiError(
+                    400,
+                    f"{field_name}[{i}] holds a lone surrogate at character {exc.start}, not valid Unicode",
+                    field_name,
+                ) from None
     return texts
 
 
@@ -423,8 +459,12 @@ def _dimensions(value: Any, model: Any, field_name: str = "dimensions") -> int:
     if not _is_int(value):
         raise ApiError(400, f"{field_name} is {_type_name(value)}, expected an integer in 1..{model.dim}", field_name)
     if not 1 <= value <= int(model.dim):
-        raise ApiError(400, f"{field_name} must be in 1..{model.dim} (this model's width; trained Matryoshka "
-                            f"sizes are 512, 256, 128, 64, 32 where <= {model.dim}), got {value}", field_name)
+        raise ApiError(
+            400,
+            f"{field_name} must be in 1..{model.dim} (this model's width; trained Matryoshka "
+            f"sizes are 512, 256, 128, 64, 32 where <= {model.dim}), got {value}",
+            field_name,
+        )
     return value
 
 
@@ -483,8 +523,14 @@ def _build_routes(state: _State) -> list[Route]:
                 data = [{"object": "embedding", "index": i, "embedding": _b64(v)} for i, v in enumerate(vectors)]
             else:
                 data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
-            return _json_response({"object": "list", "data": data, "model": name,
-                                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+            return _json_response(
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": name,
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                }
+            )
         except ApiError as exc:
             return exc.openai()
         except Exception:  # noqa: BLE001 - logged here, never shown to the client
@@ -503,8 +549,9 @@ def _build_routes(state: _State) -> list[Route]:
             _bool(body.get("truncate"), "truncate", False)
             direction = body.get("truncation_direction")
             if direction is not None and (not isinstance(direction, str) or direction.lower() not in ("left", "right")):
-                raise ApiError(422, f"truncation_direction must be 'Left' or 'Right', got {direction!r}",
-                               "truncation_direction")
+                raise ApiError(
+                    422, f"truncation_direction must be 'Left' or 'Right', got {direction!r}", "truncation_direction"
+                )
             if body.get("prompt_name") is not None:
                 raise ApiError(422, "prompt_name: this model defines no prompts", "prompt_name")
             vectors, tokens = await state.encode(name, model, texts, dim, normalize, False)
@@ -519,8 +566,14 @@ def _build_routes(state: _State) -> list[Route]:
             return ApiError(500, "internal server error").tei()
 
     def model_card(name: str, model: Any) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": state.started, "owned_by": "sse_np",
-                "dimensions": int(model.dim), "vocab_size": int(model.vocab_size)}
+        return {
+            "id": name,
+            "object": "model",
+            "created": state.started,
+            "owned_by": "sse_np",
+            "dimensions": int(model.dim),
+            "vocab_size": int(model.vocab_size),
+        }
 
     async def models(request: Request) -> Response:
         return _json_response({"object": "list", "data": [model_card(n, m) for n, m in state.models.items()]})
@@ -563,8 +616,17 @@ class _Observe:
             return
         state = self.state
         path = scope["path"]
-        endpoint = path if path in _ENDPOINTS else ("/v1/models" if path.startswith("/v1/models/") else
-                                                    "/v1/embeddings" if path == "/embeddings" else "other")
+        endpoint = (
+            path
+            if path in _ENDPOINTS
+            else (
+                "/v1/models"
+                if path.startswith("/v1/models/")
+                else "/v1/embeddings"
+                if path == "/embeddings"
+                else "other"
+            )
+        )
         started = time.perf_counter()
         status = 500
         state.metrics.in_flight += 1
@@ -591,10 +653,18 @@ class _Observe:
 # --------------------------------------------------------------------------- the app
 
 
-def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEFAULT_MAX_INPUTS,
-        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        strict_model: bool = False, inline_chars: int = DEFAULT_INLINE_CHARS, batching: bool = True,
-        backend: str | None = None) -> Starlette:
+def app(
+    models: Any = None,
+    *,
+    threads: int | None = None,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    strict_model: bool = False,
+    inline_chars: int = DEFAULT_INLINE_CHARS,
+    batching: bool = True,
+    backend: str | None = None,
+) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
     Parameters
@@ -626,11 +696,17 @@ def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEF
     -------
     starlette.applications.Starlette
     """
-    config = ServeConfig(models=[], threads=threads, max_inputs=_positive(max_inputs, "max_inputs"),
-                         max_text_chars=_positive(max_text_chars, "max_text_chars"),
-                         max_body_bytes=_positive(max_body_bytes, "max_body_bytes"), strict_model=strict_model,
-                         inline_chars=_non_negative(inline_chars, "inline_chars"), batching=batching,
-                         backend=backend)
+    config = ServeConfig(
+        models=[],
+        threads=threads,
+        max_inputs=_positive(max_inputs, "max_inputs"),
+        max_text_chars=_positive(max_text_chars, "max_text_chars"),
+        max_body_bytes=_positive(max_body_bytes, "max_body_bytes"),
+        strict_model=strict_model,
+        inline_chars=_non_negative(inline_chars, "inline_chars"),
+        batching=batching,
+        backend=backend,
+    )
     state = _State(_load_models(models, threads, backend), config)
 
     @contextlib.asynccontextmanager
@@ -647,8 +723,9 @@ def app(models: Any = None, *, threads: int | None = None, max_inputs: int = DEF
                 state.pool.shutdown(wait=True)
                 state.pool = None
 
-    application = Starlette(routes=_build_routes(state), middleware=[Middleware(_Observe, state=state)],
-                            lifespan=lifespan)
+    application = Starlette(
+        routes=_build_routes(state), middleware=[Middleware(_Observe, state=state)], lifespan=lifespan
+    )
     application.state.sse_np = state
     return application
 
@@ -709,14 +786,27 @@ def create_app() -> Starlette:
 
 
 def _app_from(config: ServeConfig) -> Starlette:
-    return app(config.models or None, threads=config.threads, max_inputs=config.max_inputs,
-               max_text_chars=config.max_text_chars, max_body_bytes=config.max_body_bytes,
-               strict_model=config.strict_model, inline_chars=config.inline_chars, batching=config.batching,
-               backend=config.backend)
+    return app(
+        config.models or None,
+        threads=config.threads,
+        max_inputs=config.max_inputs,
+        max_text_chars=config.max_text_chars,
+        max_body_bytes=config.max_body_bytes,
+        strict_model=config.strict_model,
+        inline_chars=config.inline_chars,
+        batching=config.batching,
+        backend=config.backend,
+    )
 
 
-def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
-        log_level: str = "info", graceful_timeout: float | None = 30.0) -> None:
+def run(
+    config: ServeConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    log_level: str = "info",
+    graceful_timeout: float | None = 30.0,
+) -> None:
     """Serve with uvicorn until SIGTERM/SIGINT (requests in flight finish first).
 
     Parameters
@@ -738,12 +828,22 @@ def run(config: ServeConfig, host: str = "127.0.0.1", port: int = 8080, workers:
         import uvicorn
     except ImportError:
         raise ImportError("sse_np.serve needs the 'serve' extra: pip install 'sse_np[serve]'") from None
-    options = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=graceful_timeout,
-                   access_log=False, server_header=False)
+    options = dict(
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful_timeout,
+        access_log=False,
+        server_header=False,
+    )
 
     def banner(names: str) -> None:
-        print(f"sse-np serve: {names} on http://{host}:{port} with {workers} worker(s) (POST /v1/embeddings, "
-              "/embed; GET /v1/models, /health, /metrics)", file=sys.stderr, flush=True)
+        print(
+            f"sse-np serve: {names} on http://{host}:{port} with {workers} worker(s) (POST /v1/embeddings, "
+            "/embed; GET /v1/models, /health, /metrics)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     if workers > 1:  # each worker process builds the app from the configuration in the environment
         os.environ[CONFIG_ENV] = json.dumps(asdict(config))

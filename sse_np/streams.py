@@ -112,8 +112,14 @@ def _open_binary(source: str) -> tuple[IO[bytes], int | None, _Counted | None]:
     return raw, size, None
 
 
-def read_chunks(source: str, fmt: str, field_name: str = "text", keep: tuple[str, ...] = (),
-                chunk_lines: int = 8192, progress: Progress | None = None) -> Iterator[Chunk]:
+def read_chunks(
+    source: str,
+    fmt: str,
+    field_name: str = "text",
+    keep: tuple[str, ...] = (),
+    chunk_lines: int = 8192,
+    progress: Progress | None = None,
+) -> Iterator[Chunk]:
     """Yield the input's texts a chunk at a time.
 
     Parameters
@@ -223,8 +229,9 @@ def _parse_line(raw: bytes, number: int, name: str, fmt: str, field_name: str, k
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(name, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
-                        number) from None
+        raise DataError(
+            name, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})", number
+        ) from None
     if fmt == "lines":
         return line, None
     if not line.strip():
@@ -252,12 +259,19 @@ def _check_writable(name: str, number: int, key: str, value: Any) -> None:
         json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start] if isinstance(exc.object, str) else "?"
-        raise DataError(name, f"field {key!r} holds a lone surrogate {bad!r} (not valid Unicode), which cannot "
-                              "be written as UTF-8 JSON; clean the input or leave the field out with --keep",
-                        number) from None
+        raise DataError(
+            name,
+            f"field {key!r} holds a lone surrogate {bad!r} (not valid Unicode), which cannot "
+            "be written as UTF-8 JSON; clean the input or leave the field out with --keep",
+            number,
+        ) from None
     except (ValueError, RecursionError):
-        raise DataError(name, f"field {key!r} holds NaN or Infinity (Python's json reads them; strict JSON output "
-                              "cannot hold them); fix the input or leave the field out with --keep", number) from None
+        raise DataError(
+            name,
+            f"field {key!r} holds NaN or Infinity (Python's json reads them; strict JSON output "
+            "cannot hold them); fix the input or leave the field out with --keep",
+            number,
+        ) from None
 
 
 # -- several text fields (--field title,text) ------------------------------
@@ -287,8 +301,7 @@ def join_fields(record: dict[str, Any], fields: tuple[str, ...], name: str, numb
         values.append(value)
     if all(record.get(key) is None for key in fields):
         have = ", ".join(map(repr, record)) or "none"
-        raise DataError(name, f"none of the fields {', '.join(map(repr, fields))} is present (fields: {have})",
-                        number)
+        raise DataError(name, f"none of the fields {', '.join(map(repr, fields))} is present (fields: {have})", number)
     return " ".join(values).strip()
 
 
@@ -352,15 +365,21 @@ def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> 
         for source in inputs:
             seen = _input_stat(source)
             if seen is not None and _same_file(seen, info):
-                how = ("is" if os.path.abspath(dest) == os.path.abspath(source) else
-                       "is (through a symlink)" if str(source) != "-" and os.path.realpath(source) == str(target)
-                       else "is a hard link to")
+                how = (
+                    "is"
+                    if os.path.abspath(dest) == os.path.abspath(source)
+                    else "is (through a symlink)"
+                    if str(source) != "-" and os.path.realpath(source) == str(target)
+                    else "is a hard link to"
+                )
                 what = "standard input" if str(source) == "-" else str(source)
-                raise DataError(dest, f"{how} the input {what}; refusing to overwrite an input, "
-                                      "name another output file")
+                raise DataError(
+                    dest, f"{how} the input {what}; refusing to overwrite an input, name another output file"
+                )
     # /dev/stdout and friends name an open descriptor: write through it, never rename over what it points at.
     stream = (info is not None and not stat.S_ISREG(info.st_mode)) or (
-        path.is_symlink() and str(path).startswith(("/dev/", "/proc/")))
+        path.is_symlink() and str(path).startswith(("/dev/", "/proc/"))
+    )
     return Destination(path, path if stream else target, stream)
 
 
@@ -379,8 +398,9 @@ class AtomicOutput:
     temporary name keeps ``dest``'s suffix, so e.g. matplotlib picks the format.
     """
 
-    def __init__(self, dest: str | Destination, inputs: Iterable[str | os.PathLike] = (), *,
-                 open_file: bool = True) -> None:
+    def __init__(
+        self, dest: str | Destination, inputs: Iterable[str | os.PathLike] = (), *, open_file: bool = True
+    ) -> None:
         self.where = dest if isinstance(dest, Destination) else resolve_destination(str(dest), inputs)
         self.dest = self.where.target
         self.tmp: Path | None = None
@@ -394,8 +414,9 @@ class AtomicOutput:
                     raise DataError(self.where.path, f"cannot be written ({exc.strerror or exc})") from None
             return
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.dest.name}.", suffix=".partial" + self.dest.suffix,
-                                       dir=self.dest.parent)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.dest.name}.", suffix=".partial" + self.dest.suffix, dir=self.dest.parent
+            )
         except OSError as exc:
             raise DataError(self.where.path, f"cannot write in {self.dest.parent} ({exc.strerror or exc})") from None
         self.tmp = self.path = Path(tmp)
@@ -486,7 +507,7 @@ class JsonlWriter:
         for i, values in enumerate(vectors.tolist()):
             extra = kept[i] if kept else None
             prefix = json.dumps(extra, ensure_ascii=False)[1:-1] + ", " if extra else ""
-            lines.append('{' + prefix + '"embedding": ' + fmt % tuple(values) + "}\n")
+            lines.append("{" + prefix + '"embedding": ' + fmt % tuple(values) + "}\n")
         self.file.write("".join(lines).encode("utf-8"))
         self.rows += vectors.shape[0]
 
@@ -519,8 +540,9 @@ class Progress:
             return
         if self._bar is None:
             by_bytes = bool(self.total_bytes)
-            self._bar = Bar(self.total_bytes if by_bytes else None, "encode", unit="B" if by_bytes else "texts",
-                            stream=self.stream)
+            self._bar = Bar(
+                self.total_bytes if by_bytes else None, "encode", unit="B" if by_bytes else "texts", stream=self.stream
+            )
             self._by_bytes = by_bytes
         if self._by_bytes:
             step, self._shown_bytes = self.bytes_read - self._shown_bytes, self.bytes_read

@@ -43,8 +43,9 @@ FNV_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
 
 
-def load_tokenizer(path: Path, vocab_size: int | None = None, text: str | None = None,
-                   spec: dict | None = None) -> Tokenizer:
+def load_tokenizer(
+    path: Path, vocab_size: int | None = None, text: str | None = None, spec: dict | None = None
+) -> Tokenizer:
     """Load ``tokenizer.json`` configured as the reference uses it.
 
     Parameters
@@ -184,12 +185,25 @@ def fast_path_spec(spec: dict) -> dict | None:
     added = []
     for token in spec.get("added_tokens") or []:
         content = token.get("content", "")
-        if (not content or not content.isascii() or not content.isprintable() or " " in content
-                or token.get("lstrip") or token.get("rstrip") or token.get("single_word")):
+        if (
+            not content
+            or not content.isascii()
+            or not content.isprintable()
+            or " " in content
+            or token.get("lstrip")
+            or token.get("rstrip")
+            or token.get("single_word")
+        ):
             return None
         added.append(content.lower() if lowercase else content)
-    return {"vocab": vocab, "unk": unk, "prefix": prefix, "max_chars": max_chars,
-            "lowercase": lowercase, "added": sorted(set(added))}
+    return {
+        "vocab": vocab,
+        "unk": unk,
+        "prefix": prefix,
+        "max_chars": max_chars,
+        "lowercase": lowercase,
+        "added": sorted(set(added)),
+    }
 
 
 # -- tables of the jitted WordPiece (plain data; the kernels take them as named tuples)
@@ -313,12 +327,18 @@ def wordpiece_tables(settings: dict) -> tuple[ByteClasses, Vocab]:
     token_ids = [i for _, i in entries]
     slot_entry, slot_hash = np.array(entry_list, dtype=np.int32), np.array(hash_list, dtype=np.uint64)
     vocab = Vocab(
-        slot_entry, slot_hash,
-        np.frombuffer(b"".join(raw), dtype=np.uint8).copy(), offsets,
-        np.array(token_ids, dtype=np.int32), np.frombuffer(prefix, dtype=np.uint8).copy(),
-        np.uint64(_fnv1a(prefix)), np.int32(settings["vocab"][settings["unk"]]),
-        np.int64(settings["max_chars"]), np.int64(max(map(len, raw))),
-        *_word_table(raw, token_ids), *_bloom(slot_hash, slot_entry),
+        slot_entry,
+        slot_hash,
+        np.frombuffer(b"".join(raw), dtype=np.uint8).copy(),
+        offsets,
+        np.array(token_ids, dtype=np.int32),
+        np.frombuffer(prefix, dtype=np.uint8).copy(),
+        np.uint64(_fnv1a(prefix)),
+        np.int32(settings["vocab"][settings["unk"]]),
+        np.int64(settings["max_chars"]),
+        np.int64(max(map(len, raw))),
+        *_word_table(raw, token_ids),
+        *_bloom(slot_hash, slot_entry),
     )
     return byte_classes(settings["lowercase"], settings["added"]), vocab
 
@@ -383,8 +403,9 @@ class TextTokenizer:
                 stops = np.minimum(stops, starts + self._max_len)
         return starts, stops
 
-    def __call__(self, texts: Sequence[str], start: int = 0, threads: int | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, texts: Sequence[str], start: int = 0, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Token ids of ``texts`` as an EmbeddingBag input.
 
         Parameters
@@ -447,8 +468,11 @@ class TextTokenizer:
             self._encode_checked(list(texts), start)  # names the offending text
             raise
         fresh = {c: np.asarray(ids, dtype=np.int32).tobytes() for c, ids in zip(new, found)}
-        added = sum(sys.getsizeof(c) + sys.getsizeof(ids) + _ENTRY_OVERHEAD
-                    for c, ids in fresh.items() if len(c) <= _CACHE_CHUNK_CHARS)
+        added = sum(
+            sys.getsizeof(c) + sys.getsizeof(ids) + _ENTRY_OVERHEAD
+            for c, ids in fresh.items()
+            if len(c) <= _CACHE_CHUNK_CHARS
+        )
         if self._cache_used + added > self.cache_bytes:
             # Full: start afresh (a cheap, hard bound on memory); this batch's
             # chunks already cached stay in its own lookup.
@@ -474,7 +498,7 @@ class TextTokenizer:
         per_text = [b"".join(map(get, chunks)) for chunks in chunked]
         if self._max_len is not None:
             n = 4 * self._max_len
-            per_text = [ids[len(ids) - n:] if self._keep_end and len(ids) > n else ids[:n] for ids in per_text]
+            per_text = [ids[len(ids) - n :] if self._keep_end and len(ids) > n else ids[:n] for ids in per_text]
         return per_text
 
 

@@ -95,7 +95,7 @@ class Utf8Texts(Sequence):
                 return [self[i] for i in range(lo, hi, step)]
             hi = max(lo, hi)
             a = int(self.offsets[lo])
-            return Utf8Texts(self.data[a:int(self.offsets[hi])], self.offsets[lo:hi + 1] - a)
+            return Utf8Texts(self.data[a : int(self.offsets[hi])], self.offsets[lo : hi + 1] - a)
         i = int(index)
         if i < 0:
             i += len(self)

@@ -69,7 +69,9 @@ def write_tokenizer(src: Path, dest: Path, truncation: int | None) -> None:
     spec = json.loads(src.read_text(encoding="utf-8"))
     spec["padding"] = None
     spec["truncation"] = (
-        None if truncation is None else {"direction": "Right", "max_length": truncation, "strategy": "LongestFirst", "stride": 0}
+        None
+        if truncation is None
+        else {"direction": "Right", "max_length": truncation, "strategy": "LongestFirst", "stride": 0}
     )
     dest.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
 

@@ -269,7 +269,7 @@ class FakeHub:
         start = 0
         wanted = h.headers.get("Range")
         if wanted and wanted.startswith("bytes=") and wanted.endswith("-"):
-            start = int(wanted[len("bytes="):-1])
+            start = int(wanted[len("bytes=") : -1])
         body = data[start:]
         with self._lock:
             cut = None if head else self.truncate.get(name)

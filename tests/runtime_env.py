@@ -53,9 +53,12 @@ def _project() -> dict:
     try:
         import tomllib
     except ImportError:  # Python 3.10: the installed metadata says the same
-        return {"dependencies": metadata.requires("sse_np") or [],
-                "scripts": {ep.name: ep.value for ep in metadata.entry_points(group="console_scripts")
-                            if ep.name == "sse-np"}}
+        return {
+            "dependencies": metadata.requires("sse_np") or [],
+            "scripts": {
+                ep.name: ep.value for ep in metadata.entry_points(group="console_scripts") if ep.name == "sse-np"
+            },
+        }
     return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 
@@ -120,24 +123,40 @@ class RuntimeEnv:
 
     def env(self, extra: dict[str, str] | None = None, home: Path | None = None) -> dict[str, str]:
         """A minimal environment: PATH, a private HOME and HF_HOME, PYTHONPATH = the folder only."""
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(self.root),
-               "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-               "SSE_NP_DISABLE_NUMBA": "1"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": str(self.root),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "SSE_NP_DISABLE_NUMBA": "1",
+        }
         if home is not None:
             env["HOME"] = str(home)
             env["HF_HOME"] = str(home / "hf_home")
         env.update(extra or {})
         return {k: v for k, v in env.items() if v is not None}
 
-    def python(self, code: str, *args: str, env: dict[str, str], cwd: Path | None = None,
-               stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def python(
+        self,
+        code: str,
+        *args: str,
+        env: dict[str, str],
+        cwd: Path | None = None,
+        stdin: bytes | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
         """Run ``code`` (after the preamble) with ``sys.argv[1:] = args``."""
         # Not the caller's folder: `python -c` puts it first on sys.path, and
         # pytest runs from the checkout, whose sse_np/ would win over the env's.
         return subprocess.run(
             [sys.executable, "-S", "-s", "-c", PREAMBLE + code, *args],
-            env=env, cwd=self.root.parent if cwd is None else cwd, input=stdin, capture_output=True,
+            env=env,
+            cwd=self.root.parent if cwd is None else cwd,
+            input=stdin,
+            capture_output=True,
             timeout=timeout,
         )
 

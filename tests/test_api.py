@@ -44,12 +44,15 @@ def test_empty_list(model):
     assert model.encode([], dim=32).shape == (0, 32)
 
 
-@pytest.mark.parametrize("bad,index,tname", [
-    (["ok", 3, "fine"], 1, "int"),
-    (["ok", None], 1, "NoneType"),
-    ([b"bytes"], 0, "bytes"),
-    (["a", "b", ["nested"]], 2, "list"),
-])
+@pytest.mark.parametrize(
+    "bad,index,tname",
+    [
+        (["ok", 3, "fine"], 1, "int"),
+        (["ok", None], 1, "NoneType"),
+        ([b"bytes"], 0, "bytes"),
+        (["a", "b", ["nested"]], 2, "list"),
+    ],
+)
 def test_non_str_element_names_index_and_type(model, bad, index, tname):
     with pytest.raises(TypeError, match=rf"texts\[{index}\] is {tname}, expected str"):
         model.encode(bad)
@@ -89,8 +92,9 @@ def test_arrow_column_errors_name_the_text(model):
     # Arrow does not check UTF-8 when a column is built from raw buffers (or read from some files)
     data = "fine|also fine|".encode() + b"bad \xff\xfe" + b"|fine"
     ends = np.cumsum([0, 4, 9, 6, 4], dtype=np.int32)
-    column = pa.Array.from_buffers(pa.string(), 4, [None, pa.py_buffer(ends.tobytes()),
-                                                    pa.py_buffer(data.replace(b"|", b""))])
+    column = pa.Array.from_buffers(
+        pa.string(), 4, [None, pa.py_buffer(ends.tobytes()), pa.py_buffer(data.replace(b"|", b""))]
+    )
     with pytest.raises(ValueError, match=r"text 2 is not valid UTF-8 \(invalid start byte at byte 4\)"):
         model.encode(column)
 
@@ -216,7 +220,9 @@ def test_numpy_path_does_not_import_numba(full_small):
 
 
 def test_import_is_light():
-    assert _run("import sys, sse_np; print(sorted(m for m in ('numba', 'torch', 'llvmlite') if m in sys.modules))") == "[]"
+    assert (
+        _run("import sys, sse_np; print(sorted(m for m in ('numba', 'torch', 'llvmlite') if m in sys.modules))") == "[]"
+    )
 
 
 def test_default_folder_without_weights_says_so(monkeypatch, tmp_path):
@@ -250,8 +256,12 @@ def test_threads_setting(full_small, monkeypatch):
 def test_unordered_or_keyed_containers_are_refused(full_small):
     """A mapping would encode its keys and a set would come back in no defined order: TypeError with a hint."""
     model = sse_np.load(full_small[0], backend="numpy")
-    for bad, hint in [({"text": "hello"}, "mapping"), ({"a", "b"}, "unordered"), (frozenset({"a"}), "unordered"),
-                      ({"text": "hello"}.keys(), "unordered")]:
+    for bad, hint in [
+        ({"text": "hello"}, "mapping"),
+        ({"a", "b"}, "unordered"),
+        (frozenset({"a"}), "unordered"),
+        ({"text": "hello"}.keys(), "unordered"),
+    ]:
         with pytest.raises(TypeError, match=hint):
             model.encode(bad)
         with pytest.raises(TypeError, match=hint):

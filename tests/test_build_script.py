@@ -5,6 +5,7 @@ small inputs, that the validation metric is right, that held-out records
 never reach training, that the export takes the best dev epoch, and that
 student ids map to each teacher's ids.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -91,8 +91,16 @@ def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["eval"], ["eval", "x", "--dims", "a,b"], ["eval", "x", "--dims", "0"], ["encode"],
-                 ["encode", "x", "-o", "y.npy", "--format", "csv"], ["info", "--bogus"], ["download"]):
+    for argv in (
+        [],
+        ["eval"],
+        ["eval", "x", "--dims", "a,b"],
+        ["eval", "x", "--dims", "0"],
+        ["encode"],
+        ["encode", "x", "-o", "y.npy", "--format", "csv"],
+        ["info", "--bogus"],
+        ["download"],
+    ):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2, argv
@@ -120,8 +128,9 @@ def test_encode_file(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) ->
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
-def test_encode_stdin_raw(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path,
-                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_encode_stdin_raw(
+    model: sse_np.SSEModel, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("alpha beta\ngamma"))
     out = tmp_path / "raw.npy"
     assert main(["encode", "-o", str(out), "--no-normalize", "--model", str(model_dir)]) == 0
@@ -132,7 +141,9 @@ def test_encode_stdin_raw(model: sse_np.SSEModel, model_dir: Path, tmp_path: Pat
 
 def test_encode_stdin_subprocess(model: sse_np.SSEModel, model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "s.npy"
-    done = _run_module(["encode", "-", "-o", str(out), "--dim", "8", "--model", str(model_dir)], stdin="caf\u00e9 au lait\n")
+    done = _run_module(
+        ["encode", "-", "-o", str(out), "--dim", "8", "--model", str(model_dir)], stdin="caf\u00e9 au lait\n"
+    )
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.load(out), model.encode(["caf\u00e9 au lait"], dim=8), atol=1e-6)
 
@@ -166,8 +177,11 @@ def test_encode_jsonl_in_jsonl_out_keeps_ids(model: sse_np.SSEModel, model_dir: 
     assert got.tobytes() == model.encode([d["body"] for d in docs], 16).tobytes()
     # --keep picks fields; .npy output of the same input has the same rows
     assert main(["encode", str(src), "--field", "body", "--keep", "x", "-o", str(out), "--model", str(model_dir)]) == 0
-    assert [set(r) for r in _read_jsonl(out.read_text(encoding="utf-8"))] == [{"x", "embedding"}, {"embedding"},
-                                                                              {"embedding"}]
+    assert [set(r) for r in _read_jsonl(out.read_text(encoding="utf-8"))] == [
+        {"x", "embedding"},
+        {"embedding"},
+        {"embedding"},
+    ]
     npy = tmp_path / "v.npy"
     assert main(["encode", str(src), "--field", "body", "-o", str(npy), "--dim", "16", "--model", str(model_dir)]) == 0
     assert np.load(npy).tobytes() == got.tobytes()
@@ -181,8 +195,9 @@ def test_encode_gzip_and_chunk_boundaries(model: sse_np.SSEModel, model_dir: Pat
     with gzip.open(src, "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps({"text": t}) + "\n" for t in texts)
     out = tmp_path / "many.npy"
-    assert main(["encode", str(src), "-o", str(out), "--dim", "8", "--batch-size", "333",
-                 "--model", str(model_dir)]) == 0
+    assert (
+        main(["encode", str(src), "-o", str(out), "--dim", "8", "--batch-size", "333", "--model", str(model_dir)]) == 0
+    )
     assert np.load(out).tobytes() == model.encode(texts, 8).tobytes()
 
 
@@ -203,8 +218,9 @@ def test_read_chunks_streams(tmp_path: Path) -> None:
 
 def test_encode_jsonl_to_stdout_subprocess(model: sse_np.SSEModel, model_dir: Path) -> None:
     stdin = json.dumps({"id": "q1", "text": "what is a cat"}) + "\n" + json.dumps({"id": "q2", "text": "dogs"}) + "\n"
-    done = _run_module(["encode", "-", "--input-format", "jsonl", "-o", "-", "--dim", "8", "--model", str(model_dir)],
-                       stdin=stdin)
+    done = _run_module(
+        ["encode", "-", "--input-format", "jsonl", "-o", "-", "--dim", "8", "--model", str(model_dir)], stdin=stdin
+    )
     assert done.returncode == 0, done.stderr
     rows = _read_jsonl(done.stdout)
     assert [r["id"] for r in rows] == ["q1", "q2"]
@@ -219,15 +235,19 @@ BAD_INPUTS = [
     ("bad.jsonl", b'{"text": "ok"}\n{"text": 42}\n', "bad.jsonl:2: field 'text' is int, expected a string"),
     ("bad.jsonl", b'{"text": "ok"}\n\n{"text": "ok"}\n', "bad.jsonl:2: empty line"),
     ("bad.jsonl", b'{"text": "ok"}\n["text"]\n', "bad.jsonl:2: expected a JSON object, got list"),
-    ("bad.jsonl", b'{"text": "ok"}\n{"text": "lone \\ud800 surrogate"}\n', "bad.jsonl:2: the text cannot be tokenized: it contains a lone surrogate"),
+    (
+        "bad.jsonl",
+        b'{"text": "ok"}\n{"text": "lone \\ud800 surrogate"}\n',
+        "bad.jsonl:2: the text cannot be tokenized: it contains a lone surrogate",
+    ),
     ("bad.txt", b"fine\nalso fine\nbroken \xff byte\n", "bad.txt:3: not valid UTF-8 (byte 0xff at column 8)"),
 ]
 
 
 @pytest.mark.parametrize("name,data,message", BAD_INPUTS)
-def test_encode_bad_line_names_it_and_keeps_the_old_output(model_dir: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str],
-                                                           name: str, data: bytes, message: str) -> None:
+def test_encode_bad_line_names_it_and_keeps_the_old_output(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, data: bytes, message: str
+) -> None:
     src = tmp_path / name
     src.write_bytes(data)
     out = tmp_path / "out.npy"
@@ -284,9 +304,23 @@ def test_progress_shows_on_a_terminal_by_default(model_dir: Path, tmp_path: Path
     src.write_text("".join(f"text {i}\n" for i in range(3000)), encoding="utf-8")
     master, slave = pty.openpty()
     try:
-        done = subprocess.run([sys.executable, "-m", "sse_np", "encode", str(src), "-o", str(tmp_path / "v.npy"),
-                               "--model", str(model_dir)], stderr=slave, stdout=subprocess.DEVNULL, cwd=REPO,
-                              timeout=300)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sse_np",
+                "encode",
+                str(src),
+                "-o",
+                str(tmp_path / "v.npy"),
+                "--model",
+                str(model_dir),
+            ],
+            stderr=slave,
+            stdout=subprocess.DEVNULL,
+            cwd=REPO,
+            timeout=300,
+        )
         os.close(slave)
         err = b""
         while True:
@@ -310,12 +344,20 @@ def _peak_rss_mib(lines: int, model_dir: Path, tmp_path: Path) -> float:
         # Words recur (as in real text), so the tokenizer's chunk cache (bounded at
         # 200k chunks) stays small and only the streaming is measured.
         fh.writelines(f"text number {i % 1000} about things\n" for i in range(lines))
-    code = ("import resource, sys; from sse_np.cli import main; "
-            f"assert main(['encode', {str(src)!r}, '-o', {str(tmp_path / 'v.npy')!r}, '--dim', '32', "
-            f"'--model', {str(model_dir)!r}, '--threads', '1']) == 0; "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, "SSE_NP_BACKEND": "numpy"})
+    code = (
+        "import resource, sys; from sse_np.cli import main; "
+        f"assert main(['encode', {str(src)!r}, '-o', {str(tmp_path / 'v.npy')!r}, '--dim', '32', "
+        f"'--model', {str(model_dir)!r}, '--threads', '1']) == 0; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "SSE_NP_BACKEND": "numpy"},
+    )
     assert done.returncode == 0, done.stderr
     assert np.load(tmp_path / "v.npy", mmap_mode="r").shape == (lines, 32)
     return float(done.stdout.split()[-1])
@@ -333,8 +375,9 @@ def test_encode_to_a_closed_pipe_is_quiet(model_dir: Path, tmp_path: Path) -> No
     src = tmp_path / "t.txt"
     src.write_text("".join(f"text {i}\n" for i in range(50_000)), encoding="utf-8")
     cmd = f"{sys.executable} -m sse_np encode {src} -o - --dim 4 --model {model_dir} | head -n 1"
-    done = subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+    done = subprocess.run(
+        ["bash", "-c", "set -o pipefail; " + cmd], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and "Error" not in done.stderr
 
@@ -402,13 +445,22 @@ def test_bench_runs_the_checkout_suite(capsys: pytest.CaptureFixture[str], monke
 # --------------------------------------------------------------------------
 
 
-def test_eval_table_json_plot(model_dir: Path, tiny: Path, tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_table_json_plot(model_dir: Path, tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("matplotlib (plot extra) not installed")
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    argv = ["eval", str(tiny), "--dims", "32,16,8", "--model", str(model_dir), "--json", str(out_json),
-            "--plot", str(out_png)]
+    argv = [
+        "eval",
+        str(tiny),
+        "--dims",
+        "32,16,8",
+        "--model",
+        str(model_dir),
+        "--json",
+        str(out_json),
+        "--plot",
+        str(out_png),
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "nDCG@10 by dimension" in captured.out and "Recall@100 by dimension" in captured.out
@@ -432,8 +484,7 @@ def test_eval_default_dims_and_quiet(model_dir: Path, tiny: Path, capsys: pytest
     assert header.split() == ["dataset", "32"]  # default 512,...,32 cut to D=32
 
 
-def test_eval_bad_data_names_file_and_line(model_dir: Path, tiny: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_bad_data_names_file_and_line(model_dir: Path, tiny: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with open(tiny / "qrels" / "test.tsv", "a", encoding="utf-8") as fh:
         fh.write("q0\tmissing-doc\t1\n")
     assert main(["eval", str(tiny), "--model", str(model_dir), "--dims", "8"]) == 1
@@ -441,9 +492,9 @@ def test_eval_bad_data_names_file_and_line(model_dir: Path, tiny: Path,
     assert "test.tsv:6: corpus-id 'missing-doc' is not in corpus.jsonl" in err
 
 
-def test_eval_plot_without_matplotlib_fails_early(model_dir: Path, tiny: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_plot_without_matplotlib_fails_early(
+    model_dir: Path, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     argv = ["eval", str(tiny), "--model", str(model_dir), "--plot", str(tmp_path / "p.png")]
     assert main(argv) == 1

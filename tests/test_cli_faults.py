@@ -100,8 +100,13 @@ OLD = b"previous output, must survive\n"
 @pytest.mark.parametrize("how", ["same path", "hard link", "symlink", "symlink chain", "relative path"])
 def test_output_that_is_the_input_is_refused(capsys, tmp_path, model_dir, monkeypatch, how):
     src = write(tmp_path / "in.txt", b"hello\nworld\n")
-    out = {"same path": src, "hard link": tmp_path / "hard.txt", "symlink": tmp_path / "link.npy",
-           "symlink chain": tmp_path / "link2.npy", "relative path": Path("sub/../in.txt")}[how]
+    out = {
+        "same path": src,
+        "hard link": tmp_path / "hard.txt",
+        "symlink": tmp_path / "link.npy",
+        "symlink chain": tmp_path / "link2.npy",
+        "relative path": Path("sub/../in.txt"),
+    }[how]
     if how == "hard link":
         os.link(src, out)
     elif how in ("symlink", "symlink chain"):
@@ -112,9 +117,16 @@ def test_output_that_is_the_input_is_refused(capsys, tmp_path, model_dir, monkey
         (tmp_path / "sub").mkdir()
         monkeypatch.chdir(tmp_path)
     files = Files(src, tmp_path / "link.npy", tmp_path / "hard.txt")
-    fails(capsys, ["encode", str(src), "-o", str(out), "--format", "npy", "--model", str(model_dir)],
-          {"hard link": "is a hard link to", "symlink": r"is \(through a symlink\)", "symlink chain": r"is \(through a symlink\)"}
-          .get(how, ": is") + r" the input .*in\.txt; refusing to overwrite an input")
+    fails(
+        capsys,
+        ["encode", str(src), "-o", str(out), "--format", "npy", "--model", str(model_dir)],
+        {
+            "hard link": "is a hard link to",
+            "symlink": r"is \(through a symlink\)",
+            "symlink chain": r"is \(through a symlink\)",
+        }.get(how, ": is")
+        + r" the input .*in\.txt; refusing to overwrite an input",
+    )
     files.assert_unchanged()
 
 
@@ -122,8 +134,12 @@ def test_output_that_is_redirected_stdin_is_refused(tmp_path, model_dir):
     src = write(tmp_path / "in.txt", b"hello\n")
     files = Files(src)
     with open(src, "rb") as stdin:
-        proc = subprocess.run([str(SSE_NP), "encode", "-", "-o", str(src), "--format", "jsonl", "--model",
-                               str(model_dir)], stdin=stdin, capture_output=True, env={**os.environ, "SSE_NP_DISABLE_NUMBA": "1"})
+        proc = subprocess.run(
+            [str(SSE_NP), "encode", "-", "-o", str(src), "--format", "jsonl", "--model", str(model_dir)],
+            stdin=stdin,
+            capture_output=True,
+            env={**os.environ, "SSE_NP_DISABLE_NUMBA": "1"},
+        )
     assert proc.returncode == 1 and b"the input standard input; refusing" in proc.stderr, proc.stderr
     files.assert_unchanged()
 
@@ -131,8 +147,11 @@ def test_output_that_is_redirected_stdin_is_refused(tmp_path, model_dir):
 def test_output_that_is_a_model_file_is_refused(capsys, tmp_path, model_dir):
     src = write(tmp_path / "in.txt", b"hello\n")
     files = Files(model_dir / "model.safetensors", model_dir / "tokenizer.json")
-    fails(capsys, ["encode", str(src), "-o", str(model_dir / "tokenizer.json"), "--format", "jsonl",
-                   "--model", str(model_dir)], r"tokenizer\.json: is the input .*tokenizer\.json")
+    fails(
+        capsys,
+        ["encode", str(src), "-o", str(model_dir / "tokenizer.json"), "--format", "jsonl", "--model", str(model_dir)],
+        r"tokenizer\.json: is the input .*tokenizer\.json",
+    )
     files.assert_unchanged()
 
 
@@ -141,13 +160,20 @@ def _gz(lines: list[str]) -> bytes:
     return gzip.compress("".join(line + "\n" for line in lines).encode())
 
 
-@pytest.mark.parametrize("case,data,pattern", [
-    ("truncated", _gz([f"text {i}" for i in range(2000)])[:-40], r"in\.txt\.gz:\d+: truncated gzip data"),
-    ("cut in the header", _gz(["a"])[:5], r"in\.txt\.gz:1: truncated gzip data"),
-    ("empty", b"", r"in\.txt\.gz: empty file, not gzip data"),
-    ("not gzip", b"plain text\n", r"in\.txt\.gz:1: not gzip data"),
-    ("corrupt", _gz(["hello world"] * 50)[:12] + b"\xff" * 30 + _gz(["x"])[-8:], r"in\.txt\.gz:1: (corrupt|truncated) gzip data"),
-])
+@pytest.mark.parametrize(
+    "case,data,pattern",
+    [
+        ("truncated", _gz([f"text {i}" for i in range(2000)])[:-40], r"in\.txt\.gz:\d+: truncated gzip data"),
+        ("cut in the header", _gz(["a"])[:5], r"in\.txt\.gz:1: truncated gzip data"),
+        ("empty", b"", r"in\.txt\.gz: empty file, not gzip data"),
+        ("not gzip", b"plain text\n", r"in\.txt\.gz:1: not gzip data"),
+        (
+            "corrupt",
+            _gz(["hello world"] * 50)[:12] + b"\xff" * 30 + _gz(["x"])[-8:],
+            r"in\.txt\.gz:1: (corrupt|truncated) gzip data",
+        ),
+    ],
+)
 def test_bad_gzip_input(capsys, tmp_path, model_dir, case, data, pattern):
     src = write(tmp_path / "in.txt.gz", data)
     old = write(tmp_path / "out.npy", OLD, 0o600)
@@ -157,11 +183,20 @@ def test_bad_gzip_input(capsys, tmp_path, model_dir, case, data, pattern):
 
 
 # -- JSON that Python's json rejects only deep inside ---------------------------------
-@pytest.mark.parametrize("line,pattern", [
-    ('{"text": "a", "n": ' + "9" * 5000 + "}", r"in\.jsonl:2: invalid JSON \(Exceeds the limit .* integer string conversion"),
-    ('{"text": "a", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}", r"in\.jsonl:2: invalid JSON \(nested too deeply"),
-    ('{"text": ' + "[" * 100_000, r"in\.jsonl:2: invalid JSON \(nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "line,pattern",
+    [
+        (
+            '{"text": "a", "n": ' + "9" * 5000 + "}",
+            r"in\.jsonl:2: invalid JSON \(Exceeds the limit .* integer string conversion",
+        ),
+        (
+            '{"text": "a", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            r"in\.jsonl:2: invalid JSON \(nested too deeply",
+        ),
+        ('{"text": ' + "[" * 100_000, r"in\.jsonl:2: invalid JSON \(nested too deeply"),
+    ],
+)
 def test_json_rejected_deep_inside(capsys, tmp_path, model_dir, line, pattern):
     src = write(tmp_path / "in.jsonl", ('{"text": "fine"}\n' + line + "\n").encode())
     old = write(tmp_path / "out.jsonl", OLD)
@@ -171,14 +206,17 @@ def test_json_rejected_deep_inside(capsys, tmp_path, model_dir, line, pattern):
 
 
 # -- ids that strict JSON output cannot hold: refused with FILE:LINE -------------------
-@pytest.mark.parametrize("record,pattern", [
-    ('{"_id": NaN, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
-    ('{"_id": Infinity, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
-    ('{"id": -1e400, "text": "a"}', r"in\.jsonl:2: field 'id' holds NaN or Infinity"),
-    ('{"_id": {"x": [NaN]}, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
-    ('{"_id": "a\\ud800b", "text": "a"}', r"in\.jsonl:2: field '_id' holds a lone surrogate '\\ud800'"),
-    ('{"_id": "1", "text": "x\\udfffy"}', r"in\.jsonl:2: .*lone surrogate"),
-])
+@pytest.mark.parametrize(
+    "record,pattern",
+    [
+        ('{"_id": NaN, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
+        ('{"_id": Infinity, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
+        ('{"id": -1e400, "text": "a"}', r"in\.jsonl:2: field 'id' holds NaN or Infinity"),
+        ('{"_id": {"x": [NaN]}, "text": "a"}', r"in\.jsonl:2: field '_id' holds NaN or Infinity"),
+        ('{"_id": "a\\ud800b", "text": "a"}', r"in\.jsonl:2: field '_id' holds a lone surrogate '\\ud800'"),
+        ('{"_id": "1", "text": "x\\udfffy"}', r"in\.jsonl:2: .*lone surrogate"),
+    ],
+)
 def test_ids_that_cannot_be_written_as_json(capsys, tmp_path, model_dir, record, pattern):
     src = write(tmp_path / "in.jsonl", ('{"_id": "0", "text": "fine"}\n' + record + "\n").encode())
     old = write(tmp_path / "out.jsonl", OLD)
@@ -218,8 +256,12 @@ def test_named_pipe_gzip_input(capsys, tmp_path, model_dir, model):
 
 def test_process_substitution_input(tmp_path, model_dir, model):
     out = tmp_path / "out.jsonl"
-    proc = subprocess.run(["bash", "-c", f'"$0" encode <(printf "one\\ntwo\\n") -o "{out}" --model "{model_dir}"',
-                           str(SSE_NP)], capture_output=True, env={**os.environ, "SSE_NP_DISABLE_NUMBA": "1"}, timeout=120)
+    proc = subprocess.run(
+        ["bash", "-c", f'"$0" encode <(printf "one\\ntwo\\n") -o "{out}" --model "{model_dir}"', str(SSE_NP)],
+        capture_output=True,
+        env={**os.environ, "SSE_NP_DISABLE_NUMBA": "1"},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line)["embedding"] for line in out.read_text().splitlines()]
     np.testing.assert_array_equal(np.array(rows, dtype=np.float32), model.encode(["one", "two"]))
@@ -227,10 +269,16 @@ def test_process_substitution_input(tmp_path, model_dir, model):
 
 def test_input_that_is_a_folder_or_missing(capsys, tmp_path, model_dir):
     # A folder is read as a folder of Parquet files (issue 15); this one holds none.
-    fails(capsys, ["encode", str(tmp_path), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
-          r": folder holds no \.parquet files")
-    fails(capsys, ["encode", str(tmp_path / "absent.txt"), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
-          r"absent\.txt: no such file")
+    fails(
+        capsys,
+        ["encode", str(tmp_path), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
+        r": folder holds no \.parquet files",
+    )
+    fails(
+        capsys,
+        ["encode", str(tmp_path / "absent.txt"), "-o", str(tmp_path / "o.npy"), "--model", str(model_dir)],
+        r"absent\.txt: no such file",
+    )
     assert sorted(os.listdir(tmp_path)) == []
 
 
@@ -268,8 +316,14 @@ def test_stdout_descriptor_output_is_written_through(tmp_path, model_dir, model)
     assert proc.returncode == 0 and len((tmp_path / "redirected.jsonl").read_text().splitlines()) == 2
     proc = subprocess.run(args + ["--format", "npy"], capture_output=True, env=env)
     assert proc.returncode == 1 and proc.stdout == b""
-    assert proc.stderr.decode().strip().endswith("npy output needs a seekable file (its header is completed at the "
-                                                 "end), not a pipe or terminal; use --format jsonl")
+    assert (
+        proc.stderr.decode()
+        .strip()
+        .endswith(
+            "npy output needs a seekable file (its header is completed at the "
+            "end), not a pipe or terminal; use --format jsonl"
+        )
+    )
     assert sorted(os.listdir(tmp_path)) == ["in.txt", "redirected.jsonl"]
 
 
@@ -325,7 +379,9 @@ def test_new_output_gets_the_umask_mode(capsys, tmp_path, model_dir):
 # -- eval --json / --plot --------------------------------------------------------------------
 @pytest.fixture()
 def tiny(tmp_path) -> Path:
-    return sse_np.eval.write_beir(tmp_path / "tiny", {"d1": "cats purr", "d2": "dogs bark"}, {"q1": "cats"}, {"q1": {"d1": 1}})
+    return sse_np.eval.write_beir(
+        tmp_path / "tiny", {"d1": "cats purr", "d2": "dogs bark"}, {"q1": "cats"}, {"q1": {"d1": 1}}
+    )
 
 
 def test_eval_outputs_are_checked_before_the_run(capsys, tmp_path, tiny, monkeypatch):
@@ -334,13 +390,24 @@ def test_eval_outputs_are_checked_before_the_run(capsys, tmp_path, tiny, monkeyp
 
     monkeypatch.setattr(cli, "evaluate", no_run)
     monkeypatch.setattr(cli, "_load_model", no_run)
-    fails(capsys, ["eval", str(tiny), "--json", str(tmp_path / "absent" / "r.json")], r"r\.json: folder .*absent does not exist")
-    fails(capsys, ["eval", str(tiny), "--plot", str(tmp_path / "absent" / "p.png")], r"p\.png: folder .*absent does not exist")
+    fails(
+        capsys,
+        ["eval", str(tiny), "--json", str(tmp_path / "absent" / "r.json")],
+        r"r\.json: folder .*absent does not exist",
+    )
+    fails(
+        capsys,
+        ["eval", str(tiny), "--plot", str(tmp_path / "absent" / "p.png")],
+        r"p\.png: folder .*absent does not exist",
+    )
     fails(capsys, ["eval", str(tiny), "--json", str(tmp_path)], r": is a folder")
     files = Files(tiny / "queries.jsonl", tiny / "corpus.jsonl")
     fails(capsys, ["eval", str(tiny), "--json", str(tiny / "queries.jsonl")], r"queries\.jsonl: is the input")
-    fails(capsys, ["eval", str(tiny), "--json", str(tmp_path / "r.out"), "--plot", str(tmp_path / "r.out")],
-          r"--json and --plot name the same file")
+    fails(
+        capsys,
+        ["eval", str(tiny), "--json", str(tmp_path / "r.out"), "--plot", str(tmp_path / "r.out")],
+        r"--json and --plot name the same file",
+    )
     files.assert_unchanged()
 
 
@@ -359,8 +426,11 @@ def test_eval_outputs_are_atomic(capsys, tmp_path, tiny, model_dir, monkeypatch,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(cli, writer, half_then_fail)
-    fails(capsys, ["eval", str(tiny), "--dims", "8", "--model", str(model_dir), "-q", option, str(out)],
-          r"No space left on device")
+    fails(
+        capsys,
+        ["eval", str(tiny), "--dims", "8", "--model", str(model_dir), "-q", option, str(out)],
+        r"No space left on device",
+    )
     files.assert_unchanged()
     monkeypatch.setattr(cli, writer, real)
     assert main(["eval", str(tiny), "--dims", "8", "--model", str(model_dir), "-q", option, str(out)]) == 0
@@ -377,7 +447,9 @@ def test_quantize_into_the_model_folder_is_refused(capsys, tmp_path, model_dir):
     for name in ("model.safetensors", "tokenizer.json"):
         (model / name).write_bytes((model_dir / name).read_bytes())
     files = Files(model / "model.safetensors", model / "tokenizer.json")
-    fails(capsys, ["quantize", str(model), "--model", str(model)], r"m: is the model folder .*; writing there would mix")
+    fails(
+        capsys, ["quantize", str(model), "--model", str(model)], r"m: is the model folder .*; writing there would mix"
+    )
     fails(capsys, ["quantize", str(tmp_path), "--model", str(model)], r"is the model folder .*m or holds it")
     (tmp_path / "link").symlink_to(model)
     fails(capsys, ["quantize", str(tmp_path / "link"), "--model", str(model)], r"is the model folder")
@@ -385,7 +457,9 @@ def test_quantize_into_the_model_folder_is_refused(capsys, tmp_path, model_dir):
     other.mkdir()
     (other / "model.safetensors").write_bytes(b"someone's model")
     fails(capsys, ["quantize", str(other), "--model", str(model)], r"other: already holds model\.safetensors")
-    assert (other / "model.safetensors").read_bytes() == b"someone's model" and os.listdir(other) == ["model.safetensors"]
+    assert (other / "model.safetensors").read_bytes() == b"someone's model" and os.listdir(other) == [
+        "model.safetensors"
+    ]
     files.assert_unchanged()
     assert sorted(os.listdir(tmp_path)) == ["link", "m", "other"]
 
@@ -439,14 +513,20 @@ def test_dataset_json_rejected_deep_inside(capsys, tmp_path, model_dir):
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"_id": "d2", "text": ' + "[" * 100_000 + "}\n")
     files = Files(folder / "corpus.jsonl")
-    fails(capsys, ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)],
-          r"deep/corpus\.jsonl:2: invalid JSON \(nested too deeply")
+    fails(
+        capsys,
+        ["eval", str(folder), "--dims", "8", "-q", "--model", str(model_dir)],
+        r"deep/corpus\.jsonl:2: invalid JSON \(nested too deeply",
+    )
     files.assert_unchanged()
     other = sse_np.eval.write_beir(tmp_path / "long", {"d1": "cats"}, {"q1": "cats"}, {"q1": {"d1": 1}})
     with open(other / "queries.jsonl", "a", encoding="utf-8") as fh:
         fh.write('{"_id": ' + "7" * 5000 + ', "text": "x"}\n')
-    fails(capsys, ["eval", str(other), "--dims", "8", "-q", "--model", str(model_dir)],
-          r"long/queries\.jsonl:2: invalid JSON \(Exceeds the limit")
+    fails(
+        capsys,
+        ["eval", str(other), "--dims", "8", "-q", "--model", str(model_dir)],
+        r"long/queries\.jsonl:2: invalid JSON \(Exceeds the limit",
+    )
 
 
 def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model_dir):
@@ -455,8 +535,24 @@ def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model
     (tmp_path / "reports").mkdir()
     target = write(tmp_path / "reports" / "r.json", OLD, 0o640)
     (tmp_path / "r.json").symlink_to(target)
-    assert main(["eval", str(tiny), "--dims", "8", "-q", "--model", str(model_dir),
-                 "--json", str(tmp_path / "r.json"), "--plot", str(null)]) == 0, capsys.readouterr().err
+    assert (
+        main(
+            [
+                "eval",
+                str(tiny),
+                "--dims",
+                "8",
+                "-q",
+                "--model",
+                str(model_dir),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--plot",
+                str(null),
+            ]
+        )
+        == 0
+    ), capsys.readouterr().err
     assert (tmp_path / "r.json").is_symlink() and json.loads(target.read_text())["dims"] == [8]
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     assert stat.S_ISCHR(os.lstat(null).st_mode)
@@ -469,15 +565,35 @@ from hypothesis import strategies as st  # noqa: E402
 
 from sse_np import streams  # noqa: E402
 
-_JSONISH = st.lists(st.one_of(
-    st.binary(max_size=40),
-    st.sampled_from([b'{"text": "a"}', b'{"text": 1}', b'{"_id": NaN, "text": "x"}', b'{"_id": "\\ud800", "text": "x"}',
-                     b'{"text": "' + b"[" * 5000 + b'"}', b"[" * 50_000, b'{"text": "a", "n": ' + b"9" * 5000 + b"}",
-                     b"\xff\xfe", b"", b"\r", b'{"text": "a"}\r', b"null", b"[]", b'"just a string"']),
-), max_size=12)
+_JSONISH = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from(
+            [
+                b'{"text": "a"}',
+                b'{"text": 1}',
+                b'{"_id": NaN, "text": "x"}',
+                b'{"_id": "\\ud800", "text": "x"}',
+                b'{"text": "' + b"[" * 5000 + b'"}',
+                b"[" * 50_000,
+                b'{"text": "a", "n": ' + b"9" * 5000 + b"}",
+                b"\xff\xfe",
+                b"",
+                b"\r",
+                b'{"text": "a"}\r',
+                b"null",
+                b"[]",
+                b'"just a string"',
+            ]
+        ),
+    ),
+    max_size=12,
+)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(lines=_JSONISH, fmt=st.sampled_from(["lines", "jsonl"]), gz=st.booleans(), cut=st.integers(0, 30))
 def test_any_input_gives_records_or_a_located_data_error(tmp_path, lines, fmt, gz, cut):
     raw = b"\n".join(lines)

@@ -50,8 +50,6 @@ def _dataset(name: str) -> Path:
 # --------------------------------------------------------------------------
 
 
-
-
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_random_model(tmp_path_factory.mktemp("sse_random") / "model")
@@ -442,8 +440,10 @@ def test_end_to_end_scifact_deterministic(model: sse_np.SSEModel) -> None:
             # can only swap documents whose scores are that close
             assert same_ids >= 297, (dim, blocks, same_ids)
             ranked = [[data.doc_ids[j] for j in row] for row in index]
-            means = {m: np.mean([query_metrics(r, data.qrels[q])[m] for r, q in zip(ranked, data.query_ids)])
-                     for m in METRICS}
+            means = {
+                m: np.mean([query_metrics(r, data.qrels[q])[m] for r, q in zip(ranked, data.query_ids)])
+                for m in METRICS
+            }
             for metric in METRICS:
                 assert ds["metrics"][dim][metric] == pytest.approx(means[metric], abs=2e-3)
     # dim 16: spot checks of the top 10 against model.encode(dim=16)
@@ -489,8 +489,10 @@ def test_sentence_transformers_evaluator_differences(model: sse_np.SSEModel) -> 
     with binary gain, its MAP@100 equals ours rescaled by R / min(100, R).
     """
     pytest.importorskip("torch", reason="torch (test extra) not installed")
-    st_eval = pytest.importorskip("sentence_transformers.sentence_transformer.evaluation",
-                                  reason="sentence-transformers (test extra) not installed")
+    st_eval = pytest.importorskip(
+        "sentence_transformers.sentence_transformer.evaluation",
+        reason="sentence-transformers (test extra) not installed",
+    )
     from sentence_transformers.util import cos_sim
 
     path = _dataset("msmarco-dl19-5k")

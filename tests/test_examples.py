@@ -68,11 +68,23 @@ def _proxy(request, *, b64: bool = False, v2: bool = False) -> dict:
     if b64:
         body = base64.b64encode(body.encode("utf-8")).decode("ascii")
     if v2:  # HTTP API / Function URL (payload format 2.0)
-        return {"version": "2.0", "rawPath": "/", "headers": {"content-type": "application/json"},
-                "requestContext": {"http": {"method": "POST", "path": "/"}}, "body": body, "isBase64Encoded": b64}
-    return {"resource": "/embed", "path": "/embed", "httpMethod": "POST",
-            "headers": {"Content-Type": "application/json"}, "requestContext": {"stage": "prod"},
-            "body": body, "isBase64Encoded": b64}
+        return {
+            "version": "2.0",
+            "rawPath": "/",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": "POST", "path": "/"}},
+            "body": body,
+            "isBase64Encoded": b64,
+        }
+    return {
+        "resource": "/embed",
+        "path": "/embed",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json"},
+        "requestContext": {"stage": "prod"},
+        "body": body,
+        "isBase64Encoded": b64,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -109,8 +121,12 @@ def test_direct_single_text_and_empty_list(lh, model):
     one = lh.handler({"text": TEXTS[1], "dim": 128}, None)
     assert one["count"] == 1 and one["dim"] == 128
     np.testing.assert_array_equal(_vectors(one), model.encode([TEXTS[1]], dim=128))
-    assert lh.handler({"texts": []}, None) == {"model": "sse_np-default", "dim": model.get_embedding_dimension(),
-                                                "count": 0, "vectors": []}
+    assert lh.handler({"texts": []}, None) == {
+        "model": "sse_np-default",
+        "dim": model.get_embedding_dimension(),
+        "count": 0,
+        "vectors": [],
+    }
 
 
 def test_warm_invocations_reuse_the_model(lh):
@@ -216,7 +232,12 @@ def _run_script(args: list[str], cwd: Path, stdin: str | None = None, **env_extr
     env.update(env_extra)
     return subprocess.run(
         [sys.executable, str(HANDLER_FILE), *args],
-        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=120,
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -265,8 +286,11 @@ def test_subprocess_errors_exit_1(tmp_path):
     ids=["deep", "long-int", "deep-unclosed"],
 )
 def test_client_json_mistakes_are_400(lh, body, message, b64):
-    event = {"body": base64.b64encode(body.encode()).decode() if b64 else body, "isBase64Encoded": b64,
-             "requestContext": {}}
+    event = {
+        "body": base64.b64encode(body.encode()).decode() if b64 else body,
+        "isBase64Encoded": b64,
+        "requestContext": {},
+    }
     response = lh.handler(event, None)
     assert response["statusCode"] == 400, response
     assert json.loads(response["body"])["error"].startswith(message)
@@ -275,7 +299,9 @@ def test_client_json_mistakes_are_400(lh, body, message, b64):
 def test_local_runner_bad_events(tmp_path):
     missing = _run_script(["missing.json"], tmp_path, SSE_NP_DISABLE_NUMBA="1")
     assert missing.returncode == 1 and missing.stdout == ""
-    assert missing.stderr == "lambda_handler.py: error: cannot read event file missing.json: No such file or directory\n"
+    assert (
+        missing.stderr == "lambda_handler.py: error: cannot read event file missing.json: No such file or directory\n"
+    )
     folder = _run_script([str(tmp_path)], tmp_path, SSE_NP_DISABLE_NUMBA="1")
     assert folder.returncode == 1 and folder.stderr.count("\n") == 1 and "Is a directory" in folder.stderr
     deep = _run_script([], tmp_path, stdin='{"texts": ' + "[" * 100_000, SSE_NP_DISABLE_NUMBA="1")

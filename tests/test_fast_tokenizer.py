@@ -103,8 +103,13 @@ def reference_arrays(ref: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return lens, np.fromiter(chain.from_iterable(ref), dtype=np.int32, count=int(lens.sum()))
 
 
-def mismatches(tt: TextTokenizer, tok: Tokenizer, texts: list[str], threads: int | None = None,
-               ref: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[str, list[int], list[int]]]:
+def mismatches(
+    tt: TextTokenizer,
+    tok: Tokenizer,
+    texts: list[str],
+    threads: int | None = None,
+    ref: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[tuple[str, list[int], list[int]]]:
     """(text, expected, got) for every text whose fast-path ids differ from tokenizers'.
 
     ``ref`` is tokenizers' answer as (lengths, flat ids), computed here if not given.
@@ -267,10 +272,39 @@ CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"] + ["\x7f"]  # d
 WHITESPACE = [" ", " ", " ", "  ", "\t", "\n", "\r", "\r\n", " \t ", "\n\n"]
 SEPARATORS = WHITESPACE + ["", "", "-", ".", ", ", "/", "_", "\x00", "\x0b", "\x0c", "\x1f"]
 ADDED_LIKE = [
-    "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[cls]", "[Cls]", "[sep]", "[mask]", "[unk]",
-    "[CL\x01S]", "[\x00CLS]", "[CLS\x7f]", "[\x0bSEP\x0c]", "x[SEP]y", "[CLS]]", "[[SEP]", "[CLS][SEP]",
-    "[MASK]ing", "##[UNK]", "[CL S]", "[ CLS ]", "[CLS", "CLS]", "[SEP].", "a[PAD]b[PAD]c",
-    "[unused0]", "[unused99]", "[UNUSED1]", "[CLSX]", "[XCLS]", "[C\u00e9LS]", "\u00e9[SEP]",
+    "[CLS]",
+    "[SEP]",
+    "[PAD]",
+    "[MASK]",
+    "[UNK]",
+    "[cls]",
+    "[Cls]",
+    "[sep]",
+    "[mask]",
+    "[unk]",
+    "[CL\x01S]",
+    "[\x00CLS]",
+    "[CLS\x7f]",
+    "[\x0bSEP\x0c]",
+    "x[SEP]y",
+    "[CLS]]",
+    "[[SEP]",
+    "[CLS][SEP]",
+    "[MASK]ing",
+    "##[UNK]",
+    "[CL S]",
+    "[ CLS ]",
+    "[CLS",
+    "CLS]",
+    "[SEP].",
+    "a[PAD]b[PAD]c",
+    "[unused0]",
+    "[unused99]",
+    "[UNUSED1]",
+    "[CLSX]",
+    "[XCLS]",
+    "[C\u00e9LS]",
+    "\u00e9[SEP]",
 ]
 NON_ASCII = (
     list("éÉèàâçñüöäßøåæœÅİıΣσςﬁ\u00ad")  # accents, special lowercase mappings, soft hyphen (Cf)
@@ -297,9 +331,17 @@ class Synth:
         self.alpha = [w for w in self.vocab if w.isascii() and w.isalpha()]
         self.docs, self.sentences, self.words = cut_pools(src)
         self.families = [
-            (self.vocab_mix, 26), (self.cut, 20), (self.numbers, 6), (self.code, 3), (self.punct_runs, 5),
-            (self.long_words, 4), (self.added, 7), (self.non_ascii, 10), (self.random_ascii, 10),
-            (self.blank, 3), (self.mix, 6),
+            (self.vocab_mix, 26),
+            (self.cut, 20),
+            (self.numbers, 6),
+            (self.code, 3),
+            (self.punct_runs, 5),
+            (self.long_words, 4),
+            (self.added, 7),
+            (self.non_ascii, 10),
+            (self.random_ascii, 10),
+            (self.blank, 3),
+            (self.mix, 6),
         ]
         self._f = [f for f, _ in self.families]
         self._w = list(chain.from_iterable([i] * w for i, (_, w) in enumerate(self.families)))
@@ -344,8 +386,9 @@ class Synth:
     # families -------------------------------------------------------------
     def vocab_mix(self) -> str:
         rng = self.rng
-        words = [rng.choice(self.vocab) if rng.random() < 0.5 else rng.choice(self.alpha)
-                 for _ in range(rng.randint(1, 6))]
+        words = [
+            rng.choice(self.vocab) if rng.random() < 0.5 else rng.choice(self.alpha) for _ in range(rng.randint(1, 6))
+        ]
         if rng.random() < 0.3:  # glue pieces: "play" + "##ing" -> "play##ing" or "playing"
             return self.case("".join(w.replace("##", "", 1) if rng.random() < 0.5 else w for w in words))
         return self.case(self.join(words))
@@ -384,8 +427,9 @@ class Synth:
 
     def numbers(self) -> str:
         rng = self.rng
-        return self.join([self.number() if rng.random() < 0.6 else rng.choice(self.alpha)
-                          for _ in range(rng.randint(1, 6))])
+        return self.join(
+            [self.number() if rng.random() < 0.6 else rng.choice(self.alpha) for _ in range(rng.randint(1, 6))]
+        )
 
     def code(self) -> str:
         rng = self.rng
@@ -450,8 +494,9 @@ class Synth:
 
     def added(self) -> str:
         rng = self.rng
-        parts = [rng.choice(ADDED_LIKE) if rng.random() < 0.5 else rng.choice(self.vocab)
-                 for _ in range(rng.randint(1, 8))]
+        parts = [
+            rng.choice(ADDED_LIKE) if rng.random() < 0.5 else rng.choice(self.vocab) for _ in range(rng.randint(1, 8))
+        ]
         glue = rng.choice(["", " ", " ", "\n"])
         return glue.join(parts)
 
@@ -481,8 +526,17 @@ class Synth:
 
     def mix(self) -> str:
         rng = self.rng
-        fams = [self.vocab_mix, self.cut, self.numbers, self.code, self.punct_runs, self.added,
-                self.non_ascii, self.random_ascii, self.blank]
+        fams = [
+            self.vocab_mix,
+            self.cut,
+            self.numbers,
+            self.code,
+            self.punct_runs,
+            self.added,
+            self.non_ascii,
+            self.random_ascii,
+            self.blank,
+        ]
         return self.join([rng.choice(fams)() for _ in range(2)])
 
 
@@ -546,8 +600,15 @@ def workers():
         yield pool
 
 
-def run_differential(tt: TextTokenizer, tok: Tokenizer, path: Path, tasks: list[tuple], workers=None,
-                     truncation: tuple | None = None, single_threaded_every: int = 0) -> int:
+def run_differential(
+    tt: TextTokenizer,
+    tok: Tokenizer,
+    path: Path,
+    tasks: list[tuple],
+    workers=None,
+    truncation: tuple | None = None,
+    single_threaded_every: int = 0,
+) -> int:
     """Compare every task's strings; fail with a report after the run. Returns the strings compared.
 
     ``tok`` (loaded from ``path``, truncation enabled as ``truncation`` says) is used in
@@ -572,8 +633,9 @@ def run_differential(tt: TextTokenizer, tok: Tokenizer, path: Path, tasks: list[
 
 
 def test_million_strings_match_tokenizers(bert, bert_path, fast_tt, tokenizer_json, workers):
-    count = run_differential(fast_tt, bert, bert_path, plan(tokenizer_json, N_STRINGS, seed=0), workers,
-                             single_threaded_every=10)
+    count = run_differential(
+        fast_tt, bert, bert_path, plan(tokenizer_json, N_STRINGS, seed=0), workers, single_threaded_every=10
+    )
     assert count >= 1_000_000
     if any((SHARED_DATA / name / "corpus.jsonl").is_file() for name in DATASETS):
         assert len(shared_strings()) > 0  # the shared data was read, not silently skipped
@@ -617,12 +679,41 @@ def test_cased_configuration_matches(bert_cased, bert_cased_path, tokenizer_json
 
 
 EXTRA_ADDED = [  # (content, special, normalized): plain ASCII added tokens the fast path supports
-    ("foo", False, True), ("BarBaz", False, False), ("<x>", True, False), ("QQ", False, True),
-    ("the", False, True), ("##", False, True), ("a.b", False, False),
+    ("foo", False, True),
+    ("BarBaz", False, False),
+    ("<x>", True, False),
+    ("QQ", False, True),
+    ("the", False, True),
+    ("##", False, True),
+    ("a.b", False, False),
 ]
-EXTRA_VARIANTS = ["foo", "FOO", "Foo", "f\x00oo", "fo\x7fo", "foofoo", "xfooy", "barbaz", "BarBaz", "BARBAZ",
-                  "Bar\x01Baz", "<x>", "<X>", "<\x00x>", "qq", "QQ", "Q\x0bQ", "the", "THE", "thethe", "##",
-                  "a.b", "A.B", "a..b", "xa.by"]
+EXTRA_VARIANTS = [
+    "foo",
+    "FOO",
+    "Foo",
+    "f\x00oo",
+    "fo\x7fo",
+    "foofoo",
+    "xfooy",
+    "barbaz",
+    "BarBaz",
+    "BARBAZ",
+    "Bar\x01Baz",
+    "<x>",
+    "<X>",
+    "<\x00x>",
+    "qq",
+    "QQ",
+    "Q\x0bQ",
+    "the",
+    "THE",
+    "thethe",
+    "##",
+    "a.b",
+    "A.B",
+    "a..b",
+    "xa.by",
+]
 
 
 @pytest.mark.parametrize("lowercase", [True, False], ids=["uncased", "cased"])
@@ -633,8 +724,15 @@ def test_extra_added_tokens_keep_fast_path(tmp_path_factory, tokenizer_json, low
         spec["normalizer"]["lowercase"] = lowercase
         spec["normalizer"]["strip_accents"] = None if lowercase else False
         spec["added_tokens"] += [
-            {"id": 30522 + i, "content": c, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": norm, "special": special}
+            {
+                "id": 30522 + i,
+                "content": c,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": norm,
+                "special": special,
+            }
             for i, (c, special, norm) in enumerate(EXTRA_ADDED)
         ]
 
@@ -744,8 +842,13 @@ else:
     )
     _text = st.lists(_piece, max_size=30).map("".join)
     _batch = st.lists(_text, min_size=1, max_size=12)
-    _settings = settings(max_examples=400, deadline=None, derandomize=True, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    _settings = settings(
+        max_examples=400,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
     @_settings
     @given(texts=_batch)
@@ -763,8 +866,15 @@ else:
 
 
 def _added(content: str, **flags) -> dict:
-    token = {"id": 30522, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
-             "normalized": False, "special": True}
+    token = {
+        "id": 30522,
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": True,
+    }
     token.update(flags)
     return token
 

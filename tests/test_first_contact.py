@@ -63,8 +63,18 @@ def models(tmp_path_factory, tokenizer_json) -> dict[str, Path]:
     table = np.random.default_rng(22).standard_normal((30522, 6), dtype=np.float32)
     save_file({"embedding.weight": table}, str(st / "0_StaticEmbedding" / "model.safetensors"))
     (st / "0_StaticEmbedding" / "tokenizer.json").write_bytes(tokenizer_json.read_bytes())
-    (st / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]))
+    (st / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "0_StaticEmbedding",
+                    "type": "sentence_transformers.models.StaticEmbedding",
+                }
+            ]
+        )
+    )
     return {"full": full, "q4": q4, "static": st}
 
 
@@ -94,14 +104,16 @@ def test_the_environment_has_only_the_runtime_dependencies(runtime_env, home):
         assert required in names
     for extra in TEST_ONLY:
         assert extra not in names
-    code = ("import importlib, json\n"
-            "failed = []\n"
-            f"for name in {TEST_ONLY!r}:\n"
-            "    try:\n        importlib.import_module(name)\n"
-            "    except ImportError:\n        failed.append(name)\n"
-            "import sse_np\n"
-            "print(json.dumps({'failed': failed, 'file': sse_np.__file__,\n"
-            "                  'hub_loaded': 'huggingface_hub' in sys.modules, 'torch': 'torch' in sys.modules}))")
+    code = (
+        "import importlib, json\n"
+        "failed = []\n"
+        f"for name in {TEST_ONLY!r}:\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except ImportError:\n        failed.append(name)\n"
+        "import sse_np\n"
+        "print(json.dumps({'failed': failed, 'file': sse_np.__file__,\n"
+        "                  'hub_loaded': 'huggingface_hub' in sys.modules, 'torch': 'torch' in sys.modules}))"
+    )
     out = json.loads(_ok(runtime_env.python(code, env=runtime_env.env(home=home))))
     assert out["failed"] == list(TEST_ONLY)
     assert out["file"].startswith(str(runtime_env.root))
@@ -111,10 +123,12 @@ def test_the_environment_has_only_the_runtime_dependencies(runtime_env, home):
 # -- confirmed failure 1: loading by hub id -----------------------------------------
 def test_load_by_hub_id(runtime_env, hub, home, models, tmp_path):
     out = tmp_path / "vectors.npy"
-    code = ("import numpy, sse_np\n"
-            f"model = sse_np.load({HUB_ID!r})\n"
-            f"numpy.save(sys.argv[1], model.encode({TEXTS!r}))\n"
-            "print(model.path)")
+    code = (
+        "import numpy, sse_np\n"
+        f"model = sse_np.load({HUB_ID!r})\n"
+        f"numpy.save(sys.argv[1], model.encode({TEXTS!r}))\n"
+        "print(model.path)"
+    )
     path = _ok(runtime_env.python(code, str(out), env=runtime_env.env({"HF_ENDPOINT": hub.endpoint}, home=home)))
     assert Path(path.strip()).is_relative_to(home / "hf_home" / "hub")
     np.testing.assert_array_equal(np.load(out), _vectors(models["full"]))
@@ -139,10 +153,14 @@ def test_cli_encode_with_hub_id(runtime_env, hub, home, models, tmp_path):
 
 def test_cli_unknown_hub_id_is_one_line(runtime_env, hub, home, tmp_path):
     env = runtime_env.env({"HF_ENDPOINT": hub.endpoint}, home=home)
-    _one_line_error(runtime_env.cli("download", "owner/absent", env=env), r"^sse-np: error: owner/absent@main: no repository")
+    _one_line_error(
+        runtime_env.cli("download", "owner/absent", env=env), r"^sse-np: error: owner/absent@main: no repository"
+    )
     (tmp_path / "in.txt").write_text("x\n")
-    _one_line_error(runtime_env.cli("encode", "in.txt", "-o", "o.npy", "--model", "owner/absent", env=env, cwd=tmp_path),
-                    r"no repository owner/absent")
+    _one_line_error(
+        runtime_env.cli("encode", "in.txt", "-o", "o.npy", "--model", "owner/absent", env=env, cwd=tmp_path),
+        r"no repository owner/absent",
+    )
     assert not (tmp_path / "o.npy").exists()
 
 
@@ -170,7 +188,9 @@ def test_readme_has_python_snippets():
     assert len(blocks) >= 3 and sum(_needs_outside(code) is None for _, code in blocks) >= 3
 
 
-@pytest.mark.parametrize("line,code", readme_python_blocks(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else "")
+@pytest.mark.parametrize(
+    "line,code", readme_python_blocks(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else ""
+)
 def test_readme_snippet_runs(runtime_env, hub, home, tokenizer_json, models, tmp_path, line, code):
     reason = _needs_outside(code)
     if reason:
@@ -178,8 +198,12 @@ def test_readme_snippet_runs(runtime_env, hub, home, tokenizer_json, models, tmp
     # Placeholders of the snippets exist here: a model at "path/or/hub-id", a BEIR folder at "data/scifact".
     (tmp_path / "path" / "or").mkdir(parents=True)
     (tmp_path / "path" / "or" / "hub-id").symlink_to(sse_np.default_model_path(), target_is_directory=True)
-    sse_np.eval.write_beir(tmp_path / "data" / "scifact", {"d1": "static embeddings", "d2": "a cat"},
-                      {"q1": "what is a static embedding"}, {"q1": {"d1": 1}})
+    sse_np.eval.write_beir(
+        tmp_path / "data" / "scifact",
+        {"d1": "static embeddings", "d2": "a cat"},
+        {"q1": "what is a static embedding"},
+        {"q1": {"d1": 1}},
+    )
     env = runtime_env.env({"HF_ENDPOINT": hub.endpoint}, home=home)
     _ok(runtime_env.python("import sse_np\n" + code, env=env, cwd=tmp_path))
 
@@ -191,11 +215,16 @@ def test_cli_encode_info_warmup_quantize(runtime_env, home, models, tmp_path):
     records = [{"_id": f"d{i}", "text": t} for i, t in enumerate(TEXTS)]
     with gzip.open(tmp_path / "in.jsonl.gz", "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in records)
-    _ok(runtime_env.cli("encode", "in.jsonl.gz", "-o", "out.jsonl", "--dim", "4", "--model", model, env=env, cwd=tmp_path))
+    _ok(
+        runtime_env.cli(
+            "encode", "in.jsonl.gz", "-o", "out.jsonl", "--dim", "4", "--model", model, env=env, cwd=tmp_path
+        )
+    )
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["_id"] for r in rows] == [r["_id"] for r in records]
-    np.testing.assert_array_equal(np.array([r["embedding"] for r in rows], dtype=np.float32),
-                                  _vectors(models["full"], dim=4))
+    np.testing.assert_array_equal(
+        np.array([r["embedding"] for r in rows], dtype=np.float32), _vectors(models["full"], dim=4)
+    )
     stdin = "\n".join(TEXTS).encode()
     out = runtime_env.cli("encode", "-", "-o", "-", "--model", model, env=env, stdin=stdin)
     got = np.array([json.loads(line)["embedding"] for line in _ok(out).splitlines()], dtype=np.float32)
@@ -211,26 +240,48 @@ def test_cli_encode_info_warmup_quantize(runtime_env, home, models, tmp_path):
 
 
 def test_cli_eval_on_a_tiny_beir_folder(runtime_env, home, models, tmp_path):
-    sse_np.eval.write_beir(tmp_path / "tiny", {"d1": "static embeddings on cpu", "d2": "a cat sat", "d3": "numpy"},
-                      {"q1": "static embedding", "q2": "cat"}, {"q1": {"d1": 1}, "q2": {"d2": 1}})
+    sse_np.eval.write_beir(
+        tmp_path / "tiny",
+        {"d1": "static embeddings on cpu", "d2": "a cat sat", "d3": "numpy"},
+        {"q1": "static embedding", "q2": "cat"},
+        {"q1": {"d1": 1}, "q2": {"d2": 1}},
+    )
     env = runtime_env.env(home=home)
-    proc = runtime_env.cli("eval", str(tmp_path / "tiny"), "--dims", "8,4", "--model", str(models["full"]),
-                           "--json", str(tmp_path / "r.json"), "-q", env=env)
+    proc = runtime_env.cli(
+        "eval",
+        str(tmp_path / "tiny"),
+        "--dims",
+        "8,4",
+        "--model",
+        str(models["full"]),
+        "--json",
+        str(tmp_path / "r.json"),
+        "-q",
+        env=env,
+    )
     assert "ndcg@10" in _ok(proc).lower()
     report = json.loads((tmp_path / "r.json").read_text())
-    want = sse_np.eval.evaluate(sse_np.load(models["full"], backend="numpy"), [tmp_path / "tiny"], dims=(8, 4), progress=False)
+    want = sse_np.eval.evaluate(
+        sse_np.load(models["full"], backend="numpy"), [tmp_path / "tiny"], dims=(8, 4), progress=False
+    )
     for dim in (8, 4):
         assert report["mean"][str(dim)]["ndcg@10"] == pytest.approx(want["mean"][dim]["ndcg@10"], abs=0)
     # matplotlib is an extra: --plot says which one, before the run, and writes nothing.
-    proc = runtime_env.cli("eval", str(tmp_path / "tiny"), "--model", str(models["full"]),
-                           "--plot", str(tmp_path / "p.png"), env=env)
+    proc = runtime_env.cli(
+        "eval", str(tmp_path / "tiny"), "--model", str(models["full"]), "--plot", str(tmp_path / "p.png"), env=env
+    )
     _one_line_error(proc, r"sse-np: error: .*pip install 'sse_np\[plot\]'")
     assert not (tmp_path / "p.png").exists()
 
 
 def test_python_m_sse_np(runtime_env, home):
-    out = _ok(runtime_env.python("import runpy; sys.argv[0] = 'sse_np'; runpy.run_module('sse_np', run_name='__main__')",
-                                 "--version", env=runtime_env.env(home=home)))
+    out = _ok(
+        runtime_env.python(
+            "import runpy; sys.argv[0] = 'sse_np'; runpy.run_module('sse_np', run_name='__main__')",
+            "--version",
+            env=runtime_env.env(home=home),
+        )
+    )
     assert out.strip() == f"sse-np {sse_np.__version__}"
 
 
@@ -240,8 +291,9 @@ HANDLER = REPO / "examples" / "lambda_handler.py"
 
 @pytest.mark.parametrize("numba", ["0", "1"], ids=["numba-off", "default"])
 def test_lambda_example_local_runner(runtime_env, home, models, numba):
-    env = runtime_env.env({"SSE_NP_MODEL": str(models["full"]), "SSE_NP_DISABLE_NUMBA": None if numba == "1" else "1"},
-                          home=home)
+    env = runtime_env.env(
+        {"SSE_NP_MODEL": str(models["full"]), "SSE_NP_DISABLE_NUMBA": None if numba == "1" else "1"}, home=home
+    )
     env = {k: v for k, v in env.items() if v is not None}
     event = json.dumps({"texts": TEXTS, "dim": 4}).encode()
     response = json.loads(_ok(runtime_env.script(HANDLER, env=env, stdin=event)))
@@ -256,11 +308,13 @@ def test_slim_install_without_numba(slim_env, home, models, tmp_path):
     assert "numba" not in slim_env.names() and "llvmlite" not in slim_env.names()
     env = {k: v for k, v in slim_env.env(home=home).items() if k != "SSE_NP_DISABLE_NUMBA"}
     out = tmp_path / "v.npy"
-    code = ("import numpy, sse_np\n"
-            "try:\n    import numba\nexcept ImportError:\n    pass\nelse:\n    sys.exit('numba importable')\n"
-            f"model = sse_np.load({str(models['full'])!r})\n"
-            f"numpy.save(sys.argv[1], model.encode({TEXTS!r}))\n"
-            "print(model.warmup())")
+    code = (
+        "import numpy, sse_np\n"
+        "try:\n    import numba\nexcept ImportError:\n    pass\nelse:\n    sys.exit('numba importable')\n"
+        f"model = sse_np.load({str(models['full'])!r})\n"
+        f"numpy.save(sys.argv[1], model.encode({TEXTS!r}))\n"
+        "print(model.warmup())"
+    )
     assert _ok(slim_env.python(code, str(out), env=env)).strip() == "numpy"
     np.testing.assert_array_equal(np.load(out), _vectors(models["full"]))
     info = json.loads(_ok(slim_env.cli("info", "--json", "--model", str(models["full"]), env=env)))
@@ -273,11 +327,18 @@ def test_slim_install_without_numba(slim_env, home, models, tmp_path):
 # -- optional extras: each door names its extra in one line ---------------------------------
 def test_optional_extras_name_themselves(runtime_env, home, models, tmp_path):
     env = runtime_env.env(home=home)
-    _one_line_error(runtime_env.cli("serve", "--model", str(models["full"]), "--port", "18765", env=env, cwd=tmp_path),
-                    r"^sse-np: error: sse_np\.serve needs the 'serve' extra: pip install 'sse_np\[serve\]'")
-    for module, extra in (("sse_np.serve", "serve"), ("sse_np.integrations.langchain", "langchain"),
-                          ("sse_np.integrations.llamaindex", "llamaindex")):
-        code = (f"try:\n    import {module}\nexcept ImportError as exc:\n    print(exc)\n"
-                "else:\n    sys.exit('imported without its extra')")
+    _one_line_error(
+        runtime_env.cli("serve", "--model", str(models["full"]), "--port", "18765", env=env, cwd=tmp_path),
+        r"^sse-np: error: sse_np\.serve needs the 'serve' extra: pip install 'sse_np\[serve\]'",
+    )
+    for module, extra in (
+        ("sse_np.serve", "serve"),
+        ("sse_np.integrations.langchain", "langchain"),
+        ("sse_np.integrations.llamaindex", "llamaindex"),
+    ):
+        code = (
+            f"try:\n    import {module}\nexcept ImportError as exc:\n    print(exc)\n"
+            "else:\n    sys.exit('imported without its extra')"
+        )
         out = _ok(runtime_env.python(code, env=env, cwd=tmp_path)).strip()
         assert out.endswith(f"pip install 'sse_np[{extra}]'") and "\n" not in out, out

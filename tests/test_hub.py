@@ -25,8 +25,17 @@ MODEL_FILES = ["model.safetensors", "modules.json", "tokenizer.json"]
 @pytest.fixture(autouse=True)
 def hub_env(tmp_path, monkeypatch):
     """Cache under tmp_path, no token, online, no xet/telemetry, and only 127.0.0.1 reachable."""
-    for name in ("HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                 "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_ETAG_TIMEOUT", "HF_OIDC_RESOURCE"):
+    for name in (
+        "HF_ENDPOINT",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_CACHE",
+        "HUGGINGFACE_HUB_CACHE",
+        "HF_HUB_ETAG_TIMEOUT",
+        "HF_OIDC_RESOURCE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     for name in ("HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_PROGRESS_BARS"):
@@ -72,10 +81,19 @@ def sources(tmp_path_factory, tokenizer_json) -> dict[str, Path]:
     (st / "0_StaticEmbedding" / "tokenizer.json").write_bytes((main / "tokenizer.json").read_bytes())
     (st / "1_Dense" / "pytorch_model.bin").write_bytes(b"unused module weights")
     (st / "1_Dense" / "config.json").write_text("{}")
-    (st / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"},
-        {"idx": 1, "name": "1", "path": "1_Dense", "type": "sentence_transformers.models.Dense"},
-    ]))
+    (st / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "0_StaticEmbedding",
+                    "type": "sentence_transformers.models.StaticEmbedding",
+                },
+                {"idx": 1, "name": "1", "path": "1_Dense", "type": "sentence_transformers.models.Dense"},
+            ]
+        )
+    )
     (st / "config_sentence_transformers.json").write_text("{}")
     (st / "README.md").write_text("card")
     (st / "onnx").mkdir()

@@ -48,10 +48,14 @@ def test_repository_root_module_and_subfolder(tmp_path, tokenizer_json, weights)
     assert sse_np.load(root).layout == "full"
     nested = tmp_path / "nested"
     make_full(nested / "0_SSE", tokenizer_json, weights)
-    (nested / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "0_SSE", "type": "sse.SSE"},
-        {"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]))
+    (nested / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "0_SSE", "type": "sse.SSE"},
+                {"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ]
+        )
+    )
     model = sse_np.load(nested)
     assert model.path.endswith("0_SSE")
     np.testing.assert_array_equal(model.encode(["same vectors"]), sse_np.load(root).encode(["same vectors"]))

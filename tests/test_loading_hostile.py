@@ -67,8 +67,9 @@ def _encode(array: np.ndarray, dtype: str) -> bytes:
     return a.astype("<f4").tobytes()
 
 
-def layout(arrays: dict[str, np.ndarray], dtypes: dict[str, str] | None = None,
-           order: list[str] | None = None) -> tuple[dict, bytes]:
+def layout(
+    arrays: dict[str, np.ndarray], dtypes: dict[str, str] | None = None, order: list[str] | None = None
+) -> tuple[dict, bytes]:
     """A safetensors header (as a dict) and data area, laid out as the safetensors library does
     (any tensor order in the data area, each tensor in its dtype)."""
     header, data, at = {}, b"", 0
@@ -131,6 +132,7 @@ def _mutated(change) -> tuple[dict, bytes]:
 def _set(key, field, value):
     def change(header):
         header[key][field] = value
+
     return change
 
 
@@ -149,15 +151,18 @@ HEADER_CASES = {
     "offsets as strings": (_set("dyt.beta", "data_offsets", ["0", "16"]), "data_offsets must be two integers"),
     "offsets as floats": (_set("dyt.beta", "data_offsets", [0.0, 16.0]), "data_offsets must be two integers"),
     "three offsets": (_set("dyt.beta", "data_offsets", [0, 8, 16]), "data_offsets must be two integers"),
-    "offsets past the end": (lambda h: h["embedding.weight"]["data_offsets"].__setitem__(1, 10**12),
-                             "does not fit its byte range"),
+    "offsets past the end": (
+        lambda h: h["embedding.weight"]["data_offsets"].__setitem__(1, 10**12),
+        "does not fit its byte range",
+    ),
     "negative offsets": (_set("dyt.alpha", "data_offsets", [-16, 0]), "does not fit its byte range"),
     "entry not an object": (lambda h: h.__setitem__("dyt.bias", [1, 2]), "expected an object with dtype"),
     "entry without shape": (lambda h: h["dyt.bias"].pop("shape"), "expected an object with dtype"),
-    "same range twice": (lambda h: h["dyt.beta"].__setitem__("data_offsets", list(h["dyt.alpha"]["data_offsets"])),
-                         "overlaps"),
-    "swapped ranges": (lambda h: (h["dyt.beta"].__setitem__("data_offsets", [0, 8]),),
-                       "does not fit its byte range"),
+    "same range twice": (
+        lambda h: h["dyt.beta"].__setitem__("data_offsets", list(h["dyt.alpha"]["data_offsets"])),
+        "overlaps",
+    ),
+    "swapped ranges": (lambda h: (h["dyt.beta"].__setitem__("data_offsets", [0, 8]),), "does not fit its byte range"),
 }
 
 
@@ -169,15 +174,21 @@ def test_header_with_wrong_types(tmp_path, small_tokenizer, case):
     refused(folder, "model.safetensors", needle)
 
 
-@pytest.mark.parametrize("case,raw,needle", [
-    ("deep nesting", '{"__metadata__": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply"),
-    ("integer too long", '{"x": {"dtype": "F32", "shape": [' + "9" * 6000 + '], "data_offsets": [0, 0]}}',
-     "integer string conversion"),
-    ("duplicate key", None, "appears twice"),
-    ("not an object", "[1, 2, 3]", "not a JSON object"),
-    ("not JSON", "{'a': 1}", "corrupt safetensors header"),
-    ("not UTF-8", b'{"a\xff": 1}', "corrupt safetensors header"),
-])
+@pytest.mark.parametrize(
+    "case,raw,needle",
+    [
+        ("deep nesting", '{"__metadata__": ' + "[" * 200_000 + "]" * 200_000 + "}", "nested too deeply"),
+        (
+            "integer too long",
+            '{"x": {"dtype": "F32", "shape": [' + "9" * 6000 + '], "data_offsets": [0, 0]}}',
+            "integer string conversion",
+        ),
+        ("duplicate key", None, "appears twice"),
+        ("not an object", "[1, 2, 3]", "not a JSON object"),
+        ("not JSON", "{'a': 1}", "corrupt safetensors header"),
+        ("not UTF-8", b'{"a\xff": 1}', "corrupt safetensors header"),
+    ],
+)
 def test_header_json_itself(tmp_path, small_tokenizer, case, raw, needle):
     header, data = layout(tensors())
     if raw is None:
@@ -187,7 +198,9 @@ def test_header_json_itself(tmp_path, small_tokenizer, case, raw, needle):
     refused(folder, "model.safetensors", needle)
 
 
-@pytest.mark.parametrize("case", ["length beyond file", "length zero", "length 2**64-1", "7 bytes", "trailing bytes", "gap"])
+@pytest.mark.parametrize(
+    "case", ["length beyond file", "length zero", "length 2**64-1", "7 bytes", "trailing bytes", "gap"]
+)
 def test_header_length_and_file_size(tmp_path, small_tokenizer, case):
     header, data = layout(tensors())
     weights = st_bytes(header, data)
@@ -221,8 +234,13 @@ def _not_a_file(path: Path, kind: str) -> None:
         path.symlink_to(kind)  # a device
 
 
-NOT_FILES = {"folder": "is a folder", "fifo": "is a named pipe", "/dev/zero": "is a device",
-             "/dev/null": "is a device", "dangling link": "missing"}
+NOT_FILES = {
+    "folder": "is a folder",
+    "fifo": "is a named pipe",
+    "/dev/zero": "is a device",
+    "/dev/null": "is a device",
+    "dangling link": "missing",
+}
 
 
 @pytest.mark.parametrize("kind", list(NOT_FILES))
@@ -262,11 +280,14 @@ def test_two_layouts_in_one_folder_are_refused(tmp_path, small_tokenizer):
     refused(full, "holds two layouts", "embedding.q4_k_m.bin")
 
 
-@pytest.mark.parametrize("entry,needle", [
-    ({"idx": 0, "path": "../elsewhere", "type": "x.StaticEmbedding"}, "leaves the repository folder"),
-    ({"idx": 0, "path": "/etc", "type": "x.StaticEmbedding"}, "leaves the repository folder"),
-    ({"idx": 0, "path": ["a"]}, "leaves the repository folder"),
-])
+@pytest.mark.parametrize(
+    "entry,needle",
+    [
+        ({"idx": 0, "path": "../elsewhere", "type": "x.StaticEmbedding"}, "leaves the repository folder"),
+        ({"idx": 0, "path": "/etc", "type": "x.StaticEmbedding"}, "leaves the repository folder"),
+        ({"idx": 0, "path": ["a"]}, "leaves the repository folder"),
+    ],
+)
 def test_modules_json_cannot_point_outside(tmp_path, entry, needle):
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "modules.json").write_text(json.dumps([entry]))
@@ -282,8 +303,21 @@ def _tok(small_tokenizer: bytes, change) -> bytes:
     return json.dumps(spec).encode()
 
 
-@pytest.mark.parametrize("case", ["unk missing", "unk is an int", "duplicate id", "ids beyond V", "not UTF-8", "not JSON", "deep JSON",
-                                  "empty", "no model", "vocab id a string"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unk missing",
+        "unk is an int",
+        "duplicate id",
+        "ids beyond V",
+        "not UTF-8",
+        "not JSON",
+        "deep JSON",
+        "empty",
+        "no model",
+        "vocab id a string",
+    ],
+)
 def test_bad_tokenizer(tmp_path, small_tokenizer, case):
     header, data = layout(tensors())
     tok = {
@@ -298,11 +332,15 @@ def test_bad_tokenizer(tmp_path, small_tokenizer, case):
         "no model": lambda: b'{"version": "1.0"}',
         "vocab id a string": lambda: _tok(small_tokenizer, lambda s: s["model"]["vocab"].__setitem__("the", "1996")),
     }[case]()
-    needle = {"unk missing": "unknown token '[UNK]' is not in its vocabulary",
-              "unk is an int": "unknown token 100 is not in its vocabulary",
-              "duplicate id": "tokens '[PAD]' and 'the' share the id 0",
-              "ids beyond V": f"ids up to {V}", "not UTF-8": "not UTF-8", "deep JSON": "nested too deeply",
-              "no model": 'no "model" object'}.get(case, "cannot load tokenizer")
+    needle = {
+        "unk missing": "unknown token '[UNK]' is not in its vocabulary",
+        "unk is an int": "unknown token 100 is not in its vocabulary",
+        "duplicate id": "tokens '[PAD]' and 'the' share the id 0",
+        "ids beyond V": f"ids up to {V}",
+        "not UTF-8": "not UTF-8",
+        "deep JSON": "nested too deeply",
+        "no model": 'no "model" object',
+    }.get(case, "cannot load tokenizer")
     folder = write_model(tmp_path / "m", st_bytes(header, data), tok)
     refused(folder, "tokenizer.json", needle)
 
@@ -319,8 +357,13 @@ def reference_vectors(folder: Path, texts=TEXTS) -> np.ndarray:
 
 
 JUNK = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=True), st.text(max_size=8), st.booleans(),
-    st.none(), st.lists(st.integers(-5, 10**6), max_size=4), st.lists(st.text(max_size=3), max_size=2),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(-5, 10**6), max_size=4),
+    st.lists(st.text(max_size=3), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
     st.sampled_from(["F32", "F16", "BF16", "F64", "I32", "U8", "f32", ""]),
 )
@@ -349,8 +392,9 @@ def weight_mutation(draw):
     return kind, key, draw(st.sampled_from(["embedding.weight", "dyt.alpha", "extra", "__metadata__"])), None
 
 
-def apply_weight_mutation(mutation, seed: int, base: tuple[dict, list | None] = ({}, None),
-                          arrays: dict[str, np.ndarray] | None = None) -> bytes:
+def apply_weight_mutation(
+    mutation, seed: int, base: tuple[dict, list | None] = ({}, None), arrays: dict[str, np.ndarray] | None = None
+) -> bytes:
     kind, key, a, b = mutation
     arrays = tensors(seed) if arrays is None else arrays
     key = key if key in arrays else sorted(arrays)[0]
@@ -375,7 +419,7 @@ def apply_weight_mutation(mutation, seed: int, base: tuple[dict, list | None] = 
         raw = raw[: len(raw) + a] if a < 0 else raw + bytes(range(a))
     elif kind == "byte":
         i = a % len(raw)
-        raw = raw[:i] + bytes([b]) + raw[i + 1:]
+        raw = raw[:i] + bytes([b]) + raw[i + 1 :]
     return raw
 
 
@@ -389,9 +433,17 @@ def tokenizer_mutation(draw):
     if kind == "id":
         return kind, draw(st.sampled_from(["the", "[UNK]", "a"])), draw(st.one_of(st.integers(-5, V + 5), JUNK))
     if kind == "model field":
-        return kind, draw(st.sampled_from(["type", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"])), draw(JUNK)
+        return (
+            kind,
+            draw(st.sampled_from(["type", "continuing_subword_prefix", "max_input_chars_per_word", "vocab"])),
+            draw(JUNK),
+        )
     if kind == "top field":
-        return kind, draw(st.sampled_from(["normalizer", "pre_tokenizer", "added_tokens", "truncation", "model"])), draw(JUNK)
+        return (
+            kind,
+            draw(st.sampled_from(["normalizer", "pre_tokenizer", "added_tokens", "truncation", "model"])),
+            draw(JUNK),
+        )
     if kind == "byte":
         return kind, draw(st.integers(0, 10**6)), draw(st.integers(0, 255))
     return kind, None, None
@@ -401,7 +453,7 @@ def apply_tokenizer_mutation(small_tokenizer: bytes, mutation) -> bytes:
     kind, a, b = mutation
     if kind == "byte":
         i = a % len(small_tokenizer)
-        return small_tokenizer[:i] + bytes([b]) + small_tokenizer[i + 1:]
+        return small_tokenizer[:i] + bytes([b]) + small_tokenizer[i + 1 :]
     spec = json.loads(small_tokenizer)
     model = spec["model"]
     if kind == "unk":
@@ -420,10 +472,13 @@ def apply_tokenizer_mutation(small_tokenizer: bytes, mutation) -> bytes:
         return json.dumps(spec, allow_nan=True).encode()
 
 
-BENIGN_TOKENIZER = st.fixed_dictionaries({
-    "lowercase": st.booleans(), "strip_accents": st.sampled_from([None, True, False]),
-    "truncation": st.sampled_from([None, 1, 3, 512]),
-})
+BENIGN_TOKENIZER = st.fixed_dictionaries(
+    {
+        "lowercase": st.booleans(),
+        "strip_accents": st.sampled_from([None, True, False]),
+        "truncation": st.sampled_from([None, 1, 3, 512]),
+    }
+)
 
 
 def benign_tokenizer(small_tokenizer: bytes, options: dict) -> bytes:
@@ -432,17 +487,24 @@ def benign_tokenizer(small_tokenizer: bytes, options: dict) -> bytes:
     spec["normalizer"]["lowercase"] = options["lowercase"]
     spec["normalizer"]["strip_accents"] = options["strip_accents"]
     n = options["truncation"]
-    spec["truncation"] = None if n is None else {"direction": "Right", "max_length": n, "strategy": "LongestFirst",
-                                                 "stride": 0}
+    spec["truncation"] = (
+        None if n is None else {"direction": "Right", "max_length": n, "strategy": "LongestFirst", "stride": 0}
+    )
     return Blob(json.dumps(spec, ensure_ascii=False).encode("utf-8"))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(dtypes=st.fixed_dictionaries({k: st.sampled_from(["F32", "F16", "BF16"]) for k in KEYS}),
-       order=st.permutations(KEYS), weights=st.one_of(st.none(), weight_mutation()),
-       options=BENIGN_TOKENIZER, tok=st.one_of(st.none(), tokenizer_mutation()), seed=st.integers(0, 3))
-def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(small_tokenizer, dtypes, order, weights,
-                                                                         options, tok, seed):
+@given(
+    dtypes=st.fixed_dictionaries({k: st.sampled_from(["F32", "F16", "BF16"]) for k in KEYS}),
+    order=st.permutations(KEYS),
+    weights=st.one_of(st.none(), weight_mutation()),
+    options=BENIGN_TOKENIZER,
+    tok=st.one_of(st.none(), tokenizer_mutation()),
+    seed=st.integers(0, 3),
+)
+def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(
+    small_tokenizer, dtypes, order, weights, options, tok, seed
+):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "m"
         if weights is None:
@@ -457,8 +519,9 @@ def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(small_t
         event("refused" if kind == "error" else "loaded")
         if kind == "error":
             assert type(value) is ModelLoadError, f"{type(value).__name__}: {value}"
-            assert str(folder / "model.safetensors") in str(value) or str(folder / "tokenizer.json") in str(value), \
-                str(value)  # names the file
+            assert str(folder / "model.safetensors") in str(value) or str(folder / "tokenizer.json") in str(value), str(
+                value
+            )  # names the file
             return
         want = reference_vectors(folder)  # the official readers must accept what sse_np accepted
         assert value.shape == want.shape
@@ -466,9 +529,12 @@ def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(small_t
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(size=st.one_of(st.just(0), st.integers(-3 * (D // 2 + 4), 3 * (D // 2 + 4))),
-       byte=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(0, 255))),
-       rest=st.one_of(st.none(), weight_mutation()), seed=st.integers(0, 3))
+@given(
+    size=st.one_of(st.just(0), st.integers(-3 * (D // 2 + 4), 3 * (D // 2 + 4))),
+    byte=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(0, 255))),
+    rest=st.one_of(st.none(), weight_mutation()),
+    seed=st.integers(0, 3),
+)
 def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
     """The 4-bit layout: rest-file header mutations, .bin sizes and bytes; exact (vs the torch
     dequantisation of SPEC.md) or ModelLoadError."""
@@ -481,7 +547,7 @@ def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
         packed += bytes(range(size))
     if byte is not None:
         i = byte[0] % len(packed)
-        packed = packed[:i] + bytes([byte[1]]) + packed[i + 1:]
+        packed = packed[:i] + bytes([byte[1]]) + packed[i + 1 :]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "q4"
         folder.mkdir()
@@ -493,8 +559,10 @@ def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
         event("refused" if kind == "error" else "loaded")
         if kind == "error":
             assert type(value) is ModelLoadError, f"{type(value).__name__}: {value}"
-            assert any(str(folder / name) in str(value) for name in
-                       ("model_rest.safetensors", "embedding.q4_k_m.bin", "tokenizer.json")), str(value)
+            assert any(
+                str(folder / name) in str(value)
+                for name in ("model_rest.safetensors", "embedding.q4_k_m.bin", "tokenizer.json")
+            ), str(value)
             return
         from safetensors.torch import load_file
 
@@ -502,5 +570,7 @@ def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
         dim = vectors["dyt.alpha"].shape[0]
         table = dequantize_q4(folder / "embedding.q4_k_m.bin", dim)
         ids = reference_tokenize(folder / "tokenizer.json", TEXTS)
-        want = TorchSSE(table, (vectors["dyt.alpha"], vectors["dyt.beta"], vectors["dyt.bias"]))(ids, dim, normalize=False)
+        want = TorchSSE(table, (vectors["dyt.alpha"], vectors["dyt.beta"], vectors["dyt.bias"]))(
+            ids, dim, normalize=False
+        )
         np.testing.assert_allclose(value, want, rtol=1e-6, atol=1e-6)

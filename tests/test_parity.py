@@ -69,11 +69,14 @@ def test_small_dim_parity_with_truncating_tokenizer(backend, full_small, texts):
     folder, weights = full_small
     model = sse_np.load(folder)
     ids = reference_tokenize(folder / "tokenizer.json", texts)
-    y = TorchSSE(weights["embedding.weight"], (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"])).pooled(ids)
+    y = TorchSSE(weights["embedding.weight"], (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"])).pooled(
+        ids
+    )
     for dim in (48, 32, 17, 1):
         for normalize in (True, False):
-            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), TorchSSE.finish(y, dim, normalize),
-                                       rtol=0, atol=TOL)
+            np.testing.assert_allclose(
+                model.encode(texts, dim, normalize=normalize), TorchSSE.finish(y, dim, normalize), rtol=0, atol=TOL
+            )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -113,8 +116,13 @@ def test_q4_layout_parity(backend, q4_512, texts, normalize):
     ref = TorchSSE(table, (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
     y = ref.pooled(reference_tokenize(folder / "tokenizer.json", texts))
     for dim in DIMS + (31,):
-        np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref.finish(y, dim, normalize),
-                                   rtol=0, atol=TOL, err_msg=f"dim={dim}")
+        np.testing.assert_allclose(
+            model.encode(texts, dim, normalize=normalize),
+            ref.finish(y, dim, normalize),
+            rtol=0,
+            atol=TOL,
+            err_msg=f"dim={dim}",
+        )
     # The packed codes stay packed: 8 MB, not a 62 MB float table.
     assert model.table.data.dtype == np.uint8 and model.table.data.nbytes == 30522 * 256
 
@@ -135,8 +143,7 @@ def static_repo(tmp_path_factory, tokenizer_json):
     save_file({"embedding.weight": weight}, str(module / "model.safetensors"))
     write_tokenizer(tokenizer_json, module / "tokenizer.json", None)
     (root / "modules.json").write_text(
-        '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", '
-        '"type": "sentence_transformers.models.StaticEmbedding"}]'
+        '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]'
     )
     return root, weight
 
@@ -149,8 +156,9 @@ def test_static_layout_parity(backend, static_repo, texts):
     y = ref.pooled(reference_tokenize(root / "0_StaticEmbedding" / "tokenizer.json", texts))
     for dim in (128, 64, 32):
         for normalize in (True, False):
-            np.testing.assert_allclose(model.encode(texts, dim, normalize=normalize), ref.finish(y, dim, normalize),
-                                       rtol=0, atol=TOL)
+            np.testing.assert_allclose(
+                model.encode(texts, dim, normalize=normalize), ref.finish(y, dim, normalize), rtol=0, atol=TOL
+            )
 
 
 def test_empty_text_is_normalized_dyt_of_bias(backend, full_512):

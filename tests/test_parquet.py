@@ -38,12 +38,14 @@ def _numpy_backend(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _table(n: int) -> "pa.Table":
-    return pa.table({
-        "_id": [f"d{i}" for i in range(n)],
-        "title": [None if i % 3 else f"Title {i}" for i in range(n)],
-        "text": [f"document number {i} about cats and dogs" for i in range(n)],
-        "year": list(range(n)),
-    })
+    return pa.table(
+        {
+            "_id": [f"d{i}" for i in range(n)],
+            "title": [None if i % 3 else f"Title {i}" for i in range(n)],
+            "text": [f"document number {i} about cats and dogs" for i in range(n)],
+            "year": list(range(n)),
+        }
+    )
 
 
 def _vectors(table: "pa.Table") -> np.ndarray:
@@ -55,8 +57,23 @@ def test_round_trip_single_field(tmp_path: Path, model_dir: Path, model: sse_np.
     src = _table(2500)
     pq.write_table(src, tmp_path / "in.parquet", row_group_size=1000)
     out = tmp_path / "out.parquet"
-    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(out), "--model", str(model_dir),
-                 "--keep", "year", "--batch-size", "600"]) == 0
+    assert (
+        main(
+            [
+                "encode",
+                str(tmp_path / "in.parquet"),
+                "-o",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--keep",
+                "year",
+                "--batch-size",
+                "600",
+            ]
+        )
+        == 0
+    )
     got = pq.read_table(out)
     assert got.column_names == ["_id", "year", "embedding"]
     assert got.schema.field("embedding").type == pa.list_(pa.float32(), DIM)
@@ -84,8 +101,13 @@ def test_multi_field_equals_eval_document_text(tmp_path: Path, model_dir: Path, 
     ids, texts = read_corpus(corpus)
     folder = tmp_path / "parts"
     folder.mkdir()
-    table = pa.table({"_id": [r["_id"] for r in records], "title": [r.get("title") for r in records],
-                      "text": [r["text"] for r in records]})
+    table = pa.table(
+        {
+            "_id": [r["_id"] for r in records],
+            "title": [r.get("title") for r in records],
+            "text": [r["text"] for r in records],
+        }
+    )
     pq.write_table(table.slice(0, 500), folder / "part-0.parquet")
     pq.write_table(table.slice(500), folder / "part-1.parquet")
     (folder / "_SUCCESS").write_text("")
@@ -109,12 +131,15 @@ def test_join_rules() -> None:
         join_fields({"title": 3, "text": "b"}, ("title", "text"), "f", 2)
 
 
-@pytest.mark.parametrize("column, fields, message", [
-    (None, "body", r"in\.parquet: no column 'body' \(columns: '_id', 'title', 'text', 'year'\)"),
-    ("text", "text", r"in\.parquet:1203: column 'text' is null; every row needs a text"),
-    ("year", "year", r"in\.parquet:1: column 'year' is int64, expected a string"),
-    ("both", "title,text", r"in\.parquet:1203: columns 'title', 'text' are all null"),
-])
+@pytest.mark.parametrize(
+    "column, fields, message",
+    [
+        (None, "body", r"in\.parquet: no column 'body' \(columns: '_id', 'title', 'text', 'year'\)"),
+        ("text", "text", r"in\.parquet:1203: column 'text' is null; every row needs a text"),
+        ("year", "year", r"in\.parquet:1: column 'year' is int64, expected a string"),
+        ("both", "title,text", r"in\.parquet:1203: columns 'title', 'text' are all null"),
+    ],
+)
 def test_row_numbered_errors(tmp_path: Path, model_dir: Path, capsys, column, fields, message) -> None:
     table = _table(2000)
     if column in ("text", "both"):
@@ -124,8 +149,23 @@ def test_row_numbered_errors(tmp_path: Path, model_dir: Path, capsys, column, fi
     pq.write_table(table, tmp_path / "in.parquet", row_group_size=500)
     out = tmp_path / "out.parquet"
     out.write_bytes(b"previous")
-    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(out), "--model", str(model_dir),
-                 "--field", fields, "--batch-size", "256"]) == 1
+    assert (
+        main(
+            [
+                "encode",
+                str(tmp_path / "in.parquet"),
+                "-o",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--field",
+                fields,
+                "--batch-size",
+                "256",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     import re
@@ -138,11 +178,14 @@ def test_row_numbered_errors(tmp_path: Path, model_dir: Path, capsys, column, fi
 def test_bytes_that_are_not_utf8_are_a_row_numbered_error(tmp_path: Path, model_dir: Path, capsys) -> None:
     # pyarrow writes (and reads back) a string column's bytes unchecked
     data = b"one" + b"tw\xc3" + b"three"
-    column = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(np.array([0, 3, 6, 11], np.int32).tobytes()),
-                                                    pa.py_buffer(data)])
+    column = pa.Array.from_buffers(
+        pa.string(), 3, [None, pa.py_buffer(np.array([0, 3, 6, 11], np.int32).tobytes()), pa.py_buffer(data)]
+    )
     pq.write_table(pa.table({"text": column}), tmp_path / "in.parquet")
-    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
-                 "--model", str(model_dir)]) == 1
+    assert (
+        main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"), "--model", str(model_dir)])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "in.parquet:2: column 'text' is not valid UTF-8 (unexpected end of data at byte 2)" in err, err
     assert not (tmp_path / "out.parquet").exists()
@@ -151,8 +194,10 @@ def test_bytes_that_are_not_utf8_are_a_row_numbered_error(tmp_path: Path, model_
 def test_id_field(tmp_path: Path, model_dir: Path) -> None:
     pq.write_table(pa.table({"doc": ["a", "b"], "text": ["x", "y"]}), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
-    assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(out), "--model", str(model_dir),
-                 "--id-field", "doc"]) == 0
+    assert (
+        main(["encode", str(tmp_path / "in.parquet"), "-o", str(out), "--model", str(model_dir), "--id-field", "doc"])
+        == 0
+    )
     assert pq.read_table(out).column_names == ["doc", "embedding"]
     with pytest.raises(DataError, match="no id column 'key'"):
         list(parquet.read_chunks(str(tmp_path / "in.parquet"), id_field="key"))
@@ -205,5 +250,6 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "in.parquet")
     assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out"), "--ray"]) == 1
-    assert capsys.readouterr().err == ("sse-np: error: Ray bulk embedding needs the 'ray' extra: "
-                                       "pip install 'sse_np[ray]'\n")
+    assert capsys.readouterr().err == (
+        "sse-np: error: Ray bulk embedding needs the 'ray' extra: pip install 'sse_np[ray]'\n"
+    )

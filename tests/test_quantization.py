@@ -85,15 +85,19 @@ def test_real_model_vectors_match(real_vectors: np.ndarray, precision: str) -> N
         _same(quantize_embeddings(emb, precision), st_quantize(emb, precision))
         if precision.endswith("int8"):
             calib, rest = emb[:200], emb[200:]
-            _same(quantize_embeddings(rest, precision, calibration_embeddings=calib),
-                  st_quantize(rest, precision, calibration_embeddings=calib))
+            _same(
+                quantize_embeddings(rest, precision, calibration_embeddings=calib),
+                st_quantize(rest, precision, calibration_embeddings=calib),
+            )
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_empty_and_lists_match(precision: str) -> None:
     rng = np.random.default_rng(5)
-    _same(quantize_embeddings(np.zeros((0, 12), np.float32), precision),
-          st_quantize(np.zeros((0, 12), np.float32), precision))
+    _same(
+        quantize_embeddings(np.zeros((0, 12), np.float32), precision),
+        st_quantize(np.zeros((0, 12), np.float32), precision),
+    )
     rows = [rng.standard_normal(12).astype(np.float32) for _ in range(5)]
     _same(quantize_embeddings(rows, precision), st_quantize(rows, precision))
     mats = [rng.standard_normal((n, 12)).astype(np.float32) for n in (3, 1, 6)]
@@ -207,13 +211,31 @@ def test_encode_precision_and_cli_match_sentence_transformers(tmp_path):
     np.save(tmp_path / "r.npy", ranges)
     for precision, extra in (("binary", []), ("ubinary", []), ("int8", ["--ranges", str(tmp_path / "r.npy")])):
         out = tmp_path / f"{precision}.npy"
-        assert main(["encode", str(src), "-o", str(out), "--dim", "24", "--model", str(folder),
-                     "--precision", precision, *extra]) == 0
+        assert (
+            main(
+                [
+                    "encode",
+                    str(src),
+                    "-o",
+                    str(out),
+                    "--dim",
+                    "24",
+                    "--model",
+                    str(folder),
+                    "--precision",
+                    precision,
+                    *extra,
+                ]
+            )
+            == 0
+        )
         want = st_quantize(floats, precision, ranges=ranges if precision == "int8" else None)
         got = np.load(out)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), precision
     with pytest.raises(ValueError, match="unknown precision|precision"):
         model.encode(texts, 24, precision="float16")
     before = sorted(p.name for p in tmp_path.iterdir())
-    assert main(["encode", str(src), "-o", str(tmp_path / "x.npy"), "--model", str(folder), "--precision", "uint8"]) == 1
+    assert (
+        main(["encode", str(src), "-o", str(tmp_path / "x.npy"), "--model", str(folder), "--precision", "uint8"]) == 1
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # refused before writing anything

@@ -81,8 +81,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     before = _descendants(os.getpid())
-    node_args = dict(num_cpus=1, object_store_memory=100 * 1024 * 1024, include_dashboard=False,
-                     node_ip_address="127.0.0.1")
+    node_args = dict(
+        num_cpus=1, object_store_memory=100 * 1024 * 1024, include_dashboard=False, node_ip_address="127.0.0.1"
+    )
     cluster = Cluster(initialize_head=True, head_node_args=node_args)
     try:
         cluster.add_node(**node_args)
@@ -138,8 +139,21 @@ def test_cli_ray_survives_a_killed_actor(cluster, model_dir, corpus, tmp_path) -
 
     def run() -> None:
         try:
-            result["rc"] = main(["encode", str(folder), "-o", str(out), "--model", str(model_dir),
-                                 "--ray", cluster.address, "--batch-size", "10", "--no-progress"])
+            result["rc"] = main(
+                [
+                    "encode",
+                    str(folder),
+                    "-o",
+                    str(out),
+                    "--model",
+                    str(model_dir),
+                    "--ray",
+                    cluster.address,
+                    "--batch-size",
+                    "10",
+                    "--no-progress",
+                ]
+            )
         except BaseException as exc:  # reported by the assertion below
             result["error"] = exc
 
@@ -172,8 +186,7 @@ def test_cli_ray_survives_a_killed_actor(cluster, model_dir, corpus, tmp_path) -
 def test_cli_ray_resumes_and_refuses_other_arguments(cluster, model_dir, corpus, tmp_path, capsys) -> None:
     folder, ids, _ = corpus
     out = tmp_path / "out"
-    args = ["encode", str(folder), "-o", str(out), "--model", str(model_dir), "--ray", cluster.address,
-            "--no-progress"]
+    args = ["encode", str(folder), "-o", str(out), "--model", str(model_dir), "--ray", cluster.address, "--no-progress"]
     assert main(args) == 0
     first = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
     assert len(first) == N_FILES and json.loads((out / MANIFEST).read_text())["dim"] == DIM
@@ -183,8 +196,9 @@ def test_cli_ray_resumes_and_refuses_other_arguments(cluster, model_dir, corpus,
     err = capsys.readouterr().err
     assert "resuming: 7 of 8 files already done" in err and "in 1 files" in err
     again = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
-    assert {k: v for k, v in again.items() if k != "part-03.parquet"} == \
-        {k: v for k, v in first.items() if k != "part-03.parquet"}
+    assert {k: v for k, v in again.items() if k != "part-03.parquet"} == {
+        k: v for k, v in first.items() if k != "part-03.parquet"
+    }
     assert _read_output(out)[0] == ids
     assert main([*args, "--dim", "16"]) == 1
     assert "different arguments (dim: 32 then, 16 now)" in capsys.readouterr().err
@@ -194,8 +208,22 @@ def test_cli_ray_row_numbered_error(cluster, model_dir, tmp_path, capsys) -> Non
     folder = tmp_path / "bad"
     folder.mkdir()
     pq.write_table(pa.table({"_id": ["a", "b", "c"], "text": ["x", None, "z"]}), folder / "p.parquet")
-    assert main(["encode", str(folder), "-o", str(tmp_path / "out"), "--model", str(model_dir),
-                 "--ray", cluster.address, "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "encode",
+                str(folder),
+                "-o",
+                str(tmp_path / "out"),
+                "--model",
+                str(model_dir),
+                "--ray",
+                cluster.address,
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert f"{folder / 'p.parquet'}:2: column 'text' is null" in err
     assert not (tmp_path / "out" / "p.parquet").exists()
@@ -206,15 +234,18 @@ def test_embed_dataset_matches_encode(cluster, model_dir, corpus) -> None:
     ray.init(address=cluster.address, log_to_driver=False)
     try:
         ds = ray.data.read_parquet(str(folder))
-        refs = embed_dataset(ds, model=str(model_dir), batch_size=256, backend="numpy").to_arrow_refs()  # autoscaling pool
+        refs = embed_dataset(
+            ds, model=str(model_dir), batch_size=256, backend="numpy"
+        ).to_arrow_refs()  # autoscaling pool
         table = pa.concat_tables(ray.get(refs))
         assert table.schema.field("embedding").type == pa.list_(pa.float32(), DIM)
         by_id = dict(zip(table["_id"].to_pylist(), vectors_of(table)))
         assert sorted(by_id) == sorted(ids) and table.num_rows == len(ids)
         ref = sse_np.load(model_dir, backend="numpy").encode(texts, DIM)
         np.testing.assert_array_equal(np.stack([by_id[i] for i in ids]), ref)
-        numpy_rows = embed_dataset(ds.limit(50), model=str(model_dir), dim=16, batch_format="numpy",
-                                   backend="numpy", num_actors=1).take(50)
+        numpy_rows = embed_dataset(
+            ds.limit(50), model=str(model_dir), dim=16, batch_format="numpy", backend="numpy", num_actors=1
+        ).take(50)
         got = np.stack([r["embedding"] for r in numpy_rows])
         want = sse_np.load(model_dir, backend="numpy").encode([r["text"] for r in numpy_rows], 16)
         np.testing.assert_array_equal(got, want)

@@ -93,14 +93,21 @@ def test_drop_in_surface_matches_sentence_transformers(full_512, tmp_path):
         b = getattr(ours, name)(texts, normalize_embeddings=True, convert_to_numpy=True, device="cpu", prompt=None)
         np.testing.assert_allclose(b, a, atol=1e-6)
     q, d = ours.encode(texts[:1]), ours.encode(texts)
-    np.testing.assert_allclose(ours.similarity(q, d), st.similarity(torch.from_numpy(q), torch.from_numpy(d)).numpy(),
-                               atol=1e-6)
-    np.testing.assert_allclose(ours.similarity_pairwise(d, d[::-1]),
-                               st.similarity_pairwise(torch.from_numpy(d), torch.from_numpy(d[::-1].copy())).numpy(),
-                               atol=1e-6)
-    for bad, why in [({"convert_to_tensor": True}, "torch"), ({"prompt": "query: "}, "no prompts"),
-                     ({"prompt_name": "query"}, "no prompts"), ({"device": "cuda"}, "CPU"),
-                     ({"output_value": "token_embeddings"}, "token embeddings")]:
+    np.testing.assert_allclose(
+        ours.similarity(q, d), st.similarity(torch.from_numpy(q), torch.from_numpy(d)).numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        ours.similarity_pairwise(d, d[::-1]),
+        st.similarity_pairwise(torch.from_numpy(d), torch.from_numpy(d[::-1].copy())).numpy(),
+        atol=1e-6,
+    )
+    for bad, why in [
+        ({"convert_to_tensor": True}, "torch"),
+        ({"prompt": "query: "}, "no prompts"),
+        ({"prompt_name": "query"}, "no prompts"),
+        ({"device": "cuda"}, "CPU"),
+        ({"output_value": "token_embeddings"}, "token embeddings"),
+    ]:
         with pytest.raises(ValueError, match=why):
             ours.encode(texts, **bad)
     with pytest.raises(TypeError, match="unexpected keyword argument 'pool'"):

@@ -34,8 +34,15 @@ openai = pytest.importorskip("openai", reason="the openai client is not installe
 
 from conftest import make_random_model  # noqa: E402
 
-TEXTS = ["what is a static embedding?", "", "héllo wörld 日本語 🙂", "a\x00b", "The quick brown fox. " * 40,
-         "[UNK] [CLS] tokens", "x"]
+TEXTS = [
+    "what is a static embedding?",
+    "",
+    "héllo wörld 日本語 🙂",
+    "a\x00b",
+    "The quick brown fox. " * 40,
+    "[UNK] [CLS] tokens",
+    "x",
+]
 WORDS = "the of and a to in is was for on with as by at from retrieval embedding static model vector".split()
 
 
@@ -55,7 +62,10 @@ class Server:
         self.log = tmp / f"server-{self.port}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sse_np", "serve", "--port", str(self.port), "--log-level", "warning", *args],
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=env)
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -90,9 +100,21 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     """Two models, small limits so that the 413 paths are cheap to reach."""
-    srv = Server(["--model", f"small={models['small']}", "--model", f"tiny={models['tiny']}",
-                  "--max-inputs", "8", "--max-text-chars", "5000", "--max-body-bytes", "65536"],
-                 tmp_path_factory.mktemp("logs"))
+    srv = Server(
+        [
+            "--model",
+            f"small={models['small']}",
+            "--model",
+            f"tiny={models['tiny']}",
+            "--max-inputs",
+            "8",
+            "--max-text-chars",
+            "5000",
+            "--max-body-bytes",
+            "65536",
+        ],
+        tmp_path_factory.mktemp("logs"),
+    )
     yield srv
     srv.stop()
 
@@ -109,8 +131,9 @@ def client(server):
 
 def _post(server: Server, path: str, body, **kwargs) -> httpx.Response:
     content = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return httpx.post(server.url + path, content=content, headers={"content-type": "application/json"},
-                      timeout=30, **kwargs)
+    return httpx.post(
+        server.url + path, content=content, headers={"content-type": "application/json"}, timeout=30, **kwargs
+    )
 
 
 def _tokens(model, texts: list[str]) -> int:
@@ -152,8 +175,9 @@ def test_dimensions(client, local, dims):
 def test_single_string_and_real_queries(client, local):
     queries = _real_queries(8)
     got = client.embeddings.create(model="small", input=queries, encoding_format="float")
-    np.testing.assert_allclose(np.array([d.embedding for d in got.data], dtype=np.float32),
-                               local["small"].encode(queries), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array([d.embedding for d in got.data], dtype=np.float32), local["small"].encode(queries), rtol=0, atol=1e-6
+    )
     one = client.embeddings.create(model="small", input=queries[0], encoding_format="float")
     assert len(one.data) == 1 and one.usage.prompt_tokens == _tokens(local["small"], queries[:1])
 
@@ -162,7 +186,7 @@ def test_concurrent_requests_each_get_their_own_vectors(server, local):
     # Small requests that arrive together are encoded as one call (micro-batching), large ones in the
     # pool; with different dims and models mixed in, every answer must still be its own request's.
     queries = _real_queries(24)
-    jobs = [("small" if i % 3 else "tiny", queries[i:i + 1 + i % 3], [None, 8, 16][i % 3]) for i in range(24)]
+    jobs = [("small" if i % 3 else "tiny", queries[i : i + 1 + i % 3], [None, 8, 16][i % 3]) for i in range(24)]
     jobs.append(("small", [TEXTS[4]] * 3, None))  # > inline_chars: the thread pool
     barrier = threading.Barrier(len(jobs))
     results: list = [None] * len(jobs)
@@ -207,8 +231,7 @@ def test_coalescer_makes_one_call_of_requests_ready_together(local):
 
     async def go(groups):
         coalescer = _Coalescer(Counting())
-        return await asyncio.gather(*(coalescer.submit(t, d, True, True) for t, d in groups),
-                                    return_exceptions=True)
+        return await asyncio.gather(*(coalescer.submit(t, d, True, True) for t, d in groups), return_exceptions=True)
 
     groups = [(["a b"], 64), (["c", "d e f"], 64), (["g"], 8), (["h"], 64)]
     out = asyncio.run(go(groups))
@@ -234,13 +257,21 @@ def test_models_endpoint(client, server):
 def test_langchain_openai_embeddings(server, local):
     lc = pytest.importorskip("langchain_openai", reason="langchain-openai not installed")
     # check_embedding_ctx_length=False: send texts, not tiktoken ids (and fetch no tiktoken files).
-    emb = lc.OpenAIEmbeddings(model="small", base_url=server.url + "/v1", api_key="unused",
-                              check_embedding_ctx_length=False, max_retries=0, timeout=30)
+    emb = lc.OpenAIEmbeddings(
+        model="small",
+        base_url=server.url + "/v1",
+        api_key="unused",
+        check_embedding_ctx_length=False,
+        max_retries=0,
+        timeout=30,
+    )
     docs = TEXTS[:4]
-    np.testing.assert_allclose(np.array(emb.embed_documents(docs), dtype=np.float32),
-                               local["small"].encode(docs), rtol=0, atol=1e-6)
-    np.testing.assert_allclose(np.array(emb.embed_query(docs[0]), dtype=np.float32),
-                               local["small"].encode(docs[0]), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(emb.embed_documents(docs), dtype=np.float32), local["small"].encode(docs), rtol=0, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.array(emb.embed_query(docs[0]), dtype=np.float32), local["small"].encode(docs[0]), rtol=0, atol=1e-6
+    )
 
 
 # --------------------------------------------------------------------------- errors
@@ -256,33 +287,36 @@ def _error(resp: httpx.Response, status: int, fragment: str, param: str | None =
     return error
 
 
-@pytest.mark.parametrize("body, status, fragment, param", [
-    (b"{not json", 400, "not valid JSON", None),
-    (b'{"input": "a", "model": "small"', 400, "not valid JSON", None),
-    (b"\xff\xfe{}", 400, "not valid UTF-8 (byte 0)", None),
-    (b'{"input": "caf\xe9"}', 400, "not valid UTF-8 (byte 14)", None),
-    ([1, 2], 400, "JSON array, expected an object", None),
-    (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply", None),
-    ({"model": "small"}, 400, "input is required", "input"),
-    ({"model": "small", "input": {"text": "a"}}, 400, "input is object, expected str", "input"),
-    ({"model": "small", "input": ["a", "b", 3]}, 400, "input[2] is int, expected str", "input"),
-    ({"model": "small", "input": ["a", None]}, 400, "input[1] is null, expected str", "input"),
-    ({"model": "small", "input": []}, 400, "empty list", "input"),
-    ({"model": "small", "input": [101, 2023, 102]}, 400, "token ids", "input"),
-    ({"model": "small", "input": [[101, 2023], [7]]}, 400, "token ids", "input"),
-    ({"model": "small", "input": "a", "dimensions": 0}, 400, "dimensions must be in 1..64", "dimensions"),
-    ({"model": "small", "input": "a", "dimensions": 65}, 400, "got 65", "dimensions"),
-    ({"model": "small", "input": "a", "dimensions": "8"}, 400, "dimensions is str", "dimensions"),
-    ({"model": "small", "input": "a", "dimensions": True}, 400, "dimensions is bool", "dimensions"),
-    ({"model": "small", "input": "a", "dimensions": 8.0}, 400, "dimensions is float", "dimensions"),
-    ({"model": "small", "input": "a", "encoding_format": "hex"}, 400, "encoding_format", "encoding_format"),
-    ({"model": "small", "input": "a", "user": 5}, 400, "user is int", "user"),
-    ({"model": 7, "input": "a"}, 400, "model is int", "model"),
-    ({"input": "a"}, 400, "model is required: one of small, tiny", "model"),
-    ({"model": "gpt-4", "input": "a"}, 404, "'gpt-4' does not exist", "model"),
-    ({"model": "small", "input": ["a"] * 9}, 413, "9 texts, limit 8", "input"),
-    ({"model": "small", "input": ["a", "b" * 5001]}, 413, "input[1] has 5001 characters, limit 5000", "input"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment, param",
+    [
+        (b"{not json", 400, "not valid JSON", None),
+        (b'{"input": "a", "model": "small"', 400, "not valid JSON", None),
+        (b"\xff\xfe{}", 400, "not valid UTF-8 (byte 0)", None),
+        (b'{"input": "caf\xe9"}', 400, "not valid UTF-8 (byte 14)", None),
+        ([1, 2], 400, "JSON array, expected an object", None),
+        (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply", None),
+        ({"model": "small"}, 400, "input is required", "input"),
+        ({"model": "small", "input": {"text": "a"}}, 400, "input is object, expected str", "input"),
+        ({"model": "small", "input": ["a", "b", 3]}, 400, "input[2] is int, expected str", "input"),
+        ({"model": "small", "input": ["a", None]}, 400, "input[1] is null, expected str", "input"),
+        ({"model": "small", "input": []}, 400, "empty list", "input"),
+        ({"model": "small", "input": [101, 2023, 102]}, 400, "token ids", "input"),
+        ({"model": "small", "input": [[101, 2023], [7]]}, 400, "token ids", "input"),
+        ({"model": "small", "input": "a", "dimensions": 0}, 400, "dimensions must be in 1..64", "dimensions"),
+        ({"model": "small", "input": "a", "dimensions": 65}, 400, "got 65", "dimensions"),
+        ({"model": "small", "input": "a", "dimensions": "8"}, 400, "dimensions is str", "dimensions"),
+        ({"model": "small", "input": "a", "dimensions": True}, 400, "dimensions is bool", "dimensions"),
+        ({"model": "small", "input": "a", "dimensions": 8.0}, 400, "dimensions is float", "dimensions"),
+        ({"model": "small", "input": "a", "encoding_format": "hex"}, 400, "encoding_format", "encoding_format"),
+        ({"model": "small", "input": "a", "user": 5}, 400, "user is int", "user"),
+        ({"model": 7, "input": "a"}, 400, "model is int", "model"),
+        ({"input": "a"}, 400, "model is required: one of small, tiny", "model"),
+        ({"model": "gpt-4", "input": "a"}, 404, "'gpt-4' does not exist", "model"),
+        ({"model": "small", "input": ["a"] * 9}, 413, "9 texts, limit 8", "input"),
+        ({"model": "small", "input": ["a", "b" * 5001]}, 413, "input[1] has 5001 characters, limit 5000", "input"),
+    ],
+)
 def test_error_paths(server, body, status, fragment, param):
     error = _error(_post(server, "/v1/embeddings", body), status, fragment, param)
     if status == 404:
@@ -301,7 +335,7 @@ def test_body_limit_with_and_without_content_length(server):
 
     def chunks():  # no Content-Length: the server stops reading at the limit
         for start in range(0, len(big), 8192):
-            yield big[start:start + 8192]
+            yield big[start : start + 8192]
 
     resp = httpx.post(server.url + "/v1/embeddings", content=chunks(), timeout=30)
     _error(resp, 413, "exceeds 65536 bytes", None)
@@ -349,22 +383,36 @@ def test_tei_embed(server, local):
     got = _post(server, "/embed", {"inputs": TEXTS, "model": "small"})
     assert got.status_code == 200
     np.testing.assert_allclose(np.array(got.json(), dtype=np.float32), local["small"].encode(TEXTS), rtol=0, atol=1e-6)
-    raw = _post(server, "/embed", {"inputs": "one text", "model": "small", "normalize": False, "dimensions": 8,
-                                   "truncate": True, "truncation_direction": "Right"}).json()
-    np.testing.assert_allclose(np.array(raw, dtype=np.float32),
-                               local["small"].encode(["one text"], 8, normalize=False), rtol=0, atol=1e-6)
+    raw = _post(
+        server,
+        "/embed",
+        {
+            "inputs": "one text",
+            "model": "small",
+            "normalize": False,
+            "dimensions": 8,
+            "truncate": True,
+            "truncation_direction": "Right",
+        },
+    ).json()
+    np.testing.assert_allclose(
+        np.array(raw, dtype=np.float32), local["small"].encode(["one text"], 8, normalize=False), rtol=0, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    ({"model": "small"}, 422, "inputs is required"),
-    ({"model": "small", "inputs": ["a", 1]}, 422, "inputs[1] is int, expected str"),
-    ({"model": "small", "inputs": "a", "normalize": "yes"}, 422, "normalize is str"),
-    ({"model": "small", "inputs": "a", "prompt_name": "query"}, 422, "no prompts"),
-    ({"model": "small", "inputs": "a", "truncation_direction": "up"}, 422, "truncation_direction"),
-    ({"model": "small", "inputs": "a", "dimensions": 100}, 422, "dimensions must be in 1..64"),
-    ({"model": "small", "inputs": ["a"] * 9}, 413, "limit 8"),
-    ({"model": "unknown", "inputs": "a"}, 404, "does not exist"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        ({"model": "small"}, 422, "inputs is required"),
+        ({"model": "small", "inputs": ["a", 1]}, 422, "inputs[1] is int, expected str"),
+        ({"model": "small", "inputs": "a", "normalize": "yes"}, 422, "normalize is str"),
+        ({"model": "small", "inputs": "a", "prompt_name": "query"}, 422, "no prompts"),
+        ({"model": "small", "inputs": "a", "truncation_direction": "up"}, 422, "truncation_direction"),
+        ({"model": "small", "inputs": "a", "dimensions": 100}, 422, "dimensions must be in 1..64"),
+        ({"model": "small", "inputs": ["a"] * 9}, 413, "limit 8"),
+        ({"model": "unknown", "inputs": "a"}, 404, "does not exist"),
+    ],
+)
 def test_tei_errors(server, body, status, fragment):
     resp = _post(server, "/embed", body)
     assert resp.status_code == status, resp.text
@@ -458,8 +506,9 @@ def test_single_model_any_name_then_sigterm_loses_nothing(models, local, tmp_pat
             resp = conn.getresponse()
             payload = resp.read()
             assert resp.status == 200, payload
-            got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4")
-                            for d in json.loads(payload)["data"]])
+            got = np.stack(
+                [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in json.loads(payload)["data"]]
+            )
             assert got.tobytes() == want.tobytes()
             conn.close()
         late = None
@@ -474,12 +523,13 @@ def test_single_model_any_name_then_sigterm_loses_nothing(models, local, tmp_pat
 
 
 def test_missing_extra_is_one_line(tmp_path):
-    code = ("import sys; sys.modules['starlette'] = None\n"
-            "from sse_np.cli import main; sys.exit(main(['serve', '--port', '1']))")
+    code = (
+        "import sys; sys.modules['starlette'] = None\n"
+        "from sse_np.cli import main; sys.exit(main(['serve', '--port', '1']))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("sse-np: error: sse_np.serve needs the 'serve' extra: "
-                                   "pip install 'sse_np[serve]'")
+    assert proc.stderr.strip() == ("sse-np: error: sse_np.serve needs the 'serve' extra: pip install 'sse_np[serve]'")
 
 
 def test_app_names_and_limits(models):
@@ -508,11 +558,13 @@ def test_workers_share_the_work_and_stop_on_sigterm(models, local, tmp_path):
 
 
 def test_cli_parses_serve_without_importing_the_stack():
-    code = ("import sys; from sse_np.cli import build_parser\n"
-            "a = build_parser().parse_args(['serve', '--model', 'a=x', '--model', 'y', '--port', '9', '--workers', '2',"
-            " '--threads', '3', '--max-inputs', '5', '--inline-chars', '0', '--no-batching', '--strict-model'])\n"
-            "assert (a.model, a.port, a.workers, a.threads, a.max_inputs, a.inline_chars, a.batching, a.strict_model)"
-            " == (['a=x', 'y'], 9, 2, 3, 5, 0, False, True), a\n"
-            "assert 'starlette' not in sys.modules and 'sse_np.serve' not in sys.modules")
+    code = (
+        "import sys; from sse_np.cli import build_parser\n"
+        "a = build_parser().parse_args(['serve', '--model', 'a=x', '--model', 'y', '--port', '9', '--workers', '2',"
+        " '--threads', '3', '--max-inputs', '5', '--inline-chars', '0', '--no-batching', '--strict-model'])\n"
+        "assert (a.model, a.port, a.workers, a.threads, a.max_inputs, a.inline_chars, a.batching, a.strict_model)"
+        " == (['a=x', 'y'], 9, 2, 3, 5, 0, False, True), a\n"
+        "assert 'starlette' not in sys.modules and 'sse_np.serve' not in sys.modules"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

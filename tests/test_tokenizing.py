@@ -98,8 +98,9 @@ def test_chunk_cache_is_bounded_in_bytes(tokenizer_json):
     bound = 2_000_000
     tt = TextTokenizer(tok, cache_bytes=bound)
     rng = _random.Random(3)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12)))
-             for _ in range(20_000)]
+    words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 12))) for _ in range(20_000)
+    ]
     long_chunks = ["".join(rng.choice("abcdefghij0123456789") for _ in range(8000)) for _ in range(200)]
     tracemalloc.start()
     for i in range(0, len(words), 500):

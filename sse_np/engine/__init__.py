@@ -113,8 +113,7 @@ if hasattr(os, "register_at_fork"):
     # logging and concurrent.futures pair a before-fork hook with an after-fork
     # one; were one first imported by a warm-up thread while a fork waits in
     # our hook, only its second half would run. Both are imported above.
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 class Engine:
@@ -147,7 +146,7 @@ class Engine:
     # -- state -------------------------------------------------------------
     @property
     def status(self) -> str:
-        """"numba" (kernels loaded), "loading", "numpy" (for now or for good) or "failed"."""
+        """ "numba" (kernels loaded), "loading", "numpy" (for now or for good) or "failed"."""
         if self._numba is not None:
             return "numba"
         if self._error is not None:
@@ -167,8 +166,10 @@ class Engine:
 
     def _signature(self) -> str:
         data = self.table.data
-        return (f"{data.dtype.str}|{data.ndim}|{data.flags.writeable}|{self.dyt is not None}|"
-                f"{self.tokenizer.fast_spec is not None}|{self.tokenizer.chunked}")
+        return (
+            f"{data.dtype.str}|{data.ndim}|{data.flags.writeable}|{self.dyt is not None}|"
+            f"{self.tokenizer.fast_spec is not None}|{self.tokenizer.chunked}"
+        )
 
     # -- loading -------------------------------------------------------------
     def warmup(self, notice: Callable[[str], None] | None = None) -> str:
@@ -215,14 +216,21 @@ class Engine:
     def _compile_in_child(self, stamp: Path, numba) -> bool:
         """Compile into numba's cache in a child process (so our GIL stays free); whether it worked."""
         package_parent = str(Path(__file__).resolve().parents[2])
-        code = ("import sys; sys.path.insert(0, sys.argv[1]); "
-                "from sse_np.engine.compile import main; sys.exit(main(sys.argv[2:]))")
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from sse_np.engine.compile import main; sys.exit(main(sys.argv[2:]))"
+        )
         env = {**os.environ, "NUMBA_CACHE_DIR": str(numba.config.CACHE_DIR or "")}
         if not env["NUMBA_CACHE_DIR"]:
             del env["NUMBA_CACHE_DIR"]
         try:
-            done = subprocess.run([sys.executable, "-c", code, package_parent, str(self.source), str(stamp)],
-                                  env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+            done = subprocess.run(
+                [sys.executable, "-c", code, package_parent, str(self.source), str(stamp)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=600,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             log.debug("sse_np: compiling in a child process failed (%r); compiling here", exc)
             return False
@@ -250,8 +258,7 @@ class Engine:
                     self._load(in_child=True, notice=self._notice)
         except Exception as exc:  # NumPy gives the same vectors, only more slowly
             self._error = exc
-            warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning, stacklevel=2)
 
     def _numba_for(self, texts: list[str], notice=None):
         """The numba back-end for this call, or None for NumPy (see ``backend``)."""
@@ -266,15 +273,17 @@ class Engine:
                 if self.backend == "numba":
                     raise
                 self._error = exc
-                warnings.warn(f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning,
-                              stacklevel=3)
+                warnings.warn(
+                    f"sse_np: numba kernels failed to load ({exc!r}); using NumPy", RuntimeWarning, stacklevel=3
+                )
             return self._numba
         self.start_background(notice)
         return None
 
     # -- computing -------------------------------------------------------------
-    def embed(self, texts: list[str], start: int, out: np.ndarray, normalize: bool, threads: int,
-              notice=None) -> np.ndarray:
+    def embed(
+        self, texts: list[str], start: int, out: np.ndarray, normalize: bool, threads: int, notice=None
+    ) -> np.ndarray:
         """Texts -> vectors in ``out`` (n, dim), truncated to ``out``'s width, normalized or not."""
         numba = self._numba_for(texts, notice)
         if numba is not None:
@@ -308,8 +317,9 @@ def _size(texts) -> int:
 def exercise(backend) -> None:
     """Call every kernel a model uses once, so numba loads (or compiles) its machine code now."""
     texts = ["warm up", "warm up café"]  # the fast path, and a hole for tokenizers
-    out = np.empty((len(texts), backend.table.data.shape[1] * (2 if backend.table.data.dtype == np.uint8 else 1)),
-                   dtype=np.float32)
+    out = np.empty(
+        (len(texts), backend.table.data.shape[1] * (2 if backend.table.data.dtype == np.uint8 else 1)), dtype=np.float32
+    )
     backend.embed(texts, 0, out, True, 1)
     backend.tokenize(texts, 0, 1)
 

@@ -34,8 +34,7 @@ def _pool() -> ThreadPoolExecutor:
     if _executor is None:
         with _executor_lock:
             if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1),
-                                               thread_name_prefix="sse_np")
+                _executor = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="sse_np")
     return _executor
 
 
@@ -103,9 +102,16 @@ def _wordpiece_buffers(texts: list[str], start: int):
     a text never has more tokens or holes than bytes)."""
     data, text_off = utf8(texts, start)
     n, size = len(texts), len(data)
-    return (data, text_off, np.frombuffer(data, dtype=np.uint8), np.empty(size, dtype=np.int32),
-            np.empty(n, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
-            np.empty(n, dtype=np.int64))
+    return (
+        data,
+        text_off,
+        np.frombuffer(data, dtype=np.uint8),
+        np.empty(size, dtype=np.int32),
+        np.empty(n, dtype=np.int64),
+        np.empty(size, dtype=np.int64),
+        np.empty(size, dtype=np.int64),
+        np.empty(n, dtype=np.int64),
+    )
 
 
 def _serial(n: int, work: int, threads: int) -> bool:
@@ -162,8 +168,24 @@ class NumbaBackend:
 
         # Work estimate: ~4.5 bytes a token, each token adds dim floats, each byte is scanned.
         if _serial(n, size * (out.shape[1] // 4 + 8), threads):
-            args = (buf, text_off, 0, n, classes, vocab, max_len, keep_end, table, affine,
-                    out, ids, counts, hole_a, hole_b, n_holes)
+            args = (
+                buf,
+                text_off,
+                0,
+                n,
+                classes,
+                vocab,
+                max_len,
+                keep_end,
+                table,
+                affine,
+                out,
+                ids,
+                counts,
+                hole_a,
+                hole_b,
+                n_holes,
+            )
             if self._embed_entry is not None and out.flags.c_contiguous and out.flags.writeable:
                 self._embed_entry(*args)  # every other argument is made here, always of the same type
             else:
@@ -172,17 +194,44 @@ class NumbaBackend:
                     self._embed_entry = _entry_point(pooling.embed_range, args)
             finished = False
         else:
+
             def work(lo: int, hi: int) -> None:
-                pooling.embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine,
-                                    out, ids, counts, hole_a, hole_b, n_holes)
+                pooling.embed_range(
+                    buf,
+                    text_off,
+                    lo,
+                    hi,
+                    classes,
+                    vocab,
+                    max_len,
+                    keep_end,
+                    table,
+                    affine,
+                    out,
+                    ids,
+                    counts,
+                    hole_a,
+                    hole_b,
+                    n_holes,
+                )
                 self._finish_rows(out, lo, hi, normalize)  # while the rows are in cache, and in parallel
 
             run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
             finished = True
         rest = np.flatnonzero(n_holes)
         if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
-            sub_ids, offsets = self._fill_holes(data, texts, start, threads, ids, text_off[rest],
-                                                text_off[rest] + counts[rest], hole_a, hole_b, n_holes[rest])
+            sub_ids, offsets = self._fill_holes(
+                data,
+                texts,
+                start,
+                threads,
+                ids,
+                text_off[rest],
+                text_off[rest] + counts[rest],
+                hole_a,
+                hole_b,
+                n_holes[rest],
+            )
             sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
             self.pool(sub_ids, *self.tokenizer.window(offsets[:-1], offsets[1:]), sub, threads)
             if finished:
@@ -217,8 +266,11 @@ class NumbaBackend:
         if _serial(n, n * out.shape[1] * 4, threads):
             self._finish_rows(out, 0, n, normalize)
             return
-        run_ranges(lambda lo, hi: self._finish_rows(out, lo, hi, normalize),
-                   _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD), threads)
+        run_ranges(
+            lambda lo, hi: self._finish_rows(out, lo, hi, normalize),
+            _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD),
+            threads,
+        )
 
     def _finish_rows(self, out: np.ndarray, lo: int, hi: int, normalize: bool) -> None:
         """``finish`` for rows ``lo..hi-1`` (NumPy's tanh releases the GIL too)."""
@@ -240,9 +292,9 @@ class NumbaBackend:
         if _serial(n, size * 8, threads):
             wordpiece.tokenize_range(buf, text_off, 0, n, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
         else:
+
             def work(lo: int, hi: int) -> None:
-                wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b,
-                                         n_holes)
+                wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
 
             run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
         starts = text_off[:-1]

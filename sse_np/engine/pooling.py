@@ -67,8 +67,9 @@ def _prefetch(typingctx, address):
 
     def codegen(context, builder, signature, args):
         i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
         builder.call(fn, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])  # read, keep in all caches, data
         return context.get_dummy_value()
 
@@ -193,8 +194,12 @@ def _add_q4(table, ids, start, stop, dim, acc, bits):
             acc[dim - 1] += levels[row[half] >> 4] * s
 
 
-_BY_DTYPE = {np.dtype(np.float32): _add_f32, np.dtype(np.uint16): _add_f16,
-             np.dtype(np.int16): _add_bf16, np.dtype(np.uint8): _add_q4}
+_BY_DTYPE = {
+    np.dtype(np.float32): _add_f32,
+    np.dtype(np.uint16): _add_f16,
+    np.dtype(np.int16): _add_bf16,
+    np.dtype(np.uint8): _add_q4,
+}
 # Jitted code uses the fused float16/bfloat16 loops: the same sums in the same order.
 _JIT_BY_DTYPE = {**_BY_DTYPE, np.dtype(np.uint16): _add_f16_jit, np.dtype(np.int16): _add_bf16_jit}
 
@@ -246,8 +251,9 @@ def pool_range(table, affine, ids, starts, stops, lo, hi, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine, out,
-                ids, counts, hole_a, hole_b, n_holes):
+def embed_range(
+    buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine, out, ids, counts, hole_a, hole_b, n_holes
+):
     """Tokenize text ``i`` in ``lo..hi-1`` (UTF-8 ``buf[text_off[i]:text_off[i + 1]]``) and pool it into ``out[i]``.
 
     Texts with holes (see ``wordpiece``) get ``n_holes[i] > 0`` and their
@@ -261,8 +267,9 @@ def embed_range(buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table,
     hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
     for i in range(lo, hi):
         a = text_off[i]
-        counts[i], n_holes[i] = tokenize_text(buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a,
-                                              word, hashes)
+        counts[i], n_holes[i] = tokenize_text(
+            buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a, word, hashes
+        )
     bits = np.empty(out.shape[1], dtype=np.uint32)
     for i in range(lo, hi):
         if n_holes[i]:

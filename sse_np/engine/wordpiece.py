@@ -42,8 +42,17 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ..tokenizing import (DROP, FNV_PRIME, GOLDEN, HIGH, PUNCT, SPACE, WORD_KEY_BYTES,  # noqa: F401 (types for readers)
-                          ByteClasses, Vocab)
+from ..tokenizing import (
+    DROP,
+    FNV_PRIME,
+    GOLDEN,
+    HIGH,
+    PUNCT,
+    SPACE,
+    WORD_KEY_BYTES,  # noqa: F401 (types for readers)
+    ByteClasses,
+    Vocab,
+)
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(FNV_PRIME)
@@ -258,8 +267,9 @@ def tokenize_range(buf, text_off, lo, hi, classes, vocab, out, counts, hole_a, h
     hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
     for i in range(lo, hi):
         a = text_off[i]
-        counts[i], n_holes[i] = tokenize_text(buf, a, text_off[i + 1], classes, vocab, out, a,
-                                              hole_a, hole_b, a, word, hashes)
+        counts[i], n_holes[i] = tokenize_text(
+            buf, a, text_off[i + 1], classes, vocab, out, a, hole_a, hole_b, a, word, hashes
+        )
 
 
 @nb.njit(cache=True, nogil=True)

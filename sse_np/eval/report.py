@@ -47,7 +47,11 @@ def format_report(report: Mapping[str, Any]) -> str:
         d = report["datasets"][name]
         lines.append(f"{name:<{width}}{d['n_docs']:>9}{d['n_queries']:>9}{d['n_queries_skipped']:>9}")
     for metric in report["metrics"]:
-        lines += ["", _METRIC_LABELS.get(metric, metric) + " by dimension", f"{'dataset':<{width}}" + "".join(f"{d:>8}" for d in dims)]
+        lines += [
+            "",
+            _METRIC_LABELS.get(metric, metric) + " by dimension",
+            f"{'dataset':<{width}}" + "".join(f"{d:>8}" for d in dims),
+        ]
         for name in names:
             values = report["datasets"][name]["metrics"]
             lines.append(f"{name:<{width}}" + "".join(f"{_dim_key(values, d)[metric]:>8.4f}" for d in dims))
@@ -55,12 +59,17 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"{'mean':<{width}}" + "".join(f"{_dim_key(report['mean'], d)[metric]:>8.4f}" for d in dims))
     if report.get("precisions"):
         label = "mean over datasets" if len(names) > 1 else names[0]
-        lines += ["", f"nDCG@10 by precision ({label}); bytes per document in brackets",
-                  f"{'precision':<{width}}" + "".join(f"{d:>16}" for d in dims)]
+        lines += [
+            "",
+            f"nDCG@10 by precision ({label}); bytes per document in brackets",
+            f"{'precision':<{width}}" + "".join(f"{d:>16}" for d in dims),
+        ]
         for p in report["precisions"]:
             means, sizes = report["mean_by_precision"][p], report["bytes_per_doc"][p]
-            lines.append(f"{p:<{width}}" + "".join(
-                f"{_dim_key(means, d)['ndcg@10']:>9.4f} ({_dim_key(sizes, d):>4})" for d in dims))
+            lines.append(
+                f"{p:<{width}}"
+                + "".join(f"{_dim_key(means, d)['ndcg@10']:>9.4f} ({_dim_key(sizes, d):>4})" for d in dims)
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -139,8 +148,9 @@ def _plot_by_bytes(plt: Any, report: Mapping[str, Any], path: str | os.PathLike[
     ax.set_xscale("log", base=2)
     ax.set_xlabel("bytes per document (labels: dimension)")
     ax.set_ylabel(_METRIC_LABELS.get(metric, metric) + (" (mean over datasets)" if len(report["datasets"]) > 1 else ""))
-    ax.set_title(f"{_METRIC_LABELS.get(metric, metric)} vs bytes per document: "
-                 f"{Path(str(report['model']['path'])).name}")
+    ax.set_title(
+        f"{_METRIC_LABELS.get(metric, metric)} vs bytes per document: {Path(str(report['model']['path'])).name}"
+    )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

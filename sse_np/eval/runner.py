@@ -200,8 +200,16 @@ def _search_and_score(
         # binary: the index in memory, int8 rows (on disk, say) for the rescoring.
         rescore_rows = quantize_embeddings(docs, "int8", ranges=ranges) if "binary" in precision else None
         del docs
-        found = semantic_search(queries, codes, top_k=TOP_K, corpus_precision=precision, ranges=ranges,
-                                rescore=True, rescore_multiplier=4, rescore_embeddings=rescore_rows)
+        found = semantic_search(
+            queries,
+            codes,
+            top_k=TOP_K,
+            corpus_precision=precision,
+            ranges=ranges,
+            rescore=True,
+            rescore_multiplier=4,
+            rescore_embeddings=rescore_rows,
+        )
         ranked_lists = [([hit["corpus_id"] for hit in hits], [hit["score"] for hit in hits]) for hits in found]
     rows: list[dict[str, float]] = []
     run: dict[str, dict[str, list]] = {}
@@ -381,8 +389,14 @@ def evaluate(
     mean = {dim: mean_metrics([results[d.name]["metrics"][dim] for d in datasets]) for dim in dim_list}
     extra: dict[str, Any] = {}
     if precision_list != ["float32"]:
-        by = {p: {dim: mean_metrics([results[d.name]["metrics_by_precision"][p][dim] for d in datasets])
-                  for dim in dim_list} for p in precision_list if p != "float32"}
+        by = {
+            p: {
+                dim: mean_metrics([results[d.name]["metrics_by_precision"][p][dim] for d in datasets])
+                for dim in dim_list
+            }
+            for p in precision_list
+            if p != "float32"
+        }
         extra = {
             "precisions": precision_list,
             "bytes_per_doc": {p: {dim: bytes_per_vector(dim, p) for dim in dim_list} for p in precision_list},

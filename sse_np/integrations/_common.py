@@ -8,8 +8,9 @@ from typing import Any
 
 def missing_extra(module: str, extra: str, package: str) -> ImportError:
     """One-line error for a missing optional framework."""
-    return ImportError(f"sse_np.integrations.{module} needs the '{extra}' extra ({package}): "
-                       f"pip install 'sse_np[{extra}]'")
+    return ImportError(
+        f"sse_np.integrations.{module} needs the '{extra}' extra ({package}): pip install 'sse_np[{extra}]'"
+    )
 
 
 def resolve_model(model: Any, threads: int | None, backend: str | None) -> Any:

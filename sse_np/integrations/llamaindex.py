@@ -84,8 +84,9 @@ class SSEEmbedding(BaseEmbedding):
         return self._dim
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        vectors = self._model.encode(texts, self._dim, batch_size=max(1, self.embed_batch_size),
-                                     normalize=self._normalize)
+        vectors = self._model.encode(
+            texts, self._dim, batch_size=max(1, self.embed_batch_size), normalize=self._normalize
+        )
         return vectors.tolist()
 
     def _get_query_embedding(self, query: str) -> list[float]:
