@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import DataError, MissingDependencyError
 from .streams import Chunk, Progress
-from .utf8_texts import NotUtf8Error, Utf8Texts
+from .engine.texts import NotUtf8Error, Utf8Texts
 
 ID_FIELDS = ("_id", "id")  # the id column when --id-field is not given, first found
 
@@ -130,7 +130,7 @@ def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) ->
     Returns
     -------
     sequence of str
-        One column: a :class:`~sse_np.utf8_texts.Utf8Texts` over its buffers
+        One column: a :class:`~sse_np.engine.texts.Utf8Texts` over its buffers
         (no Python string per row); several: a list of the joined strings.
     """
     pa = require_pyarrow()

@@ -14,12 +14,13 @@ def main(argv: list[str]) -> int:
     """Load ``argv[0]`` with numba (compiling into the cache), then write the stamp ``argv[1]``."""
     from pathlib import Path
 
-    import sse_np
-    from sse_np.engine import _write_stamp
+    from ..loading import read_checkpoint
+    from .core import Engine
+    from .jit import write_stamp
 
     folder, stamp = argv
-    sse_np.load(folder, backend="numba", threads=1)  # compiles every kernel this model uses
-    _write_stamp(Path(stamp))
+    Engine.from_checkpoint(read_checkpoint(folder), "numba", folder)  # compiles every kernel this model uses
+    write_stamp(Path(stamp))
     return 0
 
 

@@ -1,40 +1,46 @@
-"""Jitted BERT WordPiece for ASCII text: the fast path of the numba back-end.
+"""Jitted BERT tokenization -- normalizer, pre-tokenizer and WordPiece -- for all of Unicode.
 
 It follows the rules ``tokenizers`` applies for a BertNormalizer +
 BertPreTokenizer + WordPiece ``tokenizer.json`` (checked by
-``sse_np.tokenizing.fast_path_spec``), restricted to what is simple and
-exact on ASCII bytes:
+``sse_np.tokenizer.fast_path_spec``):
 
-* normalizer (``clean_text``): NUL and the other control bytes are dropped
-  (tab, newline and carriage return become spaces); ``lowercase`` maps
-  A-Z to a-z. Accent stripping and CJK padding never touch ASCII.
-* pre-tokenizer: split on spaces, then every ASCII punctuation byte is a
-  word of its own.
+* normalizer: ``clean_text`` drops control characters and maps whitespace
+  to spaces, CJK ideographs become words of their own, accents are
+  stripped (NFD, then nonspacing marks dropped), text is lowercased. ASCII
+  bytes take a byte table (``ByteClasses``); other characters are decoded
+  from UTF-8 and looked up per code point (``UnicodeTables``, derived from
+  ``tokenizers`` itself, see ``sse_np.engine.unicode_tables``);
+* pre-tokenizer: split at whitespace, punctuation is a word of its own;
 * WordPiece: greedy longest match from the left, continuation pieces carry
   the prefix (``##``); a word with an unmatched remainder, or longer than
-  ``max_input_chars_per_word``, is one ``[UNK]``.
+  ``max_input_chars_per_word`` characters, is one ``[UNK]``.
 
-Texts arrive as one UTF-8 buffer. They are cut into chunks at ASCII
-whitespace, a hard token boundary for these tokenizers. A chunk with a
-non-ASCII byte, or one that may hold an added token such as ``[CLS]``
-(which ``tokenizers`` matches before normalizing), is not tokenized here:
-it becomes a *hole* (marker id -1 plus its byte range) that the caller
-fills with ``tokenizers``' ids. The tests compare the ids with
-``tokenizers``' on more than a million strings.
+Texts arrive as one UTF-8 buffer and are scanned in chunks between ASCII
+whitespace bytes. A chunk that may hold an added token such as ``[CLS]``
+(which ``tokenizers`` matches in the raw text, before normalizing), or a
+character whose table entry is ``HOLE``, makes the whole text a
+*fallback*: :func:`tokenize_text` returns -1 and the caller tokenizes that
+text with ``tokenizers``. The tests compare the words and ids with
+``tokenizers``' on every code point and on more than a million strings.
 
-Lookups (tables built in ``sse_np.tokenizing``):
+Lookups:
 
 * a word of at most 8 bytes is first looked up whole in a table keyed by
-  its bytes packed in a uint64: exact, one compare, no hashing. Four words
-  in five end there, as one token, without leaving the scanning loop;
+  its bytes packed in a uint64: exact, one compare, no hashing. Four
+  English words in five end there, as one token, without leaving the
+  scanning loop;
 * any other word goes out of line to the greedy longest match, whose
   candidate pieces are FNV-1a hashes: a 64 KiB Bloom filter turns most
   non-entries away, the rest probe an open-addressing table and are
-  confirmed byte by byte.
+  confirmed byte by byte. Byte-wise matching finds the same pieces as
+  ``tokenizers``' character-wise one: an entry is whole UTF-8, so it can
+  only match up to a character boundary.
 
-Together these tokenized 16,384 sentences 1.45x faster than one hash
-lookup per candidate did (whole encode: ``bench/ab_engine.py``). Kernels take the named tuples ``Vocab`` and
-``ByteClasses`` and run as plain Python under ``NUMBA_DISABLE_JIT=1``.
+With ``words=True`` the kernels write each word's normalized UTF-8 bytes
+(then -1) instead of token ids: the pre-tokenizer's output, for lexical
+search and for the tests. Kernels take the named tuples ``ByteClasses``,
+``UnicodeTables`` and ``Vocab`` and run as plain Python under
+``NUMBA_DISABLE_JIT=1``.
 """
 
 from __future__ import annotations
@@ -42,21 +48,17 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ..tokenizing import (
-    DROP,
-    FNV_PRIME,
-    GOLDEN,
-    HIGH,
-    PUNCT,
-    SPACE,
-    WORD_KEY_BYTES,  # noqa: F401 (types for readers)
-    ByteClasses,
-    Vocab,
-)
+from .intrinsics import fetch_add
+from .unicode_tables import BLOCK, ISOLATE, KIND_BITS, MAPPED, WORDS_ROOM
+from .unicode_tables import SPACE as U_SPACE
+from .unicode_tables import WORD as U_WORD
+from .wordpiece_tables import DROP, FNV_PRIME, GOLDEN, HIGH, PUNCT, SPACE, WORD_KEY_BYTES
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(FNV_PRIME)
 _GOLDEN = np.uint64(GOLDEN)
+FALLBACK = -1  # tokenize_text's answer for a text that only tokenizers can tokenize exactly
+_U_HOLE = 5
 
 
 # The hot inner calls are inlined at numba's IR level: called apart, each
@@ -88,10 +90,10 @@ def _lookup(h, vocab, plen, word, s, e):
         j = (j + np.uint64(1)) & mask
 
 
-@nb.njit(cache=True, inline="always")
-def _wordpiece(word, n, vocab, out, pos, hashes):
-    """WordPiece of ``word[:n]`` (normalized bytes) written at ``out[pos:]``; returns the new end."""
-    if n > vocab.max_chars:
+@nb.njit(cache=True)
+def _wordpiece(word, n, chars, vocab, out, pos, hashes):
+    """WordPiece of ``word[:n]`` (normalized UTF-8, ``chars`` characters) written at ``out[pos:]``; the new end."""
+    if chars > vocab.max_chars:
         out[pos] = vocab.unk
         return pos + 1
     first = pos
@@ -130,7 +132,7 @@ def _wordpiece(word, n, vocab, out, pos, hashes):
 
 @nb.njit(cache=True, inline="always")
 def _whole_word(key, word_keys, word_ids, shift):
-    """Token id of the whole word packed in ``key`` (1-8 ASCII bytes, byte ``i`` at bits ``8i``), or -1."""
+    """Token id of the whole word packed in ``key`` (1-8 bytes, byte ``i`` at bits ``8i``), or -1."""
     mask = np.uint64(word_keys.shape[0] - 1)
     j = (key * _GOLDEN) >> shift
     while True:
@@ -143,8 +145,30 @@ def _whole_word(key, word_keys, word_ids, shift):
 
 
 @nb.njit(cache=True)
-def _slow_word(buf, p, q, classes, vocab, out, pos, word, hashes):
-    """WordPiece of the word in ``buf[p:q]`` (dropped bytes skipped) at ``out[pos:]``; returns the new end.
+def _put_word(word, n, out, pos):
+    """``words`` mode: the word's bytes, then a -1 separator."""
+    for q in range(n):
+        out[pos + q] = word[q]
+    out[pos + n] = -1
+    return pos + n + 1
+
+
+@nb.njit(cache=True)
+def _emit(word, n, chars, key, vocab, out, pos, hashes, words):
+    """A finished word (``word[:n]``, its first bytes packed in ``key``): its token ids at ``out[pos:]``."""
+    if words:
+        return _put_word(word, min(n, word.shape[0]), out, pos)
+    if n <= WORD_KEY_BYTES and chars <= vocab.max_chars:
+        t = _whole_word(key, vocab.word_keys, vocab.word_ids, vocab.word_shift)
+        if t >= 0:
+            out[pos] = t
+            return pos + 1
+    return _wordpiece(word, n, chars, vocab, out, pos, hashes)
+
+
+@nb.njit(cache=True)
+def _ascii_word(buf, p, q, classes, vocab, out, pos, word, hashes, words):
+    """The word in ``buf[p:q]`` (ASCII, dropped bytes skipped): its ids at ``out[pos:]``; the new end.
 
     Out of line: only words that are not one whole entry come here, and
     keeping this code apart keeps the fast loop small.
@@ -157,7 +181,9 @@ def _slow_word(buf, p, q, classes, vocab, out, pos, word, hashes):
             if n < cap:
                 word[n] = classes.low[c]
             n += 1
-    return _wordpiece(word, n, vocab, out, pos, hashes)
+    if words:
+        return _put_word(word, min(n, cap), out, pos)
+    return _wordpiece(word, n, n, vocab, out, pos, hashes)
 
 
 @nb.njit(cache=True)
@@ -177,7 +203,7 @@ def _added_at(buf, p, stop, classes, t):
 
 @nb.njit(cache=True)
 def _may_hold_added(buf, a, b, classes):
-    """Whether the normalized chunk ``buf[a:b]`` contains any added token (conservative)."""
+    """Whether the chunk ``buf[a:b]`` may contain an added token (conservative: case and dropped bytes ignored)."""
     for p in range(a, b):
         c = buf[p]
         if classes.added_first[classes.low[c]] and classes.cls[c] != DROP:
@@ -188,17 +214,154 @@ def _may_hold_added(buf, a, b, classes):
 
 
 @nb.njit(cache=True)
-def tokenize_text(buf, a, b, classes, vocab, out, pos, hole_a, hole_b, hpos, word, hashes):
-    """Tokenize ``buf[a:b]`` into ``out[pos:]``; holes go to ``hole_a/b[hpos:]``.
-
-    ``word`` and ``hashes`` are scratch of ``vocab.max_chars + 1`` entries.
-    Returns (ids written incl. hole markers, holes written).
-    """
-    cls, low, added_first = classes.cls, classes.low, classes.added_first
+def _ascii_chunk(buf, i, j, classes, vocab, out, pos, word, hashes, words):
+    """Token ids of the all-ASCII chunk ``buf[i:j]`` at ``out[pos:]``; the new end."""
+    cls, low = classes.cls, classes.low
     word_keys, word_ids, shift = vocab.word_keys, vocab.word_ids, vocab.word_shift
     short = min(WORD_KEY_BYTES, vocab.max_chars)  # longer words never take the one-lookup path
-    start, hstart = pos, hpos
+    p = i
+    while p < j:  # the chunk's words: runs of bytes between punctuation bytes
+        w = p
+        n = 0
+        key = np.uint64(0)  # the word's first 8 bytes, packed
+        while p < j:
+            c = buf[p]
+            k = cls[c]
+            if k == PUNCT:
+                break
+            if k != DROP:
+                if n < WORD_KEY_BYTES:
+                    key |= np.uint64(low[c]) << np.uint64(8 * n)
+                n += 1
+            p += 1
+        if n > 0:
+            t = _whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
+            if t >= 0:
+                out[pos] = t
+                pos += 1
+            else:
+                pos = _ascii_word(buf, w, p, classes, vocab, out, pos, word, hashes, words)
+        if p < j:  # a punctuation byte: a word of its own
+            t = _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift) if short >= 1 and not words else -1
+            if t >= 0:
+                out[pos] = t
+                pos += 1
+            else:
+                pos = _ascii_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes, words)
+            p += 1
+    return pos
+
+
+@nb.njit(cache=True, inline="always")
+def _decode(buf, p):
+    """(code point, byte length) of the UTF-8 character at ``buf[p]`` (valid UTF-8 assumed)."""
+    c = np.int64(buf[p])
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (np.int64(buf[p + 1]) & 0x3F), 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((np.int64(buf[p + 1]) & 0x3F) << 6) | (np.int64(buf[p + 2]) & 0x3F), 3
+    return (
+        ((c & 0x07) << 18)
+        | ((np.int64(buf[p + 1]) & 0x3F) << 12)
+        | ((np.int64(buf[p + 2]) & 0x3F) << 6)
+        | (np.int64(buf[p + 3]) & 0x3F)
+    ), 4
+
+
+@nb.njit(cache=True, inline="always")
+def _append(word, n, key, src, a, b):
+    """Append the bytes ``src[a:b]`` (one character) to the word; returns (n, key)."""
+    cap = word.shape[0]
+    for q in range(a, b):
+        v = src[q]
+        if n < cap:
+            word[n] = v
+        if n < WORD_KEY_BYTES:
+            key |= np.uint64(v) << np.uint64(8 * n)
+        n += 1
+    return n, key
+
+
+@nb.njit(cache=True)
+def _unicode_chunk(buf, i, j, classes, uni, vocab, out, pos, word, hashes, words):
+    """Token ids of the chunk ``buf[i:j]`` (non-ASCII in it) at ``out[pos:]``; the new end, or -1 at a ``HOLE``.
+
+    The tables never let a character give more ids than it has bytes (nor,
+    as words, more than 4 entries a byte), so the caller's room suffices.
+    """
+    n = 0  # bytes, characters and packed key of the word being built
+    chars = 0
+    key = np.uint64(0)
+    p = i
+    while p < j:
+        c = buf[p]
+        if c < 0x80:
+            kind = classes.cls[c]
+            if kind == DROP:
+                p += 1
+                continue
+            if kind == PUNCT:
+                if chars:
+                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
+                    n, chars, key = 0, 0, np.uint64(0)
+                word[0] = classes.low[c]
+                pos = _emit(word, 1, 1, np.uint64(classes.low[c]), vocab, out, pos, hashes, words)
+            else:
+                n, key = _append(word, n, key, classes.low, c, c + 1)
+                chars += 1
+            p += 1
+        else:
+            cp, size = _decode(buf, p)
+            entry = uni.stage2[np.int64(uni.stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
+            kind = entry & np.uint32((1 << KIND_BITS) - 1)
+            if kind == U_WORD:
+                n, key = _append(word, n, key, buf, p, p + size)
+                chars += 1
+            elif kind == ISOLATE:
+                if chars:
+                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
+                m, k2 = _append(word, 0, np.uint64(0), buf, p, p + size)
+                pos = _emit(word, m, 1, k2, vocab, out, pos, hashes, words)
+                n, chars, key = 0, 0, np.uint64(0)
+            elif kind == U_SPACE:
+                if chars:
+                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
+                    n, chars, key = 0, 0, np.uint64(0)
+            elif kind == MAPPED:
+                m = np.int64(entry >> np.uint32(KIND_BITS))
+                for k in range(uni.map_first[m], uni.map_first[m + 1]):
+                    a, b = uni.out_off[k], uni.out_off[k + 1]
+                    okind = uni.out_kind[k]
+                    if okind == U_WORD:
+                        n, key = _append(word, n, key, uni.out_bytes, a, b)
+                        chars += 1
+                    else:  # a boundary; an isolated character is a word of its own
+                        if chars:
+                            pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
+                            n, chars, key = 0, 0, np.uint64(0)
+                        if okind == ISOLATE:
+                            m2, k2 = _append(word, 0, np.uint64(0), uni.out_bytes, a, b)
+                            pos = _emit(word, m2, 1, k2, vocab, out, pos, hashes, words)
+            elif kind == _U_HOLE:
+                return -1
+            # DROP: nothing
+            p += size
+    if chars:
+        pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
+    return pos
+
+
+@nb.njit(cache=True)
+def tokenize_text(buf, a, b, classes, uni, vocab, out, pos, word, hashes, words):
+    """Tokenize ``buf[a:b]`` into ``out[pos:]``; the number of ids (at most ``b - a``), or ``FALLBACK``.
+
+    ``words``: the words' bytes, each followed by -1 (at most ``WORDS_ROOM * (b - a)`` entries).
+    ``word`` and ``hashes`` are scratch of ``4 * vocab.max_chars + 8`` entries.
+    """
+    cls, low, added_first = classes.cls, classes.low, classes.added_first
+    start = pos
     check_added = classes.added_off.shape[0] > 1
+    unicode = uni.stage1.shape[0] > 0
     i = a
     while i < b:
         if cls[buf[i]] == SPACE:
@@ -216,92 +379,55 @@ def tokenize_text(buf, a, b, classes, vocab, out, pos, hole_a, hole_b, hpos, wor
                 plain = False
             added |= added_first[low[c]]
             j += 1
-        if plain and added and check_added:
-            plain = not _may_hold_added(buf, i, j, classes)
-        if not plain:
-            out[pos] = -1
-            pos += 1
-            hole_a[hpos] = i
-            hole_b[hpos] = j
-            hpos += 1
-            i = j
-            continue
-        p = i
-        while p < j:  # the chunk's words: runs of bytes between punctuation bytes
-            w = p
-            n = 0
-            key = np.uint64(0)  # the word's first 8 bytes, packed
-            while p < j:
-                c = buf[p]
-                k = cls[c]
-                if k == PUNCT:
-                    break
-                if k != DROP:
-                    if n < WORD_KEY_BYTES:
-                        key |= np.uint64(low[c]) << np.uint64(8 * n)
-                    n += 1
-                p += 1
-            if n > 0:
-                t = _whole_word(key, word_keys, word_ids, shift) if n <= short else -1
-                if t >= 0:
-                    out[pos] = t
-                    pos += 1
-                else:
-                    pos = _slow_word(buf, w, p, classes, vocab, out, pos, word, hashes)
-            if p < j:  # a punctuation byte: a word of its own
-                t = _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift) if short >= 1 else -1
-                if t >= 0:
-                    out[pos] = t
-                    pos += 1
-                else:
-                    pos = _slow_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes)
-                p += 1
+        if added and check_added and _may_hold_added(buf, i, j, classes):
+            return FALLBACK
+        if plain:
+            pos = _ascii_chunk(buf, i, j, classes, vocab, out, pos, word, hashes, words)
+        elif unicode:
+            pos = _unicode_chunk(buf, i, j, classes, uni, vocab, out, pos, word, hashes, words)
+            if pos < 0:
+                return FALLBACK
+        else:
+            return FALLBACK
         i = j
-    return pos - start, hpos - hstart
+    return pos - start
 
 
 @nb.njit(cache=True, nogil=True)
-def tokenize_range(buf, text_off, lo, hi, classes, vocab, out, counts, hole_a, hole_b, n_holes):
-    """Tokenize texts ``lo..hi-1``; text ``i``'s ids (hole marker -1) start at ``out[text_off[i]]``."""
-    word = np.empty(vocab.max_chars + 1, dtype=np.uint8)
-    hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
-    for i in range(lo, hi):
-        a = text_off[i]
-        counts[i], n_holes[i] = tokenize_text(
-            buf, a, text_off[i + 1], classes, vocab, out, a, hole_a, hole_b, a, word, hashes
-        )
+def tokenize_items(buf, text_off, item_off, counter, classes, uni, vocab, out, counts, words):
+    """Tokenize texts item by item, items taken from ``counter`` until none is left (one call per thread).
 
-
-@nb.njit(cache=True, nogil=True)
-def splice(ids, starts, stops, hole_ids, hole_off):
-    """Compact the bags ``ids[starts[i]:stops[i]]``, replacing each hole marker (-1), in
-    order, by the next piece ``hole_ids[hole_off[h]:hole_off[h + 1]]``.
-
-    Returns (ids, offsets): text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
+    Item ``k`` holds texts ``item_off[k] .. item_off[k + 1] - 1``. Text ``i``'s
+    ids start at ``out[text_off[i]]`` (``words``: at ``out[WORDS_ROOM * text_off[i]]``);
+    ``counts[i]`` is their number, or ``FALLBACK``.
     """
-    n = starts.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    h = 0
-    for i in range(n):
-        size = 0
-        for p in range(starts[i], stops[i]):
-            if ids[p] < 0:
-                size += hole_off[h + 1] - hole_off[h]
-                h += 1
-            else:
-                size += 1
-        offsets[i + 1] = offsets[i] + size
-    out = np.empty(offsets[n], dtype=np.int32)
-    pos = 0
-    h = 0
-    for i in range(n):
-        for p in range(starts[i], stops[i]):
-            if ids[p] < 0:
-                for q in range(hole_off[h], hole_off[h + 1]):
-                    out[pos] = hole_ids[q]
-                    pos += 1
-                h += 1
-            else:
-                out[pos] = ids[p]
-                pos += 1
-    return out, offsets
+    word = np.empty(4 * vocab.max_chars + 8, dtype=np.uint8)
+    hashes = np.empty(4 * vocab.max_chars + 8, dtype=np.uint64)
+    room = WORDS_ROOM if words else 1
+    n_items = item_off.shape[0] - 1
+    while True:
+        k = fetch_add(counter, 1)
+        if k >= n_items:
+            return
+        for i in range(item_off[k], item_off[k + 1]):
+            a = text_off[i]
+            counts[i] = tokenize_text(buf, a, text_off[i + 1], classes, uni, vocab, out, room * a, word, hashes, words)
+
+
+@nb.njit(cache=True, nogil=True)
+def byte_offsets(buf, char_off):
+    """Byte offset of each character offset in ``char_off`` (ascending, from 0) within the UTF-8 ``buf``."""
+    n = char_off.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    chars = 0
+    k = 0
+    for p in range(buf.shape[0]):
+        if buf[p] & 0xC0 != 0x80:  # character number ``chars`` starts at p
+            while k < n and char_off[k] == chars:
+                out[k] = p
+                k += 1
+            chars += 1
+    while k < n:
+        out[k] = buf.shape[0]
+        k += 1
+    return out

@@ -1,10 +1,12 @@
-"""Texts held as one UTF-8 buffer plus offsets: how an Arrow string column stores them.
+"""Texts held as one UTF-8 buffer plus offsets: what the jitted kernels read.
 
-The jitted tokenizer reads exactly this form, so ``encode`` of a pyarrow
-string column (a Parquet file, a Ray Data batch) goes from Arrow's buffers
-to the kernel without a Python string per row and without re-encoding
-them; a text is decoded only where ``tokenizers`` must see it (a word with
-non-ASCII characters, or a tokenizer the kernel does not cover).
+A list of ``str`` becomes this form in two C calls for the whole list
+(``str.join`` and ``str.encode``), not a Python step per text
+(:meth:`Utf8Texts.from_strs`). An Arrow string column (a Parquet file, a
+Ray Data batch) already is this form: :meth:`Utf8Texts.from_arrow` views
+its buffers, without a Python string per row and without re-encoding them.
+A text is decoded only where ``tokenizers`` must see it (a text the
+kernel leaves to it, or a tokenizer the kernel does not cover).
 """
 
 from __future__ import annotations
@@ -23,6 +25,27 @@ class NotUtf8Error(ValueError):
     def __init__(self, index: int, reason: str) -> None:
         super().__init__(f"text {index} is not valid UTF-8 ({reason})")
         self.index, self.reason = index, reason
+
+
+def _byte_offsets(buf: np.ndarray, char_off: np.ndarray) -> np.ndarray:
+    starts = np.flatnonzero((buf & 0xC0) != 0x80)  # where each character starts
+    return np.append(starts, buf.shape[0])[char_off]
+
+
+def _not_a_str(texts: Sequence, start: int) -> TypeError:
+    for i, text in enumerate(texts):  # only on the error path
+        if not isinstance(text, str):
+            return TypeError(f"texts[{start + i}] is {type(text).__name__}, expected str")
+    return TypeError("texts must be str")
+
+
+def _lone_surrogate(texts: Sequence[str], char_off: np.ndarray, at: int, start: int) -> ValueError:
+    i = int(np.searchsorted(char_off, at, side="right")) - 1
+    where = at - int(char_off[i])
+    return ValueError(
+        f"text {start + i} cannot be tokenized: it contains a lone surrogate {texts[i][where]!r} at character "
+        f"{where} (not valid Unicode; decode your input with errors='replace' or clean it)"
+    )
 
 
 class Utf8Texts(Sequence):
@@ -79,6 +102,45 @@ class Utf8Texts(Sequence):
         lo, hi = int(offsets[0]), int(offsets[-1])
         data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi] if data_buf is not None and hi > lo else _EMPTY
         return cls(data, offsets.astype(np.int64) - lo)
+
+    @classmethod
+    def from_strs(cls, texts: Sequence[str], start: int = 0, byte_offsets=None) -> Utf8Texts:
+        """Pack a sequence of ``str`` (UTF-8, one read-only buffer); ``start`` numbers texts in errors.
+
+        ``byte_offsets(buf, char_offsets)`` maps character offsets to byte
+        offsets for non-ASCII text (the jitted scan,
+        ``sse_np.engine.wordpiece.byte_offsets``); default a NumPy version
+        that needs 8 bytes a character.
+
+        Raises
+        ------
+        TypeError
+            An element is not a ``str`` (the message names its index).
+        ValueError
+            A text holds a lone surrogate, which has no UTF-8 form (the message names the text).
+        """
+        if len(texts) == 1 and isinstance(texts[0], str):  # a single query: the latency path
+            text = texts[0]
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _lone_surrogate(texts, np.zeros(2, dtype=np.int64), exc.start, start) from None
+            return cls(np.frombuffer(data, dtype=np.uint8), np.array([0, len(data)], dtype=np.int64))
+        try:
+            joined = "".join(texts)
+        except TypeError:
+            raise _not_a_str(texts, start) from None
+        char_off = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=char_off[1:])
+        try:
+            data = joined.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _lone_surrogate(texts, char_off, exc.start, start) from None
+        del joined
+        buf = np.frombuffer(data, dtype=np.uint8)
+        if len(data) == char_off[-1]:  # ASCII: a byte a character
+            return cls(buf, char_off)
+        return cls(buf, (byte_offsets or _byte_offsets)(buf, char_off))
 
     @property
     def nbytes(self) -> int:
