@@ -329,7 +329,7 @@ def test_read_only_install_caches_numba_kernels_in_temp():
             import numba
             from sse_np.engine import cache, pooling, wordpiece
             v = m.encode(["read-only install", "café"], 64)
-            kernels = (pooling.embed_items, wordpiece.byte_offsets)
+            kernels = (pooling.embed_items, wordpiece.tokenize_items)
             print(json.dumps({{"file": sse_np.__file__, "cache": cache.cache_dir(numba),
                               "misses": sum(len(f.stats.cache_misses) for f in kernels),
                               "v": v.tolist()}}))

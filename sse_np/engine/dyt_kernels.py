@@ -37,7 +37,7 @@ from .dyt import (
 from .intrinsics import bits_to_float
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def tanh32(x):
     """tanh of a float32, from float32 operations only (see the module docstring)."""
     a = abs(x)
@@ -55,7 +55,7 @@ def tanh32(x):
     return big if x >= 0 else -big
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def _norm(row, lanes):
     """L2 norm of ``row``: squares in 16 lanes (``lanes``: scratch), then the lanes pairwise."""
     dim = row.shape[0]
@@ -76,17 +76,17 @@ def _norm(row, lanes):
     return np.sqrt(lanes[0])
 
 
-@nb.njit(cache=True)
-def finish_row(row, count, head, normalize, lanes):
+@nb.njit(cache=True, error_model="numpy")
+def finish_row(row, count, alpha, bias, beta, dyt, normalize, lanes):
     """In place: the row sum of ``count`` tokens -> mean -> head -> L2-normalized (if ``normalize``).
 
     ``lanes`` is float32 scratch of ``LANES`` entries (one per thread, not per row).
     """
     inv = ONE / np.float32(count) if count > 0 else np.float32(0.0)
     dim = row.shape[0]
-    if head.dyt:
+    if dyt:
         for j in range(dim):
-            row[j] = head.beta[j] * tanh32(head.alpha[j] * (row[j] * inv) + head.bias[j])
+            row[j] = beta[j] * tanh32(alpha[j] * (row[j] * inv) + bias[j])
     else:
         for j in range(dim):
             row[j] *= inv

@@ -131,3 +131,48 @@ def _fetch_add_jit(counter, value):
         return _fetch_add(counter, value)
 
     return impl
+
+
+def unowned(value):
+    """``value`` (an array, or a tuple of arrays and scalars) as views with no reference count (Python: itself).
+
+    Jitted code counts references to every array it passes between
+    functions or reads out of a tuple: an atomic update of a count shared by
+    every thread that uses the array. For the model's tables, read by all
+    threads for every text, that shared count serialized the threads. A
+    view without an owner (a null ``meminfo``) is never counted. Only for
+    arrays the caller keeps alive for the whole call (kernel arguments),
+    never for arrays the kernel allocates.
+    """
+    return value
+
+
+def _strip(context, builder, typ, value):
+    if isinstance(typ, types.Array):
+        array = context.make_array(typ)(context, builder, value)
+        array.meminfo = context.get_constant_null(types.MemInfoPointer(typ.dtype))
+        array.parent = context.get_constant_null(types.pyobject)
+        return array._getvalue()
+    if isinstance(typ, types.BaseTuple):
+        items = [_strip(context, builder, t, builder.extract_value(value, i)) for i, t in enumerate(typ.types)]
+        out = value
+        for i, item in enumerate(items):
+            out = builder.insert_value(out, item, i)
+        return out
+    return value
+
+
+@intrinsic
+def _unowned(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return _strip(context, builder, signature.args[0], args[0])
+
+    return value(value), codegen
+
+
+@overload(unowned, inline="always")
+def _unowned_jit(value):
+    def impl(value):
+        return _unowned(value)
+
+    return impl

@@ -178,7 +178,7 @@ class NumbaBackend:
         if isinstance(texts, Utf8Texts):
             return _Block(texts[a:b], None, a)
         strs = texts[a:b]
-        return _Block(Utf8Texts.from_strs(strs, a, wordpiece.byte_offsets), strs, a)
+        return _Block(Utf8Texts.from_strs(strs, a), strs, a)
 
     def _prepare(self, block: _Block, out: np.ndarray, normalize: bool, threads: int, limits) -> None:
         texts = block.texts
@@ -309,7 +309,7 @@ class NumbaBackend:
             strs = list(texts) if isinstance(texts, Utf8Texts) else texts
             return self.tokenizer(strs, start, threads)
         strs = None if isinstance(texts, Utf8Texts) else texts
-        packed = texts if strs is None else Utf8Texts.from_strs(texts, start, wordpiece.byte_offsets)
+        packed = texts if strs is None else Utf8Texts.from_strs(texts, start)
         n, size = len(packed), packed.nbytes
         threads = max(1, min(threads, size // SERIAL_BYTES + 1, n))
         ids = np.empty(size + 1, dtype=np.int32)
@@ -349,7 +349,7 @@ class NumbaBackend:
         """
         if self.tables is None:
             raise ValueError("this model's tokenizer is not a BERT configuration the kernels cover")
-        packed = texts if isinstance(texts, Utf8Texts) else Utf8Texts.from_strs(texts, 0, wordpiece.byte_offsets)
+        packed = texts if isinstance(texts, Utf8Texts) else Utf8Texts.from_strs(texts, 0)
         n = len(packed)
         out = np.empty(unicode_tables.WORDS_ROOM * packed.nbytes + 1, dtype=np.int32)
         counts = np.empty(n, dtype=np.int64)

@@ -48,8 +48,8 @@ from numba.np.numpy_support import from_dtype
 
 from .dyt import LANES
 from .dyt_kernels import finish_row
-from .intrinsics import bits_to_float, fetch_add, half_to_float, prefetch
-from .wordpiece import FALLBACK, tokenize_text
+from .intrinsics import bits_to_float, fetch_add, half_to_float, prefetch, unowned
+from .wordpiece import FALLBACK, tokenize_texts
 
 
 class TableArrays(NamedTuple):
@@ -83,22 +83,17 @@ class Head(NamedTuple):
 # of each other; every second line only was slower).
 _AHEAD = 4
 
-
-@nb.njit(inline="always")
-def _row(bag, ids, t):
-    return bag.rows[ids[t]] if bag.mapped else ids[t]
-
-
-@nb.njit(inline="always")
-def _weight(bag, ids, t):
-    return bag.weights[ids[t]] if bag.weighted else np.float32(1.0)
+# The loops take the named tuples' arrays one by one: reading an array out
+# of a tuple inside a loop, or handing a tuple to an inlined helper, costs a
+# reference-count update per token (measured: 4x slower).
 
 
 @nb.njit(inline="always")
-def _prefetch_row(data, bag, ids, t, stop, nbytes):
+def _prefetch_row(data, rows, mapped, ids, t, stop, nbytes):
     """Request the first ``nbytes`` of the row of token ``t + _AHEAD``, if the bag has one."""
     if t + _AHEAD < stop:
-        address = data.ctypes.data + np.int64(_row(bag, ids, t + _AHEAD)) * data.strides[0]
+        tok = ids[t + _AHEAD]
+        address = data.ctypes.data + np.int64(rows[tok] if mapped else tok) * data.strides[0]
         for line in range(0, nbytes, 64):
             prefetch(address + line)
 
@@ -106,45 +101,54 @@ def _prefetch_row(data, bag, ids, t, stop, nbytes):
 # Each loop multiplies by the token's weight: 1.0 for unweighted bags,
 # which is exact, so one loop serves both (and the NumPy back-end, which
 # weights the gathered rows, gives the same bits).
-def _add_f32(table, bag, ids, start, stop, dim, acc):
+def _add_f32(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        _prefetch_row(table.data, bag, ids, t, stop, 4 * dim)
-        row, w = table.data[_row(bag, ids, t)], _weight(bag, ids, t)
+        _prefetch_row(data, rows, mapped, ids, t, stop, 4 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
             acc[j] += row[j] * w
 
 
-def _add_f16(table, bag, ids, start, stop, dim, acc):
+def _add_f16(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        _prefetch_row(table.data, bag, ids, t, stop, 2 * dim)
-        row, w = table.data[_row(bag, ids, t)], _weight(bag, ids, t)
+        _prefetch_row(data, rows, mapped, ids, t, stop, 2 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
             acc[j] += half_to_float(row[j]) * w
 
 
-def _add_bf16(table, bag, ids, start, stop, dim, acc):
+def _add_bf16(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        _prefetch_row(table.data, bag, ids, t, stop, 2 * dim)
-        row, w = table.data[_row(bag, ids, t)], _weight(bag, ids, t)
+        _prefetch_row(data, rows, mapped, ids, t, stop, 2 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
             acc[j] += bits_to_float(np.uint32(np.uint32(np.uint16(row[j])) << np.uint32(16))) * w
 
 
-def _add_i8(table, bag, ids, start, stop, dim, acc):
+def _add_i8(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        _prefetch_row(table.data, bag, ids, t, stop, dim)
-        row, w = table.data[_row(bag, ids, t)], _weight(bag, ids, t)
+        _prefetch_row(data, rows, mapped, ids, t, stop, dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
             acc[j] += np.float32(row[j]) * w
 
 
-def _add_q4(table, bag, ids, start, stop, dim, acc):
+def _add_q4(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     half = dim // 2
-    levels = table.levels
     for t in range(start, stop):
-        _prefetch_row(table.data, bag, ids, t, stop, half + 1)
-        r = _row(bag, ids, t)
-        row, s, w = table.data[r], table.scales[r], _weight(bag, ids, t)
+        _prefetch_row(data, rows, mapped, ids, t, stop, half + 1)
+        tok = ids[t]
+        r = rows[tok] if mapped else tok
+        row, s = data[r], scales[r]
+        w = weights[tok] if weighted else np.float32(1.0)
         for k in range(half):  # (level * scale) * weight: the dequantized row, then weighted, as NumPy does
             b = row[k]
             acc[2 * k] += levels[b >> 4] * s * w
@@ -162,25 +166,24 @@ _BY_DTYPE = {
 }
 
 
-def add_rows(table, bag, ids, start, stop, dim, acc):
+def add_rows(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     """Add the rows of tokens ``ids[start:stop]`` (first ``dim`` columns, weighted) into ``acc``.
 
     In Python (``NUMBA_DISABLE_JIT``) this dispatches on the dtype at run
     time; jitted code picks the loop when it is compiled (overload below).
     """
-    _BY_DTYPE[table.data.dtype](table, bag, ids, start, stop, dim, acc)
+    _BY_DTYPE[data.dtype](data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc)
 
 
-@overload(add_rows)
-def _add_rows_jit(table, bag, ids, start, stop, dim, acc):
-    dtype = table.types[0].dtype  # TableArrays.data
+@overload(add_rows, inline="always")
+def _add_rows_jit(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for numpy_dtype, impl in _BY_DTYPE.items():
-        if dtype == from_dtype(numpy_dtype):
+        if data.dtype == from_dtype(numpy_dtype):
             return impl
     return None
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def _drop(ids, start, stop, drop_id):
     """Remove ``drop_id`` from ``ids[start:stop]`` in place; the new stop."""
     out = start
@@ -191,28 +194,51 @@ def _drop(ids, start, stop, drop_id):
     return out
 
 
-@nb.njit(cache=True)
-def pool_row(table, bag, head, ids, start, stop, max_tokens, normalize, row, lanes):
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, row, lanes):
     """One text: its tokens ``ids[start:stop]`` (after the tokenizer's own truncation) -> ``row``.
 
     ``bag.drop_id`` is removed (in place), then the first ``max_tokens`` kept
-    (-1: all), as model2vec does.
+    (-1: all), as model2vec does. Inlined into the kernels, whose tuples
+    hold unowned arrays (``intrinsics.unowned``): no reference counting per text.
     """
     if bag.drop_id >= 0:
         stop = _drop(ids, start, stop, bag.drop_id)
     if 0 <= max_tokens < stop - start:
         stop = start + max_tokens
     row[:] = 0.0
-    add_rows(table, bag, ids, start, stop, row.shape[0], row)
-    finish_row(row, stop - start, head, normalize, lanes)
+    add_rows(
+        table.data,
+        table.scales,
+        table.levels,
+        bag.rows,
+        bag.weights,
+        bag.mapped,
+        bag.weighted,
+        ids,
+        start,
+        stop,
+        row.shape[0],
+        row,
+    )
+    finish_row(row, stop - start, head.alpha, head.bias, head.beta, head.dyt, normalize, lanes)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def pool_items(table, bag, head, ids, starts, stops, item_off, counter, max_tokens, normalize, out):
     """Texts with ids already made (``tokenizers``): text ``i`` pools ``ids[starts[i]:stops[i]]`` into ``out[i]``.
 
     Items are taken from ``counter`` until none is left (one call per thread).
     """
+    table, bag, head, ids, starts, stops, out = (
+        unowned(table),
+        unowned(bag),
+        unowned(head),
+        unowned(ids),
+        unowned(starts),
+        unowned(stops),
+        unowned(out),
+    )
     lanes = np.empty(LANES, dtype=np.float32)
     n_items = item_off.shape[0] - 1
     while True:
@@ -220,24 +246,10 @@ def pool_items(table, bag, head, ids, starts, stops, item_off, counter, max_toke
         if k >= n_items:
             return
         for i in range(item_off[k], item_off[k + 1]):
-            pool_row(table, bag, head, ids, starts[i], stops[i], max_tokens, normalize, out[i], lanes)
+            _pool_one(table, bag, head, ids, starts[i], stops[i], max_tokens, normalize, out[i], lanes)
 
 
-@nb.njit(cache=True, inline="always")
-def _char_cut(buf, a, b, max_chars):
-    """End of the first ``max_chars`` characters of ``buf[a:b]`` (model2vec cuts texts before tokenizing)."""
-    if max_chars < 0 or b - a <= max_chars:
-        return b
-    chars = 0
-    for p in range(a, b):
-        if buf[p] & 0xC0 != 0x80:  # a character starts here
-            if chars == max_chars:
-                return p
-            chars += 1
-    return b
-
-
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def embed_items(
     buf,
     text_off,
@@ -266,9 +278,18 @@ def embed_items(
     for a text only ``tokenizers`` can tokenize exactly (its row is left
     zero for the caller), else 0.
     """
-    word = np.empty(4 * vocab.max_chars + 8, dtype=np.uint8)  # scratch per thread, not per text
-    hashes = np.empty(4 * vocab.max_chars + 8, dtype=np.uint64)
-    ids = np.empty(room, dtype=np.int32)
+    # Every array shared by the threads is viewed without an owner: no
+    # thread updates a reference count another thread's core holds.
+    buf, text_off, item_off, classes, uni, vocab = (
+        unowned(buf),
+        unowned(text_off),
+        unowned(item_off),
+        unowned(classes),
+        unowned(uni),
+        unowned(vocab),
+    )
+    table, bag, head, out, status = unowned(table), unowned(bag), unowned(head), unowned(out), unowned(status)
+    ids = np.empty(room, dtype=np.int32)  # scratch per thread, not per text
     lanes = np.empty(LANES, dtype=np.float32)
     n_items = item_off.shape[0] - 1
     most = 1
@@ -283,13 +304,10 @@ def embed_items(
             return
         lo, hi = item_off[k], item_off[k + 1]
         base = text_off[lo]
-        # Two loops over the item, not one fused loop: with the WordPiece and
+        # Two passes over the item, not one fused loop: with the WordPiece and
         # the gather in one loop body, documents pooled 1.3-1.5x slower (the
-        # item's ids are still in cache for the second loop).
-        for i in range(lo, hi):
-            a = text_off[i]
-            b = _char_cut(buf, a, text_off[i + 1], max_chars)
-            counts[i - lo] = tokenize_text(buf, a, b, classes, uni, vocab, ids, a - base, word, hashes, False)
+        # item's ids are still in cache for the second pass).
+        tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, ids, counts, False, max_chars)
         for i in range(lo, hi):
             n = counts[i - lo]
             if n == FALLBACK:
@@ -304,4 +322,4 @@ def embed_items(
                     start = stop - max_len
                 else:
                     stop = start + max_len
-            pool_row(table, bag, head, ids, start, stop, max_tokens, normalize, out[i], lanes)
+            _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, out[i], lanes)

@@ -27,11 +27,6 @@ class NotUtf8Error(ValueError):
         self.index, self.reason = index, reason
 
 
-def _byte_offsets(buf: np.ndarray, char_off: np.ndarray) -> np.ndarray:
-    starts = np.flatnonzero((buf & 0xC0) != 0x80)  # where each character starts
-    return np.append(starts, buf.shape[0])[char_off]
-
-
 def _not_a_str(texts: Sequence, start: int) -> TypeError:
     for i, text in enumerate(texts):  # only on the error path
         if not isinstance(text, str):
@@ -39,13 +34,20 @@ def _not_a_str(texts: Sequence, start: int) -> TypeError:
     return TypeError("texts must be str")
 
 
-def _lone_surrogate(texts: Sequence[str], char_off: np.ndarray, at: int, start: int) -> ValueError:
-    i = int(np.searchsorted(char_off, at, side="right")) - 1
-    where = at - int(char_off[i])
+def _lone_surrogate(index: int, text: str, where: int) -> ValueError:
     return ValueError(
-        f"text {start + i} cannot be tokenized: it contains a lone surrogate {texts[i][where]!r} at character "
+        f"text {index} cannot be tokenized: it contains a lone surrogate {text[where]!r} at character "
         f"{where} (not valid Unicode; decode your input with errors='replace' or clean it)"
     )
+
+
+def _first_lone_surrogate(texts: Sequence[str], start: int) -> ValueError:
+    for i, text in enumerate(texts):  # only on the error path
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return _lone_surrogate(start + i, text, exc.start)
+    return ValueError("texts could not be encoded as UTF-8")
 
 
 class Utf8Texts(Sequence):
@@ -104,13 +106,8 @@ class Utf8Texts(Sequence):
         return cls(data, offsets.astype(np.int64) - lo)
 
     @classmethod
-    def from_strs(cls, texts: Sequence[str], start: int = 0, byte_offsets=None) -> Utf8Texts:
+    def from_strs(cls, texts: Sequence[str], start: int = 0) -> Utf8Texts:
         """Pack a sequence of ``str`` (UTF-8, one read-only buffer); ``start`` numbers texts in errors.
-
-        ``byte_offsets(buf, char_offsets)`` maps character offsets to byte
-        offsets for non-ASCII text (the jitted scan,
-        ``sse_np.engine.wordpiece.byte_offsets``); default a NumPy version
-        that needs 8 bytes a character.
 
         Raises
         ------
@@ -124,23 +121,24 @@ class Utf8Texts(Sequence):
             try:
                 data = text.encode("utf-8")
             except UnicodeEncodeError as exc:
-                raise _lone_surrogate(texts, np.zeros(2, dtype=np.int64), exc.start, start) from None
+                raise _lone_surrogate(start, text, exc.start) from None
             return cls(np.frombuffer(data, dtype=np.uint8), np.array([0, len(data)], dtype=np.int64))
         try:
-            joined = "".join(texts)
+            ascii_only = all(map(str.isascii, texts))  # C loops throughout: no Python step per text
         except TypeError:
             raise _not_a_str(texts, start) from None
-        char_off = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=char_off[1:])
-        try:
-            data = joined.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise _lone_surrogate(texts, char_off, exc.start, start) from None
-        del joined
-        buf = np.frombuffer(data, dtype=np.uint8)
-        if len(data) == char_off[-1]:  # ASCII: a byte a character
-            return cls(buf, char_off)
-        return cls(buf, (byte_offsets or _byte_offsets)(buf, char_off))
+        sizes = np.zeros(len(texts) + 1, dtype=np.int64)
+        if ascii_only:  # a byte a character: one join, one copy
+            data = "".join(texts).encode("ascii")
+            np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=sizes[1:])
+        else:  # each text to UTF-8 (the join of wide strings would be transcoded anyway), then one join
+            try:
+                parts = list(map(str.encode, texts))
+            except UnicodeEncodeError:
+                raise _first_lone_surrogate(texts, start) from None
+            data = b"".join(parts)
+            np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=sizes[1:])
+        return cls(np.frombuffer(data, dtype=np.uint8), sizes)
 
     @property
     def nbytes(self) -> int:

@@ -48,7 +48,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .intrinsics import fetch_add
+from .intrinsics import fetch_add, unowned
 from .unicode_tables import BLOCK, ISOLATE, KIND_BITS, MAPPED, WORDS_ROOM
 from .unicode_tables import SPACE as U_SPACE
 from .unicode_tables import WORD as U_WORD
@@ -59,6 +59,7 @@ _FNV_PRIME = np.uint64(FNV_PRIME)
 _GOLDEN = np.uint64(GOLDEN)
 FALLBACK = -1  # tokenize_text's answer for a text that only tokenizers can tokenize exactly
 _U_HOLE = 5
+_WORD, _BOUND, _ISO, _END = 0, 1, 2, 3  # units of the non-ASCII scan
 
 
 # The hot inner calls are inlined at numba's IR level: called apart, each
@@ -90,7 +91,7 @@ def _lookup(h, vocab, plen, word, s, e):
         j = (j + np.uint64(1)) & mask
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def _wordpiece(word, n, chars, vocab, out, pos, hashes):
     """WordPiece of ``word[:n]`` (normalized UTF-8, ``chars`` characters) written at ``out[pos:]``; the new end."""
     if chars > vocab.max_chars:
@@ -154,19 +155,6 @@ def _put_word(word, n, out, pos):
 
 
 @nb.njit(cache=True)
-def _emit(word, n, chars, key, vocab, out, pos, hashes, words):
-    """A finished word (``word[:n]``, its first bytes packed in ``key``): its token ids at ``out[pos:]``."""
-    if words:
-        return _put_word(word, min(n, word.shape[0]), out, pos)
-    if n <= WORD_KEY_BYTES and chars <= vocab.max_chars:
-        t = _whole_word(key, vocab.word_keys, vocab.word_ids, vocab.word_shift)
-        if t >= 0:
-            out[pos] = t
-            return pos + 1
-    return _wordpiece(word, n, chars, vocab, out, pos, hashes)
-
-
-@nb.njit(cache=True)
 def _ascii_word(buf, p, q, classes, vocab, out, pos, word, hashes, words):
     """The word in ``buf[p:q]`` (ASCII, dropped bytes skipped): its ids at ``out[pos:]``; the new end.
 
@@ -213,45 +201,6 @@ def _may_hold_added(buf, a, b, classes):
     return False
 
 
-@nb.njit(cache=True)
-def _ascii_chunk(buf, i, j, classes, vocab, out, pos, word, hashes, words):
-    """Token ids of the all-ASCII chunk ``buf[i:j]`` at ``out[pos:]``; the new end."""
-    cls, low = classes.cls, classes.low
-    word_keys, word_ids, shift = vocab.word_keys, vocab.word_ids, vocab.word_shift
-    short = min(WORD_KEY_BYTES, vocab.max_chars)  # longer words never take the one-lookup path
-    p = i
-    while p < j:  # the chunk's words: runs of bytes between punctuation bytes
-        w = p
-        n = 0
-        key = np.uint64(0)  # the word's first 8 bytes, packed
-        while p < j:
-            c = buf[p]
-            k = cls[c]
-            if k == PUNCT:
-                break
-            if k != DROP:
-                if n < WORD_KEY_BYTES:
-                    key |= np.uint64(low[c]) << np.uint64(8 * n)
-                n += 1
-            p += 1
-        if n > 0:
-            t = _whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
-            if t >= 0:
-                out[pos] = t
-                pos += 1
-            else:
-                pos = _ascii_word(buf, w, p, classes, vocab, out, pos, word, hashes, words)
-        if p < j:  # a punctuation byte: a word of its own
-            t = _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift) if short >= 1 and not words else -1
-            if t >= 0:
-                out[pos] = t
-                pos += 1
-            else:
-                pos = _ascii_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes, words)
-            p += 1
-    return pos
-
-
 @nb.njit(cache=True, inline="always")
 def _decode(buf, p):
     """(code point, byte length) of the UTF-8 character at ``buf[p]`` (valid UTF-8 assumed)."""
@@ -269,11 +218,12 @@ def _decode(buf, p):
 
 
 @nb.njit(cache=True, inline="always")
-def _append(word, n, key, src, a, b):
-    """Append the bytes ``src[a:b]`` (one character) to the word; returns (n, key)."""
+def _append_from(word, n, key, src, buf, out_bytes, low, a, b):
+    """Append one character's bytes -- ``buf[a:b]`` (src 0), ``out_bytes[a:b]`` (1) or ``low[a:b]`` (2) -- to
+    the word; returns (n, key)."""
     cap = word.shape[0]
     for q in range(a, b):
-        v = src[q]
+        v = buf[q] if src == 0 else (out_bytes[q] if src == 1 else low[q])
         if n < cap:
             word[n] = v
         if n < WORD_KEY_BYTES:
@@ -283,85 +233,111 @@ def _append(word, n, key, src, a, b):
 
 
 @nb.njit(cache=True)
-def _unicode_chunk(buf, i, j, classes, uni, vocab, out, pos, word, hashes, words):
-    """Token ids of the chunk ``buf[i:j]`` (non-ASCII in it) at ``out[pos:]``; the new end, or -1 at a ``HOLE``.
+def tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, out, counts, words, max_text_chars):
+    """Tokenize texts ``lo .. hi - 1``: text ``i`` (``buf[text_off[i]:text_off[i + 1]]``, cut to its first
+    ``max_text_chars`` characters unless -1) writes its ids at ``out[room * (text_off[i] - base):]`` and
+    ``counts[i - lo]`` = their number (at most the text's bytes), or ``FALLBACK``.
 
-    The tables never let a character give more ids than it has bytes (nor,
-    as words, more than 4 entries a byte), so the caller's room suffices.
-    """
-    n = 0  # bytes, characters and packed key of the word being built
-    chars = 0
-    key = np.uint64(0)
-    p = i
-    while p < j:
-        c = buf[p]
-        if c < 0x80:
-            kind = classes.cls[c]
-            if kind == DROP:
-                p += 1
-                continue
-            if kind == PUNCT:
-                if chars:
-                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
-                    n, chars, key = 0, 0, np.uint64(0)
-                word[0] = classes.low[c]
-                pos = _emit(word, 1, 1, np.uint64(classes.low[c]), vocab, out, pos, hashes, words)
-            else:
-                n, key = _append(word, n, key, classes.low, c, c + 1)
-                chars += 1
-            p += 1
-        else:
-            cp, size = _decode(buf, p)
-            entry = uni.stage2[np.int64(uni.stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
-            kind = entry & np.uint32((1 << KIND_BITS) - 1)
-            if kind == U_WORD:
-                n, key = _append(word, n, key, buf, p, p + size)
-                chars += 1
-            elif kind == ISOLATE:
-                if chars:
-                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
-                m, k2 = _append(word, 0, np.uint64(0), buf, p, p + size)
-                pos = _emit(word, m, 1, k2, vocab, out, pos, hashes, words)
-                n, chars, key = 0, 0, np.uint64(0)
-            elif kind == U_SPACE:
-                if chars:
-                    pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
-                    n, chars, key = 0, 0, np.uint64(0)
-            elif kind == MAPPED:
-                m = np.int64(entry >> np.uint32(KIND_BITS))
-                for k in range(uni.map_first[m], uni.map_first[m + 1]):
-                    a, b = uni.out_off[k], uni.out_off[k + 1]
-                    okind = uni.out_kind[k]
-                    if okind == U_WORD:
-                        n, key = _append(word, n, key, uni.out_bytes, a, b)
-                        chars += 1
-                    else:  # a boundary; an isolated character is a word of its own
-                        if chars:
-                            pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
-                            n, chars, key = 0, 0, np.uint64(0)
-                        if okind == ISOLATE:
-                            m2, k2 = _append(word, 0, np.uint64(0), uni.out_bytes, a, b)
-                            pos = _emit(word, m2, 1, k2, vocab, out, pos, hashes, words)
-            elif kind == _U_HOLE:
-                return -1
-            # DROP: nothing
-            p += size
-    if chars:
-        pos = _emit(word, n, chars, key, vocab, out, pos, hashes, words)
-    return pos
+    ``words``: each word's bytes followed by -1 instead of ids (``room`` = ``WORDS_ROOM``, else 1).
 
-
-@nb.njit(cache=True)
-def tokenize_text(buf, a, b, classes, uni, vocab, out, pos, word, hashes, words):
-    """Tokenize ``buf[a:b]`` into ``out[pos:]``; the number of ids (at most ``b - a``), or ``FALLBACK``.
-
-    ``words``: the words' bytes, each followed by -1 (at most ``WORDS_ROOM * (b - a)`` entries).
-    ``word`` and ``hashes`` are scratch of ``4 * vocab.max_chars + 8`` entries.
+    One function on purpose, texts included: each array of the named tuples
+    is taken out once per call. Calls that took the tuples (or read arrays
+    out of them) per text, chunk or word cost a reference-count update per
+    array and ran 4-5x slower; only the rare slow paths are calls.
     """
     cls, low, added_first = classes.cls, classes.low, classes.added_first
-    start = pos
+    word_keys, word_ids, shift = vocab.word_keys, vocab.word_ids, vocab.word_shift
+    stage1, stage2, map_first = uni.stage1, uni.stage2, uni.map_first
+    out_kind, out_off, out_bytes = uni.out_kind, uni.out_off, uni.out_bytes
+    max_chars = vocab.max_chars
+    short = min(WORD_KEY_BYTES, max_chars)  # longer words never take the one-lookup path
     check_added = classes.added_off.shape[0] > 1
-    unicode = uni.stage1.shape[0] > 0
+    unicode = stage1.shape[0] > 0
+    room = WORDS_ROOM if words else 1
+    word = np.empty(4 * max_chars + 8, dtype=np.uint8)  # scratch per call, not per text
+    hashes = np.empty(4 * max_chars + 8, dtype=np.uint64)
+    for text in range(lo, hi):
+        a = text_off[text]
+        b = _char_cut(buf, a, text_off[text + 1], max_text_chars)
+        start = pos = room * (a - base)
+        counts[text - lo] = _one_text(
+            buf,
+            a,
+            b,
+            classes,
+            uni,
+            vocab,
+            out,
+            pos,
+            word,
+            hashes,
+            words,
+            cls,
+            low,
+            added_first,
+            word_keys,
+            word_ids,
+            shift,
+            stage1,
+            stage2,
+            map_first,
+            out_kind,
+            out_off,
+            out_bytes,
+            max_chars,
+            short,
+            check_added,
+            unicode,
+            start,
+        )
+
+
+@nb.njit(cache=True, inline="always")
+def _char_cut(buf, a, b, max_chars):
+    """End of the first ``max_chars`` characters of ``buf[a:b]`` (model2vec cuts texts before tokenizing)."""
+    if max_chars < 0 or b - a <= max_chars:
+        return b
+    chars = 0
+    for p in range(a, b):
+        if buf[p] & 0xC0 != 0x80:  # a character starts here
+            if chars == max_chars:
+                return p
+            chars += 1
+    return b
+
+
+@nb.njit(cache=True, inline="always")
+def _one_text(
+    buf,
+    a,
+    b,
+    classes,
+    uni,
+    vocab,
+    out,
+    pos,
+    word,
+    hashes,
+    words,
+    cls,
+    low,
+    added_first,
+    word_keys,
+    word_ids,
+    shift,
+    stage1,
+    stage2,
+    map_first,
+    out_kind,
+    out_off,
+    out_bytes,
+    max_chars,
+    short,
+    check_added,
+    unicode,
+    start,
+):
+    """The ids of ``buf[a:b]`` at ``out[pos:]``: their number, or ``FALLBACK`` (inlined into ``tokenize_texts``)."""
     i = a
     while i < b:
         if cls[buf[i]] == SPACE:
@@ -382,13 +358,122 @@ def tokenize_text(buf, a, b, classes, uni, vocab, out, pos, word, hashes, words)
         if added and check_added and _may_hold_added(buf, i, j, classes):
             return FALLBACK
         if plain:
-            pos = _ascii_chunk(buf, i, j, classes, vocab, out, pos, word, hashes, words)
-        elif unicode:
-            pos = _unicode_chunk(buf, i, j, classes, uni, vocab, out, pos, word, hashes, words)
-            if pos < 0:
-                return FALLBACK
-        else:
+            # ASCII: the chunk's words are runs of bytes between punctuation bytes
+            p = i
+            while p < j:
+                w = p
+                n = 0
+                key = np.uint64(0)  # the word's first 8 bytes, packed
+                while p < j:
+                    c = buf[p]
+                    k = cls[c]
+                    if k == PUNCT:
+                        break
+                    if k != DROP:
+                        if n < WORD_KEY_BYTES:
+                            key |= np.uint64(low[c]) << np.uint64(8 * n)
+                        n += 1
+                    p += 1
+                if n > 0:
+                    t = _whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
+                    if t >= 0:
+                        out[pos] = t
+                        pos += 1
+                    else:
+                        pos = _ascii_word(buf, w, p, classes, vocab, out, pos, word, hashes, words)
+                if p < j:  # a punctuation byte: a word of its own
+                    t = (
+                        _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift)
+                        if short >= 1 and not words
+                        else -1
+                    )
+                    if t >= 0:
+                        out[pos] = t
+                        pos += 1
+                    else:
+                        pos = _ascii_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes, words)
+                    p += 1
+            i = j
+            continue
+        if not unicode:
             return FALLBACK
+        # Non-ASCII: one unit at a time -- a character of a word, a boundary, an
+        # isolated character (punctuation, CJK) or the end -- ASCII bytes by the
+        # byte tables, others by the Unicode tables, a MAPPED character's outputs
+        # one after another.
+        p = i
+        n = 0  # bytes, characters and packed key of the word being built
+        chars = 0
+        key = np.uint64(0)
+        mk = 0  # a MAPPED character's outputs still to take: mk .. mend - 1
+        mend = 0
+        while True:
+            src = 0  # the unit's bytes: 0 buf, 1 out_bytes, 2 the byte table (ASCII)
+            ua = 0
+            ub = 0
+            if mk < mend:
+                okind = out_kind[mk]
+                unit = _WORD if okind == U_WORD else (_BOUND if okind == U_SPACE else _ISO)
+                src, ua, ub = 1, out_off[mk], out_off[mk + 1]
+                mk += 1
+            elif p >= j:
+                unit = _END
+            else:
+                c = buf[p]
+                if c < 0x80:
+                    k = cls[c]
+                    p += 1
+                    if k == DROP:
+                        continue
+                    unit = _ISO if k == PUNCT else _WORD
+                    src, ua, ub = 2, c, c + 1
+                else:
+                    cp, size = _decode(buf, p)
+                    entry = stage2[np.int64(stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
+                    kind = entry & np.uint32((1 << KIND_BITS) - 1)
+                    if kind == _U_HOLE:
+                        return FALLBACK
+                    if kind == MAPPED:
+                        m = np.int64(entry >> np.uint32(KIND_BITS))
+                        mk, mend = map_first[m], map_first[m + 1]
+                        p += size
+                        continue
+                    if kind == U_WORD or kind == ISOLATE:
+                        unit = _WORD if kind == U_WORD else _ISO
+                        src, ua, ub = 0, p, p + size
+                    elif kind == U_SPACE:
+                        unit = _BOUND
+                    else:  # DROP
+                        p += size
+                        continue
+                    p += size
+            if unit == _WORD:
+                n, key = _append_from(word, n, key, src, buf, out_bytes, low, ua, ub)
+                chars += 1
+                continue
+            # A boundary, an isolated character or the end: the word so far is
+            # done (step 0), then the isolated character is a word (step 1).
+            for step in range(2):
+                if step == 1:
+                    if unit != _ISO:
+                        break
+                    n, key = _append_from(word, 0, np.uint64(0), src, buf, out_bytes, low, ua, ub)
+                    chars = 1
+                if chars == 0:
+                    continue
+                t = -1
+                if n <= WORD_KEY_BYTES and chars <= max_chars and not words:
+                    t = _whole_word(key, word_keys, word_ids, shift)
+                if t >= 0:
+                    out[pos] = t
+                    pos += 1
+                elif words:
+                    pos = _put_word(word, min(n, word.shape[0]), out, pos)
+                else:
+                    pos = _wordpiece(word, n, chars, vocab, out, pos, hashes)
+                n, chars, key = 0, 0, np.uint64(0)
+            if unit == _END:
+                break
         i = j
     return pos - start
 
@@ -401,33 +486,19 @@ def tokenize_items(buf, text_off, item_off, counter, classes, uni, vocab, out, c
     ids start at ``out[text_off[i]]`` (``words``: at ``out[WORDS_ROOM * text_off[i]]``);
     ``counts[i]`` is their number, or ``FALLBACK``.
     """
-    word = np.empty(4 * vocab.max_chars + 8, dtype=np.uint8)
-    hashes = np.empty(4 * vocab.max_chars + 8, dtype=np.uint64)
-    room = WORDS_ROOM if words else 1
+    buf, text_off, item_off, classes, uni, vocab = (
+        unowned(buf),
+        unowned(text_off),
+        unowned(item_off),
+        unowned(classes),
+        unowned(uni),
+        unowned(vocab),
+    )
+    out, counts = unowned(out), unowned(counts)
     n_items = item_off.shape[0] - 1
     while True:
         k = fetch_add(counter, 1)
         if k >= n_items:
             return
-        for i in range(item_off[k], item_off[k + 1]):
-            a = text_off[i]
-            counts[i] = tokenize_text(buf, a, text_off[i + 1], classes, uni, vocab, out, room * a, word, hashes, words)
-
-
-@nb.njit(cache=True, nogil=True)
-def byte_offsets(buf, char_off):
-    """Byte offset of each character offset in ``char_off`` (ascending, from 0) within the UTF-8 ``buf``."""
-    n = char_off.shape[0]
-    out = np.empty(n, dtype=np.int64)
-    chars = 0
-    k = 0
-    for p in range(buf.shape[0]):
-        if buf[p] & 0xC0 != 0x80:  # character number ``chars`` starts at p
-            while k < n and char_off[k] == chars:
-                out[k] = p
-                k += 1
-            chars += 1
-    while k < n:
-        out[k] = buf.shape[0]
-        k += 1
-    return out
+        lo = item_off[k]
+        tokenize_texts(buf, text_off, lo, item_off[k + 1], 0, classes, uni, vocab, out, counts[lo:], words, -1)
