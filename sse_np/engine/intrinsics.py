@@ -1,9 +1,9 @@
 """Machine-level helpers for the jitted kernels, each also a plain Python function.
 
-Compiled code gets one LLVM instruction per call (``@intrinsic``, or an
-``@overload`` of the Python function); under ``NUMBA_DISABLE_JIT=1`` the
-Python bodies below run instead, with the same results, so every kernel
-stays runnable (and testable) as plain Python.
+Compiled code gets one LLVM instruction per call (``@intrinsic``: the
+names below are bound to the intrinsics at the end of this module); under
+``NUMBA_DISABLE_JIT=1`` they stay the Python functions, with the same
+results, so every kernel stays runnable (and testable) as plain Python.
 
 * :func:`prefetch` -- ask the CPU for a cache line (a no-op in Python);
 * :func:`half_to_float` / :func:`bits_to_float` -- float16 and bfloat16
@@ -20,7 +20,8 @@ import threading
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic, overload
+from numba import config
+from numba.extending import intrinsic
 
 _PY_LOCK = threading.Lock()  # fetch_add's atomicity when the kernels run as Python
 
@@ -45,13 +46,6 @@ def _prefetch(typingctx, address):
     return types.none(address), codegen
 
 
-@overload(prefetch, inline="always")
-def _prefetch_jit(address):
-    def impl(address):
-        _prefetch(address)
-
-    return impl
-
 
 def half_to_float(code):
     """float16 code (uint16) -> float32, exactly."""
@@ -69,13 +63,6 @@ def _half_to_float(typingctx, code):
     return types.float32(types.uint16), codegen
 
 
-@overload(half_to_float, inline="always")
-def _half_to_float_jit(code):
-    def impl(code):
-        return _half_to_float(code)
-
-    return impl
-
 
 def bits_to_float(bits):
     """The float32 whose bits are ``bits`` (uint32)."""
@@ -92,13 +79,6 @@ def _bits_to_float(typingctx, bits):
 
     return types.float32(types.uint32), codegen
 
-
-@overload(bits_to_float, inline="always")
-def _bits_to_float_jit(bits):
-    def impl(bits):
-        return _bits_to_float(bits)
-
-    return impl
 
 
 def fetch_add(counter, value):
@@ -124,13 +104,6 @@ def _fetch_add(typingctx, counter, value):
 
     return types.int64(counter, value), codegen
 
-
-@overload(fetch_add, inline="always")
-def _fetch_add_jit(counter, value):
-    def impl(counter, value):
-        return _fetch_add(counter, value)
-
-    return impl
 
 
 def unowned(value):
@@ -170,9 +143,6 @@ def _unowned(typingctx, value):
     return value(value), codegen
 
 
-@overload(unowned, inline="always")
-def _unowned_jit(value):
-    def impl(value):
-        return _unowned(value)
-
-    return impl
+if not config.DISABLE_JIT:  # the kernels call the intrinsics themselves (no overload to type per call)
+    prefetch, half_to_float, bits_to_float = _prefetch, _half_to_float, _bits_to_float  # noqa: F811
+    fetch_add, unowned = _fetch_add, _unowned  # noqa: F811

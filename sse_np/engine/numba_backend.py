@@ -46,6 +46,8 @@ _ITEMS_PER_THREAD = 8  # so that uneven texts still balance
 BLOCK_BYTES = 1 << 20  # a block packs at least this much text (and at least batch_size texts)
 _DUMMY_F = np.zeros(1, dtype=np.float32)
 _DUMMY_I = np.zeros(1, dtype=np.int32)
+_NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_items pools (a non-empty array: it writes ids instead)
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
 _NO_UNICODE = unicode_tables.UnicodeTables(
     *(np.zeros(0, dtype=d) for d in (np.uint32, np.uint32, np.int32, np.uint8, np.int32, np.uint8))
 )
@@ -204,12 +206,14 @@ class NumbaBackend:
             bool(normalize),
             out,
             block.status,
+            _NO_TOKENS,
+            _NO_COUNTS,
         )
 
     def _run(self, block: _Block) -> None:
         """This thread's share of the block's items (returns when none is left)."""
         args = block.args
-        key = (args[0].flags.writeable, args[14].flags.c_contiguous)
+        key = (args[0].flags.writeable, args[14].flags.c_contiguous, args[14].shape[1] == 0)
         entry = self._fast.get(key)
         if entry is not None:
             entry(*args)
@@ -303,41 +307,29 @@ class NumbaBackend:
 
     # -- tokenize -----------------------------------------------------------
     def tokenize(self, texts, start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids (EmbeddingBag form) as the reference tokenizes: the jitted tokenizer, fallbacks through
-        ``tokenizers``; the tokenizer's own truncation applied."""
+        """Token ids (EmbeddingBag form) as the reference tokenizes: the jitted tokenizer (the embedding kernel in
+        its ids mode), fallbacks through ``tokenizers``; the tokenizer's own truncation applied."""
         if self.tables is None or not len(texts):
             strs = list(texts) if isinstance(texts, Utf8Texts) else texts
             return self.tokenizer(strs, start, threads)
         strs = None if isinstance(texts, Utf8Texts) else texts
-        packed = texts if strs is None else Utf8Texts.from_strs(texts, start)
-        n, size = len(packed), packed.nbytes
+        block = _Block(texts if strs is None else Utf8Texts.from_strs(texts, start), strs, start)
+        n, size = len(block.texts), block.texts.nbytes
         threads = max(1, min(threads, size // SERIAL_BYTES + 1, n))
-        ids = np.empty(size + 1, dtype=np.int32)
-        counts = np.empty(n, dtype=np.int64)
-        classes, uni, vocab = self.tables
-        args = (
-            packed.data,
-            packed.offsets,
-            _items(packed.offsets, threads),
-            np.zeros(1, dtype=np.int64),
-            classes,
-            uni,
-            vocab,
-            ids,
-            counts,
-            False,
-        )
-        parallel.run(lambda: wordpiece.tokenize_items(*args), threads)
-        starts = packed.offsets[:-1].copy()
-        stops = starts + np.maximum(counts, 0)
-        starts, stops = self.tokenizer.window(starts, stops)
-        bags = [ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
-        rest = np.flatnonzero(counts == wordpiece.FALLBACK)
+        tokens = np.empty(size + 1, dtype=np.int32)
+        counts = np.zeros(n, dtype=np.int64)
+        self._prepare(block, np.empty((n, 0), dtype=np.float32), False, threads, (-1, -1))
+        block.args = (*block.args[:-2], tokens, counts)
+        parallel.run(lambda: self._run(block), threads)
+        starts = block.texts.offsets[:-1]
+        bags = [tokens[a : a + c] for a, c in zip(starts.tolist(), counts.tolist())]
+        rest = np.flatnonzero(block.status)
         if rest.size:
-            sub = [strs[i] for i in rest.tolist()] if strs is not None else [packed[i] for i in rest]
+            sub = [strs[i] for i in rest.tolist()] if strs is not None else [block.texts[i] for i in rest]
             sub_ids, sub_off = self.tokenizer(sub, start, threads)
+            sub_starts, sub_stops = self.tokenizer.window(sub_off[:-1], sub_off[1:])
             for j, i in enumerate(rest.tolist()):
-                bags[i] = sub_ids[sub_off[j] : sub_off[j + 1]]
+                bags[i] = sub_ids[sub_starts[j] : sub_stops[j]]
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([len(b) for b in bags], out=offsets[1:])
         return np.concatenate(bags).astype(np.int32, copy=False), offsets

@@ -194,7 +194,7 @@ def _drop(ids, start, stop, drop_id):
     return out
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, row, lanes):
     """One text: its tokens ``ids[start:stop]`` (after the tokenizer's own truncation) -> ``row``.
 
@@ -267,6 +267,8 @@ def embed_items(
     normalize,
     out,
     status,
+    tokens,
+    token_counts,
 ):
     """Tokenize and pool texts item by item, items taken from ``counter`` until none is left (one call per thread).
 
@@ -277,6 +279,10 @@ def embed_items(
     is ``(max_tokens, max_chars)``, -1 for none. ``status[i]`` becomes 1
     for a text only ``tokenizers`` can tokenize exactly (its row is left
     zero for the caller), else 0.
+
+    With a non-empty ``tokens`` (``sse_np``'s ``tokenize``) nothing is
+    pooled: text ``i``'s ids, truncated as the tokenizer truncates, go to
+    ``tokens[text_off[i]:]`` and their number to ``token_counts[i]``.
     """
     # Every array shared by the threads is viewed without an owner: no
     # thread updates a reference count another thread's core holds.
@@ -289,6 +295,8 @@ def embed_items(
         unowned(vocab),
     )
     table, bag, head, out, status = unowned(table), unowned(bag), unowned(head), unowned(out), unowned(status)
+    tokens, token_counts = unowned(tokens), unowned(token_counts)
+    ids_only = tokens.shape[0] > 0
     ids = np.empty(room, dtype=np.int32)  # scratch per thread, not per text
     lanes = np.empty(LANES, dtype=np.float32)
     n_items = item_off.shape[0] - 1
@@ -307,12 +315,13 @@ def embed_items(
         # Two passes over the item, not one fused loop: with the WordPiece and
         # the gather in one loop body, documents pooled 1.3-1.5x slower (the
         # item's ids are still in cache for the second pass).
-        tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, ids, counts, False, max_chars)
+        tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, ids, counts, np.bool_(False), max_chars)
         for i in range(lo, hi):
             n = counts[i - lo]
             if n == FALLBACK:
                 status[i] = 1
-                out[i, :] = 0.0
+                if not ids_only:
+                    out[i, :] = 0.0
                 continue
             status[i] = 0
             start = text_off[i] - base
@@ -322,4 +331,10 @@ def embed_items(
                     start = stop - max_len
                 else:
                     stop = start + max_len
+            if ids_only:
+                at = text_off[i]
+                for t in range(start, stop):
+                    tokens[at + t - start] = ids[t]
+                token_counts[i] = stop - start
+                continue
             _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, out[i], lanes)

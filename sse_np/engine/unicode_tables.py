@@ -118,42 +118,44 @@ def _kind_of_char(ch: str, classes: np.ndarray) -> int:
 
 def derive(settings: dict) -> UnicodeTables:
     """Build the tables for BertNormalizer ``settings`` (its four options, all given) from the installed
-    ``tokenizers`` (~2 s)."""
+    ``tokenizers`` (~1.5 s)."""
     cps, outs = _normalized(settings)
     classes = _pretoken_classes()
+    chars = list(map(chr, cps))
+    index = np.array(cps, dtype=np.int64)
     entry = np.zeros(N_CODE_POINTS, dtype=np.uint32)
     entry[0xD800:0xE000] = HOLE  # never in valid UTF-8 text
+    # Most code points stay as they are: their kind is the pre-tokenizer's class (C loops, no Python per code point).
+    same = np.fromiter(map(str.__eq__, outs, chars), dtype=bool, count=len(cps))
+    entry[index[same]] = classes[index[same]]
+    reorder = settings["strip_accents"]  # NFD ran: a surviving combining mark might have been reordered
+    if reorder:
+        marked = np.fromiter(map(unicodedata.combining, chars), dtype=np.int64, count=len(cps)) != 0
+        entry[index[same & marked]] = HOLE
     map_first, out_kind, out_off, out_bytes = [0], [], [0], bytearray()
     maps: dict[str, int] = {}
-    reorder = settings["strip_accents"]  # NFD ran: a surviving combining mark might have been reordered
-    for cp, out in zip(cps, outs):
-        ch = chr(cp)
-        if out == ch:
-            kind = int(classes[cp])
-        elif out == "":
-            kind = DROP
-        elif out == " ":
-            kind = SPACE
-        elif out == f" {ch} ":
-            kind = ISOLATE
-        else:
-            kind = MAPPED
-        if reorder and kind != DROP and any(unicodedata.combining(c) for c in out):
+    for k in np.flatnonzero(~same).tolist():  # ~15% of code points: dropped, spaces, CJK, mapped
+        cp, ch, out = cps[k], chars[k], outs[k]
+        if out == "":
+            entry[cp] = DROP
+            continue
+        kind = SPACE if out == " " else ISOLATE if out == f" {ch} " else MAPPED
+        if reorder and any(unicodedata.combining(c) for c in out):
             kind = HOLE
         if kind == MAPPED and not _fits(ch, out):
             kind = HOLE
-        if kind == MAPPED:
-            m = maps.get(out)
-            if m is None:
-                m = maps[out] = len(map_first) - 1
-                for c in out:
-                    out_kind.append(_kind_of_char(c, classes))
-                    out_bytes += c.encode("utf-8")
-                    out_off.append(len(out_bytes))
-                map_first.append(len(out_kind))
-            entry[cp] = MAPPED | (m << KIND_BITS)
-        else:
+        if kind != MAPPED:
             entry[cp] = kind
+            continue
+        m = maps.get(out)
+        if m is None:
+            m = maps[out] = len(map_first) - 1
+            for c in out:
+                out_kind.append(_kind_of_char(c, classes))
+                out_bytes += c.encode("utf-8")
+                out_off.append(len(out_bytes))
+            map_first.append(len(out_kind))
+        entry[cp] = MAPPED | (m << KIND_BITS)
     return _two_level(
         entry,
         np.array(map_first, dtype=np.int32),

@@ -91,7 +91,7 @@ def _lookup(h, vocab, plen, word, s, e):
         j = (j + np.uint64(1)) & mask
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _wordpiece(word, n, chars, vocab, out, pos, hashes):
     """WordPiece of ``word[:n]`` (normalized UTF-8, ``chars`` characters) written at ``out[pos:]``; the new end."""
     if chars > vocab.max_chars:
@@ -171,7 +171,7 @@ def _ascii_word(buf, p, q, classes, vocab, out, pos, word, hashes, words):
             n += 1
     if words:
         return _put_word(word, min(n, cap), out, pos)
-    return _wordpiece(word, n, n, vocab, out, pos, hashes)
+    return _wordpiece(word, np.int64(n), np.int64(n), vocab, out, pos, hashes)
 
 
 @nb.njit(cache=True)
@@ -306,7 +306,7 @@ def _char_cut(buf, a, b, max_chars):
     return b
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _one_text(
     buf,
     a,
@@ -337,7 +337,7 @@ def _one_text(
     unicode,
     start,
 ):
-    """The ids of ``buf[a:b]`` at ``out[pos:]``: their number, or ``FALLBACK`` (inlined into ``tokenize_texts``)."""
+    """The ids of ``buf[a:b]`` at ``out[pos:]``: their number, or ``FALLBACK``."""
     i = a
     while i < b:
         if cls[buf[i]] == SPACE:
@@ -470,7 +470,7 @@ def _one_text(
                 elif words:
                     pos = _put_word(word, min(n, word.shape[0]), out, pos)
                 else:
-                    pos = _wordpiece(word, n, chars, vocab, out, pos, hashes)
+                    pos = _wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
                 n, chars, key = 0, 0, np.uint64(0)
             if unit == _END:
                 break
@@ -501,4 +501,7 @@ def tokenize_items(buf, text_off, item_off, counter, classes, uni, vocab, out, c
         if k >= n_items:
             return
         lo = item_off[k]
-        tokenize_texts(buf, text_off, lo, item_off[k + 1], 0, classes, uni, vocab, out, counts[lo:], words, -1)
+        # (np.int64: a literal 0 or -1 would compile a second copy of tokenize_texts)
+        tokenize_texts(
+            buf, text_off, lo, item_off[k + 1], np.int64(0), classes, uni, vocab, out, counts[lo:], words, np.int64(-1)
+        )
