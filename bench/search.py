@@ -67,8 +67,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(REPO))
 import sse_np  # noqa: E402
 from sse_np.eval import load_beir, query_metrics  # noqa: E402
-from sse_np.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
-from sse_np.search import hamming_top_k, semantic_search  # noqa: E402
+from sse_np.retrieval.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
+from sse_np.retrieval import hamming_top_k, semantic_search  # noqa: E402
 
 
 def log(msg: str) -> None:

@@ -101,7 +101,9 @@ def st_app(model_dir: str, torch_threads: int) -> Any:
         from sentence_transformers.base.modules.module import Module as STModule
     except ImportError:
         STModule = torch.nn.Module
-    from sse_np.serve import _dumps  # the same serializer as sse_np's server: compare engines, not JSON
+    from sse_np.serve.protocol import (
+        dumps as _dumps,
+    )  # the same serializer as sse_np's server: compare engines, not JSON
 
     torch.set_num_threads(torch_threads)
     tensors = load_file(str(Path(model_dir) / "model.safetensors"))

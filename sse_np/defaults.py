@@ -1,8 +1,7 @@
-"""Module-level conveniences: the default model, ``encode`` and ``similarity``."""
+"""The default model and the module-level ``encode`` that uses it."""
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -12,9 +11,8 @@ import numpy as np
 
 from .errors import ModelNotFoundError
 from .model import DEFAULT_BATCH_SIZE, SSEModel, load
-
-#: Environment variable naming a model folder (or hub id) to use by default.
-MODEL_ENV = "SSE_NP_MODEL"
+from .settings import MODEL as MODEL_ENV
+from .settings import model as model_from_env
 
 _default: SSEModel | None = None
 _default_lock = threading.Lock()
@@ -28,7 +26,7 @@ def default_model_path() -> Path:
     ``<prefix>/share/sse_np/weights``, where the prefix is the environment's
     or, for ``pip install --target DIR`` (Lambda zips), DIR itself.
     """
-    env = os.environ.get(MODEL_ENV)
+    env = model_from_env()
     if env:
         return Path(env)
     beside = Path(__file__).resolve().parent.parent
@@ -60,7 +58,7 @@ def default_model() -> SSEModel:
                     _default = load(path)
                 except ModelNotFoundError as exc:
                     raise ModelNotFoundError(
-                        f"no default model: {exc}. Build it with `python weights/build.py`, set "
+                        f"no default model: {exc}. Build it with `python scripts/build_default_model.py`, set "
                         f"{MODEL_ENV} to a model folder, or use sse_np.load(path)"
                     ) from None
     return _default
@@ -94,47 +92,3 @@ def encode(
     ndarray float32, (dim,) for one str, else (n, dim)
     """
     return default_model().encode(texts, dim, batch_size=batch_size, normalize=normalize, **kwargs)
-
-
-def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity matrix, as ``sentence_transformers.util.cos_sim``.
-
-    Parameters
-    ----------
-    a : ndarray (n, d) or (d,)
-    b : ndarray (m, d) or (d,)
-
-    Returns
-    -------
-    ndarray float32, shape (n, m) (1-D inputs count as one row)
-    """
-    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ValueError(f"similarity needs (n, d) and (m, d) arrays with the same d, got {a.shape} and {b.shape}")
-    eps = np.float32(1e-12)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
-    return a @ b.T
-
-
-def similarity_pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each row of ``a`` with the same row of ``b``, as
-    ``sentence_transformers.util.pairwise_cos_sim``.
-
-    Parameters
-    ----------
-    a, b : ndarray (n, d) (1-D inputs count as one row)
-
-    Returns
-    -------
-    ndarray float32, shape (n,)
-    """
-    a = np.atleast_2d(np.asarray(a, dtype=np.float32))
-    b = np.atleast_2d(np.asarray(b, dtype=np.float32))
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(f"similarity_pairwise needs two (n, d) arrays of the same shape, got {a.shape} and {b.shape}")
-    eps = np.float32(1e-12)
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
-    return np.einsum("ij,ij->i", a, b)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import sse_np
-from sse_np import api
+import sse_np.defaults as api
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paths import REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # bench/ is a folder of the repo, not an installed package
     sys.path.insert(0, str(REPO))
 
@@ -26,7 +26,7 @@ from bench.common import summarize, thread_env  # noqa: E402
 from bench.engines import ENGINES, Reference  # noqa: E402
 from bench.report import ratio  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data"
+DATA = SHARED_DATA
 HAS_TOKENIZER = (
     (REPO / "weights").is_dir()
     and any((REPO / "weights").rglob("tokenizer.json"))

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
+from helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -867,7 +867,7 @@ def save_checkpoint(model: StaticDyT, path: Path) -> None:
 
 def q4_bytes(table: np.ndarray) -> bytes:
     """SSE 4-bit layout: V*D/2 packed codes (high nibble = even column), then V float32 scales."""
-    from sse_np.quantize import q4_file_chunks, quantize_q4
+    from sse_np.checkpoint.q4 import q4_file_chunks, quantize_q4
 
     return b"".join(q4_file_chunks([quantize_q4(table)]))
 
@@ -974,7 +974,7 @@ def teacher_ndcg(teacher: Teacher, paths: list[str]) -> None:
     """
     from sse_np.eval.beir import load_beir
     from sse_np.eval.metrics import mean_metrics, query_metrics
-    from sse_np.search import top_k
+    from sse_np.retrieval.topk import top_k
 
     model = load_teacher(teacher)
     for path in paths:

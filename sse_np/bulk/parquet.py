@@ -2,11 +2,11 @@
 
 Input is a ``.parquet`` file or a folder of them, read a record batch at a
 time (so a file larger than memory streams through) into the same
-:class:`sse_np.streams.Chunk` objects the text/JSONL reader yields; errors
+:class:`sse_np.bulk.readers.Chunk` objects the text/JSONL reader yields; errors
 name the file and the 1-based row. Output holds the id, the kept columns
 and ``embedding`` as ``fixed_size_list<float32>[dim]``, one row group per
 written chunk, in a temporary file renamed over the destination when
-complete (:class:`sse_np.streams.AtomicOutput`).
+complete (:class:`sse_np.bulk.writers.AtomicOutput`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import DataError, MissingDependencyError
-from .streams import Chunk, Progress
-from .utf8_texts import NotUtf8Error, Utf8Texts
+from ..errors import DataError, missing_extra
+from ..progress import Progress
+from ..utf8_texts import NotUtf8Error, Utf8Texts
+from .readers import Chunk
 
 ID_FIELDS = ("_id", "id")  # the id column when --id-field is not given, first found
 
@@ -31,9 +32,7 @@ def require_pyarrow() -> Any:
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise MissingDependencyError(
-            "Parquet input/output needs the 'parquet' extra: pip install 'sse_np[parquet]'"
-        ) from None
+        raise missing_extra("Parquet input/output", "parquet") from None
     return pyarrow
 
 
@@ -75,7 +74,7 @@ class KeptRows(Sequence):
 
 
 class ArrowChunk(Chunk):
-    """A :class:`~sse_np.streams.Chunk` of one Parquet file; ``source`` names that file for errors."""
+    """A :class:`~sse_np.bulk.readers.Chunk` of one Parquet file; ``source`` names that file for errors."""
 
     def __init__(self, texts: list[str], first_line: int, kept: KeptRows, lines: list[int], source: str) -> None:
         super().__init__(texts, first_line, kept, lines)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, MissingDependencyError
+from ..errors import DataError, missing_extra
 
 MANIFEST = "_sse_np_manifest.json"  # "_" prefix: Parquet readers skip it
 _MANIFEST_VERSION = 1
@@ -38,7 +38,7 @@ def require_ray() -> Any:
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise MissingDependencyError("Ray bulk embedding needs the 'ray' extra: pip install 'sse_np[ray]'") from None
+        raise missing_extra("Ray bulk embedding", "ray") from None
     return ray
 
 
@@ -54,10 +54,11 @@ def _cpus_held() -> int:
 
 
 def _load(model: str | None, threads: int, backend: str) -> Any:
-    import sse_np
+    from ..defaults import default_model_path
+    from ..model import load
 
-    path = sse_np.default_model_path() if model is None else model
-    loaded = sse_np.load(path, threads=threads, backend=backend)
+    path = default_model_path() if model is None else model
+    loaded = load(path, threads=threads, backend=backend)
     loaded.warmup()  # compile/load kernels now, not inside the first batch
     return loaded
 
@@ -119,7 +120,7 @@ class SSEEmbedder:
 
 
 def _numpy_texts(batch: dict, fields: tuple[str, ...]) -> list[str]:
-    from .streams import join_fields
+    from .readers import join_fields
 
     for key in fields:
         if key not in batch:
@@ -256,15 +257,13 @@ class FileEncoder:
         self.normalize, self.batch_size = normalize, batch_size
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        from . import parquet
-        from .streams import AtomicOutput
+        from .parquet import ParquetWriter, read_chunks
+        from .writers import AtomicOutput
 
         target = AtomicOutput(row["output"])
         try:
-            writer = parquet.ParquetWriter(target.file, self.dim)
-            for chunk in parquet.read_chunks(
-                row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size
-            ):
+            writer = ParquetWriter(target.file, self.dim)
+            for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
                 vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
                 writer.write(vectors, chunk.kept)
             writer.close()
@@ -346,11 +345,11 @@ def _data_error_in(exc: BaseException) -> DataError | None:
 def run_cli(args: Any) -> int:
     """``sse-np encode INPUT -o OUT_DIR --ray [ADDRESS]``: one output Parquet file per input file, resumable."""
     ray = require_ray()
-    import sse_np
-
-    from .engine import numba_available
+    from ..defaults import default_model_path
+    from ..engine import numba_available
+    from ..model import load
     from .parquet import parquet_files
-    from .streams import split_fields
+    from .readers import split_fields
 
     if args.input == "-":
         raise DataError("-", "--ray reads Parquet files (a file or a folder), not stdin")
@@ -361,8 +360,8 @@ def run_cli(args: Any) -> int:
         raise DataError(out_dir, "with --ray the output is a folder (one Parquet file per input file)")
     if not out_dir.parent.is_dir():
         raise DataError(out_dir, f"folder {out_dir.parent} does not exist")
-    model_path = str(sse_np.default_model_path() if args.model is None else args.model)
-    probe = sse_np.load(model_path, backend="numpy")  # memory-mapped: checks model and dim before the cluster
+    model_path = str(default_model_path() if args.model is None else args.model)
+    probe = load(model_path, backend="numpy")  # memory-mapped: checks model and dim before the cluster
     if args.dim is not None and args.dim > int(probe.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {probe.dim}")
     dim = probe.get_embedding_dimension() if args.dim is None else args.dim

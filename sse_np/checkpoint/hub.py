@@ -33,14 +33,15 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
-from .errors import ModelLoadError, ModelNotFoundError
-from .loading import FULL_FILE, Q4_FILE, REST_FILE
+from .._version import __version__
+from ..errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from .layout import FULL_FILE, Q4_FILE, REST_FILE
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WEIGHT_FILES = (FULL_FILE, REST_FILE, Q4_FILE)
 # huggingface_hub matches with fnmatch, where "*" also crosses "/": "*.json"
 # takes JSON files in every folder and "*/model.safetensors" the weights of
-# any module folder (modules.json may name any path, see loading.locate).
+# any module folder (modules.json may name any path, see layout.locate).
 ALLOW_PATTERNS = ("*.json", *WEIGHT_FILES, *(f"*/{name}" for name in WEIGHT_FILES))
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -96,8 +97,6 @@ def _import_hub():
         import huggingface_hub.constants
         import huggingface_hub.errors
     except ImportError:
-        from . import MissingDependencyError  # public name, wherever it is defined
-
         raise MissingDependencyError(
             "downloading from the Hugging Face hub needs the huggingface_hub package: "
             "pip install huggingface_hub (or load a local model folder by path)"
@@ -371,8 +370,6 @@ def download(
     default 10).
     """
     hub = _import_hub()
-    from . import __version__
-
     revision = revision or "main"
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
     token = token or os.environ.get("HF_TOKEN") or None  # None: huggingface_hub's saved login, if any

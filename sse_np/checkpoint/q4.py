@@ -1,10 +1,11 @@
-"""The SSE 4-bit table format (SPEC.md), in one place.
+"""The SSE 4-bit table format (``docs/reference/spec.md``), in one place.
 
 Quantization in float32, as the reference does it:
 ``scale = max|row| + 1e-8``, ``q = clip(round((w / scale + 1) * 7.5), 0, 15)``,
 two codes a byte (high nibble = even column), then one float32 scale a row.
 Dequantization: ``w = (q / 7.5 - 1) * scale`` (``Q4_LEVELS[q] * scale``).
-Used by :func:`sse_np.convert.save_q4`, ``bench/`` and ``weights/build.py``.
+Used by :func:`sse_np.checkpoint.write.save_q4`, the reader, ``bench/`` and
+``scripts/build_default_model.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .loading import Q4_LEVELS
-
 _ROWS = 4096  # rows per chunk: bounded memory on large tables
+
+# Dequantised value of each 4-bit code in units of the row scale, computed in
+# float32 exactly as the reference does: (q / 7.5 - 1).
+Q4_LEVELS = (np.arange(16, dtype=np.float32) / np.float32(7.5) - np.float32(1.0)).astype(np.float32)
 
 
 def quantize_q4(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

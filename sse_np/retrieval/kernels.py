@@ -1,10 +1,11 @@
-"""numba kernels of sse_np.search (imported only when numba is usable).
+"""numba kernels of the retrieval search (imported by :mod:`sse_np.retrieval.jit`, only when numba is usable).
 
 Serial, GIL-free kernels (no numba threading layer: fork-safe, like the
-engine's); sse_np.search runs them on Python threads.
+engine's); :mod:`sse_np.retrieval.hamming` runs them on Python threads.
 
-Hamming top-k: one pass over the documents (in cache-sized blocks) keeps, per query, a histogram of the kept distances and the threshold T:
-the smallest distance with at least k kept documents at or below it. A
+Hamming top-k: one pass over the documents (in cache-sized blocks) keeps, per
+query, a histogram of the kept distances and the threshold T: the smallest
+distance with at least k kept documents at or below it. A
 later document enters only with a distance below T (a tie loses to the
 earlier, lower index), so after the first blocks almost nothing is stored.
 """

@@ -281,7 +281,7 @@ def hamming_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """All Hamming distances between packed codes ``a`` (n, B) and ``b`` (m, B): int32 (n, m).
 
     Reference implementation for small inputs (memory ``n * m * B``); search
-    uses the blocked kernels of :mod:`sse_np.search`.
+    uses the blocked kernels of :mod:`sse_np.retrieval.hamming`.
     """
     a, b = np.atleast_2d(to_ubinary(a)), np.atleast_2d(to_ubinary(b))
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:

@@ -1,24 +1,27 @@
-"""``sse-np encode`` with Parquet input/output and several joined text fields (sse_np.parquet)."""
+"""``sse-np encode`` with Parquet input/output and several joined text fields (sse_np.bulk.parquet)."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.extras import install_commands
+from helpers.models import make_random_model
+from helpers.paths import SHARED_DATA
 
 import sse_np
-from conftest import make_random_model
 from sse_np.cli import main
 from sse_np.errors import DataError
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from sse_np import parquet  # noqa: E402
+from sse_np.bulk import parquet  # noqa: E402
 
-SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
+SCIFACT = SHARED_DATA / "scifact" / "corpus.jsonl"
 DIM = 32
 
 
@@ -120,7 +123,7 @@ def test_multi_field_equals_eval_document_text(tmp_path: Path, model_dir: Path, 
 
 
 def test_join_rules() -> None:
-    from sse_np.streams import join_fields
+    from sse_np.bulk.readers import join_fields
 
     assert join_fields({"title": "A", "text": " b "}, ("title", "text"), "f", 1) == "A  b"
     assert join_fields({"title": None, "text": "b"}, ("title", "text"), "f", 1) == "b"
@@ -205,7 +208,7 @@ def test_id_field(tmp_path: Path, model_dir: Path) -> None:
 
 def test_writer_streams_row_groups(tmp_path: Path, model: sse_np.SSEModel) -> None:
     """Each write lands in the file before the next chunk is encoded (memory stays one chunk)."""
-    from sse_np.streams import AtomicOutput
+    from sse_np.bulk.writers import AtomicOutput
 
     pq.write_table(_table(3000), tmp_path / "in.parquet", row_group_size=1000)
     target = AtomicOutput(str(tmp_path / "out.parquet"))
@@ -233,7 +236,7 @@ def test_missing_pyarrow_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    with pytest.raises(ImportError, match=r"pip install 'sse_np\[parquet\]'"):
+    with pytest.raises(ImportError, match=re.escape(install_commands("parquet"))):
         parquet.require_pyarrow()
 
 
@@ -250,6 +253,7 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(builtins, "__import__", no_ray)
     pq.write_table(pa.table({"text": ["x"]}), tmp_path / "in.parquet")
     assert main(["encode", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out"), "--ray"]) == 1
-    assert capsys.readouterr().err == (
-        "sse-np: error: Ray bulk embedding needs the 'ray' extra: pip install 'sse_np[ray]'\n"
+    assert (
+        capsys.readouterr().err
+        == f"sse-np: error: Ray bulk embedding needs the 'ray' extra: {install_commands('ray')}\n"
     )

@@ -1,4 +1,4 @@
-"""Bulk embedding on Ray (sse_np.ray_data): embed_dataset, ``sse-np encode --ray`` resume and fault tolerance.
+"""Bulk embedding on Ray (sse_np.bulk.ray): embed_dataset, ``sse-np encode --ray`` resume and fault tolerance.
 
 One local two-node cluster (head + worker, 1 CPU each, loopback only, no
 dashboard) serves every test of the module; it is shut down at the end and
@@ -27,11 +27,11 @@ pytest.importorskip("ray.data")
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from helpers.models import make_random_model  # noqa: E402
 
 import sse_np  # noqa: E402
-from conftest import make_random_model  # noqa: E402
+from sse_np.bulk.ray import MANIFEST, embed_dataset, vectors_of  # noqa: E402
 from sse_np.cli import main  # noqa: E402
-from sse_np.ray_data import MANIFEST, embed_dataset, vectors_of  # noqa: E402
 
 DIM = 32
 N_FILES, ROWS = 8, 500

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.fake_hub import FakeHub, read_folder
+from helpers.models import make_full, random_weights
 from safetensors.numpy import save_file
 
 import sse_np
-from conftest import make_full, random_weights
-from fake_hub import FakeHub, read_folder
 
 hf_constants = pytest.importorskip("huggingface_hub.constants")
 

@@ -25,7 +25,7 @@ import sse_np
 from sse_np import ModelLoadError
 
 torch = pytest.importorskip("torch")
-from reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize  # noqa: E402
+from helpers.reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize  # noqa: E402
 
 V, D = 2100, 4  # bert-base-uncased's first 2100 entries: the specials, characters and the commonest words
 TEXTS = ["hello world", "the of and in", "", "zzqx unknownish words", "日本 café", "[UNK] [CLS]"]
@@ -256,7 +256,7 @@ def test_weight_file_that_is_not_a_file(tmp_path, small_tokenizer, kind, name):
 @pytest.mark.parametrize("kind", list(NOT_FILES))
 @pytest.mark.parametrize("name", ["model_rest.safetensors", "embedding.q4_k_m.bin"])
 def test_q4_file_that_is_not_a_file(tmp_path, small_tokenizer, kind, name):
-    from sse_np.convert import save_q4
+    from sse_np.checkpoint.write import save_q4
 
     header, data = layout(tensors())
     full = write_model(tmp_path / "full", st_bytes(header, data), small_tokenizer)
@@ -267,7 +267,7 @@ def test_q4_file_that_is_not_a_file(tmp_path, small_tokenizer, kind, name):
 
 
 def test_two_layouts_in_one_folder_are_refused(tmp_path, small_tokenizer):
-    from sse_np.convert import save_q4
+    from sse_np.checkpoint.write import save_q4
 
     header, data = layout(tensors())
     full = write_model(tmp_path / "full", st_bytes(header, data), small_tokenizer)

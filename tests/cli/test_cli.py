@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.models import make_random_model
+from helpers.paths import REPO
 
 import sse_np
-from conftest import make_random_model
 from sse_np.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -203,12 +202,13 @@ def test_encode_gzip_and_chunk_boundaries(model: sse_np.SSEModel, model_dir: Pat
 
 def test_read_chunks_streams(tmp_path: Path) -> None:
     """The reader holds one chunk at a time: the first arrives after reading a small part of the file."""
-    from sse_np import streams
+    from sse_np.bulk.readers import read_chunks
+    from sse_np.progress import Progress
 
     src = tmp_path / "big.txt"
     src.write_text("".join(f"text number {i}\n" for i in range(50_000)), encoding="utf-8")
-    progress = streams.Progress(enabled=False)
-    chunks = streams.read_chunks(str(src), "lines", chunk_lines=1000, progress=progress)
+    progress = Progress(enabled=False)
+    chunks = read_chunks(str(src), "lines", chunk_lines=1000, progress=progress)
     first = next(chunks)
     assert len(first.texts) == 1000 and first.texts[0] == "text number 0" and first.first_line == 1
     assert progress.bytes_read < src.stat().st_size / 10
@@ -433,9 +433,9 @@ def test_cli_says_once_that_kernels_compile(model_dir: Path, tmp_path: Path) -> 
 def test_bench_runs_the_checkout_suite(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     done = _run_module(["bench", "--help"])
     assert done.returncode == 0 and "usage: python bench/run.py" in done.stdout and "--quick" in done.stdout
-    import sse_np.cli as cli
+    import sse_np.cli.bench as cli_bench
 
-    monkeypatch.setattr(cli, "__file__", str(REPO / "nowhere" / "sse_np" / "cli.py"))
+    monkeypatch.setattr(cli_bench, "__file__", str(REPO / "nowhere" / "sse_np" / "cli" / "bench.py"))
     assert main(["bench", "--quick"]) == 1
     assert "benchmark suite is in the source repository's bench/" in capsys.readouterr().err
 
@@ -499,7 +499,8 @@ def test_eval_plot_without_matplotlib_fails_early(
     argv = ["eval", str(tiny), "--model", str(model_dir), "--plot", str(tmp_path / "p.png")]
     assert main(argv) == 1
     captured = capsys.readouterr()
-    assert "pip install 'sse_np[plot]'" in captured.err
+    assert "pip install -e '.[plot]'" in captured.err
+    assert f"pip install 'sse_np-{sse_np.__version__}-py3-none-any.whl[plot]'" in captured.err
     assert captured.out == ""  # failed before evaluating
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.models import make_random_model
 
 import sse_np
+import sse_np.cli.evaluate as cli_eval
 import sse_np.eval
-from conftest import make_random_model
-from sse_np import cli
 from sse_np.cli import main
 
 SSE_NP = Path(sys.executable).with_name("sse-np")
@@ -388,8 +388,8 @@ def test_eval_outputs_are_checked_before_the_run(capsys, tmp_path, tiny, monkeyp
     def no_run(*args, **kwargs):
         raise AssertionError("the evaluation ran before its outputs were checked")
 
-    monkeypatch.setattr(cli, "evaluate", no_run)
-    monkeypatch.setattr(cli, "_load_model", no_run)
+    monkeypatch.setattr(cli_eval, "evaluate", no_run)
+    monkeypatch.setattr(cli_eval, "load_model", no_run)
     fails(
         capsys,
         ["eval", str(tiny), "--json", str(tmp_path / "absent" / "r.json")],
@@ -417,7 +417,7 @@ def test_eval_outputs_are_atomic(capsys, tmp_path, tiny, model_dir, monkeypatch,
     pytest.importorskip("matplotlib")
     out = write(tmp_path / ("r.json" if option == "--json" else "p.png"), OLD, 0o600)
     files = Files(out)
-    real = getattr(cli, writer)
+    real = getattr(cli_eval, writer)
 
     def half_then_fail(report, path, *args):
         real(report, path, *args)
@@ -425,14 +425,14 @@ def test_eval_outputs_are_atomic(capsys, tmp_path, tiny, model_dir, monkeypatch,
             fh.truncate(10)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli, writer, half_then_fail)
+    monkeypatch.setattr(cli_eval, writer, half_then_fail)
     fails(
         capsys,
         ["eval", str(tiny), "--dims", "8", "--model", str(model_dir), "-q", option, str(out)],
         r"No space left on device",
     )
     files.assert_unchanged()
-    monkeypatch.setattr(cli, writer, real)
+    monkeypatch.setattr(cli_eval, writer, real)
     assert main(["eval", str(tiny), "--dims", "8", "--model", str(model_dir), "-q", option, str(out)]) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     data = out.read_bytes()
@@ -465,7 +465,7 @@ def test_quantize_into_the_model_folder_is_refused(capsys, tmp_path, model_dir):
 
 
 def test_quantize_writes_atomically(capsys, tmp_path, model_dir, monkeypatch):
-    from sse_np import convert
+    import sse_np.checkpoint.write as convert
 
     def broken(model, dest):
         (Path(dest) / "model_rest.safetensors").write_bytes(b"half")
@@ -563,7 +563,7 @@ def test_eval_outputs_through_symlinks_and_devices(capsys, tmp_path, tiny, model
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sse_np import streams  # noqa: E402
+from sse_np.bulk import readers as streams  # noqa: E402
 
 _JSONISH = st.lists(
     st.one_of(

@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.models import random_weights, write_tokenizer
+from helpers.paths import REPO
 from safetensors.numpy import save_file
 
 import sse_np
-from conftest import random_weights, write_tokenizer
 
 pytest.importorskip("numba", reason="these tests compare numba with NumPy")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 KINDS = ("float32", "float16", "bfloat16", "q4")
 
 
@@ -37,7 +38,7 @@ def stored(request, tmp_path_factory, tokenizer_json) -> Path:
     folder = tmp_path_factory.mktemp(kind)
     weights = random_weights(30522, 96, seed=11)
     if kind == "q4":
-        from reference import quantize_q4
+        from helpers.reference import quantize_q4
 
         (folder / "embedding.q4_k_m.bin").write_bytes(quantize_q4(weights["embedding.weight"]))
         save_file({k: v for k, v in weights.items() if k.startswith("dyt.")}, str(folder / "model_rest.safetensors"))

@@ -40,11 +40,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.models import make_full, random_weights, write_tokenizer
+from helpers.paths import SHARED_DATA
 from tokenizers import Tokenizer
 
-from conftest import SHARED_DATA, make_full, random_weights, write_tokenizer
 import sse_np.engine
-from sse_np.loading import Table
+from sse_np.checkpoint.read import Table
 from sse_np.tokenizing import TextTokenizer as _TextTokenizer
 from sse_np.tokenizing import fast_path_spec, load_tokenizer
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.models import make_full, random_weights, write_tokenizer
+from helpers.reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize, torch
 from safetensors.numpy import save_file
 
 import sse_np
-from conftest import make_full, random_weights, write_tokenizer
-
-from reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize, torch
 
 DIMS = (512, 256, 128, 64, 32)
 TOL = 1e-6
@@ -173,7 +172,7 @@ def test_empty_text_is_normalized_dyt_of_bias(backend, full_512):
 
 def test_module_level_encode_matches_torch(monkeypatch, backend, full_512):
     """sse_np.encode on a model named by SSE_NP_MODEL, through the default-model path."""
-    from sse_np import api
+    import sse_np.defaults as api
 
     folder, w = full_512
     monkeypatch.setenv("SSE_NP_MODEL", str(folder))
@@ -187,8 +186,8 @@ def test_module_level_encode_matches_torch(monkeypatch, backend, full_512):
 
 
 def test_our_quantizer_is_the_reference_quantizer(full_512, tmp_path, texts):
-    """sse_np.convert.save_q4 writes the bytes the torch reference quantizer writes."""
-    from sse_np.convert import save_q4
+    """sse_np.checkpoint.write.save_q4 writes the bytes the torch reference quantizer writes."""
+    from sse_np.checkpoint.write import save_q4
 
     folder, weights = full_512
     out = save_q4(sse_np.load(folder), tmp_path / "q4")

@@ -9,14 +9,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.extras import install_commands
+from helpers.models import make_random_model
+from helpers.paths import SHARED_DATA
 
 import sse_np
-from conftest import make_random_model
 from sse_np.eval import (
     DEFAULT_DIMS,
     METRICS,
@@ -35,7 +38,7 @@ from sse_np.eval import (
     save_report,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def _dataset(name: str) -> Path:
@@ -387,7 +390,7 @@ def test_plot_report(model: sse_np.SSEModel, tiny: Path, tmp_path: Path, monkeyp
         plot_report(report, tmp_path / "curve.png")
         assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import now fails
-    with pytest.raises(MissingDependencyError, match=r"pip install 'sse_np\[plot\]'"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_commands("plot"))):
         plot_report(report, tmp_path / "never.png")
     assert not (tmp_path / "never.png").exists()
 

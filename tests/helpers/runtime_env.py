@@ -27,7 +27,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parents[1]
+from .paths import REPO
+
 # Importable in the test process (test extra), never in the run-time environment.
 TEST_ONLY = ("torch", "sentence_transformers", "pytest", "hypothesis", "transformers", "matplotlib")
 

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers.extras import install_commands
 
 import sse_np
 
@@ -143,7 +144,7 @@ def test_missing_extras_give_one_line_errors() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
-        "sse_np.integrations.langchain needs the 'langchain' extra (langchain-core): pip install 'sse_np[langchain]'",
-        "sse_np.integrations.llamaindex needs the 'llamaindex' extra (llama-index-core): "
-        "pip install 'sse_np[llamaindex]'",
+        f"sse_np.integrations.langchain (langchain-core) needs the 'langchain' extra: {install_commands('langchain')}",
+        "sse_np.integrations.llamaindex (llama-index-core) needs the 'llamaindex' extra: "
+        + install_commands("llamaindex"),
     ]

@@ -1,11 +1,11 @@
-"""sse_np.quantization against sentence-transformers' own quantize_embeddings, bit for bit."""
+"""sse_np.retrieval.quantization against sentence-transformers' own quantize_embeddings, bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sse_np.quantization import (
+from sse_np.retrieval.quantization import (
     PRECISIONS,
     bytes_per_vector,
     dequantize_embeddings,
@@ -190,7 +190,7 @@ def _st_quantize():
 
 def test_encode_precision_and_cli_match_sentence_transformers(tmp_path):
     """encode(precision=...) and `sse-np encode --precision` give sentence-transformers' codes, bit for bit."""
-    from conftest import make_random_model
+    from helpers.models import make_random_model
 
     import sse_np
     from sse_np.cli import main

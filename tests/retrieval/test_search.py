@@ -1,4 +1,4 @@
-"""sse_np.search: exact against brute force, sentence-transformers' result format, binary + rescore recipe."""
+"""sse_np.retrieval: exact against brute force, sentence-transformers' result format, binary + rescore recipe."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from sse_np.quantization import quantization_ranges, quantize_embeddings
-from sse_np.search import hamming_top_k, semantic_search, top_k
+from sse_np.retrieval import hamming_top_k, semantic_search, top_k
+from sse_np.retrieval.quantization import quantization_ranges, quantize_embeddings
 
 
 def _brute_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,13 +39,13 @@ def _hamming_brute(q: np.ndarray, d: np.ndarray, dim: int) -> np.ndarray:
 @pytest.fixture(params=["numba", "numpy"])
 def selection(request, monkeypatch) -> str:
     """Run a test with the numba merge kernel and with the NumPy selection."""
-    import sse_np.search as search
+    import sse_np.retrieval.jit as jit
 
     if request.param == "numba":
-        if not search._get_numba_kernel():
+        if not jit.get_kernels():
             pytest.skip("numba not available")
     else:
-        monkeypatch.setattr(search, "_numba_kernel", False)
+        monkeypatch.setattr(jit, "_kernels", False)
     return request.param
 
 
@@ -77,7 +77,7 @@ def test_top_k_normalize_docs_and_views(selection: str) -> None:
 
 
 def test_top_k_is_the_evaluation_search() -> None:
-    """One implementation: the evaluation ranks with sse_np.search.top_k."""
+    """One implementation: the evaluation ranks with sse_np.retrieval.topk.top_k."""
     import sse_np.eval
     import sse_np.eval.runner
 
@@ -171,8 +171,8 @@ def test_hamming_backends_without_numba_jit() -> None:
     code = (
         "import sys, json, numpy as np\n"
         "if sys.argv[1] == 'missing': sys.modules['numba'] = None\n"
-        "from sse_np.search import hamming_top_k, semantic_search\n"
-        "from sse_np.quantization import quantize_embeddings\n"
+        "from sse_np.retrieval import hamming_top_k, semantic_search\n"
+        "from sse_np.retrieval.quantization import quantize_embeddings\n"
         "rng = np.random.default_rng(0)\n"
         "d = quantize_embeddings(rng.standard_normal((700, 50)), 'ubinary')\n"
         "q = rng.standard_normal((5, 50)).astype(np.float32)\n"

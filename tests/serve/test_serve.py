@@ -32,7 +32,9 @@ pytest.importorskip("uvicorn", reason="the 'serve' extra is not installed")
 httpx = pytest.importorskip("httpx", reason="httpx (from the openai client) is not installed")
 openai = pytest.importorskip("openai", reason="the openai client is not installed (test extra)")
 
-from conftest import make_random_model  # noqa: E402
+from helpers.extras import install_commands  # noqa: E402
+from helpers.models import make_random_model  # noqa: E402
+from helpers.paths import SHARED_DATA  # noqa: E402
 
 TEXTS = [
     "what is a static embedding?",
@@ -214,7 +216,7 @@ def test_concurrent_requests_each_get_their_own_vectors(server, local):
 def test_coalescer_makes_one_call_of_requests_ready_together(local):
     import asyncio
 
-    from sse_np.serve import _Coalescer
+    from sse_np.serve.batching import Coalescer
 
     model = local["small"]
     calls = []
@@ -230,7 +232,7 @@ def test_coalescer_makes_one_call_of_requests_ready_together(local):
             return model.tokenize(texts)
 
     async def go(groups):
-        coalescer = _Coalescer(Counting())
+        coalescer = Coalescer(Counting())
         return await asyncio.gather(*(coalescer.submit(t, d, True, True) for t, d in groups), return_exceptions=True)
 
     groups = [(["a b"], 64), (["c", "d e f"], 64), (["g"], 8), (["h"], 64)]
@@ -454,7 +456,7 @@ def _metrics(server: Server) -> dict[str, float]:
 
 
 def _real_queries(n: int) -> list[str]:
-    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "queries.jsonl"
+    path = SHARED_DATA / "scifact" / "queries.jsonl"
     if path.is_file():
         with path.open(encoding="utf-8") as fh:
             return [json.loads(line)["text"] for line, _ in zip(fh, range(n))]
@@ -529,7 +531,7 @@ def test_missing_extra_is_one_line(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("sse-np: error: sse_np.serve needs the 'serve' extra: pip install 'sse_np[serve]'")
+    assert proc.stderr.strip() == f"sse-np: error: sse_np.serve needs the 'serve' extra: {install_commands('serve')}"
 
 
 def test_app_names_and_limits(models):

@@ -6,9 +6,9 @@ import json
 import random
 
 import pytest
+from helpers.models import write_tokenizer
 from tokenizers import Tokenizer
 
-from conftest import write_tokenizer
 from sse_np.tokenizing import TextTokenizer, load_tokenizer
 
 ALPHABET = (
