@@ -23,10 +23,12 @@ public API, in a module of its own imported only when the command runs
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..progress import note
 from .parser import PROG, build_parser
@@ -48,14 +50,21 @@ class _Notices(logging.Handler):
             self.handleError(record)
 
 
-def _show_notices() -> None:
+@contextlib.contextmanager
+def _notices_shown() -> Iterator[None]:
+    """Show the library's INFO notices while a command runs; leave the logger as it was after."""
     log = logging.getLogger("sse_np")
-    if not any(isinstance(h, _Notices) for h in log.handlers):
-        handler = _Notices()
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
-        log.addHandler(handler)
+    handler = _Notices()
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    level = log.level
+    log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,11 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    _show_notices()
     if args.command == "bench":
         args.bench_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    with _notices_shown():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit status; the errors a user can fix are one line on stderr."""
     try:
         return int(args.func(args))
     except BrokenPipeError:  # e.g. `sse-np encode ... -o - | head`: the reader had enough
