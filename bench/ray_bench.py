@@ -25,7 +25,7 @@ moving the data. This driver sets it to 1 (``--footer-actors``;
 
 Every row runs in every round, interleaved (sentence-transformers too), so
 the shared machine's drifts hit every row alike. Writes
-``bench/RAY_RESULTS.md`` and ``bench/RAY_RESULTS.json``: medians, the
+``bench/results/RAY_RESULTS.md`` and ``bench/results/RAY_RESULTS.json``: medians, the
 ratios of the medians, and the sse_np / sentence-transformers ratio within
 each round.
 """
@@ -352,9 +352,9 @@ def main() -> None:
             "cluster_16_nodes_x_16_cores": 16 * 16 * per_core * scaling,
         },
     }
-    (REPO / "bench" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
-    (REPO / "bench" / "RAY_RESULTS.md").write_text(markdown(report, args))
-    print((REPO / "bench" / "RAY_RESULTS.md").read_text())
+    (REPO / "bench" / "results" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
+    (REPO / "bench" / "results" / "RAY_RESULTS.md").write_text(markdown(report, args))
+    print((REPO / "bench" / "results" / "RAY_RESULTS.md").read_text())
 
 
 def markdown(r: dict, args: argparse.Namespace) -> str:

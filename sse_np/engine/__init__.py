@@ -47,7 +47,7 @@ from . import reference
 __all__ = ["BACKENDS", "Engine", "normalize_rows", "numba_available", "numba_disabled_by_env", "numba_loading"]
 
 log = logging.getLogger("sse_np")
-#: What compiling every kernel one model needs took on a 2-core AMD EPYC (bench/RESULTS.md).
+#: What compiling every kernel one model needs took on a 2-core AMD EPYC (bench/results/RESULTS.md).
 COMPILE_SECONDS = 5
 # In "auto", a call with at least this many characters waits for numba
 # (~0.5 s to load) rather than running on NumPy (3-5x slower per text).

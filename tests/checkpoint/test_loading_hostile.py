@@ -537,7 +537,7 @@ def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(
 )
 def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
     """The 4-bit layout: rest-file header mutations, .bin sizes and bytes; exact (vs the torch
-    dequantisation of SPEC.md) or ModelLoadError."""
+    dequantisation of docs/reference/spec.md) or ModelLoadError."""
     arrays = tensors(seed)
     dyt = {k: v for k, v in arrays.items() if k != "embedding.weight"}
     packed = quantize_q4(arrays["embedding.weight"])

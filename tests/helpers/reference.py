@@ -1,4 +1,4 @@
-"""The torch reference of SSE, written from SPEC.md (independent of sse_np).
+"""The torch reference of SSE, written from docs/reference/spec.md (independent of sse_np).
 
 Tokenization: tokenizers.Tokenizer.from_file + no_padding() +
 encode_batch(add_special_tokens=False); then nn.EmbeddingBag(mode="mean")
@@ -54,7 +54,7 @@ class TorchSSE(torch.nn.Module):
 
 
 def dequantize_q4(path: Path, dim: int) -> np.ndarray:
-    """SPEC.md: V*D/2 packed bytes (high nibble = even column), then V float32 scales."""
+    """docs/reference/spec.md: V*D/2 packed bytes (high nibble = even column), then V float32 scales."""
     raw = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
     vocab = raw.numel() // (dim // 2 + 4)
     packed = raw[: vocab * dim // 2].reshape(vocab, dim // 2).to(torch.int64)
@@ -64,7 +64,7 @@ def dequantize_q4(path: Path, dim: int) -> np.ndarray:
 
 
 def quantize_q4(weight: np.ndarray) -> bytes:
-    """SPEC.md: scale = max|row| + 1e-8, q = clip(round((w/scale + 1) * 7.5), 0, 15)."""
+    """docs/reference/spec.md: scale = max|row| + 1e-8, q = clip(round((w/scale + 1) * 7.5), 0, 15)."""
     w = torch.from_numpy(np.array(weight, dtype=np.float32))
     scale = w.abs().amax(dim=1, keepdim=True) + 1e-8
     q = torch.clamp(torch.round((w / scale + 1) * 7.5), 0, 15).to(torch.uint8)

@@ -31,9 +31,9 @@ and the English package-description index (``apt-get update -o Acquire::Language
 
 Usage::
 
-    python weights/build.py                          # all stages, cached under weights/_work/
-    python weights/build.py --stage train,dev --epochs 4 --tag trial
-    python weights/build.py --teacher mpnet --max-texts 24576 --stage tokens,teacher,init,train
+    python scripts/build_default_model.py                          # all stages, cached under weights/_work/
+    python scripts/build_default_model.py --stage train,dev --epochs 4 --tag trial
+    python scripts/build_default_model.py --teacher mpnet --max-texts 24576 --stage tokens,teacher,init,train
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "_work"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"  # the default model's folder
+WORK = WEIGHTS / "_work"
 SEED = 1234
 D_OUT = 512
 MRL_DIMS = (512, 256, 128, 64, 32)
@@ -927,7 +927,7 @@ def stage_dev(teacher: Teacher, tag: str = "model") -> None:
         log(f"dev {ck.name}: {dev_scores(student_encoder(load_checkpoint(ck)))}")
 
 
-def stage_export(teacher: Teacher, ckpt: str | None = None, tag: str = "model", out: Path = HERE) -> None:
+def stage_export(teacher: Teacher, ckpt: str | None = None, tag: str = "model", out: Path = WEIGHTS) -> None:
     """Write model.safetensors (fp16 table), tokenizer.json and q4/ into ``out``; print SHA-256.
 
     ``ckpt="init"`` exports the untrained initial table (DyT at its init), for ablations.
@@ -1012,7 +1012,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--ckpt", default=None, help="checkpoint to export, or 'init' (default: the epoch with the best dev score)"
     )
-    ap.add_argument("--out", default=str(HERE), help="folder export writes to (default: weights/)")
+    ap.add_argument("--out", default=str(WEIGHTS), help="folder export writes to (default: weights/)")
     ap.add_argument(
         "--teacher-ndcg",
         nargs="+",
