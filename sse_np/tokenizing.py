@@ -23,7 +23,6 @@ builds here. This module never imports numba.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from itertools import chain
@@ -34,6 +33,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .errors import ModelLoadError
+from .settings import token_cache_bytes
 from .utf8_texts import Utf8Texts
 
 # Byte classes of the jitted WordPiece (see ``byte_classes``).
@@ -136,16 +136,7 @@ _JOIN_BELOW = 256
 
 
 def _default_cache_bytes() -> int:
-    env = os.environ.get("SSE_NP_TOKEN_CACHE_BYTES", "").strip()
-    if not env:
-        return DEFAULT_CACHE_BYTES
-    try:
-        value = int(env)
-    except ValueError:
-        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}") from None
-    if value < 0:
-        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}")
-    return value
+    return token_cache_bytes(DEFAULT_CACHE_BYTES)
 
 
 def _chunkable(spec: dict) -> bool:

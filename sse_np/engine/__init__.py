@@ -24,6 +24,7 @@ inherits a half-done import, and a child restarts its own warm-up.
 from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401 (see the fork hooks below)
+import contextlib
 import logging
 import os
 import subprocess
@@ -34,24 +35,23 @@ import warnings
 import weakref
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ..loading import Table
+from ..checkpoint.read import Table
+from ..settings import BACKENDS, numba_disabled
 from ..tokenizing import TextTokenizer
 from . import reference
 
-__all__ = ["Engine", "BACKENDS", "numba_available", "numba_disabled_by_env", "normalize_rows"]
+__all__ = ["BACKENDS", "Engine", "normalize_rows", "numba_available", "numba_disabled_by_env", "numba_loading"]
 
-BACKENDS = ("auto", "numba", "numpy")
 log = logging.getLogger("sse_np")
-#: What compiling every kernel one model needs took on a 2-core AMD EPYC (bench/RESULTS.md).
+#: What compiling every kernel one model needs took on a 2-core AMD EPYC (bench/results/RESULTS.md).
 COMPILE_SECONDS = 5
 # In "auto", a call with at least this many characters waits for numba
 # (~0.5 s to load) rather than running on NumPy (3-5x slower per text).
 WAIT_FOR_NUMBA_CHARS = 1 << 20
-_TRUE = ("1", "true", "yes", "on")
 
 normalize_rows = reference.normalize_rows
 
@@ -62,8 +62,8 @@ _engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def numba_disabled_by_env() -> bool:
-    """``SSE_NP_DISABLE_NUMBA`` is set to a true value."""
-    return os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in _TRUE
+    """``SSE_NP_DISABLE_NUMBA`` is set to a true value (see :mod:`sse_np.settings`)."""
+    return numba_disabled()
 
 
 def numba_available() -> bool:
@@ -74,8 +74,15 @@ def numba_available() -> bool:
     return _numba_state != "off" and not numba_disabled_by_env()
 
 
-def _import_numba():
-    """numba and our kernel modules, with numba's cache folder settled (a private temp folder on read-only installs)."""
+@contextlib.contextmanager
+def numba_loading() -> Iterator[Any]:
+    """numba, set up as the engine uses it, with the fork lock held for the block.
+
+    numba's cache folder is settled first (a private temp folder on read-only
+    installs), which ``@njit(cache=True)`` needs. Import modules of jitted
+    kernels inside the block: a fork waits until it ends, so a child never
+    inherits a half-done import. Raises ``ImportError`` when numba is missing.
+    """
     global _numba_state
     with _phase_lock:
         # Only the OpenMP layer would read this; we use none, but a user's
@@ -89,9 +96,15 @@ def _import_numba():
         from . import cache
 
         cache.ensure_cache_dir(numba)  # before the kernels' modules: @njit(cache=True) needs it
+        _numba_state = "on"
+        yield numba
+
+
+def _import_numba():
+    """numba and our kernel modules (see :func:`numba_loading`)."""
+    with numba_loading() as numba:
         from . import numba_backend  # noqa: F401 (imported under the lock: forks wait for it)
 
-        _numba_state = "on"
         return numba
 
 

@@ -14,11 +14,11 @@ def main(argv: list[str]) -> int:
     """Load ``argv[0]`` with numba (compiling into the cache), then write the stamp ``argv[1]``."""
     from pathlib import Path
 
-    import sse_np
-    from sse_np.engine import _write_stamp
+    from ..model import load
+    from . import _write_stamp
 
     folder, stamp = argv
-    sse_np.load(folder, backend="numba", threads=1)  # compiles every kernel this model uses
+    load(folder, backend="numba", threads=1)  # compiles every kernel this model uses
     _write_stamp(Path(stamp))
     return 0
 

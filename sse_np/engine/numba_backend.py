@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..loading import Q4_LEVELS, Table
+from ..checkpoint.q4 import Q4_LEVELS
+from ..checkpoint.read import Table
 from ..tokenizing import TextTokenizer, utf8, wordpiece_tables
 from . import pooling, wordpiece
 from .pooling import Affine, TableArrays

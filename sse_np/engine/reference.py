@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..loading import Table
+from ..checkpoint.read import Table
 
 EPS = np.float32(1e-12)
 _BLOCK_VALUES = 1 << 22  # gathered floats per block (16 MB): bounded memory
