@@ -10,10 +10,10 @@ with ``backend="numba"`` on the default model and real texts from
 * documents/s: all corpus documents in batches of 1,024, dim 512, 2 threads and 1 thread;
 * single-query latency p50 (µs), one query a call, default threads.
 
-Writes ``bench/ab_engine.json`` and the "Engine A/B" section of
-``bench/RESULTS.md`` (for another ``--base``: ``bench/ab_engine_BASE.json``
-and a section of its own, titled by ``--label``). The ratio is this tree ÷
-base (> 1: faster now).
+Writes the run under its base commit in ``bench/results/ab_engine.json`` (one
+file for every base compared; git keeps the earlier runs) and the "Engine A/B"
+section of ``bench/results/RESULTS.md`` (for another ``--base``, a section of
+its own, titled by ``--label``). The ratio is this tree ÷ base (> 1: faster now).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write_results_section  # noqa: E402
+from bench.common import RESULTS_DIR, write_results_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -118,9 +118,10 @@ def main() -> None:
     ratio = {
         k: (med["this"][k] / med["base"][k]) if k != "p50_us" else med["base"][k] / med["this"][k] for k in med["this"]
     }
-    (ROOT / "bench" / f"ab_engine{tag.replace('-', '_')}.json").write_text(
-        json.dumps({"base": args.base, "runs": runs, "median": med, "ratio": ratio}, indent=1)
-    )
+    record = RESULTS_DIR / "ab_engine.json"
+    by_base = json.loads(record.read_text()) if record.exists() else {}
+    by_base[args.base] = {"base": args.base, "runs": runs, "median": med, "ratio": ratio}
+    record.write_text(json.dumps(by_base, indent=1))
     command = f"python bench/ab_engine.py --base {args.base} --rounds {args.rounds}"
     if not default:
         command += f" --label '{args.label}'"

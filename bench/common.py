@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Every results file of the benchmarks (git keeps their history: no per-commit copies).
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
 RESULT_PREFIX = "BENCH_RESULT "
 
 # Every knob that sizes a thread pool in the stacks we measure. Each thread
@@ -138,8 +140,9 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
 
 
 def write_results_section(section: str, begin: str, end: str) -> None:
-    """Put ``section`` (starting with ``begin``, ending with ``end``) into bench/RESULTS.md, replacing its last version."""
-    results = Path(__file__).resolve().parent / "RESULTS.md"
+    """Put ``section`` (starting with ``begin``, ending with ``end``) into bench/results/RESULTS.md, replacing its
+    last version."""
+    results = RESULTS_DIR / "RESULTS.md"
     text = results.read_text(encoding="utf-8") if results.exists() else ""
     if begin in text:
         text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]

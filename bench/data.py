@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from sse_np.quantize import dequantize_q4, quantize_q4
+from sse_np.checkpoint.q4 import dequantize_q4, quantize_q4
 
 DATASETS = ("scifact", "nfcorpus", "msmarco-dl19-5k")
 OFFICIAL_SHAPE = (30522, 512)

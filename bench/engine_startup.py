@@ -1,8 +1,8 @@
 """Engine start-up figures: kernel compile time, stalls during a background warm-up, cold start.
 
 Run from a checkout (``python bench/engine_startup.py [--runs 3]``); it
-writes ``bench/engine_startup.json`` and the "Engine start-up" section of
-``bench/RESULTS.md`` (between its markers). Every figure comes from fresh
+writes ``bench/results/engine_startup.json`` and the "Engine start-up" section of
+``bench/results/RESULTS.md`` (between its markers). Every figure comes from fresh
 processes with an empty (or primed) ``NUMBA_CACHE_DIR`` of their own:
 
 * compile: an empty cache -> every kernel the default model uses, in-process
@@ -37,7 +37,7 @@ _COMPILE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np, sse_np
-from sse_np.engine import _import_numba, numba_backend as nb_, pooling, wordpiece
+from sse_np.engine import import_numba as _import_numba, numba_backend as nb_, pooling, wordpiece
 _import_numba()
 m = sse_np.load(sys.argv[1], backend="numpy")
 b = nb_.NumbaBackend(m.table, m.dyt, m.engine.tokenizer)
@@ -191,7 +191,7 @@ def main() -> None:
         else platform.processor()
     )
     machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-    (ROOT / "bench" / "engine_startup.json").write_text(json.dumps({"machine": machine, **res}, indent=1))
+    (ROOT / "bench" / "results" / "engine_startup.json").write_text(json.dumps({"machine": machine, **res}, indent=1))
     section = render(res, machine)
     write_results_section(section, MARK_BEGIN, MARK_END)
     print(section)

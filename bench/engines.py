@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 # semantics: which reference an engine's vectors must match.
-#   "sse":    mean -> DyT -> truncate -> L2 (SPEC.md)
+#   "sse":    mean -> DyT -> truncate -> L2 (docs/reference/spec.md)
 #   "static": StaticEmbedding-style mean -> truncate -> L2, [UNK] dropped (model2vec)
 ENGINES: dict[str, dict[str, Any]] = {
     "sse_np": {"label": "sse_np (numba)", "module": "sse_np", "semantics": "sse", "peer": False},
@@ -407,7 +407,7 @@ def make(name: str) -> Engine:
 
 # ------------------------------------------------------------- reference
 class Reference:
-    """Plain-numpy implementation of SPEC.md, the yardstick for parity checks."""
+    """Plain-numpy implementation of docs/reference/spec.md, the yardstick for parity checks."""
 
     def __init__(self, model_dir: str) -> None:
         from tokenizers import Tokenizer

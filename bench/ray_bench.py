@@ -13,7 +13,7 @@ same input, in one run:
   running local cluster (cluster start-up timed apart; actor start and model
   load are inside),
 * ``ray_data``: ``read_parquet -> map_batches(actor) -> write_parquet`` with the
-  sse_np actor (:func:`sse_np.ray_data.embed_dataset`) and with a
+  sse_np actor (:func:`sse_np.bulk.ray.embed_dataset`) and with a
   sentence-transformers actor (StaticEmbedding + DyT, torch threads = actor CPUs).
 
 Ray Data 2.60's ``read_parquet`` starts ``RAY_DATA_PARQUET_FOOTER_NUM_ACTORS``
@@ -25,7 +25,7 @@ moving the data. This driver sets it to 1 (``--footer-actors``;
 
 Every row runs in every round, interleaved (sentence-transformers too), so
 the shared machine's drifts hit every row alike. Writes
-``bench/RAY_RESULTS.md`` and ``bench/RAY_RESULTS.json``: medians, the
+``bench/results/RAY_RESULTS.md`` and ``bench/results/RAY_RESULTS.json``: medians, the
 ratios of the medians, and the sse_np / sentence-transformers ratio within
 each round.
 """
@@ -148,7 +148,7 @@ class STEmbedder:
         self.model.eval()
 
     def __call__(self, batch):
-        from sse_np.parquet import vectors_array
+        from sse_np.bulk.parquet import vectors_array
 
         texts = batch.column("text").to_pylist()
         vectors = self.model.encode(
@@ -164,7 +164,7 @@ class ZeroEmbedder:
         self.dim = dim
 
     def __call__(self, batch):
-        from sse_np.parquet import vectors_array
+        from sse_np.bulk.parquet import vectors_array
 
         texts = batch.column("text").to_pylist()
         return batch.append_column("embedding", vectors_array(np.zeros((len(texts), self.dim), np.float32)))
@@ -174,7 +174,7 @@ def _ray_data(corpus: Path, out: Path, actors: int, which: str, model: str, batc
     import pyarrow.parquet as pq
     import ray
 
-    from sse_np.ray_data import embed_dataset
+    from sse_np.bulk.ray import embed_dataset
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
@@ -352,9 +352,9 @@ def main() -> None:
             "cluster_16_nodes_x_16_cores": 16 * 16 * per_core * scaling,
         },
     }
-    (REPO / "bench" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
-    (REPO / "bench" / "RAY_RESULTS.md").write_text(markdown(report, args))
-    print((REPO / "bench" / "RAY_RESULTS.md").read_text())
+    (REPO / "bench" / "results" / "RAY_RESULTS.json").write_text(json.dumps(report, indent=1))
+    (REPO / "bench" / "results" / "RAY_RESULTS.md").write_text(markdown(report, args))
+    print((REPO / "bench" / "results" / "RAY_RESULTS.md").read_text())
 
 
 def markdown(r: dict, args: argparse.Namespace) -> str:

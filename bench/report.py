@@ -166,7 +166,7 @@ def _configuration(results: dict[str, Any]) -> str:
         "## How each engine was configured",
         "",
         "Knobs without an obvious best value were calibrated in the same run: each variant was "
-        "checked for parity against a float64 NumPy implementation of SPEC.md (max |Δ| at dim 256, "
+        "checked for parity against a float64 NumPy implementation of docs/reference/spec.md (max |Δ| at dim 256, "
         "over 100 queries and over 100 documents separately) and timed on the queries (batch 32) and "
         "a documents subset; for queries and for documents the fastest variant that matches on that "
         "kind of text was kept (✗ = does not match). Then the documents batch size was picked the same "

@@ -1,4 +1,4 @@
-"""Run the sse_np benchmark suite and write bench/RESULTS.md, results.json, results.png.
+"""Run the sse_np benchmark suite and write bench/results/RESULTS.md, results.json, results.png.
 
 Usage (from the repository root)::
 
@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `import bench` work
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import data, footprint  # noqa: E402
-from bench.common import REPO_ROOT, RESULT_PREFIX, parse_result, thread_env  # noqa: E402
+from bench.common import REPO_ROOT, RESULT_PREFIX, RESULTS_DIR, parse_result, thread_env  # noqa: E402
 from bench.engines import ENGINE_ORDER, ENGINES, is_installed  # noqa: E402
 from bench.worker import WORKERS_READY  # noqa: E402
 
@@ -615,8 +615,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--out",
         type=Path,
-        default=REPO_ROOT / "bench",
-        help="folder for RESULTS.md, results.json and results.png (default: bench/)",
+        default=RESULTS_DIR,
+        help="folder for RESULTS.md, results.json and results.png (default: bench/results/)",
     )
     p.add_argument(
         "--data",

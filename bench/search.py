@@ -5,7 +5,7 @@ bench/requirements.txt)::
 
     nice -n 10 .venv/bin/python bench/search.py [--docs 1000000] [--threads 1] [--reps 3]
 
-Writes bench/SEARCH_RESULTS.md and bench/search_results.json.
+Writes bench/results/SEARCH_RESULTS.md and bench/results/search_results.json.
 
 1. **Speed** on ``--docs`` synthetic documents: sentences of the
    ../shared/data corpora recombined at random (1-6 sentences from one
@@ -53,7 +53,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=3, help="repetitions of each timed search (best counts)")
     p.add_argument("--single", type=int, default=50, help="queries timed one at a time (latency-style QPS)")
     p.add_argument("--multipliers", default="4,10", help="rescore multipliers for the quality table")
-    p.add_argument("--out", default=str(REPO / "bench"), help="folder for SEARCH_RESULTS.md / search_results.json")
+    p.add_argument("--out", default=str(REPO / "bench" / "results"), help="folder for SEARCH_RESULTS.md / search_results.json")
     p.add_argument("--report-only", action="store_true", help="re-render SEARCH_RESULTS.md from search_results.json")
     return p.parse_args()
 
@@ -67,8 +67,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(REPO))
 import sse_np  # noqa: E402
 from sse_np.eval import load_beir, query_metrics  # noqa: E402
-from sse_np.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
-from sse_np.search import hamming_top_k, semantic_search  # noqa: E402
+from sse_np.retrieval.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
+from sse_np.retrieval import hamming_top_k, semantic_search  # noqa: E402
 
 
 def log(msg: str) -> None:

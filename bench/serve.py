@@ -3,7 +3,7 @@
 Usage (from the repository root; needs ``wrk`` -- ``apt-get install wrk`` --
 and ``pip install -e ".[serve]" -r bench/requirements.txt``)::
 
-    python bench/serve.py                 # ~9 minutes on 2 cores; writes bench/SERVE_RESULTS.md + serve_results.json
+    python bench/serve.py                 # ~9 minutes on 2 cores; writes bench/results/SERVE_RESULTS.md + serve_results.json
     python bench/serve.py --quick         # smoke run (~2 minutes; numbers meaningless)
     python bench/serve.py --render        # rewrite SERVE_RESULTS.md from serve_results.json
 
@@ -101,7 +101,9 @@ def st_app(model_dir: str, torch_threads: int) -> Any:
         from sentence_transformers.base.modules.module import Module as STModule
     except ImportError:
         STModule = torch.nn.Module
-    from sse_np.serve import _dumps  # the same serializer as sse_np's server: compare engines, not JSON
+    from sse_np.serve.protocol import (
+        dumps as _dumps,
+    )  # the same serializer as sse_np's server: compare engines, not JSON
 
     torch.set_num_threads(torch_threads)
     tensors = load_file(str(Path(model_dir) / "model.safetensors"))
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds per wrk run (default: 6)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, one round")
-    parser.add_argument("--out", default=str(REPO / "bench" / "SERVE_RESULTS.md"))
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "SERVE_RESULTS.md"))
     parser.add_argument(
         "--servers",
         default="sse_np,sse_np pool-only,sse_np inline-no-batching,sse_np stdlib-json,sse_np h11,sentence-transformers",

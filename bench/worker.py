@@ -192,7 +192,7 @@ def _searcher(backend: str, corpus: Any) -> tuple[Callable[[Any], Any], Callable
 
 
 def _truncate_normalize(vectors: Any, k: int) -> Any:
-    """Matryoshka: first k dims, re-normalized (= encoding at dim k, SPEC step 4)."""
+    """Matryoshka: first k dims, re-normalized (= encoding at dim k, docs/reference/spec.md, step 4)."""
     import numpy as np
 
     v = np.ascontiguousarray(vectors[:, :k], dtype=np.float32)

@@ -7,21 +7,24 @@ Quick start::
     model = sse_np.load("path/to/model")                          # any SSE checkpoint
     scores = sse_np.similarity(model.encode("query"), model.encode(docs))
 
-Evaluation lives in :mod:`sse_np.eval`; the back-ends in :mod:`sse_np.engine`.
+This module only re-exports. The layers, each importing only those below it:
+:mod:`sse_np.cli`; :mod:`sse_np.serve`, :mod:`sse_np.bulk`, :mod:`sse_np.eval`,
+:mod:`sse_np.integrations`; :mod:`sse_np.defaults`; :mod:`sse_np.model`;
+:mod:`sse_np.engine`, :mod:`sse_np.checkpoint`, :mod:`sse_np.retrieval`;
+:mod:`sse_np.settings`, :mod:`sse_np.errors`, :mod:`sse_np.progress`.
 """
 
 from __future__ import annotations
 
-import warnings
-
-from .api import default_model, default_model_path, encode, similarity, similarity_pairwise
+from ._moved import root_getattr as __getattr__
+from ._version import __version__
+from .checkpoint.hub import download
+from .defaults import default_model, default_model_path, encode
 from .errors import DataError, MissingDependencyError, ModelLoadError, ModelNotFoundError
-from .hub import download
 from .model import MATRYOSHKA_DIMS, SSEModel, load
-from .quantization import quantize_embeddings
-from .search import semantic_search
-
-__version__ = "0.1.0"
+from .retrieval.quantization import quantize_embeddings
+from .retrieval.search import semantic_search
+from .retrieval.similarity import similarity, similarity_pairwise
 
 __all__ = [
     "MATRYOSHKA_DIMS",
@@ -30,40 +33,14 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "SSEModel",
+    "__version__",
     "default_model",
     "default_model_path",
     "download",
     "encode",
     "load",
-    "similarity",
-    "similarity_pairwise",
     "quantize_embeddings",
     "semantic_search",
-    "__version__",
+    "similarity",
+    "similarity_pairwise",
 ]
-
-# Evaluation names that lived here before sse_np.eval; importable from here
-# for one more release, with a DeprecationWarning.
-_MOVED_TO_EVAL = (
-    "DEFAULT_DIMS",
-    "METRICS",
-    "evaluate",
-    "format_report",
-    "load_beir",
-    "plot_report",
-    "save_report",
-    "write_beir",
-)
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_EVAL:
-        warnings.warn(
-            f"sse_np.{name} moved to sse_np.eval.{name}; the old name goes in the next release",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from . import eval as _eval
-
-        return getattr(_eval, name)
-    raise AttributeError(f"module 'sse_np' has no attribute {name!r}")

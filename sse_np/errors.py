@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from ._version import __version__
+
 
 class ModelLoadError(ValueError):
     """A model folder or weight file is missing, corrupt or inconsistent.
@@ -32,3 +34,16 @@ class DataError(ValueError):
 
 class MissingDependencyError(ImportError):
     """An optional dependency (an extra of sse_np) is not installed; the message names the extra."""
+
+
+def install_hint(extra: str) -> str:
+    """Commands that install the optional ``extra``: from a checkout, and from a built wheel."""
+    return (
+        f"pip install -e '.[{extra}]' in a checkout of sse_np, "
+        f"or pip install 'sse_np-{__version__}-py3-none-any.whl[{extra}]' from the wheel"
+    )
+
+
+def missing_extra(what: str, extra: str) -> MissingDependencyError:
+    """The one-line error for ``what`` (a feature, a module) whose ``extra`` is not installed."""
+    return MissingDependencyError(f"{what} needs the '{extra}' extra: {install_hint(extra)}")

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint.read import Checkpoint, read_checkpoint
 from .engine import BACKENDS, Engine, numba_disabled_by_env
-from .loading import Checkpoint, read_checkpoint
 from .progress import Progress
-from .tokenizer import TextTokenizer, load_tokenizer
 from .engine import Utf8Texts
+from .settings import backend as backend_from_env
+from .settings import threads as threads_from_env
+from .tokenizer import TextTokenizer, load_tokenizer
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
@@ -97,7 +99,7 @@ class SSEModel:
 
     @property
     def table(self):
-        """The embedding table in storage form (see ``sse_np.loading.Table``)."""
+        """The embedding table in storage form (see :class:`sse_np.checkpoint.read.Table`)."""
         return self._ckpt.table
 
     @property
@@ -202,7 +204,7 @@ class SSEModel:
             and a line if numba's kernels compile meanwhile.
         precision : {"float32", "int8", "uint8", "binary", "ubinary"}
             Quantized output, exactly as sentence-transformers'
-            ``quantize_embeddings`` (see :mod:`sse_np.quantization`).
+            ``quantize_embeddings`` (see :mod:`sse_np.retrieval.quantization`).
         ranges, calibration_embeddings : ndarray, optional
             For int8/uint8: per-dimension ``(2, dim)`` ranges, or embeddings
             to take them from (default: these embeddings themselves).
@@ -234,7 +236,7 @@ class SSEModel:
         batch_size = _check_positive_int(batch_size, "batch_size")
         quantize = None
         if precision != "float32" or ranges is not None or calibration_embeddings is not None:
-            from .quantization import check_precision, quantize_embeddings
+            from .retrieval.quantization import check_precision, quantize_embeddings
 
             check_precision(precision)
             quantize = quantize_embeddings
@@ -262,13 +264,13 @@ class SSEModel:
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity matrix (n, m), as ``SentenceTransformer.similarity``; see :func:`sse_np.similarity`."""
-        from .api import similarity
+        from .retrieval.similarity import similarity
 
         return similarity(a, b)
 
     def similarity_pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity of row ``i`` of ``a`` with row ``i`` of ``b``: shape (n,)."""
-        from .api import similarity_pairwise
+        from .retrieval.similarity import similarity_pairwise
 
         return similarity_pairwise(a, b)
 
@@ -346,26 +348,16 @@ def _refuse_unsupported(
 def _check_threads(threads: int | None) -> int | None:
     """``threads`` argument, else ``$SSE_NP_THREADS``, else None (numba's default)."""
     if threads is None:
-        env = os.environ.get("SSE_NP_THREADS", "").strip()
-        if not env:
-            return None
-        try:
-            threads = int(env)
-        except ValueError:
-            raise ValueError(f"SSE_NP_THREADS must be a positive int, got {env!r}") from None
-        if threads < 1:
-            raise ValueError(f"SSE_NP_THREADS must be a positive int, got {env!r}")
-        return threads
+        return threads_from_env()
     return _check_positive_int(threads, "threads")
 
 
 def _check_backend(backend: str | None) -> str:
     """``backend`` argument, else ``$SSE_NP_BACKEND``, else "auto"; numpy if numba is switched off."""
-    source = "backend"
     if backend is None:
-        backend, source = os.environ.get("SSE_NP_BACKEND", "").strip().lower() or "auto", "SSE_NP_BACKEND"
-    if backend not in BACKENDS:
-        raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        backend = backend_from_env() or "auto"
+    elif backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if backend == "auto" and numba_disabled_by_env():
         return "numpy"
     return backend
@@ -471,7 +463,7 @@ def load(
     """
     local = Path(path)
     if not local.exists() and _looks_like_repo_id(str(path)):
-        from .hub import download
+        from .checkpoint.hub import download
 
         local = download(str(path))
     return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local, truncate_dim=truncate_dim)

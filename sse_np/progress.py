@@ -4,14 +4,35 @@ On a terminal it is a tqdm bar (rate and ETA; tqdm comes with
 huggingface_hub, which tokenizers requires). When stderr is a file or a
 pipe, or tqdm is missing, it writes plain lines instead of redrawing one
 with ``\\r``: at most one every ``interval`` seconds, plus the final one.
+
+The bar starts at the first :meth:`Progress.update`, not when it is made:
+a notice written before any work is done (numba compiling its kernels, say)
+then gets a line of its own instead of landing after a bar stuck at 0%.
+:func:`note` writes such a line at any time, above whatever bar is drawn.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
-from typing import IO
+from typing import IO, Any
+
+_drawn: list[Progress] = []  # bars on a terminal now, innermost last
+_drawn_lock = threading.Lock()
+
+
+def note(message: str, stream: IO[str] | None = None) -> None:
+    """``message`` on a line of its own on ``stream`` (stderr): above the bar drawn there, if any."""
+    stream = stream or sys.stderr
+    with _drawn_lock:
+        bar = next((p._bar for p in reversed(_drawn) if p.stream is stream), None)
+    if bar is not None:
+        bar.write(message, file=stream)
+        return
+    stream.write(message + "\n")
+    stream.flush()
 
 
 class Progress:
@@ -27,12 +48,18 @@ class Progress:
     stream : text stream, default sys.stderr
     interval : float
         Seconds between plain lines (terminals redraw at tqdm's pace).
+
+    Attributes
+    ----------
+    total_bytes, bytes_read : int or None, int
+        Set by the readers of a streamed input (its size when known, the
+        bytes read so far); :meth:`rows_done` reports them.
     """
 
     def __init__(
         self,
-        total: int | None,
-        desc: str,
+        total: int | None = None,
+        desc: str = "",
         unit: str = "texts",
         enabled: bool = True,
         stream: IO[str] | None = None,
@@ -43,32 +70,42 @@ class Progress:
         self.enabled = enabled
         self.n = 0
         self.postfix: str | None = None
-        self._bar = None
-        self._start = self._last = time.perf_counter()
+        self.total_bytes: int | None = None
+        self.bytes_read = 0
+        self._bar: Any = None
+        self._started = False
         self._closed = False
-        if enabled and _isatty(self.stream):
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(
-                    total=total,
-                    desc=desc,
-                    unit=f" {unit}",
-                    unit_scale=True,
-                    file=self.stream,
-                    mininterval=0.2,
-                    maxinterval=1.0,
-                    leave=True,
-                    **_size(self.stream),
-                )
-            except ImportError:
-                pass
+        self._start = self._last = time.perf_counter()
 
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _begin(self) -> None:
+        """Start reporting: the tqdm bar on a terminal (see the module notes on why not earlier)."""
+        self._started = True
+        self._start = self._last = time.perf_counter()
+        if not (self.enabled and _isatty(self.stream)):
+            return
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            return
+        self._bar = tqdm(
+            total=self.total,
+            desc=self.desc,
+            unit=f" {self.unit}",
+            unit_scale=True,
+            file=self.stream,
+            mininterval=0.2,
+            maxinterval=1.0,
+            leave=True,
+            **_size(self.stream),
+        )
+        with _drawn_lock:
+            _drawn.append(self)
 
     def set_total(self, total: int | None) -> None:
         self.total = total
@@ -78,6 +115,8 @@ class Progress:
 
     def update(self, n: int, postfix: str | None = None) -> None:
         """``n`` more done; ``postfix`` (e.g. "1,024 texts") is shown after the counts."""
+        if not self._started:
+            self._begin()
         self.n += n
         self.postfix = postfix
         if not self.enabled:
@@ -92,13 +131,25 @@ class Progress:
             self._last = now
             self._line(now)
 
+    def rows_done(self, rows: int) -> None:
+        """Progress of a streamed input: ``rows`` written so far.
+
+        Counted in bytes of the input when a reader set :attr:`total_bytes`
+        (the rows then follow as a postfix), else in rows.
+        """
+        if not self._started and self.total_bytes:
+            self.total, self.unit = self.total_bytes, "B"
+        if self.unit == "B":
+            self.update(self.bytes_read - self.n, f"{rows:,} texts")
+        else:
+            self.update(rows - self.n)
+
     def note(self, message: str) -> None:
         """A line of its own (e.g. that kernels compile), without breaking the bar."""
         if self._bar is not None:
             self._bar.write(message, file=self.stream)
         else:
-            self.stream.write(message + "\n")
-            self.stream.flush()
+            note(message, self.stream)
 
     def _line(self, now: float) -> None:
         elapsed = max(now - self._start, 1e-9)
@@ -120,12 +171,14 @@ class Progress:
             return
         self._closed = True
         if self._bar is not None:
+            with _drawn_lock:
+                _drawn.remove(self)
             self._bar.close()
-        elif self.enabled:
+        elif self.enabled and self._started:
             self._line(time.perf_counter())
 
 
-def _size(stream) -> dict:
+def _size(stream: IO[str]) -> dict[str, int]:
     """The terminal's size for tqdm; 80x24 where it says 0 (a new pseudo-terminal does, and tqdm
     would then draw nothing)."""
     try:
@@ -135,7 +188,7 @@ def _size(stream) -> dict:
         return {"ncols": 80, "nrows": 24}
 
 
-def _isatty(stream) -> bool:
+def _isatty(stream: IO[str]) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import sse_np
-from sse_np import api
+import sse_np.defaults as api
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def test_import_is_light():
 
 
 def test_default_folder_without_weights_says_so(monkeypatch, tmp_path):
-    """A weights/ folder holding only the build script is 'no model yet', not a crash."""
+    """A weights/ folder holding no weight files (only a stray script) is 'no model yet', not a crash."""
     (tmp_path / "build.py").write_text("# builds the model\n")
     monkeypatch.setenv("SSE_NP_MODEL", str(tmp_path))
     monkeypatch.setattr(api, "_default", None)

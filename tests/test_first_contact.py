@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.extras import install_commands
+from helpers.fake_hub import FakeHub
+from helpers.models import make_full, random_weights
+from helpers.paths import REPO
+from helpers.runtime_env import TEST_ONLY
 
 import sse_np
 import sse_np.eval
-from conftest import make_full, random_weights
-from fake_hub import FakeHub
-from runtime_env import REPO, TEST_ONLY
 
 pytest.importorskip("huggingface_hub")
 
@@ -53,7 +55,7 @@ def models(tmp_path_factory, tokenizer_json) -> dict[str, Path]:
     """Small random models: full (D=8), its 4-bit copy, a sentence-transformers StaticEmbedding repo."""
     from safetensors.numpy import save_file
 
-    from sse_np.convert import save_q4
+    from sse_np.checkpoint.write import save_q4
 
     root = tmp_path_factory.mktemp("fc_models")
     full = make_full(root / "full", tokenizer_json, random_weights(30522, 8, seed=21))
@@ -270,7 +272,7 @@ def test_cli_eval_on_a_tiny_beir_folder(runtime_env, home, models, tmp_path):
     proc = runtime_env.cli(
         "eval", str(tmp_path / "tiny"), "--model", str(models["full"]), "--plot", str(tmp_path / "p.png"), env=env
     )
-    _one_line_error(proc, r"sse-np: error: .*pip install 'sse_np\[plot\]'")
+    _one_line_error(proc, r"sse-np: error: .*" + re.escape(install_commands("plot")))
     assert not (tmp_path / "p.png").exists()
 
 
@@ -329,7 +331,7 @@ def test_optional_extras_name_themselves(runtime_env, home, models, tmp_path):
     env = runtime_env.env(home=home)
     _one_line_error(
         runtime_env.cli("serve", "--model", str(models["full"]), "--port", "18765", env=env, cwd=tmp_path),
-        r"^sse-np: error: sse_np\.serve needs the 'serve' extra: pip install 'sse_np\[serve\]'",
+        "^" + re.escape(f"sse-np: error: sse_np.serve needs the 'serve' extra: {install_commands('serve')}"),
     )
     for module, extra in (
         ("sse_np.serve", "serve"),
@@ -341,4 +343,4 @@ def test_optional_extras_name_themselves(runtime_env, home, models, tmp_path):
             "else:\n    sys.exit('imported without its extra')"
         )
         out = _ok(runtime_env.python(code, env=env, cwd=tmp_path)).strip()
-        assert out.endswith(f"pip install 'sse_np[{extra}]'") and "\n" not in out, out
+        assert out.endswith(install_commands(extra)) and "\n" not in out, out

@@ -10,9 +10,9 @@
 * ``texts``           -- texts as one UTF-8 buffer (``Utf8Texts``).
 """
 
-from .core import BACKENDS, Engine
+from .core import BACKENDS, Engine, import_numba
 from .dyt import normalize_rows
-from .jit import import_numba, numba_available, numba_disabled_by_env
+from .jit import numba_available, numba_disabled_by_env, numba_loading
 from .texts import NotUtf8Error, Utf8Texts
 
 __all__ = [
@@ -24,4 +24,5 @@ __all__ = [
     "normalize_rows",
     "numba_available",
     "numba_disabled_by_env",
+    "numba_loading",
 ]

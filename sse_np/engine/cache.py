@@ -22,7 +22,15 @@ import tempfile
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-_KERNEL_SOURCES = ("pooling.py", "wordpiece.py", "dyt.py", "dyt_kernels.py", "intrinsics.py", "wordpiece_tables.py")
+_KERNEL_SOURCES = (
+    "pooling.py",
+    "wordpiece.py",
+    "wordpiece_lookup.py",
+    "dyt.py",
+    "dyt_kernels.py",
+    "intrinsics.py",
+    "wordpiece_tables.py",
+)
 
 
 def _writable_dir(path: Path) -> bool:

@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
     """Load ``argv[0]`` with numba (compiling into the cache), then write the stamp ``argv[1]``."""
     from pathlib import Path
 
-    from ..loading import read_checkpoint
+    from ..checkpoint.read import read_checkpoint
     from .core import Engine
     from .jit import write_stamp
 

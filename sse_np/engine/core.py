@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..settings import BACKENDS
 from ..tokenizer import TextTokenizer
 from . import jit, numpy_backend
 from .texts import Utf8Texts
 
-__all__ = ["BACKENDS", "Engine"]
+__all__ = ["BACKENDS", "Engine", "import_numba"]
 
-BACKENDS = ("auto", "numba", "numpy")
 log = logging.getLogger("sse_np")
 #: What compiling every kernel one model needs took on a 2-core AMD EPYC (bench/results/RESULTS.md).
 COMPILE_SECONDS = 5
@@ -58,6 +58,14 @@ def _forget_threads_in_child() -> None:
 
 
 jit.on_fork_in_child(_forget_threads_in_child)
+
+
+def import_numba():
+    """numba and the engine's kernel modules, under the fork lock (see ``jit.numba_loading``)."""
+    with jit.numba_loading() as numba:
+        from . import numba_backend  # noqa: F401 (imported under the lock: forks wait for it)
+
+        return numba
 
 
 class Engine:
@@ -178,7 +186,7 @@ class Engine:
         return "numba"
 
     def _load(self, in_child: bool, notice) -> None:
-        numba = jit.import_numba()
+        numba = import_numba()
         from . import cache, numba_backend
 
         stamp = cache.stamp_path(numba, self._signature())

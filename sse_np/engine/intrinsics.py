@@ -19,8 +19,8 @@ import threading
 
 import numpy as np
 from llvmlite import ir
-from numba.core import cgutils, types
 from numba import config
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 _PY_LOCK = threading.Lock()  # fetch_add's atomicity when the kernels run as Python
@@ -46,7 +46,6 @@ def _prefetch(typingctx, address):
     return types.none(address), codegen
 
 
-
 def half_to_float(code):
     """float16 code (uint16) -> float32, exactly."""
     return np.float32(np.uint16(code).view(np.float16))
@@ -63,7 +62,6 @@ def _half_to_float(typingctx, code):
     return types.float32(types.uint16), codegen
 
 
-
 def bits_to_float(bits):
     """The float32 whose bits are ``bits`` (uint32)."""
     return np.uint32(bits).view(np.float32)
@@ -78,7 +76,6 @@ def _bits_to_float(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.uint32), codegen
-
 
 
 def fetch_add(counter, value):
@@ -103,7 +100,6 @@ def _fetch_add(typingctx, counter, value):
         return builder.atomic_rmw("add", ptr, delta, "monotonic")
 
     return types.int64(counter, value), codegen
-
 
 
 def unowned(value):

@@ -12,15 +12,18 @@ loads numba through :func:`import_numba`.
 from __future__ import annotations
 
 import concurrent.futures.thread  # noqa: F401 (see the fork hooks below)
+import contextlib
 import logging  # noqa: F401 (imported before the fork hooks are registered, see below)
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
+from ..settings import numba_disabled
 
-__all__ = ["import_numba", "numba_available", "numba_disabled_by_env", "phase_lock", "on_fork_in_child"]
+__all__ = ["numba_available", "numba_disabled_by_env", "numba_loading", "on_fork_in_child", "phase_lock"]
 
 _numba_state = "unknown"  # "unknown" | "on" | "off"
 #: Held while numba is imported or kernels are loaded; a fork waits for it.
@@ -29,8 +32,8 @@ _child_hooks: list[Callable[[], None]] = []
 
 
 def numba_disabled_by_env() -> bool:
-    """``SSE_NP_DISABLE_NUMBA`` is set to a true value."""
-    return os.environ.get("SSE_NP_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on")
+    """``SSE_NP_DISABLE_NUMBA`` is set to a true value (see :mod:`sse_np.settings`)."""
+    return numba_disabled()
 
 
 def numba_available() -> bool:
@@ -41,9 +44,15 @@ def numba_available() -> bool:
     return _numba_state != "off" and not numba_disabled_by_env()
 
 
-def import_numba():
-    """numba, with its cache folder settled (a private temp folder on read-only installs) and the engine's
-    kernel modules imported, under :data:`phase_lock`."""
+@contextlib.contextmanager
+def numba_loading() -> Iterator[Any]:
+    """numba, set up as sse_np uses it, with the fork lock held for the block.
+
+    numba's cache folder is settled first (a private temp folder on read-only
+    installs), which ``@njit(cache=True)`` needs. Import modules of jitted
+    kernels inside the block: a fork waits until it ends, so a child never
+    inherits a half-done import. Raises ``ImportError`` when numba is missing.
+    """
     global _numba_state
     with phase_lock:
         # Only the OpenMP layer would read this; we use none, but a user's
@@ -57,10 +66,8 @@ def import_numba():
         from . import cache
 
         cache.ensure_cache_dir(numba)  # before the kernels' modules: @njit(cache=True) needs it
-        from . import numba_backend  # noqa: F401 (imported under the lock: forks wait for it)
-
         _numba_state = "on"
-        return numba
+        yield numba
 
 
 def cache_folder() -> str:

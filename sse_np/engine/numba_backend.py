@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..checkpoint.q4 import Q4_LEVELS
 from . import jit, parallel, pooling, unicode_tables, wordpiece
-from ..loading import Q4_LEVELS
 from .pooling import Bag, Head, TableArrays
 from .texts import Utf8Texts
 from .wordpiece_tables import wordpiece_tables

@@ -52,97 +52,12 @@ from .intrinsics import fetch_add, unowned
 from .unicode_tables import BLOCK, ISOLATE, KIND_BITS, MAPPED, WORDS_ROOM
 from .unicode_tables import SPACE as U_SPACE
 from .unicode_tables import WORD as U_WORD
-from .wordpiece_tables import DROP, FNV_PRIME, GOLDEN, HIGH, PUNCT, SPACE, WORD_KEY_BYTES
+from .wordpiece_lookup import whole_word, wordpiece
+from .wordpiece_tables import DROP, HIGH, PUNCT, SPACE, WORD_KEY_BYTES
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(FNV_PRIME)
-_GOLDEN = np.uint64(GOLDEN)
 FALLBACK = -1  # tokenize_text's answer for a text that only tokenizers can tokenize exactly
 _U_HOLE = 5
 _WORD, _BOUND, _ISO, _END = 0, 1, 2, 3  # units of the non-ASCII scan
-
-
-# The hot inner calls are inlined at numba's IR level: called apart, each
-# call passes the whole Vocab tuple (a few dozen machine arguments).
-@nb.njit(cache=True, inline="always")
-def _lookup(h, vocab, plen, word, s, e):
-    """Entry index of ``vocab.prefix[:plen] + word[s:e]`` (hash ``h``), or -1."""
-    mask = np.uint64(vocab.slot_entry.shape[0] - 1)
-    j = h & mask
-    while True:
-        k = vocab.slot_entry[j]
-        if k < 0:
-            return -1
-        if vocab.slot_hash[j] == h:
-            a = vocab.offsets[k]
-            if vocab.offsets[k + 1] - a == plen + e - s:
-                same = True
-                for q in range(plen):
-                    if vocab.data[a + q] != vocab.prefix[q]:
-                        same = False
-                        break
-                if same:
-                    for q in range(e - s):
-                        if vocab.data[a + plen + q] != word[s + q]:
-                            same = False
-                            break
-                if same:
-                    return k
-        j = (j + np.uint64(1)) & mask
-
-
-@nb.njit(cache=True)
-def _wordpiece(word, n, chars, vocab, out, pos, hashes):
-    """WordPiece of ``word[:n]`` (normalized UTF-8, ``chars`` characters) written at ``out[pos:]``; the new end."""
-    if chars > vocab.max_chars:
-        out[pos] = vocab.unk
-        return pos + 1
-    first = pos
-    plen = vocab.prefix.shape[0]
-    s = 0
-    while s < n:
-        if s == 0:
-            h = _FNV_OFFSET
-            room = vocab.max_entry
-        else:
-            h = np.uint64(vocab.prefix_hash)
-            room = vocab.max_entry - plen
-        hi = min(n, s + room)
-        for e in range(s, hi):
-            h = (h ^ np.uint64(word[e])) * _FNV_PRIME
-            hashes[e] = h
-        found = -1
-        e = hi
-        while e > s:
-            h = hashes[e - 1]
-            bit = h >> vocab.bloom_shift
-            if vocab.bloom[bit >> np.uint64(6)] & (np.uint64(1) << (bit & np.uint64(63))):
-                k = _lookup(h, vocab, np.int64(0) if s == 0 else np.int64(plen), word, s, e)
-                if k >= 0:
-                    found = k
-                    break
-            e -= 1
-        if found < 0:  # the whole word becomes [UNK]
-            out[first] = vocab.unk
-            return first + 1
-        out[pos] = vocab.ids[found]
-        pos += 1
-        s = e
-    return pos
-
-
-@nb.njit(cache=True, inline="always")
-def _whole_word(key, word_keys, word_ids, shift):
-    """Token id of the whole word packed in ``key`` (1-8 bytes, byte ``i`` at bits ``8i``), or -1."""
-    mask = np.uint64(word_keys.shape[0] - 1)
-    j = (key * _GOLDEN) >> shift
-    while True:
-        k = word_keys[j]
-        if k == key:
-            return word_ids[j]
-        if k == np.uint64(0):
-            return -1
-        j = (j + np.uint64(1)) & mask
 
 
 @nb.njit(cache=True)
@@ -171,7 +86,7 @@ def _ascii_word(buf, p, q, classes, vocab, out, pos, word, hashes, words):
             n += 1
     if words:
         return _put_word(word, min(n, cap), out, pos)
-    return _wordpiece(word, np.int64(n), np.int64(n), vocab, out, pos, hashes)
+    return wordpiece(word, np.int64(n), np.int64(n), vocab, out, pos, hashes)
 
 
 @nb.njit(cache=True)
@@ -375,7 +290,7 @@ def _one_text(
                         n += 1
                     p += 1
                 if n > 0:
-                    t = _whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
+                    t = whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
                     if t >= 0:
                         out[pos] = t
                         pos += 1
@@ -383,7 +298,7 @@ def _one_text(
                         pos = _ascii_word(buf, w, p, classes, vocab, out, pos, word, hashes, words)
                 if p < j:  # a punctuation byte: a word of its own
                     t = (
-                        _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift)
+                        whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift)
                         if short >= 1 and not words
                         else -1
                     )
@@ -463,14 +378,14 @@ def _one_text(
                     continue
                 t = -1
                 if n <= WORD_KEY_BYTES and chars <= max_chars and not words:
-                    t = _whole_word(key, word_keys, word_ids, shift)
+                    t = whole_word(key, word_keys, word_ids, shift)
                 if t >= 0:
                     out[pos] = t
                     pos += 1
                 elif words:
                     pos = _put_word(word, min(n, word.shape[0]), out, pos)
                 else:
-                    pos = _wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
+                    pos = wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
                 n, chars, key = 0, 0, np.uint64(0)
             if unit == _END:
                 break

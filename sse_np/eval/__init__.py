@@ -1,7 +1,7 @@
 """Retrieval evaluation of SSE models on BEIR-layout datasets, one file per concern.
 
 * ``beir``    -- reading and writing BEIR-layout folders;
-* search     -- :func:`sse_np.search.top_k`, the exact search of :func:`sse_np.semantic_search`;
+* search     -- :func:`sse_np.retrieval.topk.top_k`, the exact search of :func:`sse_np.semantic_search`;
 * ``metrics`` -- trec_eval's nDCG@10 (linear gain), MRR@10, MAP@100, Recall@100;
 * ``runner``  -- :func:`evaluate`: encode once, search and score per dimension;
 * ``report``  -- tables, JSON and the plot.
@@ -14,6 +14,7 @@ judgments: its nDCG uses *binary* gain and its MAP@k divides by
 from __future__ import annotations
 
 from ..errors import DataError, MissingDependencyError
+from ..retrieval.topk import top_k as exact_top_k
 from .beir import BeirDataset, load_beir, read_corpus, read_qrels, read_queries, write_beir
 from .metrics import (
     METRICS,
@@ -25,7 +26,6 @@ from .metrics import (
     reciprocal_rank_at_k,
 )
 from .report import format_report, plot_report, require_matplotlib, save_report
-from ..search import top_k as exact_top_k
 from .runner import DEFAULT_DIMS, TOP_K, evaluate, model_info
 
 __all__ = [

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..streams import json_line
+from ..jsonl import json_line
 
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 

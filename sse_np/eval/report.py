@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
-
+from ..errors import missing_extra
 
 _METRIC_LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "map@100": "MAP@100", "recall@100": "Recall@100"}
 
@@ -85,9 +84,7 @@ def require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise MissingDependencyError(
-            "plotting needs matplotlib, which is not installed: pip install 'sse_np[plot]'"
-        ) from None
+        raise missing_extra("plotting (matplotlib)", "plot") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -58,14 +58,21 @@ from typing import Any
 
 import numpy as np
 
+from .._version import __version__
 from ..engine import normalize_rows
 from ..errors import DataError
 from ..progress import Progress
+from ..retrieval.quantization import (
+    PRECISIONS,
+    bytes_per_vector,
+    check_precision,
+    quantization_ranges,
+    quantize_embeddings,
+)
+from ..retrieval.search import semantic_search
+from ..retrieval.topk import top_k as exact_top_k
 from .beir import BeirDataset, load_beir
 from .metrics import METRICS, mean_metrics, query_metrics
-from ..quantization import PRECISIONS, bytes_per_vector, check_precision, quantization_ranges, quantize_embeddings
-from ..search import semantic_search
-from ..search import top_k as exact_top_k
 
 #: Depth of the ranking kept per query (the largest cut-off of the metrics).
 TOP_K = 100
@@ -117,12 +124,13 @@ def _check_dims(dims: Iterable[int], native: int) -> list[int]:
 
 def _resolve_model(model: Any) -> Any:
     """Accept an SSEModel-like object, a path, or None (the default model)."""
-    import sse_np
+    from ..defaults import default_model
+    from ..model import load
 
     if model is None:
-        return sse_np.default_model()
+        return default_model()
     if isinstance(model, (str, os.PathLike)):
-        return sse_np.load(model)
+        return load(model)
     return model
 
 
@@ -136,10 +144,8 @@ def _package_version(name: str) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import sse_np
-
     return {
-        "sse_np": getattr(sse_np, "__version__", None) or _package_version("sse_np"),
+        "sse_np": __version__,
         "numpy": np.__version__,
         "numba": _package_version("numba"),
         "tokenizers": _package_version("tokenizers"),

@@ -5,24 +5,25 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..errors import MissingDependencyError, missing_extra
 
-def missing_extra(module: str, extra: str, package: str) -> ImportError:
+
+def missing_framework(module: str, extra: str, package: str) -> MissingDependencyError:
     """One-line error for a missing optional framework."""
-    return ImportError(
-        f"sse_np.integrations.{module} needs the '{extra}' extra ({package}): pip install 'sse_np[{extra}]'"
-    )
+    return missing_extra(f"sse_np.integrations.{module} ({package})", extra)
 
 
 def resolve_model(model: Any, threads: int | None, backend: str | None) -> Any:
     """An ``SSEModel`` as given, the default model (None), or ``sse_np.load(path or hub id)``."""
-    import sse_np
+    from ..defaults import default_model, default_model_path
+    from ..model import load
 
     if model is None:
         if threads is None and backend is None:
-            return sse_np.default_model()
-        model = sse_np.default_model_path()
+            return default_model()
+        model = default_model_path()
     if isinstance(model, (str, os.PathLike)):
-        return sse_np.load(model, threads=threads, backend=backend)
+        return load(model, threads=threads, backend=backend)
     if not callable(getattr(model, "encode", None)) or not hasattr(model, "dim"):
         raise TypeError(f"model must be a path, a hub id or an SSEModel, got {type(model).__name__}")
     return model

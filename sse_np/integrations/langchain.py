@@ -16,12 +16,12 @@ import asyncio
 import os
 from typing import Any
 
-from ._common import check_dim, check_texts, missing_extra, resolve_model
+from ._common import check_dim, check_texts, missing_framework, resolve_model
 
 try:
     from langchain_core.embeddings import Embeddings
 except ImportError as exc:  # pragma: no cover - exercised without the extra
-    raise missing_extra("langchain", "langchain", "langchain-core") from exc
+    raise missing_framework("langchain", "langchain", "langchain-core") from exc
 
 __all__ = ["SSEEmbeddings"]
 

@@ -16,13 +16,13 @@ import asyncio
 import os
 from typing import Any
 
-from ._common import check_dim, check_texts, missing_extra, resolve_model
+from ._common import check_dim, check_texts, missing_framework, resolve_model
 
 try:
     from llama_index.core.base.embeddings.base import BaseEmbedding
     from pydantic import PrivateAttr
 except ImportError as exc:  # pragma: no cover - exercised without the extra
-    raise missing_extra("llamaindex", "llamaindex", "llama-index-core") from exc
+    raise missing_framework("llamaindex", "llamaindex", "llama-index-core") from exc
 
 __all__ = ["SSEEmbedding"]
 

@@ -25,7 +25,6 @@ module never imports numba.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from itertools import chain
 import numpy as np
 from tokenizers import Tokenizer
 
+from ..settings import token_cache_bytes
 from .config import chunkable, fast_path_spec
 
 
@@ -64,16 +64,7 @@ _JOIN_BELOW = 256
 
 
 def _default_cache_bytes() -> int:
-    env = os.environ.get("SSE_NP_TOKEN_CACHE_BYTES", "").strip()
-    if not env:
-        return DEFAULT_CACHE_BYTES
-    try:
-        value = int(env)
-    except ValueError:
-        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}") from None
-    if value < 0:
-        raise ValueError(f"SSE_NP_TOKEN_CACHE_BYTES must be a non-negative int, got {env!r}")
-    return value
+    return token_cache_bytes(DEFAULT_CACHE_BYTES)
 
 
 class TextTokenizer:

@@ -1,0 +1,304 @@
+"""Reading SSE checkpoints from disk: validated arrays and memory maps.
+
+Three layouts are understood (see ``docs/reference/spec.md`` and
+:mod:`sse_np.checkpoint.layout`):
+
+* ``full``   -- ``model.safetensors`` with ``embedding.weight`` and the DyT
+  vectors ``dyt.alpha``, ``dyt.beta``, ``dyt.bias``;
+* ``q4``     -- ``model_rest.safetensors`` (the DyT vectors) plus
+  ``embedding.q4_k_m.bin`` (packed 4-bit rows, then one float32 scale a row);
+* ``static`` -- a sentence-transformers ``StaticEmbedding`` module: only
+  ``embedding.weight``, DyT is the identity.
+
+Nothing here computes embeddings; it only turns files into validated arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelLoadError
+from .layout import DYT_KEYS, FULL_FILE, Q4_FILE, REST_FILE, TABLE_KEY, find_tokenizer, locate
+from .q4 import dequantize_q4
+from .safetensors import as_float32, check_keys, is_int, read_header, require_regular, tensor
+
+_CHECK_ROWS = 4096  # rows per chunk when scanning a table for NaN/inf
+
+
+# --------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Table:
+    """An embedding table in its storage form.
+
+    Attributes
+    ----------
+    kind : {"f32", "f16", "bf16", "q4"}
+        Storage format.
+    data : ndarray
+        ``(V, D)`` float32, ``(V, D)`` uint16 codes of float16/bfloat16
+        values, or ``(V, D/2)`` uint8 packed 4-bit codes (high nibble = even
+        column). Usually a read-only memory map.
+    scales : ndarray or None
+        ``(V,)`` float32 row scales for ``q4``.
+    """
+
+    kind: str
+    data: np.ndarray
+    scales: np.ndarray | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.data.shape[1] * (2 if self.kind == "q4" else 1))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes + (0 if self.scales is None else self.scales.nbytes))
+
+    def rows(self, ids: np.ndarray, dim: int | None = None) -> np.ndarray:
+        """Gather rows ``ids`` as float32, first ``dim`` columns only.
+
+        Parameters
+        ----------
+        ids : ndarray of int
+            Row indices.
+        dim : int, optional
+            Number of leading columns (default: all).
+
+        Returns
+        -------
+        ndarray, shape (len(ids), dim), float32
+        """
+        dim = self.dim if dim is None else dim
+        if self.kind == "f32":
+            return np.asarray(self.data[ids, :dim], dtype=np.float32)
+        if self.kind == "f16":
+            return self.data[ids, :dim].view(np.float16).astype(np.float32)
+        if self.kind == "bf16":
+            return (self.data[ids, :dim].view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        assert self.scales is not None  # q4 tables always carry their row scales
+        return dequantize_q4(self.data[ids, : (dim + 1) // 2], self.scales[ids])[:, :dim]
+
+    def dense(self) -> np.ndarray:
+        """The whole table as a float32 ``(V, D)`` array (a copy)."""
+        return self.rows(np.arange(self.vocab_size), self.dim)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Validated arrays of one model, ready for the kernels.
+
+    Attributes
+    ----------
+    table : Table
+    alpha, beta, bias : ndarray (D,) float32 or None
+        DyT parameters; all None for the ``static`` layout (identity).
+    layout : {"full", "q4", "static"}
+    model_dir : Path
+        The folder holding the weight files.
+    tokenizer_path : Path
+    tokenizer_json : str or None
+        The text of ``tokenizer_path`` as checked (read once).
+    tokenizer_spec : dict or None
+        That text parsed.
+    """
+
+    table: Table
+    alpha: np.ndarray | None
+    beta: np.ndarray | None
+    bias: np.ndarray | None
+    layout: str
+    model_dir: Path
+    tokenizer_path: Path
+    tokenizer_json: str | None = None
+    tokenizer_spec: dict | None = None
+
+    @property
+    def dyt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(alpha, beta, bias)``, or None for the identity (the ``static`` layout)."""
+        if self.alpha is None or self.beta is None or self.bias is None:
+            return None
+        return self.alpha, self.beta, self.bias
+
+
+# --------------------------------------------------------------------------
+def _read_dyt(path: Path, header: dict, data_start: int, dim: int | None) -> tuple[np.ndarray, ...]:
+    vectors = []
+    for key in DYT_KEYS:
+        shape = header[key]["shape"]
+        if len(shape) != 1 or (dim is not None and shape[0] != dim):
+            want = f"[{dim}]" if dim is not None else "1-D"
+            raise ModelLoadError(f"{path}: {key} has shape {shape}, expected {want} (the table width)")
+        vectors.append(as_float32(*tensor(path, header, data_start, key)))
+    if len({v.shape for v in vectors}) != 1:
+        raise ModelLoadError(
+            f"{path}: DyT vectors differ in length: " + ", ".join(f"{k} {v.shape}" for k, v in zip(DYT_KEYS, vectors))
+        )
+    for key, vec in zip(DYT_KEYS, vectors):
+        if not np.isfinite(vec).all():
+            raise ModelLoadError(f"{path}: {key} contains NaN or infinite values")
+    return tuple(vectors)
+
+
+# --------------------------------------------------------------------------
+# Table validation
+# --------------------------------------------------------------------------
+def _nonfinite_rows(table: Table) -> np.ndarray:
+    """Indices of rows holding NaN/inf, scanned in chunks (no full copy)."""
+    bad = []
+    for start in range(0, table.vocab_size, _CHECK_ROWS):
+        chunk = table.data[start : start + _CHECK_ROWS]
+        if table.kind == "f32":
+            ok = np.isfinite(chunk).all(axis=1)
+        elif table.kind == "f16":
+            ok = ((chunk & 0x7C00) != 0x7C00).all(axis=1)
+        elif table.kind == "bf16":
+            ok = ((chunk.view(np.uint16) & 0x7F80) != 0x7F80).all(axis=1)
+        else:
+            ok = np.isfinite(table.scales[start : start + _CHECK_ROWS])
+        bad.extend((np.flatnonzero(~ok) + start).tolist())
+    return np.asarray(bad, dtype=np.int64)
+
+
+def _require_finite(path: Path, table: Table) -> None:
+    bad = _nonfinite_rows(table)
+    if bad.size:
+        what = "scales" if table.kind == "q4" else "values"
+        raise ModelLoadError(
+            f"{path}: embedding table has NaN or infinite {what} in {bad.size} row(s), first rows {bad[:5].tolist()}"
+        )
+
+
+# --------------------------------------------------------------------------
+# Layout readers
+# --------------------------------------------------------------------------
+def read_safetensors_model(model_dir: Path, static: bool) -> tuple[Table, tuple]:
+    """Read ``model.safetensors`` of the full (DyT) or static layout."""
+    path = model_dir / FULL_FILE
+    header, start = read_header(path)
+    expected = {TABLE_KEY} if static else {TABLE_KEY, *DYT_KEYS}
+    check_keys(path, set(header), expected)
+    shape = header[TABLE_KEY]["shape"]
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise ModelLoadError(f"{path}: {TABLE_KEY} has shape {shape}, expected [vocab_size, dim]")
+    data, kind = tensor(path, header, start, TABLE_KEY)
+    table = Table(kind, data)
+    dyt = (None, None, None) if static else _read_dyt(path, header, start, table.dim)
+    _require_finite(path, table)
+    return table, dyt
+
+
+def read_q4_model(model_dir: Path) -> tuple[Table, tuple]:
+    """Read the 4-bit layout: DyT from ``model_rest.safetensors``, rows from the .bin."""
+    rest, binary = model_dir / REST_FILE, model_dir / Q4_FILE
+    for f in (rest, binary):
+        if not os.path.lexists(f):
+            raise ModelLoadError(f"{f}: missing (the 4-bit layout needs both {REST_FILE} and {Q4_FILE})")
+    header, start = read_header(rest)
+    check_keys(rest, set(header), set(DYT_KEYS))
+    alpha, beta, bias = _read_dyt(rest, header, start, None)
+    dim = alpha.shape[0]
+    if dim % 2:
+        raise ModelLoadError(f"{rest}: DyT length {dim} is odd; 4-bit rows pack two columns a byte")
+    row_bytes = dim // 2 + 4
+    size = require_regular(binary)
+    if size == 0 or size % row_bytes:
+        raise ModelLoadError(
+            f"{binary}: size {size} bytes is not a multiple of D/2+4 = {row_bytes} "
+            f"(D={dim} from {REST_FILE}); file truncated or from another model?"
+        )
+    vocab = size // row_bytes
+    codes = np.memmap(binary, dtype=np.uint8, mode="r", shape=(vocab, dim // 2))
+    scales = np.array(np.memmap(binary, dtype="<f4", mode="r", offset=vocab * (dim // 2), shape=(vocab,)))
+    table = Table("q4", codes, scales.astype(np.float32))
+    _require_finite(binary, table)
+    return table, (alpha, beta, bias)
+
+
+def check_tokenizer_file(path: Path) -> tuple[str, dict]:
+    """Refuse a ``tokenizer.json`` that is not UTF-8 JSON, or whose model cannot work; returns (text, parsed).
+
+    ``tokenizers`` loads a WordPiece/WordLevel/BPE model whose unknown token
+    is missing from its vocabulary, then fails with a bare ``Exception`` on
+    the first unknown character; this refuses it at load, naming the file.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+        spec = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(
+            f"{path}: cannot load tokenizer (not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
+    except RecursionError:
+        raise ModelLoadError(f"{path}: cannot load tokenizer (JSON nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise ModelLoadError(f"{path}: cannot load tokenizer (invalid JSON: {str(exc).split(';')[0]})") from None
+    model = spec.get("model") if isinstance(spec, dict) else None
+    if not isinstance(model, dict):
+        raise ModelLoadError(f'{path}: cannot load tokenizer (no "model" object)')
+    vocab, unk = model.get("vocab"), model.get("unk_token")
+    if isinstance(vocab, dict) and len(set(map(repr, vocab.values()))) != len(vocab):
+        # tokenizers keeps one token per id when it writes the vocabulary back (to_str), so
+        # the same text would get different ids depending on the path that tokenizes it.
+        seen: dict = {}
+        for token, token_id in vocab.items():
+            if repr(token_id) in seen:
+                raise ModelLoadError(
+                    f"{path}: cannot load tokenizer: tokens {seen[repr(token_id)]!r} and {token!r} "
+                    f"share the id {token_id!r} in its vocabulary"
+                )
+            seen[repr(token_id)] = token
+    if isinstance(vocab, dict) and unk is not None and (not isinstance(unk, str) or unk not in vocab):
+        raise ModelLoadError(
+            f"{path}: the tokenizer's unknown token {unk!r} is not in its vocabulary "
+            f"({len(vocab)} entries); any text with an unknown word would fail to tokenize"
+        )
+    unk_id = model.get("unk_id")
+    if isinstance(vocab, list) and unk_id is not None and not (is_int(unk_id) and 0 <= unk_id < len(vocab)):
+        raise ModelLoadError(f"{path}: the tokenizer's unk_id {unk_id!r} is outside its vocabulary of {len(vocab)}")
+    return text, spec
+
+
+def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
+    """Locate, read and validate a checkpoint (without the tokenizer).
+
+    Parameters
+    ----------
+    root : path
+        A model folder in any supported layout.
+
+    Returns
+    -------
+    Checkpoint
+    """
+    root = Path(root)
+    model_dir, layout = locate(root)
+    tokenizer_path = find_tokenizer(model_dir, root)
+    text, spec = check_tokenizer_file(tokenizer_path)
+    if layout == "q4":
+        table, dyt = read_q4_model(model_dir)
+    else:
+        table, dyt = read_safetensors_model(model_dir, static=layout == "static")
+    return Checkpoint(
+        table,
+        *dyt,
+        layout=layout,
+        model_dir=model_dir,
+        tokenizer_path=tokenizer_path,
+        tokenizer_json=text,
+        tokenizer_spec=spec,
+    )

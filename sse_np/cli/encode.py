@@ -1,0 +1,178 @@
+"""``sse-np encode``: texts (lines, JSONL, Parquet; file or stdin) to vectors (``.npy``, JSONL, Parquet)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..bulk.readers import input_format, read_chunks, split_fields
+from ..bulk.writers import AtomicOutput, JsonlWriter, NpyWriter, output_format, resolve_destination
+from ..errors import DataError
+from ..progress import Progress
+from .common import load_model
+
+# How SSEModel.encode's messages name a text: "texts[3] is ..." / "text 3 cannot ...".
+_TEXT_INDEX = re.compile(r"\btexts\[(\d+)\]|\btext (\d+)\b")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Stream the input through the model into the output, written atomically."""
+    # -- Parquet / Ray (issue 15) --
+    if args.ray is not None:
+        from ..bulk.ray import run_cli
+
+        return run_cli(args)
+    if args.id_field is not None and not args.keep:
+        args.keep = args.id_field  # JSONL: the id goes first among the kept fields
+    # -- end Parquet / Ray --
+    in_fmt = input_format(args.input, args.input_format, args.field)
+    out_fmt = output_format(args.output, args.format)
+    if out_fmt in ("npy", "parquet") and args.output == "-":
+        raise DataError(
+            "-", f"{out_fmt} output needs a file (it is completed at the end); use --format jsonl to write to stdout"
+        )
+    if in_fmt == "lines" and (args.field or args.keep):
+        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
+    # Checked before anything is read or written: an output that is the input is refused.
+    where = None if args.output == "-" else resolve_destination(args.output, [args.input])
+    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
+    if args.id_field is not None and args.id_field not in keep:
+        keep = (args.id_field, *keep)
+    if out_fmt == "npy":
+        keep = ()  # .npy holds vectors only
+    if out_fmt == "parquet" and args.precision != "float32":
+        raise DataError(args.output, "--precision applies to .npy and JSONL output; Parquet holds float32 vectors")
+    model = load_model(args.model, args.threads)
+    if where is not None:  # nor one of the model's files
+        resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
+    if args.dim is not None and args.dim > int(model.dim):
+        raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
+    dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
+    quantize = _output_precision(args, model, dim)  # before any output exists: errors leave nothing
+    width, dtype = (dim, "<f4") if quantize is None else quantize.shape
+    progress = Progress(desc="encode", enabled=sys.stderr.isatty() if args.progress is None else args.progress)
+    target = None if where is None else AtomicOutput(where)
+    if target is not None and out_fmt == "npy" and not target.file.seekable():
+        target.abort()
+        raise DataError(
+            args.output,
+            "npy output needs a seekable file (its header is completed at the end), "
+            "not a pipe or terminal; use --format jsonl",
+        )
+    sink = sys.stdout.buffer if target is None else target.file
+    name = "<stdin>" if args.input == "-" else args.input
+    try:
+        if out_fmt == "parquet":  # -- Parquet (issue 15) --
+            from ..bulk.parquet import ParquetWriter
+
+            writer = ParquetWriter(sink, dim)
+        else:
+            writer = (NpyWriter if out_fmt == "npy" else JsonlWriter)(sink, width, dtype)
+        if in_fmt == "parquet":
+            from ..bulk import parquet
+
+            keep_cols = () if not args.keep else keep  # default: the id column alone
+            chunks = parquet.read_chunks(
+                args.input,
+                split_fields(args.field or "text"),
+                keep_cols,
+                args.id_field,
+                chunk_rows=args.batch_size,
+                progress=progress,
+            )
+        else:  # -- end Parquet --
+            chunks = read_chunks(
+                args.input, in_fmt, args.field or "text", keep, chunk_lines=args.batch_size, progress=progress
+            )
+        for chunk in chunks:
+            name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
+            try:
+                vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
+            except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
+                found = _TEXT_INDEX.search(str(exc))
+                if not found:
+                    raise
+                line = chunk.lines[int(found.group(1) or found.group(2))]
+                raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
+            if quantize is not None:
+                vectors = quantize(vectors)
+            writer.write(vectors, chunk.kept if in_fmt != "lines" else None)
+            progress.rows_done(writer.rows)
+        writer.close()
+        progress.rows_done(writer.rows)
+        if target is not None:
+            target.commit()
+    except BaseException:
+        if target is not None:
+            target.abort()  # the destination keeps what it had
+        raise
+    finally:
+        progress.close()
+    where = "stdout" if target is None else args.output
+    kind = "float32" if quantize is None else f"{args.precision} ({np.dtype(dtype).name}, dim {dim})"
+    print(f"wrote {writer.rows} x {width} {kind} ({out_fmt}) to {where}", file=sys.stderr)
+    return 0
+
+
+class _Quantizer:
+    """``--precision``: the same codes for every chunk of a stream (fixed int8/uint8 ranges)."""
+
+    def __init__(self, precision: str, ranges: Any, dim: int) -> None:
+        from ..retrieval.quantization import bytes_per_vector
+
+        self.precision, self.ranges = precision, ranges
+        binary = precision in ("binary", "ubinary")
+        self.shape = (
+            bytes_per_vector(dim, precision) if binary else dim,
+            "|i1" if precision in ("int8", "binary") else "|u1",
+        )
+
+    def __call__(self, vectors: Any) -> Any:
+        from ..retrieval.quantization import quantize_embeddings
+
+        return quantize_embeddings(vectors, self.precision, ranges=self.ranges)
+
+
+def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quantizer | None:
+    """The quantizer ``--precision`` asks for (None: float32), its int8/uint8 ranges settled first."""
+    precision = args.precision
+    if precision == "float32":
+        if args.ranges or args.calibration:
+            raise DataError(
+                args.ranges or args.calibration, "--ranges/--calibration apply to --precision int8 or uint8"
+            )
+        return None
+    ranges = None
+    if precision in ("int8", "uint8"):
+        if args.ranges:
+            try:
+                ranges = np.load(args.ranges, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(args.ranges, f"cannot read ranges ({exc})") from None
+            if ranges.shape != (2, dim) or not np.isfinite(ranges).all():
+                raise DataError(
+                    args.ranges,
+                    f"ranges must be a finite (2, {dim}) array (min; max per dimension), got shape {ranges.shape}",
+                )
+        elif args.calibration:
+            texts = []
+            for chunk in read_chunks(args.calibration, "lines"):
+                texts.extend(chunk.texts)
+            if len(texts) < 2:
+                raise DataError(args.calibration, "needs at least two texts to calibrate int8/uint8 ranges")
+            from ..retrieval.quantization import quantization_ranges
+
+            ranges = quantization_ranges(model.encode(texts, dim, normalize=not args.no_normalize))
+        else:
+            raise DataError(
+                args.output,
+                f"--precision {precision} needs fixed ranges for every chunk of the stream: "
+                "pass --ranges RANGES.npy (a (2, dim) array) or --calibration TEXTS "
+                "(a file of representative texts, one per line)",
+            )
+    return _Quantizer(precision, ranges, dim)

@@ -1,0 +1,382 @@
+"""The ``sse-np`` argument parser; each command's module is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._version import __version__
+from ..bulk.readers import INPUT_FORMATS
+from ..bulk.writers import OUTPUT_FORMATS
+
+PROG = "sse-np"
+
+
+def _parse_dims(text: str) -> list[int]:
+    """Parse ``"512,256,128"`` into ints (argparse type)."""
+    try:
+        dims = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return dims
+
+
+def _parse_precisions(text: str) -> list[str]:
+    """Parse ``"float32,int8,binary"`` (argparse type)."""
+    from ..retrieval.quantization import PRECISIONS
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [n for n in names if n not in PRECISIONS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected precisions from {', '.join(PRECISIONS)}, got {text!r}")
+    return names
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_model_args(parser: argparse.ArgumentParser, threads: bool = False) -> None:
+    """``--model`` (and ``--threads``), the same on every subcommand."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model folder or Hugging Face repo id (default: sse_np.default_model(), i.e. $SSE_NP_MODEL or weights/)",
+    )
+    if threads:
+        parser.add_argument(
+            "--threads",
+            type=_positive_int,
+            default=None,
+            help="most threads for encoding; 1 never starts a pool (default: $SSE_NP_THREADS, else all cores)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench,serve}")
+    sub.required = True
+
+    p_eval = sub.add_parser(
+        "eval",
+        help="retrieval evaluation (nDCG@10, MRR@10, MAP@100, Recall@100) per dimension",
+        description="Evaluate retrieval on BEIR-layout folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).",
+    )
+    p_eval.add_argument("data_dirs", nargs="+", metavar="DATA_DIR", help="BEIR-layout dataset folder(s)")
+    p_eval.add_argument(
+        "--dims",
+        type=_parse_dims,
+        default=None,
+        help="comma-separated Matryoshka dimensions (default: 512,256,128,64,32, those <= the model's D)",
+    )
+    _add_model_args(p_eval, threads=True)
+    p_eval.add_argument("--json", metavar="OUT.json", help="write the full report as JSON")
+    p_eval.add_argument("--plot", metavar="OUT.png", help="plot nDCG@10 vs dimension (needs the 'plot' extra)")
+    p_eval.add_argument("--split", default="test", help="qrels split file, qrels/<SPLIT>.tsv (default: test)")
+    p_eval.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
+    p_eval.add_argument("--per-query", action="store_true", help="include per-query metrics and runs in the JSON")
+    p_eval.add_argument(
+        "--precision",
+        type=_parse_precisions,
+        default=["float32"],
+        metavar="P1,P2",
+        help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
+        "binary, ubinary; default float32); the table adds bytes per document",
+    )
+    p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p_eval.set_defaults(func=_eval)
+
+    p_enc = sub.add_parser(
+        "encode",
+        help="encode texts (plain lines or JSONL) to .npy or JSONL",
+        description="Encode texts from INPUT (a file, .gz too, or - for stdin) into OUT, streaming in chunks. "
+        "Input: one text per line, or JSONL objects with the text in --field. Output: a float32 "
+        '.npy array (row i = record i), or JSONL with an "embedding" per record. OUT is written '
+        "to a temporary file and renamed when complete, so an error never leaves a partial file; "
+        "an OUT that is the input is refused, a symlink's target is replaced (the link stays), and "
+        "a device or pipe (/dev/null, /dev/stdout, a FIFO) is written through.",
+    )
+    p_enc.add_argument(
+        "input",
+        nargs="?",
+        default="-",
+        metavar="INPUT",
+        help="text, JSONL or Parquet file, a folder of Parquet files, or - for stdin (default)",
+    )
+    p_enc.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="output file (.npy, .jsonl or .parquet), or - for JSONL on stdout",
+    )
+    p_enc.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="output format (default: from OUT's suffix; - is jsonl)",
+    )
+    p_enc.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        default=None,
+        help="input format (default: jsonl for *.jsonl/*.ndjson or with --field, else lines)",
+    )
+    p_enc.add_argument(
+        "--field",
+        default=None,
+        metavar="F[,F2]",
+        help="JSONL field or Parquet column holding the text (default: text); several are joined "
+        "as the evaluation joins a document: title,text -> (title + ' ' + text).strip()",
+    )
+    p_enc.add_argument(
+        "--keep",
+        default=None,
+        metavar="F1,F2",
+        help="JSONL fields / Parquet columns copied into JSONL or Parquet output (default: the id)",
+    )
+    p_enc.add_argument(
+        "--id-field",
+        default=None,
+        metavar="F",
+        help="id field, written first in JSONL/Parquet output (default: _id or id when present)",
+    )
+    p_enc.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray (the 'ray' extra): INPUT is a Parquet file or folder, OUT a folder with "
+        "one Parquet file per input file; resumable. Without ADDRESS: a local cluster",
+    )
+    p_enc.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        help="with --ray: encoding actors (default: the cluster's CPUs / --threads)",
+    )
+    p_enc.add_argument(
+        "--dim",
+        type=_positive_int,
+        default=None,
+        help="Matryoshka dimension (default: the model's truncate_dim, else its full width D)",
+    )
+    _add_model_args(p_enc, threads=True)
+    p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
+    p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument(
+        "--precision",
+        choices=("float32", "int8", "uint8", "binary", "ubinary"),
+        default="float32",
+        help="quantized output, as sentence-transformers' quantize_embeddings: int8/uint8 codes "
+        "(need --ranges or --calibration) or packed sign bits (binary: int8, ubinary: uint8; "
+        "dim/8 bytes a row); default float32",
+    )
+    p_enc.add_argument(
+        "--ranges", default=None, metavar="RANGES.npy", help="int8/uint8: per-dimension [min; max] as a (2, dim) .npy"
+    )
+    p_enc.add_argument(
+        "--calibration",
+        default=None,
+        metavar="TEXTS",
+        help="int8/uint8: a file of representative texts (one per line) to take the ranges from",
+    )
+    p_enc.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: when stderr is a terminal)",
+    )
+    p_enc.set_defaults(func=_encode)
+
+    p_q4 = sub.add_parser(
+        "quantize",
+        help="write a full-precision model in the 4-bit layout",
+        description="Quantize a model's table to the SSE 4-bit layout (model_rest.safetensors + embedding.q4_k_m.bin).",
+    )
+    p_q4.add_argument("output", metavar="OUT_DIR", help="folder to write (created)")
+    _add_model_args(p_q4)
+    p_q4.set_defaults(func=_quantize)
+
+    p_info = sub.add_parser(
+        "info",
+        help="show the model (layout, V, D, dtype, tokenizer) and the engine",
+        description="Show the model and engine: layout, V, D, dtype, tokenizer settings, "
+        "back-end, numba version and cache folder, threads.",
+    )
+    _add_model_args(p_info)
+    p_info.add_argument("--json", action="store_true", help="print JSON")
+    p_info.add_argument("--warmup", action="store_true", help="load the numba kernels first")
+    p_info.set_defaults(func=_info)
+
+    p_dl = sub.add_parser(
+        "download",
+        help="fetch an SSE model from the Hugging Face hub",
+        description="Fetch the files of an SSE model repository into the Hugging Face cache ($HF_HOME/hub, "
+        "shared with other HF tools) or into --dir; prints the local folder. Honours HF_ENDPOINT, "
+        "HF_HUB_OFFLINE, HF_HOME, HF_HUB_CACHE and HF_TOKEN; sizes are checked against the repository "
+        "listing; a dropped connection resumes, and files already fetched are kept.",
+    )
+    p_dl.add_argument("repo_id", metavar="REPO_ID", help="owner/name on the hub")
+    p_dl.add_argument("--revision", default="main", help="branch, tag or commit (default: main)")
+    p_dl.add_argument("--dir", default=None, metavar="DIR", help="put the files in DIR instead of the cache")
+    p_dl.add_argument("--force", action="store_true", help="download again even if cached")
+    p_dl.set_defaults(func=_download)
+
+    p_warm = sub.add_parser(
+        "warmup",
+        help="load (compiling once) the numba kernels, e.g. while building an image",
+        description="Load the model's numba kernels, compiling them into numba's cache the first time, so "
+        "that later processes start warm (run it in a Dockerfile after installing).",
+    )
+    _add_model_args(p_warm, threads=True)
+    p_warm.set_defaults(func=_warmup)
+
+    p_bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (source checkout: bench/run.py)",
+        description="Run bench/run.py of a source checkout with these arguments (see bench/README in the "
+        "repository; peers come from bench/requirements.txt). E.g. sse-np bench --quick.",
+        add_help=False,
+    )
+    p_bench.set_defaults(func=_bench)  # every argument after "bench" goes to bench/run.py
+    _add_serve_parser(sub)
+    return parser
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """``sse-np serve``: the OpenAI-compatible embeddings server (needs the 'serve' extra)."""
+    p = sub.add_parser(
+        "serve",
+        help="serve embeddings over HTTP (OpenAI /v1/embeddings, TEI /embed)",
+        description="Serve models over HTTP: POST /v1/embeddings (OpenAI), POST /embed (text-embeddings-"
+        "inference), GET /v1/models, /health, /metrics (Prometheus). With one model, any "
+        "request's model name reaches it (unless --strict-model); with several, `model` picks "
+        "one. SIGTERM: requests in flight finish, new ones get 503. Needs the 'serve' extra.",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="PATH_OR_HUB_ID|NAME=PATH",
+        help="a model to serve, repeatable; NAME=PATH names it (default: the default model, "
+        "named 'default'; a path is named by its folder, a hub id by itself)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=_positive_int, default=8080, help="port (default: 8080)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes (default: 1); each loads the models, whose tables are memory-mapped",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="encode calls at once per process, and most threads per call (default: the cores)",
+    )
+    p.add_argument(
+        "--max-inputs", type=_positive_int, default=None, help="most texts per request, else 413 (default: 2048)"
+    )
+    p.add_argument(
+        "--max-text-chars",
+        type=_positive_int,
+        default=None,
+        help="most characters per text, else 413 (default: 200000)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=None,
+        help="most bytes per request body, else 413 (default: 33554432 (32 MiB))",
+    )
+    p.add_argument("--strict-model", action="store_true", help="with one model, answer 404 to other model names too")
+    p.add_argument(
+        "--inline-chars",
+        type=int,
+        default=None,
+        metavar="N",
+        help="encode requests of at most N characters on the event loop, larger ones in the "
+        "thread pool; 0: all in the pool (default: 512)",
+    )
+    p.add_argument(
+        "--no-batching",
+        dest="batching",
+        action="store_false",
+        help="encode each small request alone (default: those ready together as one call)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "numba", "numpy"),
+        default=None,
+        help="engine back-end (default: $SSE_NP_BACKEND or auto)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=("critical", "error", "warning", "info", "debug"),
+        help="server log level (default: info)",
+    )
+    p.set_defaults(func=_serve)
+
+
+# Each command's module is imported only when that command runs (`sse-np encode` never loads the
+# evaluation, `sse-np info` never the server).
+def _encode(args: argparse.Namespace) -> int:
+    from .encode import run
+
+    return run(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluate import run
+
+    return run(args)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import info
+
+    return info(args)
+
+
+def _warmup(args: argparse.Namespace) -> int:
+    from .info import warmup
+
+    return warmup(args)
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    from .models import quantize
+
+    return quantize(args)
+
+
+def _download(args: argparse.Namespace) -> int:
+    from .models import download
+
+    return download(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run
+
+    return run(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import run
+
+    return run(args)
