@@ -37,7 +37,7 @@ _COMPILE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np, sse_np
-from sse_np.engine import _import_numba, numba_backend as nb_, pooling, wordpiece
+from sse_np.engine import import_numba as _import_numba, numba_backend as nb_, pooling, wordpiece
 _import_numba()
 m = sse_np.load(sys.argv[1], backend="numpy")
 b = nb_.NumbaBackend(m.table, m.dyt, m.engine.tokenizer)

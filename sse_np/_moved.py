@@ -31,6 +31,9 @@ MOVED_MODULES: dict[str, tuple[str, ...]] = {
     "sse_np.streams": ("sse_np.bulk.readers", "sse_np.bulk.writers", "sse_np.jsonl", "sse_np.progress"),
     "sse_np.parquet": ("sse_np.bulk.parquet",),
     "sse_np.ray_data": ("sse_np.bulk.ray",),
+    "sse_np.tokenizing": ("sse_np.tokenizer", "sse_np.engine.wordpiece_tables"),
+    "sse_np.utf8_texts": ("sse_np.engine.texts",),
+    "sse_np.engine.reference": ("sse_np.engine.numpy_backend", "sse_np.engine.dyt"),
 }
 
 #: names that lived in the package root -> their module now

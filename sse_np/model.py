@@ -17,10 +17,10 @@ import numpy as np
 from .checkpoint.read import Checkpoint, read_checkpoint
 from .engine import BACKENDS, Engine, numba_disabled_by_env
 from .progress import Progress
+from .engine import Utf8Texts
 from .settings import backend as backend_from_env
 from .settings import threads as threads_from_env
-from .tokenizing import TextTokenizer, load_tokenizer
-from .utf8_texts import Utf8Texts
+from .tokenizer import TextTokenizer, load_tokenizer
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
@@ -75,15 +75,14 @@ class SSEModel:
         self.threads: int | None = _check_threads(threads)
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
         self.backend: str = _check_backend(backend)
-        dyt = None if checkpoint.alpha is None else (checkpoint.alpha, checkpoint.beta, checkpoint.bias)
         self._tokenizer = load_tokenizer(
             checkpoint.tokenizer_path, checkpoint.table.vocab_size, checkpoint.tokenizer_json, checkpoint.tokenizer_spec
         )
         self._truncate_dim: int | None = None
         self.truncate_dim = truncate_dim
         tokenizer = TextTokenizer(self._tokenizer, spec=checkpoint.tokenizer_spec)
-        self.engine = Engine(
-            checkpoint.table, dyt, tokenizer, self.backend, Path(source) if source is not None else checkpoint.model_dir
+        self.engine = Engine.from_checkpoint(
+            checkpoint, self.backend, Path(source) if source is not None else checkpoint.model_dir, tokenizer
         )
 
     def __repr__(self) -> str:
@@ -114,7 +113,7 @@ class SSEModel:
         return self._ckpt.tokenizer_path
 
     def clear_cache(self) -> None:
-        """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizing``)."""
+        """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizer``)."""
         self.engine.tokenizer.clear_cache()
 
     def warmup(self) -> str:
@@ -172,6 +171,7 @@ class SSEModel:
         prompt_name: str | None = None,
         device: str | None = None,
         output_value: str | None = "sentence_embedding",
+        max_length: int | None = None,
         **kwargs,
     ) -> np.ndarray:
         """Embed texts.
@@ -190,9 +190,15 @@ class SSEModel:
             and 32. Truncation happens before normalization, as in
             sentence-transformers.
         batch_size : int
-            Texts tokenized and pooled per step; bounds temporary memory.
+            Texts packed per step (at least 1 MiB of text a step): it only
+            bounds temporary memory. Speed does not depend on it: one call is
+            one parallel region over the whole input.
         normalize : bool
             L2-normalize each vector (after truncation).
+        max_length : int, optional
+            Keep each text's first ``max_length`` tokens (after the
+            tokenizer's own truncation), as sentence-transformers' and
+            model2vec's ``max_length``; default: all.
         show_progress_bar : bool
             Progress on stderr (a bar on a terminal, plain lines otherwise),
             and a line if numba's kernels compile meanwhile.
@@ -234,18 +240,15 @@ class SSEModel:
 
             check_precision(precision)
             quantize = quantize_embeddings
+        limits = (_check_limit(max_length, "max_length"), -1)
         batch, single = _as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
         threads, normalize = self._threads(), bool(normalize)
-        if len(batch) <= batch_size and not show_progress_bar:  # one step: the latency path
-            self.engine.embed(batch, 0, out, normalize, threads)
+        if not show_progress_bar:
+            self.engine.encode(batch, out, normalize, threads, batch_size, limits)
         else:
-            with Progress(len(batch), "encoded", enabled=bool(show_progress_bar) and bool(batch)) as bar:
-                notice = bar.note if show_progress_bar else None
-                for start in range(0, len(batch), batch_size):
-                    chunk = batch[start : start + batch_size]
-                    self.engine.embed(chunk, start, out[start : start + len(chunk)], normalize, threads, notice)
-                    bar.update(len(chunk))
+            with Progress(len(batch), "encoded", enabled=bool(batch)) as bar:
+                self.engine.encode(batch, out, normalize, threads, batch_size, limits, bar.update, bar.note)
         if quantize is not None:
             out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
@@ -360,6 +363,11 @@ def _check_backend(backend: str | None) -> str:
     return backend
 
 
+def _check_limit(value: int | None, name: str) -> int:
+    """A positive int limit, or None (-1: no limit)."""
+    return -1 if value is None else _check_positive_int(value, name)
+
+
 def _check_positive_int(value: int, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a positive int, not bool")
@@ -403,9 +411,10 @@ def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     if not isinstance(texts, Iterable):
         raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
     batch = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
-    for i, text in enumerate(batch):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    if not set(map(type, batch)) <= {str}:  # a C loop over the types; the error path finds the text
+        for i, text in enumerate(batch):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
     return batch, False
 
 

@@ -71,7 +71,7 @@ def test_lone_surrogate_is_a_clear_error(model):
 
 def test_utf8_texts_is_a_sequence_of_the_column():
     pa = pytest.importorskip("pyarrow")
-    from sse_np.utf8_texts import Utf8Texts
+    from sse_np.engine.texts import Utf8Texts
 
     values = ["zero", "", "deux é", "三", "four"]
     texts = Utf8Texts.from_arrow(pa.array(["x", *values], pa.large_string()).slice(1))

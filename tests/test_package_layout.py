@@ -21,8 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("_version",),
     ("settings", "errors"),
     ("progress", "jsonl", "_moved"),
-    ("utf8_texts",),
-    ("checkpoint", "tokenizer", "tokenizing"),
+    ("checkpoint", "tokenizer"),
     ("engine",),
     ("retrieval",),  # may use engine (numba set-up); engine never imports it
     ("model",),
@@ -33,11 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "__main__"),  # the package root re-exports; `python -m sse_np`
 )
 # Known upward imports, each with the reason it is still there.
-ALLOWED_UP = {
-    # The child process that compiles kernels loads a model the way users do; the engine
-    # rewrite (engine/ belongs to the engine branch) is to build its Engine directly.
-    ("sse_np.engine.compile", "sse_np.model"),
-}
+ALLOWED_UP: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -18,9 +18,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..engine.texts import NotUtf8Error, Utf8Texts
 from ..errors import DataError, missing_extra
 from ..progress import Progress
-from ..utf8_texts import NotUtf8Error, Utf8Texts
 from .readers import Chunk
 
 ID_FIELDS = ("_id", "id")  # the id column when --id-field is not given, first found
@@ -129,7 +129,7 @@ def batch_texts(batch: Any, fields: Sequence[str], name: str, first_row: int) ->
     Returns
     -------
     sequence of str
-        One column: a :class:`~sse_np.utf8_texts.Utf8Texts` over its buffers
+        One column: a :class:`~sse_np.engine.texts.Utf8Texts` over its buffers
         (no Python string per row); several: a list of the joined strings.
     """
     pa = require_pyarrow()

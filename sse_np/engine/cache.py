@@ -22,7 +22,15 @@ import tempfile
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-_KERNEL_SOURCES = ("pooling.py", "wordpiece.py")
+_KERNEL_SOURCES = (
+    "pooling.py",
+    "wordpiece.py",
+    "wordpiece_lookup.py",
+    "dyt.py",
+    "dyt_kernels.py",
+    "intrinsics.py",
+    "wordpiece_tables.py",
+)
 
 
 def _writable_dir(path: Path) -> bool:
@@ -90,8 +98,8 @@ def ensure_cache_dir(numba) -> str:
         try:
             dest.mkdir(parents=True, exist_ok=True)
             for f in shipped.glob("*"):
-                to = target if f.suffix == ".stamp" else dest
-                if f.suffix in (".nbi", ".nbc", ".stamp") and not (to / f.name).exists():
+                to = target if f.suffix in (".stamp", ".npz") else dest  # stamps, Unicode tables; kernels
+                if f.suffix in (".nbi", ".nbc", ".stamp", ".npz") and not (to / f.name).exists():
                     shutil.copy2(f, to / f.name)
         except OSError:
             pass  # a partial copy only means some kernels compile again

@@ -14,12 +14,13 @@ def main(argv: list[str]) -> int:
     """Load ``argv[0]`` with numba (compiling into the cache), then write the stamp ``argv[1]``."""
     from pathlib import Path
 
-    from ..model import load
-    from . import _write_stamp
+    from ..checkpoint.read import read_checkpoint
+    from .core import Engine
+    from .jit import write_stamp
 
     folder, stamp = argv
-    load(folder, backend="numba", threads=1)  # compiles every kernel this model uses
-    _write_stamp(Path(stamp))
+    Engine.from_checkpoint(read_checkpoint(folder), "numba", folder)  # compiles every kernel this model uses
+    write_stamp(Path(stamp))
     return 0
 
 

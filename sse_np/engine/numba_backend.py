@@ -1,95 +1,63 @@
-"""The numba back-end: serial jitted kernels run on ranges of texts by a Python thread pool.
+"""The numba back-end: one parallel region per call, over the whole input.
 
-Each kernel is compiled once, serial, for the storage kind in use
-(``pooling``, ``wordpiece``); it releases the GIL, so the threads of
-``concurrent.futures`` run it truly in parallel. There is no OpenMP/TBB
-layer: nothing to spin, nothing that breaks a forked child, and a call
-that needs one thread never wakes another.
+A call packs its texts into UTF-8 blocks (two C calls a block, see
+``texts.Utf8Texts.from_strs``) and cuts each block into *items* of a few
+to 64 KB of text. Threads -- the caller's own and helpers from
+``sse_np.engine.parallel`` -- each run one kernel call per block, which
+takes items from a shared atomic counter and, for every text, tokenizes
+(``wordpiece``), pools, applies the head and normalizes (``pooling``,
+``dyt``), all without the GIL and without returning to Python per text or
+per item. While helpers work on one block the caller packs the next, so a
+call over many blocks is still one region with no barrier between blocks:
+``batch_size`` only bounds how much text is packed at a time.
+
+How many threads a call uses: at most ``threads``, and no more than one
+per ``SERIAL_BYTES`` of text, so a query or a call of 32 short texts stays
+on the calling thread at single-thread latency; callers running at once
+share the cores (``parallel``).
+
+Tokenizers the kernels do not cover (BPE, Unigram, other normalizers), and
+the rare text the kernel leaves to ``tokenizers`` (an added token such as
+``[CLS]`` written in the text, a combining mark NFD would reorder), are
+tokenized by ``sse_np.tokenizer.TextTokenizer``; their ids are pooled by
+the same kernels, in parallel.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..checkpoint.q4 import Q4_LEVELS
-from ..checkpoint.read import Table
-from ..tokenizing import TextTokenizer, utf8, wordpiece_tables
-from . import pooling, wordpiece
-from .pooling import Affine, TableArrays
+from . import jit, parallel, pooling, unicode_tables, wordpiece
+from .pooling import Bag, Head, TableArrays
+from .texts import Utf8Texts
+from .wordpiece_tables import wordpiece_tables
 
-# Below this much work (bytes or tokens x dims) a second thread costs more than it saves.
-SERIAL_WORK = 1 << 20
-_PARTS_PER_THREAD = 8  # ranges a thread, taken dynamically: uneven texts still balance
-_DUMMY = np.zeros(1, dtype=np.float32)
+__all__ = ["NumbaBackend", "SERIAL_BYTES"]
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        with _executor_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="sse_np")
-    return _executor
-
-
-def _forget_pool_in_child() -> None:
-    # A forked child has none of the parent's worker threads; a new pool starts on demand.
-    global _executor, _executor_lock
-    _executor, _executor_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
-
-
-def run_ranges(fn, bounds: np.ndarray, threads: int) -> None:
-    """``fn(lo, hi)`` for every consecutive pair of ``bounds``, on ``threads`` threads (this one included).
-
-    Each thread takes the next range as it finishes one (dynamic scheduling): uneven texts
-    then cannot leave one core idle while the other still has a long range to go.
-    """
-    pairs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    threads = min(threads, len(pairs))
-    if threads <= 1:
-        for a, b in pairs:
-            fn(a, b)
-        return
-    queue = iter(pairs)
-    take = threading.Lock()
-    errors: list[BaseException] = []
-
-    def drain() -> None:
-        while not errors:
-            with take:
-                pair = next(queue, None)
-            if pair is None:
-                return
-            try:
-                fn(*pair)
-            except BaseException as exc:  # the others stop taking ranges; the first error is raised
-                errors.append(exc)
-
-    futures = [_pool().submit(drain) for _ in range(threads - 1)]
-    drain()
-    for f in futures:  # always wait: every range writes into the caller's arrays
-        f.result()
-    if errors:
-        raise errors[0]
+# Less text than this per thread and another thread costs more than it
+# saves (waking one is ~20-50 us; a core tokenizes and pools ~25 MB/s).
+SERIAL_BYTES = 16 << 10
+_ITEM_BYTES = (4 << 10, 64 << 10)  # work items: at least / at most this much text
+_ITEMS_PER_THREAD = 8  # so that uneven texts still balance
+BLOCK_BYTES = 1 << 20  # a block packs at least this much text (and at least batch_size texts)
+_DUMMY_F = np.zeros(1, dtype=np.float32)
+_DUMMY_I = np.zeros(1, dtype=np.int32)
+_NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_items pools (a non-empty array: it writes ids instead)
+_NO_COUNTS = np.zeros(0, dtype=np.int64)
+_NO_UNICODE = unicode_tables.UnicodeTables(
+    *(np.zeros(0, dtype=d) for d in (np.uint32, np.uint32, np.int32, np.uint8, np.int32, np.uint8))
+)
 
 
 def _entry_point(dispatcher, args: tuple):
     """The machine code compiled for exactly these argument types, or None.
 
     Calling it skips numba's per-call type dispatch, which for the named
-    tuples costs ~5 µs a call, as much as pooling a short query. Only for
-    calls whose argument types never change (the caller checks what could).
+    tuples costs ~5 us a call, as much as pooling a short query.
     """
     try:
         key = tuple(dispatcher.typeof_pyval(a) for a in args)
@@ -98,35 +66,37 @@ def _entry_point(dispatcher, args: tuple):
         return None
 
 
-def _wordpiece_buffers(texts: list[str], start: int):
-    """The texts' UTF-8 bytes and offsets, and the jitted WordPiece's output arrays (one slot per byte:
-    a text never has more tokens or holes than bytes)."""
-    data, text_off = utf8(texts, start)
-    n, size = len(texts), len(data)
-    return (
-        data,
-        text_off,
-        np.frombuffer(data, dtype=np.uint8),
-        np.empty(size, dtype=np.int32),
-        np.empty(n, dtype=np.int64),
-        np.empty(size, dtype=np.int64),
-        np.empty(size, dtype=np.int64),
-        np.empty(n, dtype=np.int64),
-    )
-
-
-def _serial(n: int, work: int, threads: int) -> bool:
-    """Whether one range on the calling thread is best (small work, one text or one thread)."""
-    return threads <= 1 or n <= 1 or work < SERIAL_WORK
-
-
-def _bounds(weights_cum: np.ndarray, n: int, parts: int) -> np.ndarray:
-    """Split ``n`` items into ``parts`` ranges of about equal weight (``weights_cum``: n + 1 running totals)."""
-    if parts <= 1 or n <= 1:
+def _items(offsets: np.ndarray, threads: int) -> np.ndarray:
+    """Cut texts into items of about equal bytes (``offsets``: n + 1 running byte counts)."""
+    n, total = len(offsets) - 1, int(offsets[-1])
+    size = min(max(total // max(1, threads * _ITEMS_PER_THREAD), _ITEM_BYTES[0]), _ITEM_BYTES[1])
+    if n <= 1 or total <= size:
         return np.array([0, n], dtype=np.int64)
-    targets = np.linspace(0, weights_cum[-1], parts + 1)
-    bounds = np.searchsorted(weights_cum, targets[1:-1], side="left")
-    return np.unique(np.concatenate([[0], np.clip(bounds, 0, n), [n]])).astype(np.int64)
+    cuts = np.searchsorted(offsets, np.arange(size, total, size), side="left")
+    return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
+
+
+def _blocks(sizes: np.ndarray, batch_size: int) -> list[tuple[int, int]]:
+    """Texts ``[a, b)`` of each block: at least ``batch_size`` texts and ``BLOCK_BYTES`` (``sizes``: running)."""
+    n = len(sizes) - 1
+    out, a = [], 0
+    while a < n:
+        b = max(a + batch_size, int(np.searchsorted(sizes, sizes[a] + BLOCK_BYTES, side="left")))
+        b = min(b, n)
+        out.append((a, b))
+        a = b
+    return out
+
+
+class _Block:
+    """One packed block and the state of its region."""
+
+    __slots__ = ("texts", "strs", "start", "args", "status")
+
+    def __init__(self, texts: Utf8Texts, strs, start: int) -> None:
+        self.texts, self.strs, self.start = texts, strs, start
+        self.args: tuple = ()
+        self.status: np.ndarray | None = None
 
 
 class NumbaBackend:
@@ -136,195 +106,275 @@ class NumbaBackend:
     ----------
     table : Table
     dyt : (alpha, beta, bias) or None
-    tokenizer : TextTokenizer
+    tokenizer : sse_np.tokenizer.TextTokenizer
+    mapping, weights : ndarray or None
+        Token id -> table row (vocabulary quantization), per-token weights.
+    drop_id : int
+        A token id removed before pooling (-1: none).
+    cache_folder : str, optional
+        Where the Unicode tables are cached (default: numba's cache folder).
     """
 
-    def __init__(self, table: Table, dyt, tokenizer: TextTokenizer) -> None:
-        self.table = TableArrays(table.data, table.scales if table.scales is not None else _DUMMY, Q4_LEVELS)
-        self.affine = Affine(dyt[0], dyt[2], True) if dyt is not None else Affine(_DUMMY, _DUMMY, False)
-        self.beta = dyt[1] if dyt is not None else _DUMMY
-        self.dyt = dyt
+    def __init__(self, table, dyt, tokenizer, mapping=None, weights=None, drop_id: int = -1, cache_folder=None):
+        self.table = TableArrays(table.data, table.scales if table.scales is not None else _DUMMY_F, Q4_LEVELS)
+        if dyt is not None:
+            self.head = Head(dyt[0], dyt[2], dyt[1], True)
+        else:
+            self.head = Head(_DUMMY_F, _DUMMY_F, _DUMMY_F, False)
+        self.bag = Bag(
+            _DUMMY_I if mapping is None else np.ascontiguousarray(mapping, dtype=np.int32),
+            _DUMMY_F if weights is None else np.ascontiguousarray(weights, dtype=np.float32),
+            mapping is not None,
+            weights is not None,
+            np.int64(drop_id),
+        )
         self.tokenizer = tokenizer
-        self.tables = wordpiece_tables(tokenizer.fast_spec) if tokenizer.fast_spec is not None else None
-        self._embed_entry = None  # embed_range's machine code for this model's argument types
+        max_len, keep_end = tokenizer.truncation
+        self.trunc = (np.int64(max_len), bool(keep_end))
+        spec = tokenizer.fast_spec
+        self.tables = None
+        if spec is not None:
+            classes, vocab = wordpiece_tables(spec)
+            folder = cache_folder if cache_folder is not None else jit.cache_folder()
+            self.tables = (classes, unicode_tables.load(spec["normalizer"], folder), vocab)
+        self._fast: dict = {}  # embed_items' machine code by argument flags (see _entry_point)
 
     @property
     def fast(self) -> bool:
-        """Whether the jitted WordPiece tokenizes (the plain BERT configuration)."""
+        """Whether the jitted tokenizer tokenizes (a BERT configuration)."""
         return self.tables is not None
 
-    # -- the steps ---------------------------------------------------------
-    def embed(self, texts: list[str], start: int, out: np.ndarray, normalize: bool, threads: int) -> None:
-        """Texts -> vectors in ``out`` (n, dim): tokenize, pool, DyT, normalize."""
-        if self.tables is None or not texts:
-            ids, offsets = self.tokenizer(texts, start, threads)
-            self.pool(ids, *self.tokenizer.window(offsets[:-1], offsets[1:]), out, threads)
-            self.finish(out, normalize, threads)
+    # -- encode -------------------------------------------------------------
+    def encode(self, texts, out: np.ndarray, normalize: bool, threads: int, batch_size: int, limits, progress=None):
+        """Texts (list of str or ``Utf8Texts``) -> vectors in ``out`` (n, dim).
+
+        ``limits`` is ``(max_tokens, max_chars)``, -1 for none; ``progress(n)``
+        is called as blocks finish (then blocks run one after another).
+        """
+        n = len(texts)
+        if n == 0:
             return
-        data, text_off, buf, ids, counts, hole_a, hole_b, n_holes = _wordpiece_buffers(texts, start)
-        n, size = len(texts), len(data)
-        max_len, keep_end = self.tokenizer.truncation
-        classes, vocab = self.tables
-        table, affine = self.table, self.affine
-
-        # Work estimate: ~4.5 bytes a token, each token adds dim floats, each byte is scanned.
-        if _serial(n, size * (out.shape[1] // 4 + 8), threads):
-            args = (
-                buf,
-                text_off,
-                0,
-                n,
-                classes,
-                vocab,
-                max_len,
-                keep_end,
-                table,
-                affine,
-                out,
-                ids,
-                counts,
-                hole_a,
-                hole_b,
-                n_holes,
-            )
-            if self._embed_entry is not None and out.flags.c_contiguous and out.flags.writeable:
-                self._embed_entry(*args)  # every other argument is made here, always of the same type
-            else:
-                pooling.embed_range(*args)
-                if out.flags.c_contiguous and out.flags.writeable:
-                    self._embed_entry = _entry_point(pooling.embed_range, args)
-            finished = False
+        if self.tables is None:
+            self._encode_with_tokenizers(texts, 0, out, normalize, threads, limits)
+            return
+        packed = isinstance(texts, Utf8Texts)
+        if n == 1 and not packed:  # a single query: the latency path
+            block = _Block(Utf8Texts.from_strs(texts), texts, 0)
+            self._region(block, out, normalize, 1, limits)
+            self._fallbacks(block, out, normalize, threads, limits)
+            return
+        sizes = texts.offsets if packed else _running_lengths(texts)
+        threads = max(1, min(threads, int(sizes[-1]) // SERIAL_BYTES + 1, n))
+        spans = _blocks(sizes, batch_size)
+        if progress is not None or len(spans) == 1 or threads == 1:
+            for a, b in spans:
+                block = self._pack(texts, a, b)
+                self._region(block, out[a:b], normalize, threads, limits)
+                self._fallbacks(block, out[a:b], normalize, threads, limits)
+                if progress is not None:
+                    progress(b - a)
         else:
+            self._pipeline(texts, spans, out, normalize, threads, limits)
 
-            def work(lo: int, hi: int) -> None:
-                pooling.embed_range(
-                    buf,
-                    text_off,
-                    lo,
-                    hi,
-                    classes,
-                    vocab,
-                    max_len,
-                    keep_end,
-                    table,
-                    affine,
-                    out,
-                    ids,
-                    counts,
-                    hole_a,
-                    hole_b,
-                    n_holes,
-                )
-                self._finish_rows(out, lo, hi, normalize)  # while the rows are in cache, and in parallel
+    def _pack(self, texts, a: int, b: int) -> _Block:
+        if isinstance(texts, Utf8Texts):
+            return _Block(texts[a:b], None, a)
+        strs = texts[a:b]
+        return _Block(Utf8Texts.from_strs(strs, a), strs, a)
 
-            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
-            finished = True
-        rest = np.flatnonzero(n_holes)
-        if rest.size:  # texts with holes: splice tokenizers' ids in, then pool them
-            sub_ids, offsets = self._fill_holes(
-                data,
-                texts,
-                start,
-                threads,
-                ids,
-                text_off[rest],
-                text_off[rest] + counts[rest],
-                hole_a,
-                hole_b,
-                n_holes[rest],
-            )
-            sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
-            self.pool(sub_ids, *self.tokenizer.window(offsets[:-1], offsets[1:]), sub, threads)
-            if finished:
-                self.finish(sub, normalize, threads)
-            out[rest] = sub
-        if not finished:
-            self.finish(out, normalize, threads)
+    def _prepare(self, block: _Block, out: np.ndarray, normalize: bool, threads: int, limits) -> None:
+        texts = block.texts
+        n = len(texts)
+        item_off = _items(texts.offsets, threads)
+        room = int(np.diff(texts.offsets[item_off]).max()) + 1
+        block.status = np.empty(n, dtype=np.uint8)
+        classes, uni, vocab = self.tables
+        block.args = (
+            texts.data,
+            texts.offsets,
+            item_off,
+            np.zeros(1, dtype=np.int64),
+            room,
+            classes,
+            uni,
+            vocab,
+            self.trunc,
+            self.table,
+            self.bag,
+            self.head,
+            (np.int64(limits[0]), np.int64(limits[1])),
+            bool(normalize),
+            out,
+            block.status,
+            _NO_TOKENS,
+            _NO_COUNTS,
+        )
 
-    def pool(self, ids, starts, stops, out: np.ndarray, threads: int) -> None:
-        """``out[i] <- alpha * mean + bias`` of bag ``ids[starts[i]:stops[i]]`` (before tanh)."""
+    def _run(self, block: _Block) -> None:
+        """This thread's share of the block's items (returns when none is left)."""
+        args = block.args
+        key = (args[0].flags.writeable, args[14].flags.c_contiguous, args[14].shape[1] == 0)
+        entry = self._fast.get(key)
+        if entry is not None:
+            entry(*args)
+            return
+        pooling.embed_items(*args)
+        self._fast[key] = _entry_point(pooling.embed_items, args)
+
+    def _region(self, block: _Block, out, normalize, threads, limits) -> None:
+        self._prepare(block, out, normalize, threads, limits)
+        parallel.run(lambda: self._run(block), threads)
+
+    def _pipeline(self, texts, spans, out, normalize, threads, limits) -> None:
+        """One region over many blocks: helpers work through the packed blocks while this thread packs the next."""
+        blocks: list[_Block] = []
+        ready = threading.Condition()
+        closed = [False]
+
+        def work() -> None:
+            k = 0
+            while True:
+                with ready:
+                    while k >= len(blocks) and not closed[0]:
+                        ready.wait()
+                    if k >= len(blocks):
+                        return
+                    block = blocks[k]
+                self._run(block)
+                k += 1
+
+        def produce() -> None:
+            try:
+                for a, b in spans:
+                    block = self._pack(texts, a, b)
+                    self._prepare(block, out[a:b], normalize, threads, limits)
+                    with ready:
+                        blocks.append(block)
+                        ready.notify_all()
+            finally:
+                with ready:
+                    closed[0] = True
+                    ready.notify_all()
+
+        parallel.run(work, threads, first=produce)
+        for block, (a, b) in zip(blocks, spans):
+            self._fallbacks(block, out[a:b], normalize, threads, limits)
+
+    # -- texts the kernels leave to tokenizers ---------------------------------
+    def _fallbacks(self, block: _Block, out: np.ndarray, normalize, threads, limits) -> None:
+        rest = np.flatnonzero(block.status)
+        if not rest.size:
+            return
+        strs = [block.strs[i] for i in rest.tolist()] if block.strs is not None else [block.texts[i] for i in rest]
+        sub = np.empty((rest.size, out.shape[1]), dtype=np.float32)
+        self._encode_with_tokenizers(strs, block.start, sub, normalize, threads, limits)
+        out[rest] = sub
+
+    def _encode_with_tokenizers(self, texts, start: int, out, normalize, threads, limits) -> None:
+        strs = list(texts) if isinstance(texts, Utf8Texts) else texts
+        if limits[1] >= 0:
+            strs = [t[: limits[1]] for t in strs]
+        ids, offsets = self.tokenizer(strs, start, threads)
+        starts, stops = self.tokenizer.window(offsets[:-1], offsets[1:])
+        self.pool(np.array(ids, dtype=np.int32), starts, stops, out, normalize, threads, limits[0])
+
+    def pool(self, ids, starts, stops, out, normalize: bool, threads: int, max_tokens: int = -1) -> None:
+        """Bags ``ids[starts[i]:stops[i]]`` (``ids`` is modified) -> vectors in ``out``, in parallel."""
         n = out.shape[0]
         if n == 0:
             return
-        ids = np.ascontiguousarray(ids, dtype=np.int32)
         starts = np.ascontiguousarray(starts, dtype=np.int64)
         stops = np.ascontiguousarray(stops, dtype=np.int64)
-        table, affine = self.table, self.affine
-        lengths = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(stops - starts, out=lengths[1:])
-        if _serial(n, int(lengths[-1]) * out.shape[1], threads):
-            pooling.pool_range(table, affine, ids, starts, stops, 0, n, out)
-            return
-
-        def work(lo: int, hi: int) -> None:
-            pooling.pool_range(table, affine, ids, starts, stops, lo, hi, out)
-
-        run_ranges(work, _bounds(lengths, n, threads * _PARTS_PER_THREAD), threads)
-
-    def finish(self, out: np.ndarray, normalize: bool, threads: int) -> None:
-        """In place: ``beta * tanh(.)``, then L2-normalize (NumPy's vectorized tanh, then one jitted pass)."""
-        n = out.shape[0]
-        if _serial(n, n * out.shape[1] * 4, threads):
-            self._finish_rows(out, 0, n, normalize)
-            return
-        run_ranges(
-            lambda lo, hi: self._finish_rows(out, lo, hi, normalize),
-            _bounds(np.arange(n + 1, dtype=np.int64), n, threads * _PARTS_PER_THREAD),
-            threads,
+        work = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(stops - starts, out=work[1:])
+        threads = max(1, min(threads, int(work[-1]) // (SERIAL_BYTES // 4) + 1, n))
+        item_off = _items(work * 4, threads)  # ~4 bytes of text a token
+        counter = np.zeros(1, dtype=np.int64)
+        args = (
+            self.table,
+            self.bag,
+            self.head,
+            ids,
+            starts,
+            stops,
+            item_off,
+            counter,
+            np.int64(max_tokens),
+            bool(normalize),
+            out,
         )
+        parallel.run(lambda: pooling.pool_items(*args), threads)
 
-    def _finish_rows(self, out: np.ndarray, lo: int, hi: int, normalize: bool) -> None:
-        """``finish`` for rows ``lo..hi-1`` (NumPy's tanh releases the GIL too)."""
-        if self.dyt is not None:
-            rows = out[lo:hi]
-            np.tanh(rows, out=rows)
-        elif not normalize:
-            return
-        pooling.scale_normalize(out, lo, hi, self.beta, self.dyt is not None, normalize)
-
-    def tokenize(self, texts: list[str], start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids (EmbeddingBag form) by the jitted WordPiece, holes through ``tokenizers``."""
-        if self.tables is None or not texts:
-            return self.tokenizer(texts, start, threads)
-        data, text_off, buf, ids, counts, hole_a, hole_b, n_holes = _wordpiece_buffers(texts, start)
-        n, size = len(texts), len(data)
-        classes, vocab = self.tables
-
-        if _serial(n, size * 8, threads):
-            wordpiece.tokenize_range(buf, text_off, 0, n, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
-        else:
-
-            def work(lo: int, hi: int) -> None:
-                wordpiece.tokenize_range(buf, text_off, lo, hi, classes, vocab, ids, counts, hole_a, hole_b, n_holes)
-
-            run_ranges(work, _bounds(text_off, n, threads * _PARTS_PER_THREAD), threads)
-        starts = text_off[:-1]
-        stops = starts + counts
-        if n_holes.any():
-            ids, offsets = self._fill_holes(data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes)
-            starts, stops = offsets[:-1], offsets[1:]
-        starts, stops = self.tokenizer.window(starts, stops)
+    # -- tokenize -----------------------------------------------------------
+    def tokenize(self, texts, start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids (EmbeddingBag form) as the reference tokenizes: the jitted tokenizer (the embedding kernel in
+        its ids mode), fallbacks through ``tokenizers``; the tokenizer's own truncation applied."""
+        if self.tables is None or not len(texts):
+            strs = list(texts) if isinstance(texts, Utf8Texts) else texts
+            return self.tokenizer(strs, start, threads)
+        strs = None if isinstance(texts, Utf8Texts) else texts
+        block = _Block(texts if strs is None else Utf8Texts.from_strs(texts, start), strs, start)
+        n, size = len(block.texts), block.texts.nbytes
+        threads = max(1, min(threads, size // SERIAL_BYTES + 1, n))
+        tokens = np.empty(size + 1, dtype=np.int32)
+        counts = np.zeros(n, dtype=np.int64)
+        self._prepare(block, np.empty((n, 0), dtype=np.float32), False, threads, (-1, -1))
+        block.args = (*block.args[:-2], tokens, counts)
+        parallel.run(lambda: self._run(block), threads)
+        starts = block.texts.offsets[:-1]
+        bags = [tokens[a : a + c] for a, c in zip(starts.tolist(), counts.tolist())]
+        rest = np.flatnonzero(block.status)
+        if rest.size:
+            sub = [strs[i] for i in rest.tolist()] if strs is not None else [block.texts[i] for i in rest]
+            sub_ids, sub_off = self.tokenizer(sub, start, threads)
+            sub_starts, sub_stops = self.tokenizer.window(sub_off[:-1], sub_off[1:])
+            for j, i in enumerate(rest.tolist()):
+                bags[i] = sub_ids[sub_starts[j] : sub_stops[j]]
         offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(stops - starts, out=offsets[1:])
-        if n and (starts[0] != 0 or not np.array_equal(starts[1:], stops[:-1])):
-            ids = np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), stops.tolist())]).astype(np.int32)
-        else:
-            ids = ids[: offsets[-1]]
-        return ids, offsets
+        np.cumsum([len(b) for b in bags], out=offsets[1:])
+        return np.concatenate(bags).astype(np.int32, copy=False), offsets
 
-    # -- helpers -------------------------------------------------------------
-    def _fill_holes(self, data, texts, start, threads, ids, starts, stops, hole_a, hole_b, n_holes):
-        """Put the ids ``tokenizers`` gives each hole chunk (through the cache) in place of its marker.
+    def words(self, texts: Sequence[str]) -> list[list[str]]:
+        """Each text's words after BertNormalizer + BertPreTokenizer, as the kernel sees them.
 
-        Returns the compacted ``(ids, offsets)``, not truncated.
+        A text the kernel leaves to ``tokenizers`` gives None. For tests and lexical search.
         """
-        first = np.cumsum(n_holes) - n_holes
-        where = np.repeat(starts - first, n_holes) + np.arange(int(first[-1] + n_holes[-1]))
-        view = memoryview(data)  # bytes, or an Arrow column's buffer
-        chunks = [str(view[a:b], "utf-8") for a, b in zip(hole_a[where].tolist(), hole_b[where].tolist())]
-        get = self.tokenizer.chunk_ids(chunks, texts, start, threads)
-        pieces = list(map(get, chunks))
-        hole_off = np.zeros(len(pieces) + 1, dtype=np.int64)
-        np.cumsum([len(p) // 4 for p in pieces], out=hole_off[1:])
-        hole_ids = np.frombuffer(b"".join(pieces), dtype=np.int32).copy()
-        return wordpiece.splice(ids, np.ascontiguousarray(starts), np.ascontiguousarray(stops), hole_ids, hole_off)
+        if self.tables is None:
+            raise ValueError("this model's tokenizer is not a BERT configuration the kernels cover")
+        packed = texts if isinstance(texts, Utf8Texts) else Utf8Texts.from_strs(texts, 0)
+        n = len(packed)
+        out = np.empty(unicode_tables.WORDS_ROOM * packed.nbytes + 1, dtype=np.int32)
+        counts = np.empty(n, dtype=np.int64)
+        classes, uni, vocab = self.tables
+        wordpiece.tokenize_items(
+            packed.data,
+            packed.offsets,
+            np.array([0, n], dtype=np.int64),
+            np.zeros(1, dtype=np.int64),
+            classes,
+            uni,
+            vocab,
+            out,
+            counts,
+            True,
+        )
+        result: list = []
+        for i in range(n):
+            if counts[i] == wordpiece.FALLBACK:
+                result.append(None)
+                continue
+            a = unicode_tables.WORDS_ROOM * int(packed.offsets[i])
+            raw = out[a : a + counts[i]].astype(np.uint8).tobytes()
+            result.append([w.decode("utf-8") for w in raw.split(b"\xff")[:-1]])
+        return result
+
+
+def _running_lengths(texts: Sequence[str]) -> np.ndarray:
+    """n + 1 running character counts (a C loop over the list; a non-str element gets its error in packing)."""
+    sizes = np.zeros(len(texts) + 1, dtype=np.int64)
+    try:
+        np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=sizes[1:])
+    except TypeError:
+        Utf8Texts.from_strs(texts)  # raises the TypeError naming the text
+        raise
+    return sizes

@@ -1,32 +1,40 @@
-"""Jitted pooling: bag mean + the affine part of DyT, one text a row.
+"""Jitted pooling: token ids -> bag mean -> head (DyT or none) -> L2 normalization, one text a row.
 
-Every kernel reads only the first ``dim`` columns of the table: DyT is
-elementwise, so ``y[:dim]`` depends on nothing else and the cost of a text
-scales with ``dim``. Rows are summed in float32 in token order, like
-``torch.nn.EmbeddingBag(mode="mean")`` and the NumPy reference
-(``sse_np.engine.reference``), so both back-ends give the same bits.
+Every kernel reads only the first ``dim`` columns of the table: the head
+is elementwise, so ``y[:dim]`` depends on nothing else and the cost of a
+text scales with ``dim``. Rows are summed in float32 in token order, like
+``torch.nn.EmbeddingBag(mode="mean")`` and the NumPy back-end
+(``sse_np.engine.numpy_backend``), with which these kernels agree bit for
+bit: both compute tanh and the norm with the same float32 operations in
+the same order (``sse_np.engine.dyt``).
 
-Kernels are serial and release the GIL; the driver
-(``sse_np.engine.numba_backend``) runs them on ranges of texts from a
-Python thread pool. They take the named tuples ``TableArrays`` and
-``Affine`` and run as plain Python under ``NUMBA_DISABLE_JIT=1``.
+A model's arrays reach the kernels as three named tuples:
+
+* ``TableArrays`` -- the table in storage form;
+* ``Bag``  -- how a text's token ids become rows: an optional id -> row
+  map (vocabulary quantization), per-token weights, a token id to drop
+  (model2vec drops its unknown token);
+* ``Head`` -- ``beta * tanh(alpha * mean + bias)`` (DyT) or the plain mean.
 
 The gather loop is chosen by the table's storage dtype when a kernel is
 compiled, so only the storage kind a model uses is ever compiled:
 
 * float32  -- plain rows;
-* uint16   -- float16 codes, widened exactly: compiled, by LLVM's
-              ``fpext half -> float`` (one F16C instruction per 8 or 16
-              codes on x86); in Python, with integer shifts and one
-              multiply (tables are known finite);
+* uint16   -- float16 codes, widened exactly (F16C on x86);
 * int16    -- bfloat16 codes: the upper half of a float32;
+* int8     -- integer codes (model2vec's int8 tables), widened exactly;
 * uint8    -- packed 4-bit codes, high nibble = even column,
               ``w = levels[q] * scale`` as the reference dequantizes.
 
-Compiled, every loop also asks for the row a few tokens ahead
-(``prefetch_row``): the next row's address depends on the token id, so
-the hardware cannot guess it, and when the table misses the caches the
-gather otherwise waits on memory.
+Compiled, every loop also asks for the row a few tokens ahead: the next
+row's address depends on the token id, so the hardware cannot guess it,
+and when the table misses the caches the gather otherwise waits on memory
+(65 -> 49 ns a token on a real token stream, float16).
+
+Kernels are serial and release the GIL; several threads run one kernel
+call each on the same arrays, taking items from a shared counter
+(``sse_np.engine.parallel``). They run as plain Python under
+``NUMBA_DISABLE_JIT=1``.
 """
 
 from __future__ import annotations
@@ -35,12 +43,13 @@ from typing import NamedTuple
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 from numba.np.numpy_support import from_dtype
 
-from .wordpiece import tokenize_text
+from .dyt import LANES
+from .dyt_kernels import finish_row
+from .intrinsics import bits_to_float, fetch_add, half_to_float, prefetch, unowned
+from .wordpiece import FALLBACK, tokenize_texts
 
 
 class TableArrays(NamedTuple):
@@ -51,260 +60,281 @@ class TableArrays(NamedTuple):
     levels: np.ndarray
 
 
-class Affine(NamedTuple):
-    """``alpha * mean + bias`` when ``on``; the plain mean (StaticEmbedding) otherwise."""
+class Bag(NamedTuple):
+    """Token ids -> rows: ``rows[id]`` if ``mapped`` (else the id), times ``weights[id]`` if ``weighted``."""
+
+    rows: np.ndarray  # int32[V]
+    weights: np.ndarray  # float32[V]
+    mapped: bool
+    weighted: bool
+    drop_id: np.int64  # a token id removed before pooling; -1: none
+
+
+class Head(NamedTuple):
+    """After the mean: ``beta * tanh(alpha * x + bias)`` when ``dyt``, else ``x`` (StaticEmbedding)."""
 
     alpha: np.ndarray
     bias: np.ndarray
-    on: bool
+    beta: np.ndarray
+    dyt: bool
 
 
-@intrinsic
-def _prefetch(typingctx, address):
-    """Ask the CPU to bring the cache line at ``address`` (an integer) in: LLVM's ``prefetch`` (jitted code only)."""
-    if not isinstance(address, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [builder.inttoptr(args[0], i8p), i32(0), i32(3), i32(1)])  # read, keep in all caches, data
-        return context.get_dummy_value()
-
-    return types.none(address), codegen
-
-
-# Rows are requested this many tokens ahead. Which row comes next is
-# unknowable to the hardware prefetcher, and the table (15-31 MB) misses
-# the caches often, most of all beside other busy processes: on a real
-# token stream the float16 gather ran 1.3x faster (65 -> 49 ns a token;
-# 2, 4 and 8 ahead were within noise of each other, every second line only
-# was slower).
+# Rows are requested this many tokens ahead (2, 4 and 8 were within noise
+# of each other; every second line only was slower).
 _AHEAD = 4
 
-
-def prefetch_row(data, ids, t, stop, nbytes):
-    """Request the first ``nbytes`` of the row of token ``t + _AHEAD``, if the bag has one.
-
-    Compiled code only (overload below); plain Python has nothing to gain from it.
-    """
+# The loops take the named tuples' arrays one by one: reading an array out
+# of a tuple inside a loop, or handing a tuple to an inlined helper, costs a
+# reference-count update per token (measured: 4x slower).
 
 
-@overload(prefetch_row, inline="always")
-def _prefetch_row_jit(data, ids, t, stop, nbytes):
-    def impl(data, ids, t, stop, nbytes):
-        if t + _AHEAD < stop:
-            address = data.ctypes.data + ids[t + _AHEAD] * data.strides[0]
-            for line in range(0, nbytes, 64):
-                _prefetch(address + line)
+@nb.njit(inline="always")
+def _prefetch_row(data, rows, mapped, ids, t, stop, nbytes):
+    """Request the first ``nbytes`` of the row of token ``t + _AHEAD``, if the bag has one."""
+    if t + _AHEAD < stop:
+        tok = ids[t + _AHEAD]
+        address = data.ctypes.data + np.int64(rows[tok] if mapped else tok) * data.strides[0]
+        for line in range(0, nbytes, 64):
+            prefetch(address + line)
 
-    return impl
 
-
-def _add_f32(table, ids, start, stop, dim, acc, bits):
+# Each loop multiplies by the token's weight: 1.0 for unweighted bags,
+# which is exact, so one loop serves both (and the NumPy back-end, which
+# weights the gathered rows, gives the same bits).
+def _add_f32(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        prefetch_row(table.data, ids, t, stop, 4 * dim)
-        row = table.data[ids[t]]
+        _prefetch_row(data, rows, mapped, ids, t, stop, 4 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
-            acc[j] += row[j]
+            acc[j] += row[j] * w
 
 
-def _add_f16(table, ids, start, stop, dim, acc, bits):
-    # Sign to bit 31, exponent+mantissa to bits 13..27, then scale by 2**112
-    # to rebias the exponent (15 -> 127): exact for every finite half,
-    # subnormals included. NaN/inf were refused at load.
-    as_float = bits.view(np.float32)
-    rebias = np.float32(2.0**112)
+def _add_f16(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        row = table.data[ids[t]]
+        _prefetch_row(data, rows, mapped, ids, t, stop, 2 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
-            h = np.uint32(row[j])
-            bits[j] = ((h & np.uint32(0x8000)) << np.uint32(16)) | ((h & np.uint32(0x7FFF)) << np.uint32(13))
-        for j in range(dim):
-            acc[j] += as_float[j] * rebias
+            acc[j] += half_to_float(row[j]) * w
 
 
-@intrinsic
-def _half_to_float(typingctx, code):
-    """float16 code (uint16) -> float32, exactly, as one LLVM ``fpext`` (jitted code only)."""
-    if code != types.uint16:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-
-    return types.float32(types.uint16), codegen
-
-
-def _add_f16_jit(table, ids, start, stop, dim, acc, bits):
-    # One fused loop: the shift-and-multiply version above stores and
-    # reloads a scratch row per token and pooled 1.7x slower.
+def _add_bf16(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        prefetch_row(table.data, ids, t, stop, 2 * dim)
-        row = table.data[ids[t]]
+        _prefetch_row(data, rows, mapped, ids, t, stop, 2 * dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
-            acc[j] += _half_to_float(row[j])
+            acc[j] += bits_to_float(np.uint32(np.uint32(np.uint16(row[j])) << np.uint32(16))) * w
 
 
-@intrinsic
-def _bits_to_float(typingctx, bits):
-    """The float32 whose bits are ``bits`` (uint32), as one LLVM ``bitcast`` (jitted code only)."""
-    if bits != types.uint32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.uint32), codegen
-
-
-def _add_bf16_jit(table, ids, start, stop, dim, acc, bits):
+def _add_i8(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     for t in range(start, stop):
-        prefetch_row(table.data, ids, t, stop, 2 * dim)
-        row = table.data[ids[t]]
+        _prefetch_row(data, rows, mapped, ids, t, stop, dim)
+        tok = ids[t]
+        row = data[rows[tok] if mapped else tok]
+        w = weights[tok] if weighted else np.float32(1.0)
         for j in range(dim):
-            acc[j] += _bits_to_float(np.uint32(np.uint32(np.uint16(row[j])) << np.uint32(16)))
+            acc[j] += np.float32(row[j]) * w
 
 
-def _add_bf16(table, ids, start, stop, dim, acc, bits):
-    as_float = bits.view(np.float32)
-    for t in range(start, stop):
-        row = table.data[ids[t]]
-        for j in range(dim):
-            bits[j] = np.uint32(np.uint16(row[j])) << np.uint32(16)
-        for j in range(dim):
-            acc[j] += as_float[j]
-
-
-def _add_q4(table, ids, start, stop, dim, acc, bits):
+def _add_q4(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
     half = dim // 2
-    levels = table.levels
     for t in range(start, stop):
-        prefetch_row(table.data, ids, t, stop, half + 1)
-        r = ids[t]
-        row = table.data[r]
-        s = table.scales[r]
-        for k in range(half):
+        _prefetch_row(data, rows, mapped, ids, t, stop, half + 1)
+        tok = ids[t]
+        r = rows[tok] if mapped else tok
+        row, s = data[r], scales[r]
+        w = weights[tok] if weighted else np.float32(1.0)
+        for k in range(half):  # (level * scale) * weight: the dequantized row, then weighted, as NumPy does
             b = row[k]
-            acc[2 * k] += levels[b >> 4] * s
-            acc[2 * k + 1] += levels[b & 15] * s
+            acc[2 * k] += levels[b >> 4] * s * w
+            acc[2 * k + 1] += levels[b & 15] * s * w
         if dim & 1:
-            acc[dim - 1] += levels[row[half] >> 4] * s
+            acc[dim - 1] += levels[row[half] >> 4] * s * w
 
 
 _BY_DTYPE = {
     np.dtype(np.float32): _add_f32,
     np.dtype(np.uint16): _add_f16,
     np.dtype(np.int16): _add_bf16,
+    np.dtype(np.int8): _add_i8,
     np.dtype(np.uint8): _add_q4,
 }
-# Jitted code uses the fused float16/bfloat16 loops: the same sums in the same order.
-_JIT_BY_DTYPE = {**_BY_DTYPE, np.dtype(np.uint16): _add_f16_jit, np.dtype(np.int16): _add_bf16_jit}
 
 
-def add_rows(table, ids, start, stop, dim, acc, bits):
-    """Add rows ``ids[start:stop]`` (first ``dim`` columns) into ``acc``; ``bits`` is uint32 scratch.
+def add_rows(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
+    """Add the rows of tokens ``ids[start:stop]`` (first ``dim`` columns, weighted) into ``acc``.
 
     In Python (``NUMBA_DISABLE_JIT``) this dispatches on the dtype at run
     time; jitted code picks the loop when it is compiled (overload below).
     """
-    _BY_DTYPE[table.data.dtype](table, ids, start, stop, dim, acc, bits)
+    _BY_DTYPE[data.dtype](data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc)
 
 
-@overload(add_rows)
-def _add_rows_jit(table, ids, start, stop, dim, acc, bits):
-    dtype = table.types[0].dtype  # TableArrays.data
-    for numpy_dtype, impl in _JIT_BY_DTYPE.items():
-        if dtype == from_dtype(numpy_dtype):
+@overload(add_rows, inline="always")
+def _add_rows_jit(data, scales, levels, rows, weights, mapped, weighted, ids, start, stop, dim, acc):
+    for numpy_dtype, impl in _BY_DTYPE.items():
+        if data.dtype == from_dtype(numpy_dtype):
             return impl
     return None
 
 
-@nb.njit(cache=True)
-def _mean_affine(count, affine, row):
-    """Row sum in ``row`` -> mean -> ``alpha * mean + bias`` (the part of DyT before tanh).
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _drop(ids, start, stop, drop_id):
+    """Remove ``drop_id`` from ``ids[start:stop]`` in place; the new stop."""
+    out = start
+    for t in range(start, stop):
+        if ids[t] != drop_id:
+            ids[out] = ids[t]
+            out += 1
+    return out
 
-    tanh, beta and the normalization run afterwards on the whole batch
-    (NumPy's float32 tanh is vectorized; a scalar tanh here cost more than
-    the gather for short texts).
+
+@nb.njit(cache=True, error_model="numpy")
+def _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, row, lanes):
+    """One text: its tokens ``ids[start:stop]`` (after the tokenizer's own truncation) -> ``row``.
+
+    ``bag.drop_id`` is removed (in place), then the first ``max_tokens`` kept
+    (-1: all), as model2vec does. Inlined into the kernels, whose tuples
+    hold unowned arrays (``intrinsics.unowned``): no reference counting per text.
     """
-    inv = np.float32(1.0) / np.float32(count) if count > 0 else np.float32(0.0)
-    if affine.on:
-        for j in range(row.shape[0]):
-            row[j] = affine.alpha[j] * (row[j] * inv) + affine.bias[j]
-    else:
-        for j in range(row.shape[0]):
-            row[j] *= inv
+    if bag.drop_id >= 0:
+        stop = _drop(ids, start, stop, bag.drop_id)
+    if 0 <= max_tokens < stop - start:
+        stop = start + max_tokens
+    row[:] = 0.0
+    add_rows(
+        table.data,
+        table.scales,
+        table.levels,
+        bag.rows,
+        bag.weights,
+        bag.mapped,
+        bag.weighted,
+        ids,
+        start,
+        stop,
+        row.shape[0],
+        row,
+    )
+    finish_row(row, stop - start, head.alpha, head.bias, head.beta, head.dyt, normalize, lanes)
 
 
-@nb.njit(cache=True, nogil=True)
-def pool_range(table, affine, ids, starts, stops, lo, hi, out):
-    """Text ``i`` in ``lo..hi-1`` pools ``ids[starts[i]:stops[i]]`` into ``out[i]`` (before tanh)."""
-    bits = np.empty(out.shape[1], dtype=np.uint32)  # one scratch row per range, not per text
-    for i in range(lo, hi):
-        row = out[i]
-        row[:] = 0.0
-        add_rows(table, ids, starts[i], stops[i], out.shape[1], row, bits)
-        _mean_affine(stops[i] - starts[i], affine, row)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def pool_items(table, bag, head, ids, starts, stops, item_off, counter, max_tokens, normalize, out):
+    """Texts with ids already made (``tokenizers``): text ``i`` pools ``ids[starts[i]:stops[i]]`` into ``out[i]``.
+
+    Items are taken from ``counter`` until none is left (one call per thread).
+    """
+    table, bag, head, ids, starts, stops, out = (
+        unowned(table),
+        unowned(bag),
+        unowned(head),
+        unowned(ids),
+        unowned(starts),
+        unowned(stops),
+        unowned(out),
+    )
+    lanes = np.empty(LANES, dtype=np.float32)
+    n_items = item_off.shape[0] - 1
+    while True:
+        k = fetch_add(counter, 1)
+        if k >= n_items:
+            return
+        for i in range(item_off[k], item_off[k + 1]):
+            _pool_one(table, bag, head, ids, starts[i], stops[i], max_tokens, normalize, out[i], lanes)
 
 
-@nb.njit(cache=True, nogil=True)
-def embed_range(
-    buf, text_off, lo, hi, classes, vocab, max_len, keep_end, table, affine, out, ids, counts, hole_a, hole_b, n_holes
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def embed_items(
+    buf,
+    text_off,
+    item_off,
+    counter,
+    room,
+    classes,
+    uni,
+    vocab,
+    trunc,
+    table,
+    bag,
+    head,
+    limits,
+    normalize,
+    out,
+    status,
+    tokens,
+    token_counts,
 ):
-    """Tokenize text ``i`` in ``lo..hi-1`` (UTF-8 ``buf[text_off[i]:text_off[i + 1]]``) and pool it into ``out[i]``.
+    """Tokenize and pool texts item by item, items taken from ``counter`` until none is left (one call per thread).
 
-    Texts with holes (see ``wordpiece``) get ``n_holes[i] > 0`` and their
-    ids, with -1 markers, at ``ids[text_off[i]:][:counts[i]]``; their
-    ``out`` rows are zeros, left for the caller.
+    Text ``i`` is ``buf[text_off[i]:text_off[i + 1]]`` (UTF-8); item ``k``
+    holds texts ``item_off[k] .. item_off[k + 1] - 1``; ``room`` is at least
+    the bytes of the largest item (the ids scratch). ``trunc`` is the
+    tokenizer's truncation ``(max_length or -1, keep the end)``; ``limits``
+    is ``(max_tokens, max_chars)``, -1 for none. ``status[i]`` becomes 1
+    for a text only ``tokenizers`` can tokenize exactly (its row is left
+    zero for the caller), else 0.
+
+    With a non-empty ``tokens`` (``sse_np``'s ``tokenize``) nothing is
+    pooled: text ``i``'s ids, truncated as the tokenizer truncates, go to
+    ``tokens[text_off[i]:]`` and their number to ``token_counts[i]``.
     """
-    # Two loops over the range, not one fused loop: with the WordPiece and
-    # the gather in one loop body, documents pooled 1.3-1.5x slower (the
-    # range's ids are still in cache for the second loop).
-    word = np.empty(vocab.max_chars + 1, dtype=np.uint8)  # scratch per range of texts, not per text
-    hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
-    for i in range(lo, hi):
-        a = text_off[i]
-        counts[i], n_holes[i] = tokenize_text(
-            buf, a, text_off[i + 1], classes, vocab, ids, a, hole_a, hole_b, a, word, hashes
-        )
-    bits = np.empty(out.shape[1], dtype=np.uint32)
-    for i in range(lo, hi):
-        if n_holes[i]:
-            out[i, :] = 0.0  # defined values until the caller completes this text with tokenizers' ids
-            continue
-        start = text_off[i]
-        stop = start + counts[i]
-        if 0 <= max_len < counts[i]:
-            if keep_end:
-                start = stop - max_len
-            else:
-                stop = start + max_len
-        row = out[i]
-        row[:] = 0.0
-        add_rows(table, ids, start, stop, out.shape[1], row, bits)
-        _mean_affine(stop - start, affine, row)
-
-
-@nb.njit(cache=True, nogil=True)
-def scale_normalize(out, lo, hi, beta, dyt, normalize):
-    """After tanh, rows ``lo..hi-1``: ``row *= beta``, then L2-normalize (in place).
-
-    The squares are added one after another in float32, as the NumPy
-    reference does, so both give the same bits.
-    """
-    dim = out.shape[1]
-    for i in range(lo, hi):
-        row = out[i]
-        if dyt:
-            for j in range(dim):
-                row[j] *= beta[j]
-        if normalize:
-            total = np.float32(0.0)
-            for j in range(dim):
-                total += row[j] * row[j]
-            norm = max(np.sqrt(total), np.float32(1e-12))  # as torch's F.normalize
-            for j in range(dim):
-                row[j] /= norm
+    # Every array shared by the threads is viewed without an owner: no
+    # thread updates a reference count another thread's core holds.
+    buf, text_off, item_off, classes, uni, vocab = (
+        unowned(buf),
+        unowned(text_off),
+        unowned(item_off),
+        unowned(classes),
+        unowned(uni),
+        unowned(vocab),
+    )
+    table, bag, head, out, status = unowned(table), unowned(bag), unowned(head), unowned(out), unowned(status)
+    tokens, token_counts = unowned(tokens), unowned(token_counts)
+    ids_only = tokens.shape[0] > 0
+    ids = np.empty(room, dtype=np.int32)  # scratch per thread, not per text
+    lanes = np.empty(LANES, dtype=np.float32)
+    n_items = item_off.shape[0] - 1
+    most = 1
+    for k in range(n_items):
+        most = max(most, item_off[k + 1] - item_off[k])
+    counts = np.empty(most, dtype=np.int64)  # per text of the item: ids, or FALLBACK
+    max_len, keep_end = trunc
+    max_tokens, max_chars = limits
+    while True:
+        k = fetch_add(counter, 1)
+        if k >= n_items:
+            return
+        lo, hi = item_off[k], item_off[k + 1]
+        base = text_off[lo]
+        # Two passes over the item, not one fused loop: with the WordPiece and
+        # the gather in one loop body, documents pooled 1.3-1.5x slower (the
+        # item's ids are still in cache for the second pass).
+        tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, ids, counts, np.bool_(False), max_chars)
+        for i in range(lo, hi):
+            n = counts[i - lo]
+            if n == FALLBACK:
+                status[i] = 1
+                if not ids_only:
+                    out[i, :] = 0.0
+                continue
+            status[i] = 0
+            start = text_off[i] - base
+            stop = start + n
+            if 0 <= max_len < n:
+                if keep_end:
+                    start = stop - max_len
+                else:
+                    stop = start + max_len
+            if ids_only:
+                at = text_off[i]
+                for t in range(start, stop):
+                    tokens[at + t - start] = ids[t]
+                token_counts[i] = stop - start
+                continue
+            _pool_one(table, bag, head, ids, start, stop, max_tokens, normalize, out[i], lanes)

@@ -1,40 +1,46 @@
-"""Jitted BERT WordPiece for ASCII text: the fast path of the numba back-end.
+"""Jitted BERT tokenization -- normalizer, pre-tokenizer and WordPiece -- for all of Unicode.
 
 It follows the rules ``tokenizers`` applies for a BertNormalizer +
 BertPreTokenizer + WordPiece ``tokenizer.json`` (checked by
-``sse_np.tokenizing.fast_path_spec``), restricted to what is simple and
-exact on ASCII bytes:
+``sse_np.tokenizer.fast_path_spec``):
 
-* normalizer (``clean_text``): NUL and the other control bytes are dropped
-  (tab, newline and carriage return become spaces); ``lowercase`` maps
-  A-Z to a-z. Accent stripping and CJK padding never touch ASCII.
-* pre-tokenizer: split on spaces, then every ASCII punctuation byte is a
-  word of its own.
+* normalizer: ``clean_text`` drops control characters and maps whitespace
+  to spaces, CJK ideographs become words of their own, accents are
+  stripped (NFD, then nonspacing marks dropped), text is lowercased. ASCII
+  bytes take a byte table (``ByteClasses``); other characters are decoded
+  from UTF-8 and looked up per code point (``UnicodeTables``, derived from
+  ``tokenizers`` itself, see ``sse_np.engine.unicode_tables``);
+* pre-tokenizer: split at whitespace, punctuation is a word of its own;
 * WordPiece: greedy longest match from the left, continuation pieces carry
   the prefix (``##``); a word with an unmatched remainder, or longer than
-  ``max_input_chars_per_word``, is one ``[UNK]``.
+  ``max_input_chars_per_word`` characters, is one ``[UNK]``.
 
-Texts arrive as one UTF-8 buffer. They are cut into chunks at ASCII
-whitespace, a hard token boundary for these tokenizers. A chunk with a
-non-ASCII byte, or one that may hold an added token such as ``[CLS]``
-(which ``tokenizers`` matches before normalizing), is not tokenized here:
-it becomes a *hole* (marker id -1 plus its byte range) that the caller
-fills with ``tokenizers``' ids. The tests compare the ids with
-``tokenizers``' on more than a million strings.
+Texts arrive as one UTF-8 buffer and are scanned in chunks between ASCII
+whitespace bytes. A chunk that may hold an added token such as ``[CLS]``
+(which ``tokenizers`` matches in the raw text, before normalizing), or a
+character whose table entry is ``HOLE``, makes the whole text a
+*fallback*: :func:`tokenize_text` returns -1 and the caller tokenizes that
+text with ``tokenizers``. The tests compare the words and ids with
+``tokenizers``' on every code point and on more than a million strings.
 
-Lookups (tables built in ``sse_np.tokenizing``):
+Lookups:
 
 * a word of at most 8 bytes is first looked up whole in a table keyed by
-  its bytes packed in a uint64: exact, one compare, no hashing. Four words
-  in five end there, as one token, without leaving the scanning loop;
+  its bytes packed in a uint64: exact, one compare, no hashing. Four
+  English words in five end there, as one token, without leaving the
+  scanning loop;
 * any other word goes out of line to the greedy longest match, whose
   candidate pieces are FNV-1a hashes: a 64 KiB Bloom filter turns most
   non-entries away, the rest probe an open-addressing table and are
-  confirmed byte by byte.
+  confirmed byte by byte. Byte-wise matching finds the same pieces as
+  ``tokenizers``' character-wise one: an entry is whole UTF-8, so it can
+  only match up to a character boundary.
 
-Together these tokenized 16,384 sentences 1.45x faster than one hash
-lookup per candidate did (whole encode: ``bench/ab_engine.py``). Kernels take the named tuples ``Vocab`` and
-``ByteClasses`` and run as plain Python under ``NUMBA_DISABLE_JIT=1``.
+With ``words=True`` the kernels write each word's normalized UTF-8 bytes
+(then -1) instead of token ids: the pre-tokenizer's output, for lexical
+search and for the tests. Kernels take the named tuples ``ByteClasses``,
+``UnicodeTables`` and ``Vocab`` and run as plain Python under
+``NUMBA_DISABLE_JIT=1``.
 """
 
 from __future__ import annotations
@@ -42,109 +48,30 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from ..tokenizing import (
-    DROP,
-    FNV_PRIME,
-    GOLDEN,
-    HIGH,
-    PUNCT,
-    SPACE,
-    WORD_KEY_BYTES,  # noqa: F401 (types for readers)
-    ByteClasses,
-    Vocab,
-)
+from .intrinsics import fetch_add, unowned
+from .unicode_tables import BLOCK, ISOLATE, KIND_BITS, MAPPED, WORDS_ROOM
+from .unicode_tables import SPACE as U_SPACE
+from .unicode_tables import WORD as U_WORD
+from .wordpiece_lookup import whole_word, wordpiece
+from .wordpiece_tables import DROP, HIGH, PUNCT, SPACE, WORD_KEY_BYTES
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(FNV_PRIME)
-_GOLDEN = np.uint64(GOLDEN)
-
-
-# The hot inner calls are inlined at numba's IR level: called apart, each
-# call passes the whole Vocab tuple (a few dozen machine arguments).
-@nb.njit(cache=True, inline="always")
-def _lookup(h, vocab, plen, word, s, e):
-    """Entry index of ``vocab.prefix[:plen] + word[s:e]`` (hash ``h``), or -1."""
-    mask = np.uint64(vocab.slot_entry.shape[0] - 1)
-    j = h & mask
-    while True:
-        k = vocab.slot_entry[j]
-        if k < 0:
-            return -1
-        if vocab.slot_hash[j] == h:
-            a = vocab.offsets[k]
-            if vocab.offsets[k + 1] - a == plen + e - s:
-                same = True
-                for q in range(plen):
-                    if vocab.data[a + q] != vocab.prefix[q]:
-                        same = False
-                        break
-                if same:
-                    for q in range(e - s):
-                        if vocab.data[a + plen + q] != word[s + q]:
-                            same = False
-                            break
-                if same:
-                    return k
-        j = (j + np.uint64(1)) & mask
-
-
-@nb.njit(cache=True, inline="always")
-def _wordpiece(word, n, vocab, out, pos, hashes):
-    """WordPiece of ``word[:n]`` (normalized bytes) written at ``out[pos:]``; returns the new end."""
-    if n > vocab.max_chars:
-        out[pos] = vocab.unk
-        return pos + 1
-    first = pos
-    plen = vocab.prefix.shape[0]
-    s = 0
-    while s < n:
-        if s == 0:
-            h = _FNV_OFFSET
-            room = vocab.max_entry
-        else:
-            h = np.uint64(vocab.prefix_hash)
-            room = vocab.max_entry - plen
-        hi = min(n, s + room)
-        for e in range(s, hi):
-            h = (h ^ np.uint64(word[e])) * _FNV_PRIME
-            hashes[e] = h
-        found = -1
-        e = hi
-        while e > s:
-            h = hashes[e - 1]
-            bit = h >> vocab.bloom_shift
-            if vocab.bloom[bit >> np.uint64(6)] & (np.uint64(1) << (bit & np.uint64(63))):
-                k = _lookup(h, vocab, np.int64(0) if s == 0 else np.int64(plen), word, s, e)
-                if k >= 0:
-                    found = k
-                    break
-            e -= 1
-        if found < 0:  # the whole word becomes [UNK]
-            out[first] = vocab.unk
-            return first + 1
-        out[pos] = vocab.ids[found]
-        pos += 1
-        s = e
-    return pos
-
-
-@nb.njit(cache=True, inline="always")
-def _whole_word(key, word_keys, word_ids, shift):
-    """Token id of the whole word packed in ``key`` (1-8 ASCII bytes, byte ``i`` at bits ``8i``), or -1."""
-    mask = np.uint64(word_keys.shape[0] - 1)
-    j = (key * _GOLDEN) >> shift
-    while True:
-        k = word_keys[j]
-        if k == key:
-            return word_ids[j]
-        if k == np.uint64(0):
-            return -1
-        j = (j + np.uint64(1)) & mask
+FALLBACK = -1  # tokenize_text's answer for a text that only tokenizers can tokenize exactly
+_U_HOLE = 5
+_WORD, _BOUND, _ISO, _END = 0, 1, 2, 3  # units of the non-ASCII scan
 
 
 @nb.njit(cache=True)
-def _slow_word(buf, p, q, classes, vocab, out, pos, word, hashes):
-    """WordPiece of the word in ``buf[p:q]`` (dropped bytes skipped) at ``out[pos:]``; returns the new end.
+def _put_word(word, n, out, pos):
+    """``words`` mode: the word's bytes, then a -1 separator."""
+    for q in range(n):
+        out[pos + q] = word[q]
+    out[pos + n] = -1
+    return pos + n + 1
+
+
+@nb.njit(cache=True)
+def _ascii_word(buf, p, q, classes, vocab, out, pos, word, hashes, words):
+    """The word in ``buf[p:q]`` (ASCII, dropped bytes skipped): its ids at ``out[pos:]``; the new end.
 
     Out of line: only words that are not one whole entry come here, and
     keeping this code apart keeps the fast loop small.
@@ -157,7 +84,9 @@ def _slow_word(buf, p, q, classes, vocab, out, pos, word, hashes):
             if n < cap:
                 word[n] = classes.low[c]
             n += 1
-    return _wordpiece(word, n, vocab, out, pos, hashes)
+    if words:
+        return _put_word(word, min(n, cap), out, pos)
+    return wordpiece(word, np.int64(n), np.int64(n), vocab, out, pos, hashes)
 
 
 @nb.njit(cache=True)
@@ -177,7 +106,7 @@ def _added_at(buf, p, stop, classes, t):
 
 @nb.njit(cache=True)
 def _may_hold_added(buf, a, b, classes):
-    """Whether the normalized chunk ``buf[a:b]`` contains any added token (conservative)."""
+    """Whether the chunk ``buf[a:b]`` may contain an added token (conservative: case and dropped bytes ignored)."""
     for p in range(a, b):
         c = buf[p]
         if classes.added_first[classes.low[c]] and classes.cls[c] != DROP:
@@ -187,18 +116,143 @@ def _may_hold_added(buf, a, b, classes):
     return False
 
 
-@nb.njit(cache=True)
-def tokenize_text(buf, a, b, classes, vocab, out, pos, hole_a, hole_b, hpos, word, hashes):
-    """Tokenize ``buf[a:b]`` into ``out[pos:]``; holes go to ``hole_a/b[hpos:]``.
+@nb.njit(cache=True, inline="always")
+def _decode(buf, p):
+    """(code point, byte length) of the UTF-8 character at ``buf[p]`` (valid UTF-8 assumed)."""
+    c = np.int64(buf[p])
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (np.int64(buf[p + 1]) & 0x3F), 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((np.int64(buf[p + 1]) & 0x3F) << 6) | (np.int64(buf[p + 2]) & 0x3F), 3
+    return (
+        ((c & 0x07) << 18)
+        | ((np.int64(buf[p + 1]) & 0x3F) << 12)
+        | ((np.int64(buf[p + 2]) & 0x3F) << 6)
+        | (np.int64(buf[p + 3]) & 0x3F)
+    ), 4
 
-    ``word`` and ``hashes`` are scratch of ``vocab.max_chars + 1`` entries.
-    Returns (ids written incl. hole markers, holes written).
+
+@nb.njit(cache=True, inline="always")
+def _append_from(word, n, key, src, buf, out_bytes, low, a, b):
+    """Append one character's bytes -- ``buf[a:b]`` (src 0), ``out_bytes[a:b]`` (1) or ``low[a:b]`` (2) -- to
+    the word; returns (n, key)."""
+    cap = word.shape[0]
+    for q in range(a, b):
+        v = buf[q] if src == 0 else (out_bytes[q] if src == 1 else low[q])
+        if n < cap:
+            word[n] = v
+        if n < WORD_KEY_BYTES:
+            key |= np.uint64(v) << np.uint64(8 * n)
+        n += 1
+    return n, key
+
+
+@nb.njit(cache=True)
+def tokenize_texts(buf, text_off, lo, hi, base, classes, uni, vocab, out, counts, words, max_text_chars):
+    """Tokenize texts ``lo .. hi - 1``: text ``i`` (``buf[text_off[i]:text_off[i + 1]]``, cut to its first
+    ``max_text_chars`` characters unless -1) writes its ids at ``out[room * (text_off[i] - base):]`` and
+    ``counts[i - lo]`` = their number (at most the text's bytes), or ``FALLBACK``.
+
+    ``words``: each word's bytes followed by -1 instead of ids (``room`` = ``WORDS_ROOM``, else 1).
+
+    One function on purpose, texts included: each array of the named tuples
+    is taken out once per call. Calls that took the tuples (or read arrays
+    out of them) per text, chunk or word cost a reference-count update per
+    array and ran 4-5x slower; only the rare slow paths are calls.
     """
     cls, low, added_first = classes.cls, classes.low, classes.added_first
     word_keys, word_ids, shift = vocab.word_keys, vocab.word_ids, vocab.word_shift
-    short = min(WORD_KEY_BYTES, vocab.max_chars)  # longer words never take the one-lookup path
-    start, hstart = pos, hpos
+    stage1, stage2, map_first = uni.stage1, uni.stage2, uni.map_first
+    out_kind, out_off, out_bytes = uni.out_kind, uni.out_off, uni.out_bytes
+    max_chars = vocab.max_chars
+    short = min(WORD_KEY_BYTES, max_chars)  # longer words never take the one-lookup path
     check_added = classes.added_off.shape[0] > 1
+    unicode = stage1.shape[0] > 0
+    room = WORDS_ROOM if words else 1
+    word = np.empty(4 * max_chars + 8, dtype=np.uint8)  # scratch per call, not per text
+    hashes = np.empty(4 * max_chars + 8, dtype=np.uint64)
+    for text in range(lo, hi):
+        a = text_off[text]
+        b = _char_cut(buf, a, text_off[text + 1], max_text_chars)
+        start = pos = room * (a - base)
+        counts[text - lo] = _one_text(
+            buf,
+            a,
+            b,
+            classes,
+            uni,
+            vocab,
+            out,
+            pos,
+            word,
+            hashes,
+            words,
+            cls,
+            low,
+            added_first,
+            word_keys,
+            word_ids,
+            shift,
+            stage1,
+            stage2,
+            map_first,
+            out_kind,
+            out_off,
+            out_bytes,
+            max_chars,
+            short,
+            check_added,
+            unicode,
+            start,
+        )
+
+
+@nb.njit(cache=True, inline="always")
+def _char_cut(buf, a, b, max_chars):
+    """End of the first ``max_chars`` characters of ``buf[a:b]`` (model2vec cuts texts before tokenizing)."""
+    if max_chars < 0 or b - a <= max_chars:
+        return b
+    chars = 0
+    for p in range(a, b):
+        if buf[p] & 0xC0 != 0x80:  # a character starts here
+            if chars == max_chars:
+                return p
+            chars += 1
+    return b
+
+
+@nb.njit(cache=True)
+def _one_text(
+    buf,
+    a,
+    b,
+    classes,
+    uni,
+    vocab,
+    out,
+    pos,
+    word,
+    hashes,
+    words,
+    cls,
+    low,
+    added_first,
+    word_keys,
+    word_ids,
+    shift,
+    stage1,
+    stage2,
+    map_first,
+    out_kind,
+    out_off,
+    out_bytes,
+    max_chars,
+    short,
+    check_added,
+    unicode,
+    start,
+):
+    """The ids of ``buf[a:b]`` at ``out[pos:]``: their number, or ``FALLBACK``."""
     i = a
     while i < b:
         if cls[buf[i]] == SPACE:
@@ -216,92 +270,153 @@ def tokenize_text(buf, a, b, classes, vocab, out, pos, hole_a, hole_b, hpos, wor
                 plain = False
             added |= added_first[low[c]]
             j += 1
-        if plain and added and check_added:
-            plain = not _may_hold_added(buf, i, j, classes)
-        if not plain:
-            out[pos] = -1
-            pos += 1
-            hole_a[hpos] = i
-            hole_b[hpos] = j
-            hpos += 1
+        if added and check_added and _may_hold_added(buf, i, j, classes):
+            return FALLBACK
+        if plain:
+            # ASCII: the chunk's words are runs of bytes between punctuation bytes
+            p = i
+            while p < j:
+                w = p
+                n = 0
+                key = np.uint64(0)  # the word's first 8 bytes, packed
+                while p < j:
+                    c = buf[p]
+                    k = cls[c]
+                    if k == PUNCT:
+                        break
+                    if k != DROP:
+                        if n < WORD_KEY_BYTES:
+                            key |= np.uint64(low[c]) << np.uint64(8 * n)
+                        n += 1
+                    p += 1
+                if n > 0:
+                    t = whole_word(key, word_keys, word_ids, shift) if n <= short and not words else -1
+                    if t >= 0:
+                        out[pos] = t
+                        pos += 1
+                    else:
+                        pos = _ascii_word(buf, w, p, classes, vocab, out, pos, word, hashes, words)
+                if p < j:  # a punctuation byte: a word of its own
+                    t = (
+                        whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift)
+                        if short >= 1 and not words
+                        else -1
+                    )
+                    if t >= 0:
+                        out[pos] = t
+                        pos += 1
+                    else:
+                        pos = _ascii_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes, words)
+                    p += 1
             i = j
             continue
+        if not unicode:
+            return FALLBACK
+        # Non-ASCII: one unit at a time -- a character of a word, a boundary, an
+        # isolated character (punctuation, CJK) or the end -- ASCII bytes by the
+        # byte tables, others by the Unicode tables, a MAPPED character's outputs
+        # one after another.
         p = i
-        while p < j:  # the chunk's words: runs of bytes between punctuation bytes
-            w = p
-            n = 0
-            key = np.uint64(0)  # the word's first 8 bytes, packed
-            while p < j:
+        n = 0  # bytes, characters and packed key of the word being built
+        chars = 0
+        key = np.uint64(0)
+        mk = 0  # a MAPPED character's outputs still to take: mk .. mend - 1
+        mend = 0
+        while True:
+            src = 0  # the unit's bytes: 0 buf, 1 out_bytes, 2 the byte table (ASCII)
+            ua = 0
+            ub = 0
+            if mk < mend:
+                okind = out_kind[mk]
+                unit = _WORD if okind == U_WORD else (_BOUND if okind == U_SPACE else _ISO)
+                src, ua, ub = 1, out_off[mk], out_off[mk + 1]
+                mk += 1
+            elif p >= j:
+                unit = _END
+            else:
                 c = buf[p]
-                k = cls[c]
-                if k == PUNCT:
-                    break
-                if k != DROP:
-                    if n < WORD_KEY_BYTES:
-                        key |= np.uint64(low[c]) << np.uint64(8 * n)
-                    n += 1
-                p += 1
-            if n > 0:
-                t = _whole_word(key, word_keys, word_ids, shift) if n <= short else -1
+                if c < 0x80:
+                    k = cls[c]
+                    p += 1
+                    if k == DROP:
+                        continue
+                    unit = _ISO if k == PUNCT else _WORD
+                    src, ua, ub = 2, c, c + 1
+                else:
+                    cp, size = _decode(buf, p)
+                    entry = stage2[np.int64(stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
+                    kind = entry & np.uint32((1 << KIND_BITS) - 1)
+                    if kind == _U_HOLE:
+                        return FALLBACK
+                    if kind == MAPPED:
+                        m = np.int64(entry >> np.uint32(KIND_BITS))
+                        mk, mend = map_first[m], map_first[m + 1]
+                        p += size
+                        continue
+                    if kind == U_WORD or kind == ISOLATE:
+                        unit = _WORD if kind == U_WORD else _ISO
+                        src, ua, ub = 0, p, p + size
+                    elif kind == U_SPACE:
+                        unit = _BOUND
+                    else:  # DROP
+                        p += size
+                        continue
+                    p += size
+            if unit == _WORD:
+                n, key = _append_from(word, n, key, src, buf, out_bytes, low, ua, ub)
+                chars += 1
+                continue
+            # A boundary, an isolated character or the end: the word so far is
+            # done (step 0), then the isolated character is a word (step 1).
+            for step in range(2):
+                if step == 1:
+                    if unit != _ISO:
+                        break
+                    n, key = _append_from(word, 0, np.uint64(0), src, buf, out_bytes, low, ua, ub)
+                    chars = 1
+                if chars == 0:
+                    continue
+                t = -1
+                if n <= WORD_KEY_BYTES and chars <= max_chars and not words:
+                    t = whole_word(key, word_keys, word_ids, shift)
                 if t >= 0:
                     out[pos] = t
                     pos += 1
+                elif words:
+                    pos = _put_word(word, min(n, word.shape[0]), out, pos)
                 else:
-                    pos = _slow_word(buf, w, p, classes, vocab, out, pos, word, hashes)
-            if p < j:  # a punctuation byte: a word of its own
-                t = _whole_word(np.uint64(low[buf[p]]), word_keys, word_ids, shift) if short >= 1 else -1
-                if t >= 0:
-                    out[pos] = t
-                    pos += 1
-                else:
-                    pos = _slow_word(buf, p, p + 1, classes, vocab, out, pos, word, hashes)
-                p += 1
+                    pos = wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
+                n, chars, key = 0, 0, np.uint64(0)
+            if unit == _END:
+                break
         i = j
-    return pos - start, hpos - hstart
+    return pos - start
 
 
 @nb.njit(cache=True, nogil=True)
-def tokenize_range(buf, text_off, lo, hi, classes, vocab, out, counts, hole_a, hole_b, n_holes):
-    """Tokenize texts ``lo..hi-1``; text ``i``'s ids (hole marker -1) start at ``out[text_off[i]]``."""
-    word = np.empty(vocab.max_chars + 1, dtype=np.uint8)
-    hashes = np.empty(vocab.max_chars + 1, dtype=np.uint64)
-    for i in range(lo, hi):
-        a = text_off[i]
-        counts[i], n_holes[i] = tokenize_text(
-            buf, a, text_off[i + 1], classes, vocab, out, a, hole_a, hole_b, a, word, hashes
-        )
+def tokenize_items(buf, text_off, item_off, counter, classes, uni, vocab, out, counts, words):
+    """Tokenize texts item by item, items taken from ``counter`` until none is left (one call per thread).
 
-
-@nb.njit(cache=True, nogil=True)
-def splice(ids, starts, stops, hole_ids, hole_off):
-    """Compact the bags ``ids[starts[i]:stops[i]]``, replacing each hole marker (-1), in
-    order, by the next piece ``hole_ids[hole_off[h]:hole_off[h + 1]]``.
-
-    Returns (ids, offsets): text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
+    Item ``k`` holds texts ``item_off[k] .. item_off[k + 1] - 1``. Text ``i``'s
+    ids start at ``out[text_off[i]]`` (``words``: at ``out[WORDS_ROOM * text_off[i]]``);
+    ``counts[i]`` is their number, or ``FALLBACK``.
     """
-    n = starts.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    h = 0
-    for i in range(n):
-        size = 0
-        for p in range(starts[i], stops[i]):
-            if ids[p] < 0:
-                size += hole_off[h + 1] - hole_off[h]
-                h += 1
-            else:
-                size += 1
-        offsets[i + 1] = offsets[i] + size
-    out = np.empty(offsets[n], dtype=np.int32)
-    pos = 0
-    h = 0
-    for i in range(n):
-        for p in range(starts[i], stops[i]):
-            if ids[p] < 0:
-                for q in range(hole_off[h], hole_off[h + 1]):
-                    out[pos] = hole_ids[q]
-                    pos += 1
-                h += 1
-            else:
-                out[pos] = ids[p]
-                pos += 1
-    return out, offsets
+    buf, text_off, item_off, classes, uni, vocab = (
+        unowned(buf),
+        unowned(text_off),
+        unowned(item_off),
+        unowned(classes),
+        unowned(uni),
+        unowned(vocab),
+    )
+    out, counts = unowned(out), unowned(counts)
+    n_items = item_off.shape[0] - 1
+    while True:
+        k = fetch_add(counter, 1)
+        if k >= n_items:
+            return
+        lo = item_off[k]
+        # (np.int64: a literal 0 or -1 would compile a second copy of tokenize_texts)
+        tokenize_texts(
+            buf, text_off, lo, item_off[k + 1], np.int64(0), classes, uni, vocab, out, counts[lo:], words, np.int64(-1)
+        )

@@ -138,8 +138,8 @@ def test_auto_answers_on_numpy_then_switches(full_small):
 def test_auto_waits_for_numba_on_a_large_call(full_small):
     out = _run(
         f"""
-        import time, sse_np, sse_np.engine
-        sse_np.engine.WAIT_FOR_NUMBA_CHARS = 100
+        import time, sse_np, sse_np.engine.core
+        sse_np.engine.core.WAIT_FOR_NUMBA_CHARS = 100
         m = sse_np.load({str(full_small[0])!r})
         m.encode(["short"], 32)          # small: NumPy, warm-up in the background
         print(m.engine.status)
@@ -158,14 +158,14 @@ def test_calls_never_wait_for_a_background_warm_up(full_small, monkeypatch):
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
     release, entered = threading.Event(), threading.Event()
-    real = sse_np.engine.exercise
+    real = sse_np.engine.core.exercise
 
     def slow_kernels(backend):
         entered.set()
         assert release.wait(60)
         real(backend)
 
-    monkeypatch.setattr(sse_np.engine, "exercise", slow_kernels)
+    monkeypatch.setattr(sse_np.engine.core, "exercise", slow_kernels)
     model = sse_np.load(full_small[0])
     ref = sse_np.load(full_small[0], backend="numpy")
     first = model.encode(["one"], 32)
@@ -188,8 +188,8 @@ def test_a_failed_warm_up_stays_on_numpy(full_small, monkeypatch):
     def broken(backend):
         raise RuntimeError("no locator available for file")
 
-    monkeypatch.setattr(sse_np.engine, "exercise", broken)
-    monkeypatch.setattr(sse_np.engine, "WAIT_FOR_NUMBA_CHARS", 10)
+    monkeypatch.setattr(sse_np.engine.core, "exercise", broken)
+    monkeypatch.setattr(sse_np.engine.core, "WAIT_FOR_NUMBA_CHARS", 10)
     model = sse_np.load(full_small[0])
     texts = ["a text longer than ten characters", "b"]
     with pytest.warns(RuntimeWarning, match="numba kernels failed to load .*no locator"):
@@ -220,11 +220,11 @@ def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
 
 def test_auto_without_numba_installed_looks_for_it_once(full_small, monkeypatch):
     """A slim install (no numba): NumPy answers, and the import system is searched once, not per call."""
-    import sse_np.engine as engine
+    from sse_np.engine import jit
 
     searched: list[str] = []
-    monkeypatch.setattr(engine, "find_spec", lambda name: searched.append(name))  # -> None: not installed
-    monkeypatch.setattr(engine, "_numba_state", "unknown")
+    monkeypatch.setattr(jit, "find_spec", lambda name: searched.append(name))  # -> None: not installed
+    monkeypatch.setattr(jit, "_numba_state", "unknown")
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
     model = sse_np.load(full_small[0])
@@ -330,7 +330,7 @@ def test_read_only_install_caches_numba_kernels_in_temp():
             import numba
             from sse_np.engine import cache, pooling, wordpiece
             v = m.encode(["read-only install", "café"], 64)
-            kernels = (pooling.embed_range, pooling.pool_range, pooling.scale_normalize, wordpiece.splice)
+            kernels = (pooling.embed_items, wordpiece.tokenize_items)
             print(json.dumps({{"file": sse_np.__file__, "cache": cache.cache_dir(numba),
                               "misses": sum(len(f.stats.cache_misses) for f in kernels),
                               "v": v.tolist()}}))
@@ -428,12 +428,11 @@ def test_kernels_run_as_python_under_numba_disable_jit(full_small):
 
 def test_encode_with_progress_says_when_kernels_compile(full_small, monkeypatch, tmp_path, capsys):
     """No stamp for this model's kernels (as on a new machine): encode(show_progress_bar=True) says so, once."""
-    import sse_np.engine as engine
-    from sse_np.engine import cache
+    from sse_np.engine import cache, core
 
     monkeypatch.delenv("SSE_NP_BACKEND", raising=False)
     monkeypatch.delenv("SSE_NP_DISABLE_NUMBA", raising=False)
-    monkeypatch.setattr(engine, "WAIT_FOR_NUMBA_CHARS", 10)  # this call waits for numba: deterministic
+    monkeypatch.setattr(core, "WAIT_FOR_NUMBA_CHARS", 10)  # this call waits for numba: deterministic
     monkeypatch.setattr(cache, "stamp_path", lambda numba, signature: tmp_path / "fresh.stamp")
     model = sse_np.load(full_small[0])
     model.encode(["a text long enough to wait for numba"] * 3, 32, show_progress_bar=True)

@@ -1,6 +1,6 @@
 """The numba WordPiece fast path gives exactly ``tokenizers``' ids.
 
-Contract (``sse_np.tokenizing.TextTokenizer``): the ids are IDENTICAL to
+Contract (``sse_np.tokenizer.TextTokenizer``): the ids are IDENTICAL to
 ``tokenizer.encode_batch(texts, add_special_tokens=False)`` (padding off,
 truncation as configured) for every input. Checked here by
 
@@ -46,8 +46,8 @@ from tokenizers import Tokenizer
 
 import sse_np.engine
 from sse_np.checkpoint.read import Table
-from sse_np.tokenizing import TextTokenizer as _TextTokenizer
-from sse_np.tokenizing import fast_path_spec, load_tokenizer
+from sse_np.tokenizer import TextTokenizer as _TextTokenizer
+from sse_np.tokenizer import fast_path_spec, load_tokenizer
 
 pytest.importorskip("numba", reason="the fast path needs numba")
 

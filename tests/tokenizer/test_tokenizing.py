@@ -9,7 +9,7 @@ import pytest
 from helpers.models import write_tokenizer
 from tokenizers import Tokenizer
 
-from sse_np.tokenizing import TextTokenizer, load_tokenizer
+from sse_np.tokenizer import TextTokenizer, load_tokenizer
 
 ALPHABET = (
     [chr(c) for c in range(128)]  # every ASCII char, controls included

@@ -1,10 +1,12 @@
-"""Texts held as one UTF-8 buffer plus offsets: how an Arrow string column stores them.
+"""Texts held as one UTF-8 buffer plus offsets: what the jitted kernels read.
 
-The jitted tokenizer reads exactly this form, so ``encode`` of a pyarrow
-string column (a Parquet file, a Ray Data batch) goes from Arrow's buffers
-to the kernel without a Python string per row and without re-encoding
-them; a text is decoded only where ``tokenizers`` must see it (a word with
-non-ASCII characters, or a tokenizer the kernel does not cover).
+A list of ``str`` becomes this form in two C calls for the whole list
+(``str.join`` and ``str.encode``), not a Python step per text
+(:meth:`Utf8Texts.from_strs`). An Arrow string column (a Parquet file, a
+Ray Data batch) already is this form: :meth:`Utf8Texts.from_arrow` views
+its buffers, without a Python string per row and without re-encoding them.
+A text is decoded only where ``tokenizers`` must see it (a text the
+kernel leaves to it, or a tokenizer the kernel does not cover).
 """
 
 from __future__ import annotations
@@ -23,6 +25,29 @@ class NotUtf8Error(ValueError):
     def __init__(self, index: int, reason: str) -> None:
         super().__init__(f"text {index} is not valid UTF-8 ({reason})")
         self.index, self.reason = index, reason
+
+
+def _not_a_str(texts: Sequence, start: int) -> TypeError:
+    for i, text in enumerate(texts):  # only on the error path
+        if not isinstance(text, str):
+            return TypeError(f"texts[{start + i}] is {type(text).__name__}, expected str")
+    return TypeError("texts must be str")
+
+
+def _lone_surrogate(index: int, text: str, where: int) -> ValueError:
+    return ValueError(
+        f"text {index} cannot be tokenized: it contains a lone surrogate {text[where]!r} at character "
+        f"{where} (not valid Unicode; decode your input with errors='replace' or clean it)"
+    )
+
+
+def _first_lone_surrogate(texts: Sequence[str], start: int) -> ValueError:
+    for i, text in enumerate(texts):  # only on the error path
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return _lone_surrogate(start + i, text, exc.start)
+    return ValueError("texts could not be encoded as UTF-8")
 
 
 class Utf8Texts(Sequence):
@@ -79,6 +104,41 @@ class Utf8Texts(Sequence):
         lo, hi = int(offsets[0]), int(offsets[-1])
         data = np.frombuffer(data_buf, dtype=np.uint8)[lo:hi] if data_buf is not None and hi > lo else _EMPTY
         return cls(data, offsets.astype(np.int64) - lo)
+
+    @classmethod
+    def from_strs(cls, texts: Sequence[str], start: int = 0) -> Utf8Texts:
+        """Pack a sequence of ``str`` (UTF-8, one read-only buffer); ``start`` numbers texts in errors.
+
+        Raises
+        ------
+        TypeError
+            An element is not a ``str`` (the message names its index).
+        ValueError
+            A text holds a lone surrogate, which has no UTF-8 form (the message names the text).
+        """
+        if len(texts) == 1 and isinstance(texts[0], str):  # a single query: the latency path
+            text = texts[0]
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _lone_surrogate(start, text, exc.start) from None
+            return cls(np.frombuffer(data, dtype=np.uint8), np.array([0, len(data)], dtype=np.int64))
+        try:
+            ascii_only = all(map(str.isascii, texts))  # C loops throughout: no Python step per text
+        except TypeError:
+            raise _not_a_str(texts, start) from None
+        sizes = np.zeros(len(texts) + 1, dtype=np.int64)
+        if ascii_only:  # a byte a character: one join, one copy
+            data = "".join(texts).encode("ascii")
+            np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=sizes[1:])
+        else:  # each text to UTF-8 (the join of wide strings would be transcoded anyway), then one join
+            try:
+                parts = list(map(str.encode, texts))
+            except UnicodeEncodeError:
+                raise _first_lone_surrogate(texts, start) from None
+            data = b"".join(parts)
+            np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=sizes[1:])
+        return cls(np.frombuffer(data, dtype=np.uint8), sizes)
 
     @property
     def nbytes(self) -> int:
