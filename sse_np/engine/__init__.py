@@ -33,9 +33,10 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -58,7 +59,7 @@ normalize_rows = reference.normalize_rows
 _numba_state = "unknown"  # "unknown" | "on" | "off"
 # Held while numba is imported or kernels are loaded; a fork waits for it.
 _phase_lock = threading.RLock()
-_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def numba_disabled_by_env() -> bool:

@@ -49,9 +49,7 @@ from ..tokenizing import (
     HIGH,
     PUNCT,
     SPACE,
-    WORD_KEY_BYTES,  # noqa: F401 (types for readers)
-    ByteClasses,
-    Vocab,
+    WORD_KEY_BYTES,
 )
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
