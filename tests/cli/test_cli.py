@@ -200,6 +200,21 @@ def test_encode_gzip_and_chunk_boundaries(model: sse_np.SSEModel, model_dir: Pat
     assert np.load(out).tobytes() == model.encode(texts, 8).tobytes()
 
 
+def test_each_command_loads_only_its_own_modules(model_dir: Path, tmp_path: Path) -> None:
+    """`sse-np encode` runs without the evaluation, the server or the other commands' modules."""
+    src = tmp_path / "in.txt"
+    src.write_text("one\ntwo\n", encoding="utf-8")
+    argv = ["encode", str(src), "-o", str(tmp_path / "out.npy"), "--model", str(model_dir)]
+    code = (
+        "import sys; from sse_np.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sse_np.eval', 'sse_np.serve', 'sse_np.cli.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['sse_np.cli.common', 'sse_np.cli.encode', 'sse_np.cli.parser']"
+
+
 def test_read_chunks_streams(tmp_path: Path) -> None:
     """The reader holds one chunk at a time: the first arrives after reading a small part of the file."""
     from sse_np.bulk.readers import read_chunks
