@@ -10,8 +10,9 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Every results file of the benchmarks (git keeps their history: no per-commit copies).

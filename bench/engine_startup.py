@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import write_results_section  # noqa: E402
+from bench.common import write_results_section
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ROOT.parent / "shared" / "data" / "scifact" / "queries.jsonl"
@@ -146,20 +146,23 @@ def render(res: dict, machine: str) -> str:
     for k in kernels:
         lines.append(f"| {k} | {med(r['per_kernel'][k] for r in res['compile']):.2f} |")
     lines.append(
-        f"| **all kernels the default model uses** | **{med(sum(r['per_kernel'].values()) for r in res['compile']):.2f}** |"
+        "| **all kernels the default model uses** | "
+        f"**{med(sum(r['per_kernel'].values()) for r in res['compile']):.2f}** |"
     )
     lines += [
         "",
         "| figure | median | runs | target |",
         "|---|---:|---|---|",
         f'| empty cache -> `load(backend="numba")` done (import, compile, load) | '
-        f"{med(res['compile_in_load']):.2f} s | {', '.join(f'{x:.2f}' for x in res['compile_in_load'])} | ≤ 6 s (compile) |",
+        f"{med(res['compile_in_load']):.2f} s | {', '.join(f'{x:.2f}' for x in res['compile_in_load'])} | "
+        "≤ 6 s (compile) |",
     ]
     bg = res["background"]
+    delays = ", ".join(f"{b['max_delay_s']:.3f}" for b in bg)
     lines.append(
         f'| `backend="auto"`, empty cache: slowest `encode` delay while kernels compile in a child '
         f"process (call time − same call on NumPy) | {med(b['max_delay_s'] for b in bg):.3f} s | "
-        f"{', '.join('%.3f' % b['max_delay_s'] for b in bg)} | ≤ 0.25 s |"
+        f"{delays} | ≤ 0.25 s |"
     )
     lines.append(
         f"| … slowest 1,000-query call before the switch (NumPy alone: "
@@ -185,11 +188,10 @@ def main() -> None:
     res = measure(args.model, args.runs)
     import platform
 
-    cpu = (
-        next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-        if os.path.exists("/proc/cpuinfo")
-        else platform.processor()
-    )
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "?")
     machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
     (ROOT / "bench" / "results" / "engine_startup.json").write_text(json.dumps({"machine": machine, **res}, indent=1))
     section = render(res, machine)

@@ -398,7 +398,8 @@ def markdown(r: dict, args: argparse.Namespace) -> str:
         "",
         "What bounds the Ray Data ratio: the same pipeline with no model (read_parquet -> write_parquet) runs at "
         f"{r['texts_per_s']['ray data, read + write only']:,.0f} texts/s; with an actor that costs nothing but "
-        f"returns the same {r['dim']}-d float32 column, at {r['texts_per_s']['ray data, zero-cost model, 1 actor']:,.0f} "
+        f"returns the same {r['dim']}-d float32 column, at "
+        f"{r['texts_per_s']['ray data, zero-cost model, 1 actor']:,.0f} "
         "texts/s (Ray moves and writes the vectors). So even an encoder that cost nothing would be at most "
         + " / ".join(f"{v:.1f}x" for v in r["ceiling_vs_st_on_ray"].values())
         + " sentence-transformers' pipeline (1 / 2 actors) on these 2 cores.",

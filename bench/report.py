@@ -12,8 +12,9 @@ import json
 import math
 import re
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BASE = "sse_np"
 _LAYOUTS = {
@@ -100,7 +101,7 @@ def _engine_rows(
         if "error" in res:
             rows.append([_label(results, name), f"failed: {res['error'][:120]}"])
             continue
-        rows.append([_label(results, name)] + cells(name, res, base))
+        rows.append([_label(results, name), *cells(name, res, base)])
     for name in _not_installed(results):
         rows.append([_label(results, name), "not installed"])
     return rows
@@ -260,7 +261,7 @@ def _throughput(results: dict[str, Any]) -> str:
                     [],
                 ),
             )
-            out.append(_table(["engine"] + sum(([f"dim {d}", "×"] for d in dims), []), rows))
+            out.append(_table(["engine", *sum(([f"dim {d}", "×"] for d in dims), [])], rows))
     return "\n".join(out)
 
 
@@ -334,7 +335,7 @@ def _retrieval(results: dict[str, Any]) -> str:
                     [],
                 ),
             )
-            out.append(_table(["engine"] + sum(([f"dim {d}", "×"] for d in dims), []), rows))
+            out.append(_table(["engine", *sum(([f"dim {d}", "×"] for d in dims), [])], rows))
     out += ["", f"**How much faster smaller vectors retrieve (sse_np, QPS at dim k ÷ QPS at dim {dims[0]})**", ""]
     rows = []
     for threads, block in results.get("speed", {}).items():
@@ -357,7 +358,7 @@ def _retrieval(results: dict[str, Any]) -> str:
 def _search_blas(results: dict[str, Any]) -> str:
     """Which BLAS thread count each NumPy engine's search ran with."""
     picks = []
-    for threads, block in results.get("speed", {}).items():
+    for block in results.get("speed", {}).values():
         for name, res in block.items():
             n = _get(res, "retrieval", "search_blas_threads")
             if n is not None:
@@ -593,7 +594,7 @@ def _workers(results: dict[str, Any]) -> str:
     base = _get(workers, f"{BASE}|full", "summary", "pss_sum_mib")
     rows = []
     for key, r in workers.items():
-        name, layout, label, failed = _layout_row(results, key, r)
+        _, _, label, failed = _layout_row(results, key, r)
         if failed:
             rows.append(failed)
             continue
@@ -661,12 +662,12 @@ def _target_row(
     mine, theirs = get(block.get(BASE)), get(block.get(peer))
     row = [what, num(mine), f"{_label(results, peer)}: {num(theirs)}"]
     if not results.get("engines", {}).get(peer, {}).get("installed", False):
-        return row + ["–", f"≥ {need:g}×", "not measured (peer not installed)"]
+        return [*row, "–", f"≥ {need:g}×", "not measured (peer not installed)"]
     if not mine or not theirs:
-        return row + ["–", f"≥ {need:g}×", "not measured"]
+        return [*row, "–", f"≥ {need:g}×", "not measured"]
     adv = mine / theirs if higher_better else theirs / mine
     ok = adv >= need if need != 1 else adv > 1
-    return row + [f"{adv:.2f}×", f"{'>' if need == 1 else '≥'} {need:g}×", "**pass**" if ok else "**miss**"]
+    return [*row, f"{adv:.2f}×", f"{'>' if need == 1 else '≥'} {need:g}×", "**pass**" if ok else "**miss**"]
 
 
 def _targets(results: dict[str, Any]) -> str:
@@ -887,7 +888,7 @@ def _failures(results: dict[str, Any]) -> str:
                     errs.append(f"- {sec} {k if sec == 'speed' else ''} {name}: {r['error']}")
     for k, entry in results.get("coldstart", {}).items():
         errs += [f"- coldstart {k}: {r['error']}" for r in entry["runs"] if "error" in r]
-    return "\n".join(["## Failures", ""] + errs) if errs else ""
+    return "\n".join(["## Failures", "", *errs]) if errs else ""
 
 
 def marked_sections(text: str) -> list[str]:

@@ -31,10 +31,12 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `import bench` work
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import data, footprint  # noqa: E402
-from bench.common import REPO_ROOT, RESULT_PREFIX, RESULTS_DIR, parse_result, thread_env  # noqa: E402
-from bench.engines import ENGINE_ORDER, ENGINES, is_installed  # noqa: E402
-from bench.worker import WORKERS_READY  # noqa: E402
+import contextlib
+
+from bench import data, footprint
+from bench.common import REPO_ROOT, RESULT_PREFIX, RESULTS_DIR, parse_result, thread_env
+from bench.engines import ENGINE_ORDER, ENGINES, is_installed
+from bench.worker import WORKERS_READY
 
 FULL: dict[str, Any] = {
     "threads": [1, 2],
@@ -213,7 +215,8 @@ def run_worker_group(
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     procs, errs = [], []
     for i in range(n):
-        errs.append(open(workdir / f"{spec_path.stem}_{i}.err", "w+", encoding="utf-8"))
+        # kept open until the workers are gone, then read and closed below
+        errs.append(open(workdir / f"{spec_path.stem}_{i}.err", "w+", encoding="utf-8"))  # noqa: SIM115
         procs.append(
             subprocess.Popen(
                 [python, "-m", "bench.worker", str(spec_path)],
@@ -271,10 +274,8 @@ def _await_lines(
 def _release(procs: list[subprocess.Popen]) -> None:
     """Close every worker's stdin (its signal to exit) and reap it."""
     for p in procs:
-        try:
+        with contextlib.suppress(OSError):
             p.stdin.close()
-        except OSError:
-            pass
     for p in procs:
         try:
             p.wait(timeout=30)

@@ -29,8 +29,9 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -53,7 +54,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=3, help="repetitions of each timed search (best counts)")
     p.add_argument("--single", type=int, default=50, help="queries timed one at a time (latency-style QPS)")
     p.add_argument("--multipliers", default="4,10", help="rescore multipliers for the quality table")
-    p.add_argument("--out", default=str(REPO / "bench" / "results"), help="folder for SEARCH_RESULTS.md / search_results.json")
+    p.add_argument(
+        "--out", default=str(REPO / "bench" / "results"), help="folder for SEARCH_RESULTS.md / search_results.json"
+    )
     p.add_argument("--report-only", action="store_true", help="re-render SEARCH_RESULTS.md from search_results.json")
     return p.parse_args()
 
@@ -67,8 +70,8 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(REPO))
 import sse_np  # noqa: E402
 from sse_np.eval import load_beir, query_metrics  # noqa: E402
-from sse_np.retrieval.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
 from sse_np.retrieval import hamming_top_k, semantic_search  # noqa: E402
+from sse_np.retrieval.quantization import bytes_per_vector, quantization_ranges, quantize_embeddings  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -360,7 +363,8 @@ def summary(res: dict[str, Any]) -> list[str]:
         f"(32 of 1024 B/doc searched): rescored against the bits alone (everything in 32 B/doc) "
         f"{100 * mean('binary + rescore x4 (bits)') / base:.1f}% (x4), "
         f"{100 * mean('binary + rescore x10 (bits)') / base:.1f}% (x10); rescored against int8 rows "
-        f"(which may stay on disk: 40 rows read per query) {100 * mean('binary + rescore x4 (int8 docs)') / base:.1f}% (x4), "
+        "(which may stay on disk: 40 rows read per query) "
+        f"{100 * mean('binary + rescore x4 (int8 docs)') / base:.1f}% (x4), "
         f"{100 * mean('binary + rescore x10 (int8 docs)') / base:.1f}% (x10). Float32 mean nDCG@10 {base:.4f}.",
     ]
     pairs = [

@@ -3,7 +3,8 @@
 Usage (from the repository root; needs ``wrk`` -- ``apt-get install wrk`` --
 and ``pip install -e ".[serve]" -r bench/requirements.txt``)::
 
-    python bench/serve.py                 # ~9 minutes on 2 cores; writes bench/results/SERVE_RESULTS.md + serve_results.json
+    python bench/serve.py                 # ~9 minutes on 2 cores; writes bench/results/SERVE_RESULTS.md
+                                          # and serve_results.json
     python bench/serve.py --quick         # smoke run (~2 minutes; numbers meaningless)
     python bench/serve.py --render        # rewrite SERVE_RESULTS.md from serve_results.json
 
@@ -253,7 +254,7 @@ def _wrk(server: Server, bodies: Path, connections: int, seconds: float, script:
         timeout=seconds + 60,
     )
     cpu = _cpu_seconds(server.proc.pid) - cpu0
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((row for row in proc.stdout.splitlines() if row.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {proc.stdout}\n{proc.stderr}")
     out = json.loads(line[len("RESULT ") :])
@@ -439,7 +440,8 @@ def render(report: dict[str, Any]) -> str:
     for case in report["cases"]:
         if case.startswith("1 text") and "sse_np" in results:
             lines.append(
-                f"* {case}: micro-batching (sse_np vs inline-no-batching) {ratio('sse_np', 'sse_np inline-no-batching', case)} "
+                f"* {case}: micro-batching (sse_np vs inline-no-batching) "
+                f"{ratio('sse_np', 'sse_np inline-no-batching', case)} "
                 f"req/s, {ratio('sse_np', 'sse_np inline-no-batching', case, 'cpu_ms_per_request')} CPU/req; "
                 f"vs pool-only {ratio('sse_np', 'sse_np pool-only', case)} req/s, "
                 f"{ratio('sse_np', 'sse_np pool-only', case, 'cpu_ms_per_request')} CPU/req; orjson vs stdlib json "

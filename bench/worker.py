@@ -10,11 +10,13 @@ task can time the engine's imports from a clean slate.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench.common import emit, proc_status_kib, reset_peak_rss, summarize
 
@@ -219,7 +221,6 @@ def _retrieval(
     rng = np.random.default_rng(0)
     synth = rng.standard_normal((spec["synth_corpus"], native), dtype=np.float32)
     synth_q = queries[: spec["synth_queries"]]
-    reps, min_time = spec["repeats"], spec["min_time"]
     out: dict[str, Any] = {
         "backend": backend,
         "corpus_docs": len(corpus_texts),
@@ -349,7 +350,7 @@ def task_speed(spec: dict[str, Any]) -> dict[str, Any]:
     clock["retrieval"] = time.perf_counter()
     phases = list(clock)
     return {
-        "phase_seconds": {b: clock[b] - clock[a] for a, b in zip(phases, phases[1:])},
+        "phase_seconds": {b: clock[b] - clock[a] for a, b in itertools.pairwise(phases)},
         "engine": spec["engine"],
         "threads": spec["threads"],
         "variant_queries": chosen["queries"],
@@ -471,7 +472,7 @@ def file_mapping_kib(target: str, path: str = "/proc/self/smaps") -> dict[str, i
                 if head and not head[0].endswith(":"):  # a mapping's header line
                     inside = len(head) == 6 and os.path.realpath(head[5].strip()) == target
                     out["mappings"] = out.get("mappings", 0) + int(inside)
-                elif inside and head[0][:-1] in ("Size",) + _SMAPS_FIELDS[:6]:
+                elif inside and head[0][:-1] in ("Size", *_SMAPS_FIELDS[:6]):
                     out[head[0][:-1]] = out.get(head[0][:-1], 0) + int(head[1])
     except (OSError, ValueError, IndexError):
         return None

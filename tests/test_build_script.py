@@ -1,4 +1,6 @@
-"""scripts/build_default_model.py: the pieces the default model's choices rest on (dev metric, dev split, epoch choice, ids).
+"""scripts/build_default_model.py: the pieces the default model's choices rest on.
+
+Dev metric, dev split, epoch choice, ids.
 
 The build itself needs hours of CPU and downloads; these tests check, on
 small inputs, that the validation metric is right, that held-out records
@@ -10,16 +12,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")
 def build():
-    spec = importlib.util.spec_from_file_location("sse_np_build_default_model", REPO / "scripts" / "build_default_model.py")
+    spec = importlib.util.spec_from_file_location(
+        "sse_np_build_default_model", REPO / "scripts" / "build_default_model.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.paths import REPO
 
 import sse_np
+from helpers.paths import REPO
 
 HANDLER_FILE = REPO / "examples" / "lambda_handler.py"
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import sse_np
+import sse_np.eval
 from helpers.extras import install_commands
 from helpers.fake_hub import FakeHub
 from helpers.models import make_full, random_weights
 from helpers.paths import REPO
 from helpers.runtime_env import TEST_ONLY
-
-import sse_np
-import sse_np.eval
 
 pytest.importorskip("huggingface_hub")
 

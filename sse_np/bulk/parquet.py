@@ -30,7 +30,7 @@ def require_pyarrow() -> Any:
     """``pyarrow`` (with ``pyarrow.parquet`` loaded), or a one-line error naming the extra."""
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise missing_extra("Parquet input/output", "parquet") from None
     return pyarrow
@@ -67,7 +67,7 @@ class KeptRows(Sequence):
     def __len__(self) -> int:
         return self.table.num_rows if self.table.num_columns else 0
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if self._rows is None:
             self._rows = self.table.to_pylist()
         return self._rows[index]
@@ -76,7 +76,7 @@ class KeptRows(Sequence):
 class ArrowChunk(Chunk):
     """A :class:`~sse_np.bulk.readers.Chunk` of one Parquet file; ``source`` names that file for errors."""
 
-    def __init__(self, texts: list[str], first_line: int, kept: KeptRows, lines: list[int], source: str) -> None:
+    def __init__(self, texts: Sequence[str], first_line: int, kept: KeptRows, lines: list[int], source: str) -> None:
         super().__init__(texts, first_line, kept, lines)
         self.source = source
 
@@ -89,7 +89,7 @@ def _is_string(pa: Any, type_: Any) -> bool:
     )
 
 
-def _column_texts(pa: Any, column: Any, key: str, name: str, first_row: int, required: bool) -> list:
+def _column_texts(pa: Any, column: Any, key: str, name: str, first_row: int, required: bool) -> Sequence[Any]:
     """A string column as Python strings; non-strings (and nulls when ``required``) are row-numbered errors."""
     if not _is_string(pa, column.type):
         if pa.types.is_null(column.type) and not required:
@@ -246,8 +246,8 @@ class ParquetWriter:
     def __init__(self, file: IO[bytes], dim: int, column: str = "embedding") -> None:
         self.pa = require_pyarrow()
         self.file, self.dim, self.rows, self.column = file, dim, 0, column
-        self._writer = None
-        self._schema = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter from the first write
+        self._schema: Any = None
 
     def _table(self, vectors: np.ndarray, kept: Any) -> Any:
         pa = self.pa

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ def require_ray() -> Any:
     try:
         import pyarrow  # noqa: F401
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError:
         raise missing_extra("Ray bulk embedding", "ray") from None
     return ray
@@ -108,7 +109,7 @@ class SSEEmbedder:
         from .parquet import batch_texts, vectors_array
 
         if isinstance(batch, dict):  # batch_format="numpy": dict of arrays
-            texts = _numpy_texts(batch, self.fields)
+            texts: Sequence[str] = _numpy_texts(batch, self.fields)
             out = dict(batch)
             out[self.output_column] = self.model.encode(
                 texts, self.dim, batch_size=self.batch_size, normalize=self.normalize
@@ -261,6 +262,7 @@ class FileEncoder:
         from .writers import AtomicOutput
 
         target = AtomicOutput(row["output"])
+        assert target.file is not None  # opened: AtomicOutput's default
         try:
             writer = ParquetWriter(target.file, self.dim)
             for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
@@ -337,9 +339,8 @@ def _data_error_in(exc: BaseException) -> DataError | None:
     where = re.match(r"(.+?):(\d+): (.+)", text) or re.match(r"(.+?): (.+)", text)
     if where is None:
         return DataError("<ray>", text)
-    return DataError(
-        where.group(1), where.group(where.lastindex), int(where.group(2)) if where.lastindex == 3 else None
-    )
+    last = where.lastindex or 1
+    return DataError(where.group(1), where.group(last), int(where.group(2)) if last == 3 else None)
 
 
 def run_cli(args: Any) -> int:

@@ -16,7 +16,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,9 +33,9 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 class Chunk:
     """Consecutive input records: their texts, kept fields and first line number (1-based)."""
 
-    texts: list[str]
+    texts: Sequence[str]  # a list, or Utf8Texts over an Arrow column's buffers
     first_line: int
-    kept: list[dict[str, Any]] = field(default_factory=list)
+    kept: Sequence[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # line number of each record
 
 
@@ -79,13 +79,13 @@ def _open_binary(source: str) -> tuple[IO[bytes], int | None, _Counted | None]:
     if stat.S_ISDIR(info.st_mode):
         raise DataError(source, "is a folder; name a file (or - for stdin)")
     try:  # regular files, and streams: a named pipe, <(...) (/dev/fd/N), a device
-        raw = open(source, "rb")
+        raw = open(source, "rb")  # noqa: SIM115 (returned open; read_chunks closes it)
     except OSError as exc:
         raise DataError(source, f"cannot read ({exc.strerror or exc})") from None
     size = info.st_size if stat.S_ISREG(info.st_mode) else None
     if source.endswith(".gz"):
         counted = _Counted(raw)
-        return gzip.GzipFile(fileobj=counted, mode="rb"), None, counted  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=counted, mode="rb"), None, counted  # type: ignore[call-overload]
     return raw, size, None
 
 
@@ -127,22 +127,24 @@ def read_chunks(
         progress.total_bytes = size
     name = "<stdin>" if source == "-" else source
     try:
-        chunk = Chunk([], 1)
+        texts: list[str] = []
+        kept_rows: list[dict[str, Any]] = []
+        lines: list[int] = []
         for number, raw in enumerate(_lines(stream, name), start=1):
             if progress is not None:
                 progress.bytes_read += len(raw)
             text, kept = _parse_line(raw, number, name, fmt, field_name, keep)
-            chunk.texts.append(text)
-            chunk.lines.append(number)
-            if fmt == "jsonl":
-                chunk.kept.append(kept)
-            if len(chunk.texts) >= chunk_lines:
-                yield chunk
-                chunk = Chunk([], number + 1)
+            texts.append(text)
+            lines.append(number)
+            if kept is not None:
+                kept_rows.append(kept)
+            if len(texts) >= chunk_lines:
+                yield Chunk(texts, lines[0], kept_rows, lines)
+                texts, kept_rows, lines = [], [], []
         if counted is not None and counted.count == 0:
             raise DataError(name, "empty file, not gzip data (a .gz input must be gzip-compressed)")
-        if chunk.texts:
-            yield chunk
+        if texts:
+            yield Chunk(texts, lines[0], kept_rows, lines)
     finally:
         if source != "-":
             stream.close()
@@ -168,7 +170,9 @@ def _lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
         yield raw
 
 
-def _parse_line(raw: bytes, number: int, name: str, fmt: str, field_name: str, keep: tuple[str, ...]):
+def _parse_line(
+    raw: bytes, number: int, name: str, fmt: str, field_name: str, keep: tuple[str, ...]
+) -> tuple[str, dict[str, Any] | None]:
     if raw.endswith(b"\n"):
         raw = raw[:-1]
         if raw.endswith(b"\r"):

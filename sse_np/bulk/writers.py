@@ -37,7 +37,7 @@ def output_format(dest: str, fmt: str | None) -> str:
         resolve_destination(dest)
     if fmt is not None:
         return fmt
-    if dest == "-" or dest.endswith(JSONL_SUFFIXES + (".json",)):
+    if dest == "-" or dest.endswith((*JSONL_SUFFIXES, ".json")):
         return "jsonl"
     if dest.endswith(".npy"):
         return "npy"
@@ -150,7 +150,7 @@ class AtomicOutput:
             self.path = self.where.path
             if open_file:
                 try:
-                    self.file = open(self.where.path, "wb")
+                    self.file = open(self.where.path, "wb")  # noqa: SIM115 (closed by commit/abort)
                 except OSError as exc:
                     raise DataError(self.where.path, f"cannot be written ({exc.strerror or exc})") from None
             return

@@ -165,6 +165,7 @@ def _nonfinite_rows(table: Table) -> np.ndarray:
         elif table.kind == "bf16":
             ok = ((chunk.view(np.uint16) & 0x7F80) != 0x7F80).all(axis=1)
         else:
+            assert table.scales is not None  # q4 tables always carry their row scales
             ok = np.isfinite(table.scales[start : start + _CHECK_ROWS])
         bad.extend((np.flatnonzero(~ok) + start).tolist())
     return np.asarray(bad, dtype=np.int64)
@@ -293,9 +294,12 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
         table, dyt = read_q4_model(model_dir)
     else:
         table, dyt = read_safetensors_model(model_dir, static=layout == "static")
+    alpha, beta, bias = dyt
     return Checkpoint(
         table,
-        *dyt,
+        alpha,
+        beta,
+        bias,
         layout=layout,
         model_dir=model_dir,
         tokenizer_path=tokenizer_path,

@@ -14,6 +14,7 @@ import math
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from ..errors import ModelLoadError
 # float16 file is mapped, not copied to float32. float16 codes are held as
 # uint16 and bfloat16 codes as int16: the distinct dtypes let the numba
 # kernels pick the widening at compile time.
-DTYPES = {
+DTYPES: dict[str, tuple[np.dtype[Any], str]] = {
     "F32": (np.dtype("<f4"), "f32"),
     "F16": (np.dtype("<u2"), "f16"),
     "BF16": (np.dtype("<i2"), "bf16"),

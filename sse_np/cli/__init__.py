@@ -46,7 +46,7 @@ class _Notices(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             note(self.format(record), sys.stderr)
-        except Exception:  # noqa: BLE001 - logging's contract: a handler never raises
+        except Exception:
             self.handleError(record)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from ..bulk.readers import input_format, read_chunks, split_fields
-from ..bulk.writers import AtomicOutput, JsonlWriter, NpyWriter, output_format, resolve_destination
+from ..bulk.readers import Chunk, input_format, read_chunks, split_fields
+from ..bulk.writers import AtomicOutput, Destination, JsonlWriter, NpyWriter, output_format, resolve_destination
 from ..errors import DataError
 from ..progress import Progress
 from .common import load_model
@@ -22,31 +23,15 @@ _TEXT_INDEX = re.compile(r"\btexts\[(\d+)\]|\btext (\d+)\b")
 
 def run(args: argparse.Namespace) -> int:
     """Stream the input through the model into the output, written atomically."""
-    # -- Parquet / Ray (issue 15) --
     if args.ray is not None:
         from ..bulk.ray import run_cli
 
         return run_cli(args)
     if args.id_field is not None and not args.keep:
         args.keep = args.id_field  # JSONL: the id goes first among the kept fields
-    # -- end Parquet / Ray --
     in_fmt = input_format(args.input, args.input_format, args.field)
     out_fmt = output_format(args.output, args.format)
-    if out_fmt in ("npy", "parquet") and args.output == "-":
-        raise DataError(
-            "-", f"{out_fmt} output needs a file (it is completed at the end); use --format jsonl to write to stdout"
-        )
-    if in_fmt == "lines" and (args.field or args.keep):
-        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
-    # Checked before anything is read or written: an output that is the input is refused.
-    where = None if args.output == "-" else resolve_destination(args.output, [args.input])
-    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
-    if args.id_field is not None and args.id_field not in keep:
-        keep = (args.id_field, *keep)
-    if out_fmt == "npy":
-        keep = ()  # .npy holds vectors only
-    if out_fmt == "parquet" and args.precision != "float32":
-        raise DataError(args.output, "--precision applies to .npy and JSONL output; Parquet holds float32 vectors")
+    where, keep = _check_arguments(args, in_fmt, out_fmt)
     model = load_model(args.model, args.threads)
     if where is not None:  # nor one of the model's files
         resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
@@ -55,50 +40,14 @@ def run(args: argparse.Namespace) -> int:
     dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
     quantize = _output_precision(args, model, dim)  # before any output exists: errors leave nothing
     width, dtype = (dim, "<f4") if quantize is None else quantize.shape
-    progress = Progress(desc="encode", enabled=sys.stderr.isatty() if args.progress is None else args.progress)
-    target = None if where is None else AtomicOutput(where)
-    if target is not None and out_fmt == "npy" and not target.file.seekable():
-        target.abort()
-        raise DataError(
-            args.output,
-            "npy output needs a seekable file (its header is completed at the end), "
-            "not a pipe or terminal; use --format jsonl",
-        )
+    target = None if where is None else _open_output(where, args.output, out_fmt)
     sink = sys.stdout.buffer if target is None else target.file
-    name = "<stdin>" if args.input == "-" else args.input
+    assert sink is not None  # AtomicOutput opens its file by default
+    progress = Progress(desc="encode", enabled=sys.stderr.isatty() if args.progress is None else args.progress)
     try:
-        if out_fmt == "parquet":  # -- Parquet (issue 15) --
-            from ..bulk.parquet import ParquetWriter
-
-            writer = ParquetWriter(sink, dim)
-        else:
-            writer = (NpyWriter if out_fmt == "npy" else JsonlWriter)(sink, width, dtype)
-        if in_fmt == "parquet":
-            from ..bulk import parquet
-
-            keep_cols = () if not args.keep else keep  # default: the id column alone
-            chunks = parquet.read_chunks(
-                args.input,
-                split_fields(args.field or "text"),
-                keep_cols,
-                args.id_field,
-                chunk_rows=args.batch_size,
-                progress=progress,
-            )
-        else:  # -- end Parquet --
-            chunks = read_chunks(
-                args.input, in_fmt, args.field or "text", keep, chunk_lines=args.batch_size, progress=progress
-            )
-        for chunk in chunks:
-            name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
-            try:
-                vectors = model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
-            except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
-                found = _TEXT_INDEX.search(str(exc))
-                if not found:
-                    raise
-                line = chunk.lines[int(found.group(1) or found.group(2))]
-                raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
+        writer = _writer(out_fmt, sink, dim, width, dtype)
+        for chunk in _chunks(args, in_fmt, keep, progress):
+            vectors = _encode_chunk(model, chunk, dim, args, "<stdin>" if args.input == "-" else args.input)
             if quantize is not None:
                 vectors = quantize(vectors)
             writer.write(vectors, chunk.kept if in_fmt != "lines" else None)
@@ -113,10 +62,79 @@ def run(args: argparse.Namespace) -> int:
         raise
     finally:
         progress.close()
-    where = "stdout" if target is None else args.output
+    shown = "stdout" if target is None else args.output
     kind = "float32" if quantize is None else f"{args.precision} ({np.dtype(dtype).name}, dim {dim})"
-    print(f"wrote {writer.rows} x {width} {kind} ({out_fmt}) to {where}", file=sys.stderr)
+    print(f"wrote {writer.rows} x {width} {kind} ({out_fmt}) to {shown}", file=sys.stderr)
     return 0
+
+
+def _check_arguments(args: argparse.Namespace, in_fmt: str, out_fmt: str) -> tuple[Destination | None, tuple[str, ...]]:
+    """Refuse what cannot work before anything is read or written; the output's destination and the kept fields."""
+    if out_fmt in ("npy", "parquet") and args.output == "-":
+        raise DataError(
+            "-", f"{out_fmt} output needs a file (it is completed at the end); use --format jsonl to write to stdout"
+        )
+    if in_fmt == "lines" and (args.field or args.keep):
+        raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
+    # An output that is the input is refused.
+    where = None if args.output == "-" else resolve_destination(args.output, [args.input])
+    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
+    if args.id_field is not None and args.id_field not in keep:
+        keep = (args.id_field, *keep)
+    if out_fmt == "npy":
+        keep = ()  # .npy holds vectors only
+    if out_fmt == "parquet" and args.precision != "float32":
+        raise DataError(args.output, "--precision applies to .npy and JSONL output; Parquet holds float32 vectors")
+    return where, keep
+
+
+def _open_output(where: Destination, output: str, out_fmt: str) -> AtomicOutput:
+    target = AtomicOutput(where)
+    if out_fmt == "npy" and not (target.file is not None and target.file.seekable()):
+        target.abort()
+        raise DataError(
+            output,
+            "npy output needs a seekable file (its header is completed at the end), "
+            "not a pipe or terminal; use --format jsonl",
+        )
+    return target
+
+
+def _writer(out_fmt: str, sink: IO[bytes], dim: int, width: int, dtype: str) -> Any:
+    """The writer of ``out_fmt``: ``write(vectors, kept)``, ``close()``, ``rows``."""
+    if out_fmt == "parquet":
+        from ..bulk.parquet import ParquetWriter
+
+        return ParquetWriter(sink, dim)
+    return (NpyWriter if out_fmt == "npy" else JsonlWriter)(sink, width, dtype)
+
+
+def _chunks(args: argparse.Namespace, in_fmt: str, keep: tuple[str, ...], progress: Progress) -> Iterator[Chunk]:
+    if in_fmt == "parquet":
+        from ..bulk import parquet
+
+        keep_cols = () if not args.keep else keep  # default: the id column alone
+        fields = split_fields(args.field or "text")
+        yield from parquet.read_chunks(
+            args.input, fields, keep_cols, args.id_field, chunk_rows=args.batch_size, progress=progress
+        )
+        return
+    yield from read_chunks(
+        args.input, in_fmt, args.field or "text", keep, chunk_lines=args.batch_size, progress=progress
+    )
+
+
+def _encode_chunk(model: Any, chunk: Chunk, dim: int, args: argparse.Namespace, name: str) -> np.ndarray:
+    """The chunk's vectors; a bad text is reported by its file and line, not its index in the chunk."""
+    name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
+    try:
+        return model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
+    except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
+        found = _TEXT_INDEX.search(str(exc))
+        if not found:
+            raise
+        line = chunk.lines[int(found.group(1) or found.group(2))]
+        raise DataError(name, _TEXT_INDEX.sub("the text", str(exc), count=1), line) from None
 
 
 class _Quantizer:
@@ -160,7 +178,7 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
                     f"ranges must be a finite (2, {dim}) array (min; max per dimension), got shape {ranges.shape}",
                 )
         elif args.calibration:
-            texts = []
+            texts: list[str] = []
             for chunk in read_chunks(args.calibration, "lines"):
                 texts.extend(chunk.texts)
             if len(texts) < 2:

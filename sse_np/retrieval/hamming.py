@@ -110,7 +110,7 @@ def hamming_top_k(
     if backend not in ("auto", "numba", "numpy"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', got {backend!r}")
     q_words = np.ascontiguousarray(_as_words(np.ascontiguousarray(q)))
-    kernel = get_kernels() if backend != "numpy" else False
+    kernel = get_kernels() if backend != "numpy" else None
     if backend == "numba" and not kernel:
         raise ImportError("backend='numba' needs numba installed, jitting, and SSE_NP_DISABLE_NUMBA unset")
     if not kernel:

@@ -47,7 +47,7 @@ def _load() -> Kernels | Literal[False]:
             if numba.config.DISABLE_JIT:
                 return False
             from . import kernels
-    except Exception:  # noqa: BLE001 - missing numba, or no usable cache: NumPy still works
+    except Exception:
         return False
     return Kernels(
         kernels.hamming_top_k_scan, kernels.hamming_top_k_finish, kernels.merge_block_top_k, kernels.codes_dot_t

@@ -23,7 +23,7 @@ It also has the helpers search needs: :func:`bytes_per_vector`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -43,7 +43,7 @@ Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
 #: Every precision :func:`quantize_embeddings` accepts.
 PRECISIONS: tuple[str, ...] = ("float32", "int8", "uint8", "binary", "ubinary")
 _CODE_DTYPES = {"int8": np.int8, "uint8": np.uint8, "binary": np.int8, "ubinary": np.uint8}
-ArrayLike = Union[np.ndarray, Sequence[Any]]
+ArrayLike = np.ndarray | Sequence[Any]
 
 
 def check_precision(precision: Any, allowed: Sequence[str] = PRECISIONS) -> str:
@@ -94,7 +94,7 @@ def _as_float_array(embeddings: Any, name: str) -> np.ndarray:
 
 
 def quantization_ranges(
-    embeddings: ArrayLike,
+    embeddings: ArrayLike | None,
     calibration_embeddings: ArrayLike | None = None,
     precision: str = "int8",
 ) -> np.ndarray:
@@ -128,6 +128,24 @@ def _check_ranges(ranges: Any, dim: int) -> np.ndarray:
     if not np.issubdtype(ranges.dtype, np.number):
         raise TypeError(f"ranges must be numeric, got dtype {ranges.dtype}")
     return ranges
+
+
+@overload
+def quantize_embeddings(
+    embeddings: np.ndarray,
+    precision: str,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray: ...
+
+
+@overload
+def quantize_embeddings(
+    embeddings: ArrayLike | list[np.ndarray],
+    precision: str,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray | list[np.ndarray]: ...
 
 
 def quantize_embeddings(

@@ -119,6 +119,7 @@ def _rescore(
                 cand = np.unpackbits(to_ubinary(cand), axis=-1, count=dim)
                 values = cand.astype(np.float64)
             else:
+                assert ranges is not None  # semantic_search refuses int8/uint8 rescoring without them
                 values = dequantize_embeddings(cand, rescore_precision, ranges)
             values = values.reshape(idx.shape[0], idx.shape[1], -1)
             scores = np.einsum("ij,ikj->ik", queries[q0:q1].astype(np.float64), values)
@@ -311,13 +312,16 @@ def semantic_search(
     elif not asymmetric:
         q_codes = quantize_embeddings(q, corpus_precision, ranges=ranges if scalar else None)
     if asymmetric:
+        assert ranges is not None  # checked above: a scalar corpus with float queries has its ranges
         doc_block = positive_int(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
         scores, indices = _asymmetric_top_k(q, corpus, corpus_precision, ranges, depth, query_block, doc_block)
     elif scalar:
         doc_block = positive_int(corpus_chunk_size, "corpus_chunk_size") if corpus_chunk_size else DOC_BLOCK
         scores, indices = scalar_top_k(q_codes, corpus, depth, query_block, doc_block)
     else:
-        blocks = {"doc_block": positive_int(corpus_chunk_size, "corpus_chunk_size")} if corpus_chunk_size else {}
+        blocks: dict[str, Any] = (
+            {"doc_block": positive_int(corpus_chunk_size, "corpus_chunk_size")} if corpus_chunk_size else {}
+        )
         dist, indices = hamming_top_k(q_codes, corpus, depth, threads=threads, **blocks)
         scores = 1.0 - 2.0 * dist.astype(np.float64) / dim
     if not do_rescore:

@@ -98,9 +98,9 @@ def blocked_top_k(
         best_index = np.empty((n_queries, depth), dtype=np.int64)
         filled = np.zeros(n_queries, dtype=np.int64)
         few = codes is not None and n_queries <= 3
-        scores_t = np.empty((doc_block, n_queries), dtype=dtype) if few else None
+        scores_t = np.empty((doc_block if few else 0, n_queries), dtype=dtype)
         for d0 in range(0, n_docs, doc_block):
-            if few:
+            if codes is not None and few:
                 d1 = min(d0 + doc_block, n_docs)
                 kernels.codes_dot_t(codes[d0:d1], queries, scores_t[: d1 - d0])
                 merge(scores_t[: d1 - d0], d0, best_scores, best_index, filled)

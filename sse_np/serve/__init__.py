@@ -59,8 +59,8 @@ from ..errors import missing_extra
 if find_spec("starlette") is None:  # pragma: no cover - exercised by the missing-extra test
     raise missing_extra("sse_np.serve", "serve")
 
-from .application import app, create_app  # noqa: E402 (after the check above)
-from .config import CONFIG_ENV, ServeConfig  # noqa: E402
-from .run import run  # noqa: E402
+from .application import app, create_app
+from .config import CONFIG_ENV, ServeConfig
+from .run import run
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "app", "create_app", "run"]

@@ -112,11 +112,11 @@ class Coalescer:
                 texts = [t for part, _, _ in group for t in part]
                 vectors = self.model.encode(texts, dim, normalize=normalize)
                 offsets = self.model.tokenize(texts)[1] if count else None
-            except Exception:  # noqa: BLE001 - one by one, so that only the culprit fails
+            except Exception:
                 for part, c, future in group:
                     try:
                         future.set_result(encode_texts(self.model, part, dim, normalize, c))
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         future.set_exception(exc)
                 continue
             start = 0

@@ -46,7 +46,7 @@ def build_routes(state: ServerState) -> list[Route]:
             )
         except ApiError as exc:
             return exc.openai()
-        except Exception:  # noqa: BLE001 - logged here, never shown to the client
+        except Exception:
             log.exception("internal error on /v1/embeddings")
             return ApiError(500, "internal server error").openai()
 
@@ -74,7 +74,7 @@ def build_routes(state: ServerState) -> list[Route]:
             if exc.status == 400:  # TEI answers malformed requests with 422
                 exc.status = 422
             return exc.tei()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("internal error on /embed")
             return ApiError(500, "internal server error").tei()
 

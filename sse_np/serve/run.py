@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from typing import Any
 
 from ..errors import missing_extra
 from .application import app_from
@@ -41,7 +42,7 @@ def run(
         import uvicorn
     except ImportError:
         raise missing_extra("sse_np.serve", "serve") from None
-    options = dict(
+    options: dict[str, Any] = dict(
         host=host,
         port=port,
         log_level=log_level,

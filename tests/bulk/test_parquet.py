@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import sse_np
 from helpers.extras import install_commands
 from helpers.models import make_random_model
 from helpers.paths import SHARED_DATA
-
-import sse_np
 from sse_np.cli import main
 from sse_np.errors import DataError
 
@@ -40,7 +40,7 @@ def _numpy_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSE_NP_DISABLE_NUMBA", "1")  # same bits; no kernel compile in these tests
 
 
-def _table(n: int) -> "pa.Table":
+def _table(n: int) -> pa.Table:
     return pa.table(
         {
             "_id": [f"d{i}" for i in range(n)],
@@ -51,7 +51,7 @@ def _table(n: int) -> "pa.Table":
     )
 
 
-def _vectors(table: "pa.Table") -> np.ndarray:
+def _vectors(table: pa.Table) -> np.ndarray:
     col = table.column("embedding").combine_chunks()
     return col.values.to_numpy().reshape(len(col), col.type.list_size)
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.fake_hub import FakeHub, read_folder
-from helpers.models import make_full, random_weights
 from safetensors.numpy import save_file
 
 import sse_np
+from helpers.fake_hub import FakeHub, read_folder
+from helpers.models import make_full, random_weights
 
 hf_constants = pytest.importorskip("huggingface_hub.constants")
 
@@ -199,7 +199,7 @@ def test_silent_hub_times_out(monkeypatch):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         start = time.perf_counter()
-        with pytest.raises(sse_np.ModelNotFoundError, match="cannot reach .*Timeout"):
+        with pytest.raises(sse_np.ModelNotFoundError, match=r"cannot reach .*Timeout"):
             sse_np.download(REPO, endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}")
     assert time.perf_counter() - start < 3
 
@@ -228,9 +228,9 @@ def test_unknown_repository_or_revision_is_a_clear_error(hub, hub_env, repo_id, 
 def test_private_and_gated_repositories_need_a_token(hub, sources, monkeypatch):
     hub.add_commit("owner/private", sources["main"], token="hf_secret")
     hub.add_commit("owner/gated", sources["main"], gated=True)
-    with pytest.raises(sse_np.ModelNotFoundError, match="no repository owner/private.*private.*HF_TOKEN"):
+    with pytest.raises(sse_np.ModelNotFoundError, match=r"no repository owner/private.*private.*HF_TOKEN"):
         sse_np.download("owner/private", endpoint=hub.endpoint)
-    with pytest.raises(sse_np.ModelNotFoundError, match="owner/gated@main: gated repository.*HF_TOKEN"):
+    with pytest.raises(sse_np.ModelNotFoundError, match=r"owner/gated@main: gated repository.*HF_TOKEN"):
         sse_np.download("owner/gated", endpoint=hub.endpoint)
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
     n = len(hub.log)

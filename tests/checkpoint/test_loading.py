@@ -7,10 +7,10 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers.models import make_full, random_weights, write_tokenizer
 from safetensors.numpy import save_file
 
 import sse_np
+from helpers.models import make_full, random_weights, write_tokenizer
 from sse_np import ModelLoadError, ModelNotFoundError
 
 V, D = 30522, 16

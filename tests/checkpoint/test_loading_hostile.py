@@ -102,7 +102,7 @@ def load_with_timeout(folder: Path, texts=TEXTS):
         try:
             model = sse_np.load(folder, backend=os.environ.get("FC_FUZZ_BACKEND", "numpy"))
             result.append(("ok", model.encode(texts, normalize=False), model))
-        except BaseException as exc:  # noqa: BLE001 - the test judges the type
+        except BaseException as exc:
             result.append(("error", exc, None))
 
     worker = threading.Thread(target=run, daemon=True)
@@ -515,7 +515,7 @@ def test_fuzz_mutated_checkpoints_load_exactly_or_raise_model_load_error(
         if tok is not None:
             tokenizer = apply_tokenizer_mutation(tokenizer, tok)
         write_model(folder, raw, tokenizer)
-        kind, value, model = load_with_timeout(folder)
+        kind, value, _model = load_with_timeout(folder)
         event("refused" if kind == "error" else "loaded")
         if kind == "error":
             assert type(value) is ModelLoadError, f"{type(value).__name__}: {value}"
@@ -555,7 +555,7 @@ def test_fuzz_mutated_q4_checkpoints(small_tokenizer, size, byte, rest, seed):
         (folder / "model_rest.safetensors").write_bytes(rest_raw)
         (folder / "embedding.q4_k_m.bin").write_bytes(packed)
         (folder / "tokenizer.json").write_bytes(small_tokenizer)
-        kind, value, model = load_with_timeout(folder)
+        kind, value, _model = load_with_timeout(folder)
         event("refused" if kind == "error" else "loaded")
         if kind == "error":
             assert type(value) is ModelLoadError, f"{type(value).__name__}: {value}"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import make_random_model
-from helpers.paths import REPO
 
 import sse_np
+from helpers.models import make_random_model
+from helpers.paths import REPO
 from sse_np.cli import main
 
 
@@ -198,6 +198,21 @@ def test_encode_gzip_and_chunk_boundaries(model: sse_np.SSEModel, model_dir: Pat
         main(["encode", str(src), "-o", str(out), "--dim", "8", "--batch-size", "333", "--model", str(model_dir)]) == 0
     )
     assert np.load(out).tobytes() == model.encode(texts, 8).tobytes()
+
+
+def test_each_command_loads_only_its_own_modules(model_dir: Path, tmp_path: Path) -> None:
+    """`sse-np encode` runs without the evaluation, the server or the other commands' modules."""
+    src = tmp_path / "in.txt"
+    src.write_text("one\ntwo\n", encoding="utf-8")
+    argv = ["encode", str(src), "-o", str(tmp_path / "out.npy"), "--model", str(model_dir)]
+    code = (
+        "import sys; from sse_np.cli import main\n"
+        f"assert main({argv!r}) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sse_np.eval', 'sse_np.serve', 'sse_np.cli.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['sse_np.cli.common', 'sse_np.cli.encode', 'sse_np.cli.parser']"
 
 
 def test_read_chunks_streams(tmp_path: Path) -> None:
@@ -398,6 +413,23 @@ def test_info_json_engine_facts(model_dir: Path, capsys: pytest.CaptureFixture[s
         assert info["backend"] == "auto (now: numba)"
         assert Path(info["numba cache"]).is_dir()
     assert info["sse_np"] == sse_np.__version__
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
+def test_info_before_numba_loads_says_when_it_will(model_dir: Path) -> None:
+    """Without --warmup nothing is broken: NumPy answers now, numba loads at the first encode, into the cache
+    folder that `warmup` then reports."""
+    env = {"SSE_NP_DISABLE_NUMBA": "", "SSE_NP_BACKEND": ""}
+    plain = _run_module(["info", "--model", str(model_dir)], env)
+    assert plain.returncode == 0, plain.stderr
+    fields = {line[:16].strip(): line[16:].strip() for line in plain.stdout.splitlines()}
+    assert fields["backend"] == "auto (now: numpy; numba loads in the background at the first encode)"
+    assert "None" not in plain.stdout
+    info = json.loads(_run_module(["info", "--json", "--model", str(model_dir)], env).stdout)
+    warm = _run_module(["warmup", "--model", str(model_dir)], env)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.strip() == f"backend numba; numba kernels cached in {info['numba cache']}"
+    assert Path(info["numba cache"]).is_dir()
 
 
 def test_info_and_warmup_without_numba(model_dir: Path) -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import make_random_model
 
 import sse_np
 import sse_np.cli.evaluate as cli_eval
 import sse_np.eval
+from helpers.models import make_random_model
 from sse_np.cli import main
 
 SSE_NP = Path(sys.executable).with_name("sse-np")
@@ -75,7 +75,7 @@ class Files:
 def fails(capsys, args: list[str], pattern: str) -> str:
     """Run ``sse-np args`` in-process: exit 1, one line on stderr matching ``pattern``, nothing on stdout."""
     status = main(args)
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert status == 1, err
     assert err.count("\n") == 1 and err.startswith("sse-np: error: "), err
     assert re.search(pattern, err), err
@@ -303,18 +303,19 @@ def test_device_output_is_written_through(capsys, tmp_path, model_dir):
 
 
 def test_stdout_descriptor_output_is_written_through(tmp_path, model_dir, model):
-    """``-o /dev/stdout`` (a symlink to /proc/self/fd/1); tested as /proc/self/fd/1, which a broken build cannot replace."""
+    """``-o /dev/stdout`` (a symlink to /proc/self/fd/1); tested as /proc/self/fd/1, which a broken build
+    cannot replace."""
     src = write(tmp_path / "in.txt", b"a\nb\n")
     env = {**os.environ, "SSE_NP_DISABLE_NUMBA": "1"}
     args = [str(SSE_NP), "encode", str(src), "-o", "/proc/self/fd/1", "--model", str(model_dir)]
-    proc = subprocess.run(args + ["--format", "jsonl"], capture_output=True, env=env)
+    proc = subprocess.run([*args, "--format", "jsonl"], capture_output=True, env=env)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line)["embedding"] for line in proc.stdout.decode().splitlines()]
     np.testing.assert_array_equal(np.array(rows, dtype=np.float32), model.encode(["a", "b"]))
     with open(tmp_path / "redirected.jsonl", "wb") as out:  # `> file`: written through the descriptor, not renamed
-        proc = subprocess.run(args + ["--format", "jsonl"], stdout=out, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.run([*args, "--format", "jsonl"], stdout=out, stderr=subprocess.PIPE, env=env)
     assert proc.returncode == 0 and len((tmp_path / "redirected.jsonl").read_text().splitlines()) == 2
-    proc = subprocess.run(args + ["--format", "npy"], capture_output=True, env=env)
+    proc = subprocess.run([*args, "--format", "npy"], capture_output=True, env=env)
     assert proc.returncode == 1 and proc.stdout == b""
     assert (
         proc.stderr.decode()

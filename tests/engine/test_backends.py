@@ -6,6 +6,7 @@ cache on a read-only install (as on AWS Lambda).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -19,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import random_weights, write_tokenizer
-from helpers.paths import REPO
 from safetensors.numpy import save_file
 
 import sse_np
+from helpers.models import random_weights, write_tokenizer
+from helpers.paths import REPO
 
 pytest.importorskip("numba", reason="these tests compare numba with NumPy")
 
@@ -238,7 +239,7 @@ def test_backend_setting_is_validated(full_small, monkeypatch):
     with pytest.raises(ValueError, match="backend must be one of auto, numba, numpy; got 'gpu'"):
         sse_np.load(full_small[0], backend="gpu")
     monkeypatch.setenv("SSE_NP_BACKEND", "fast")
-    with pytest.raises(ValueError, match="SSE_NP_BACKEND must be one of .*'fast'"):
+    with pytest.raises(ValueError, match=r"SSE_NP_BACKEND must be one of .*'fast'"):
         sse_np.load(full_small[0])
     monkeypatch.setenv("SSE_NP_BACKEND", "NumPy")
     assert sse_np.load(full_small[0]).backend == "numpy"
@@ -377,10 +378,8 @@ def test_read_only_install_caches_numba_kernels_in_temp():
         np.testing.assert_array_equal(np.float32(second["v"]), np.float32(first["v"]))
     finally:
         for path in [root, *root.rglob("*")]:
-            try:
+            with contextlib.suppress(OSError):
                 path.chmod(0o755 if path.is_dir() else 0o644)
-            except OSError:
-                pass
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -40,11 +40,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.models import make_full, random_weights, write_tokenizer
-from helpers.paths import SHARED_DATA
 from tokenizers import Tokenizer
 
 import sse_np.engine
+from helpers.models import make_full, random_weights, write_tokenizer
+from helpers.paths import SHARED_DATA
 from sse_np.checkpoint.read import Table
 from sse_np.tokenizer import TextTokenizer as _TextTokenizer
 from sse_np.tokenizer import fast_path_spec, load_tokenizer
@@ -215,7 +215,7 @@ def fast_tt(bert) -> TextTokenizer:
     return tt
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def vocab_words(src: str) -> tuple[str, ...]:
     """The WordPiece vocabulary in id order (## pieces, [unusedN], single characters...)."""
     vocab = json.loads(Path(src).read_text(encoding="utf-8"))["model"]["vocab"]
@@ -226,7 +226,7 @@ def vocab_words(src: str) -> tuple[str, ...]:
 # Strings: shared BEIR data (optional), cuts and recombinations, synthesis
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shared_strings() -> tuple[str, ...]:
     """Every query, and every corpus row as title + " " + text, title and text (empty if no data)."""
     out: list[str] = []
@@ -250,7 +250,7 @@ def shared_strings() -> tuple[str, ...]:
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cut_pools(src: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """(documents, sentences, distinct words) to cut from: the shared data, else synthesised prose."""
     docs = [t for t in shared_strings() if len(t) > 40]
@@ -271,7 +271,7 @@ def cut_pools(src: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ..
 
 CONTROLS = [chr(c) for c in range(32) if chr(c) not in "\t\n\r"] + ["\x7f"]  # dropped by clean_text
 WHITESPACE = [" ", " ", " ", "  ", "\t", "\n", "\r", "\r\n", " \t ", "\n\n"]
-SEPARATORS = WHITESPACE + ["", "", "-", ".", ", ", "/", "_", "\x00", "\x0b", "\x0c", "\x1f"]
+SEPARATORS = [*WHITESPACE, "", "", "-", ".", ", ", "/", "_", "\x00", "\x0b", "\x0c", "\x1f"]
 ADDED_LIKE = [
     "[CLS]",
     "[SEP]",
@@ -307,17 +307,17 @@ ADDED_LIKE = [
     "[C\u00e9LS]",
     "\u00e9[SEP]",
 ]
-NON_ASCII = (
-    list("éÉèàâçñüöäßøåæœÅİıΣσςﬁ\u00ad")  # accents, special lowercase mappings, soft hyphen (Cf)
-    + ["e\u0301", "a\u0308", "\u0327"]  # combining marks
-    + list("日本語中文漢字한국어テキスト")  # CJK (padded by handle_chinese_chars)
-    + ["Ελληνικά", "Русский", "עברית", "العربية", "हिन्दी", "ไทย"]
-    + ["🙂", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤️", "★"]
-    + list("\u00a0\u1680\u2000\u2003\u200a\u2028\u2029\u202f\u205f\u3000\x85")  # unicode spaces
-    + list("\u200b\u200c\u200d\ufeff\u2060\ufffd\ue000\x80\x9f")  # zero width, replacement, private, C1
-    + list("–—‘’“”…¿¡«»·•€£¥©®™°±×÷½²")  # unicode punctuation / symbols
-    + ["ＦＵＬＬ", "１２３", "café", "naïve", "résumé", "Zürich", "São", "Ångström"]
-)
+NON_ASCII = [
+    *"éÉèàâçñüöäßøåæœÅİıΣσςﬁ\u00ad",  # accents, special lowercase mappings, soft hyphen (Cf)
+    *["e\u0301", "a\u0308", "\u0327"],  # combining marks
+    *"日本語中文漢字한국어テキスト",  # CJK (padded by handle_chinese_chars)
+    *["Ελληνικά", "Русский", "עברית", "العربية", "हिन्दी", "ไทย"],
+    *["🙂", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷", "❤️", "★"],
+    *"\u00a0\u1680\u2000\u2003\u200a\u2028\u2029\u202f\u205f\u3000\x85",  # unicode spaces
+    *"\u200b\u200c\u200d\ufeff\u2060\ufffd\ue000\x80\x9f",  # zero width, replacement, private, C1
+    *"–—‘’“”…¿¡«»·•€£¥©®™°±×÷½²",  # unicode punctuation / symbols
+    *["ＦＵＬＬ", "１２３", "café", "naïve", "résumé", "Zürich", "São", "Ångström"],
+]
 PUNCT = string.punctuation
 ASCII = [chr(c) for c in range(128)]
 TLDS = ["com", "org", "net", "io", "co.uk", "de"]
@@ -782,7 +782,7 @@ def test_edge_strings(bert, fast_tt):
         for word in ("a" * n, "the" * (n // 3) + "t" * (n % 3), "A" * n, "a" * (n - 1) + "\u00e9"):
             texts += [word, f"x {word} y", f"{word}.{word}", word + "\x00" * 5, "\x01".join(word)]
             texts += [word[:50] + "\x00\x0b\x7f" + word[50:], word[:-1] + "\x01" + word[-1] + "b"]
-    texts += ADDED_LIKE + [" ".join(ADDED_LIKE), "".join(ADDED_LIKE)]
+    texts += [*ADDED_LIKE, " ".join(ADDED_LIKE), "".join(ADDED_LIKE)]
     texts += ["##", "##ing", "un##able", "[UNK]" * 30, "." * 300, "a" * 100 + ".", "a" * 101 + "."]
     texts += ["long text " * 100_000, "long t\u00e9xt [CLS] " * 50_000]  # ~1 MB each, one with holes
     bad = mismatches(fast_tt, bert, texts)
@@ -836,7 +836,7 @@ else:
         st.sampled_from(string.ascii_letters + "  "),
         st.deferred(lambda: st.sampled_from(vocab_words(_VOCAB_SRC[0]))),  # words and ## pieces
         st.sampled_from(PUNCT),
-        st.sampled_from(ADDED_LIKE + ["[CLS]", "[SEP]", "[MASK]", "##"]),
+        st.sampled_from([*ADDED_LIKE, "[CLS]", "[SEP]", "[MASK]", "##"]),
         st.sampled_from(CONTROLS + WHITESPACE),
         st.builds(lambda c, n: c * n, st.sampled_from("aZ"), st.integers(97, 103)),  # around max_input_chars
         st.sampled_from(NON_ASCII),
@@ -901,7 +901,7 @@ UNSUPPORTED = {
 
 def _config_texts(tokenizer_json) -> list[str]:
     texts = list(strings(tokenizer_json, 1000, seed=42))
-    return texts + ["new token", "a new b", "newer new", "café caf\u00e9s", "x [NEW] y [MASK] z [MASK]"]
+    return [*texts, "new token", "a new b", "newer new", "café cafés", "x [NEW] y [MASK] z [MASK]"]
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
@@ -924,7 +924,7 @@ def test_unsupported_configuration_falls_back(tmp_path_factory, tokenizer_json, 
             except Exception:
                 pass
         assert len(ok) > 100
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (tokenizers raises a bare Exception here)
             tt(["fine", "\u2603\u2603qqq\u00e9zzz"])
         texts = ok
     bad = mismatches(tt, tok, texts)

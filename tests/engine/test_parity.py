@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.models import make_full, random_weights, write_tokenizer
-from helpers.reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize, torch
 from safetensors.numpy import save_file
 
 import sse_np
+from helpers.models import random_weights, write_tokenizer
+from helpers.reference import TorchSSE, dequantize_q4, quantize_q4, reference_tokenize, torch
 
 DIMS = (512, 256, 128, 64, 32)
 TOL = 1e-6
@@ -114,7 +114,7 @@ def test_q4_layout_parity(backend, q4_512, texts, normalize):
     table = dequantize_q4(folder / "embedding.q4_k_m.bin", 512)
     ref = TorchSSE(table, (weights["dyt.alpha"], weights["dyt.beta"], weights["dyt.bias"]))
     y = ref.pooled(reference_tokenize(folder / "tokenizer.json", texts))
-    for dim in DIMS + (31,):
+    for dim in (*DIMS, 31):
         np.testing.assert_allclose(
             model.encode(texts, dim, normalize=normalize),
             ref.finish(y, dim, normalize),

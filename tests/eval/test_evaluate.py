@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+import sse_np
 from helpers.extras import install_commands
 from helpers.models import make_random_model
 from helpers.paths import SHARED_DATA
-
-import sse_np
 from sse_np.eval import (
     DEFAULT_DIMS,
     METRICS,
@@ -316,7 +316,7 @@ def test_missing_file_named(tmp_path: Path, missing: str) -> None:
 
 def test_missing_folder_and_split(tmp_path: Path, tiny: Path) -> None:
     assert "dataset folder not found" in str(_error(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match="dev.tsv: file not found"):
+    with pytest.raises(DataError, match=r"dev\.tsv: file not found"):
         load_beir(tiny, split="dev")
 
 
@@ -550,7 +550,7 @@ def test_write_beir_round_trip(tmp_path: Path) -> None:
 
 def test_evaluate_refuses_dataset_without_judged_queries(model: sse_np.SSEModel, tmp_path: Path) -> None:
     folder = write_beir(tmp_path / "nojudged", TINY_CORPUS, TINY_QUERIES, [("q1", "d1", 0)])
-    with pytest.raises(DataError, match="test.tsv: no query has a judgment with score > 0"):
+    with pytest.raises(DataError, match=r"test\.tsv: no query has a judgment with score > 0"):
         evaluate(model, folder, dims=(8,))
 
 
@@ -585,7 +585,7 @@ def test_precisions_report_quality_and_bytes(model: sse_np.SSEModel, tmp_path: P
     data = load_beir(path)
     docs = model.encode(data.doc_texts, None, normalize=False)
     qv = model.encode(data.query_texts, None, normalize=False)
-    rows, run = _search_and_score(data, qv, docs, 16, 1024, 8192, "int8")
+    _rows, run = _search_and_score(data, qv, docs, 16, 1024, 8192, "int8")
     unit = docs[:, :16] / np.linalg.norm(docs[:, :16], axis=1, keepdims=True)
     codes = st_quantize(unit, "int8")
     ranges = np.vstack([unit.min(0), unit.max(0)])

@@ -34,7 +34,7 @@ class TorchSSE(torch.nn.Module):
             self.alpha, self.beta, self.bias = (torch.from_numpy(np.array(v, dtype=np.float32)) for v in dyt)
 
     @torch.no_grad()
-    def pooled(self, ids: list[list[int]]) -> "torch.Tensor":
+    def pooled(self, ids: list[list[int]]) -> torch.Tensor:
         """Full-width DyT output y (before truncation)."""
         flat = torch.tensor([i for row in ids for i in row], dtype=torch.long)
         offsets = torch.tensor(np.cumsum([0] + [len(r) for r in ids[:-1]]), dtype=torch.long)
@@ -42,7 +42,7 @@ class TorchSSE(torch.nn.Module):
         return self.beta * torch.tanh(self.alpha * x + self.bias) if self.dyt else x
 
     @staticmethod
-    def finish(y: "torch.Tensor", dim: int, normalize: bool) -> np.ndarray:
+    def finish(y: torch.Tensor, dim: int, normalize: bool) -> np.ndarray:
         """Matryoshka: keep y[:, :dim], THEN L2-normalize (sentence-transformers order)."""
         y = y[:, :dim]
         if normalize:

@@ -108,7 +108,7 @@ class RuntimeEnv:
     root: Path
 
     @classmethod
-    def build(cls, root: Path, without: tuple[str, ...] = ()) -> "RuntimeEnv":
+    def build(cls, root: Path, without: tuple[str, ...] = ()) -> RuntimeEnv:
         """Link the closure into ``root``; ``without=("numba",)`` is the README's slim install."""
         root.mkdir(parents=True, exist_ok=True)
         for dist in dependency_closure(without):

@@ -19,7 +19,7 @@ def _shared_texts(limit_docs: int) -> list[str]:
         c = ds / "corpus.jsonl"
         if c.is_file():
             with c.open(encoding="utf-8") as fh:
-                for i, line in zip(range(limit_docs), fh):
+                for _, line in zip(range(limit_docs), fh):
                     doc = json.loads(line)
                     texts.append((doc.get("title", "") + " " + doc.get("text", "")).strip())
     return texts

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from helpers.extras import install_commands
 
 import sse_np
+from helpers.extras import install_commands
 
 DOCS = [
     "Aspirin reduces the risk of heart attack in older adults.",

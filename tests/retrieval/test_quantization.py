@@ -110,7 +110,7 @@ def test_empty_and_lists_match(precision: str) -> None:
 
 def test_validation_errors() -> None:
     emb = np.random.default_rng(0).standard_normal((10, 16)).astype(np.float32)
-    with pytest.raises(ValueError, match="precision must be one of.*'int4'"):
+    with pytest.raises(ValueError, match=r"precision must be one of.*'int4'"):
         quantize_embeddings(emb, "int4")
     with pytest.raises(ValueError, match="precision must be one of"):
         quantize_embeddings(emb, "xint8")  # sentence-transformers matches on the suffix; we refuse up front
@@ -160,7 +160,7 @@ def test_unpack_and_hamming_against_bit_loops() -> None:
     np.testing.assert_array_equal(hamming_distances(sa, quantize_embeddings(b, "binary")), expected)
     with pytest.raises(ValueError, match="does not fit"):
         unpack_bits(ua, 30)
-    with pytest.raises(TypeError, match="int8 .* or uint8"):
+    with pytest.raises(TypeError, match=r"int8 .* or uint8"):
         to_ubinary(a)
     words = rng.integers(0, 2**63, size=50, dtype=np.uint64)
     np.testing.assert_array_equal(popcount(words), [bin(int(w)).count("1") for w in words])
@@ -190,9 +190,8 @@ def _st_quantize():
 
 def test_encode_precision_and_cli_match_sentence_transformers(tmp_path):
     """encode(precision=...) and `sse-np encode --precision` give sentence-transformers' codes, bit for bit."""
-    from helpers.models import make_random_model
-
     import sse_np
+    from helpers.models import make_random_model
     from sse_np.cli import main
 
     st_quantize = _st_quantize()
@@ -232,7 +231,7 @@ def test_encode_precision_and_cli_match_sentence_transformers(tmp_path):
         want = st_quantize(floats, precision, ranges=ranges if precision == "int8" else None)
         got = np.load(out)
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), precision
-    with pytest.raises(ValueError, match="unknown precision|precision"):
+    with pytest.raises(ValueError, match=r"unknown precision|precision"):
         model.encode(texts, 24, precision="float16")
     before = sorted(p.name for p in tmp_path.iterdir())
     assert (

@@ -117,7 +117,7 @@ def test_semantic_search_custom_score_function_and_memmap(tmp_path) -> None:
         return -np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
 
     res = semantic_search(queries, corpus, top_k=5, score_function=neg_l2, corpus_chunk_size=64)
-    ref_s, ref_i = _brute_top_k(neg_l2(queries, corpus), 5)
+    _ref_s, ref_i = _brute_top_k(neg_l2(queries, corpus), 5)
     assert [[h["corpus_id"] for h in r] for r in res] == ref_i.tolist()
     path = tmp_path / "corpus.npy"
     np.save(path, corpus)

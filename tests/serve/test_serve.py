@@ -10,6 +10,7 @@ numba, no compile time). Every request loop is bounded in count and time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -514,10 +515,8 @@ def test_single_model_any_name_then_sigterm_loses_nothing(models, local, tmp_pat
             assert got.tobytes() == want.tobytes()
             conn.close()
         late = None
-        try:
+        with contextlib.suppress(httpx.TransportError):  # refused: the listening socket is closed
             late = httpx.get(srv.url + "/health", timeout=5)
-        except httpx.TransportError:
-            pass  # refused: the listening socket is closed
         assert late is None or late.status_code == 503
         assert srv.proc.wait(20) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     finally:
@@ -570,3 +569,14 @@ def test_cli_parses_serve_without_importing_the_stack():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_python_m_sse_np_serve_is_the_serve_command() -> None:
+    """``python -m sse_np.serve ARGS`` is ``sse-np serve ARGS`` (the server package never imports the CLI)."""
+    done = subprocess.run([sys.executable, "-m", "sse_np.serve", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: sse-np serve ") and "--max-body-bytes" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "sse_np.serve", "--port", "0x"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "sse-np serve: error: argument --port" in bad.stderr

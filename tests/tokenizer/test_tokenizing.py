@@ -6,9 +6,9 @@ import json
 import random
 
 import pytest
-from helpers.models import write_tokenizer
 from tokenizers import Tokenizer
 
+from helpers.models import write_tokenizer
 from sse_np.tokenizer import TextTokenizer, load_tokenizer
 
 ALPHABET = (
@@ -104,7 +104,7 @@ def test_chunk_cache_is_bounded_in_bytes(tokenizer_json):
     long_chunks = ["".join(rng.choice("abcdefghij0123456789") for _ in range(8000)) for _ in range(200)]
     tracemalloc.start()
     for i in range(0, len(words), 500):
-        batch = [" ".join(words[i : i + 500])] + long_chunks[i // 100 : i // 100 + 1]
+        batch = [" ".join(words[i : i + 500]), *long_chunks[i // 100 : i // 100 + 1]]
         assert ours(tt, batch) == reference_ids(tok, batch)
         assert tt.cache_used <= bound
     current, _ = tracemalloc.get_traced_memory()
