@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint.read import Checkpoint, read_checkpoint
-from .engine import BACKENDS, Engine, numba_disabled_by_env
+from .engine import BACKENDS, Engine, Utf8Texts, numba_disabled_by_env
 from .progress import Progress
-from .engine import Utf8Texts
 from .settings import backend as backend_from_env
 from .settings import threads as threads_from_env
 from .tokenizer import TextTokenizer, load_tokenizer
@@ -380,7 +379,7 @@ def _check_positive_int(value: int, name: str) -> int:
     return value
 
 
-def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str], bool]:
+def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str] | Utf8Texts, bool]:
     """Validate input at the boundary. Returns (list of str, was a single str).
 
     Only ordered collections of texts are taken: a mapping would give its

@@ -32,6 +32,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class Engine:
         self.head = None if dyt is None else (dyt[0], dyt[2], dyt[1])  # (alpha, bias, beta)
         self.backend = backend
         self.source = Path(source).resolve()
-        self._numba = None  # NumbaBackend once loaded
+        self._numba: Any = None  # NumbaBackend once loaded
         self._error: Exception | None = None
         self._load_lock = threading.Lock()  # held while loading; warmup() callers wait on it
         self._start_lock = threading.Lock()  # only to start one background thread

@@ -36,7 +36,7 @@ from .pooling import Bag, Head, TableArrays
 from .texts import Utf8Texts
 from .wordpiece_tables import wordpiece_tables
 
-__all__ = ["NumbaBackend", "SERIAL_BYTES"]
+__all__ = ["SERIAL_BYTES", "NumbaBackend"]
 
 # Less text than this per thread and another thread costs more than it
 # saves (waking one is ~20-50 us; a core tokenizes and pools ~25 MB/s).
@@ -48,6 +48,7 @@ _DUMMY_F = np.zeros(1, dtype=np.float32)
 _DUMMY_I = np.zeros(1, dtype=np.int32)
 _NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_items pools (a non-empty array: it writes ids instead)
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
+_NO_STATUS = np.zeros(0, dtype=np.uint8)
 _NO_UNICODE = unicode_tables.UnicodeTables(
     *(np.zeros(0, dtype=d) for d in (np.uint32, np.uint32, np.int32, np.uint8, np.int32, np.uint8))
 )
@@ -91,12 +92,12 @@ def _blocks(sizes: np.ndarray, batch_size: int) -> list[tuple[int, int]]:
 class _Block:
     """One packed block and the state of its region."""
 
-    __slots__ = ("texts", "strs", "start", "args", "status")
+    __slots__ = ("args", "start", "status", "strs", "texts")
 
     def __init__(self, texts: Utf8Texts, strs, start: int) -> None:
         self.texts, self.strs, self.start = texts, strs, start
         self.args: tuple = ()
-        self.status: np.ndarray | None = None
+        self.status: np.ndarray = _NO_STATUS
 
 
 class NumbaBackend:
@@ -188,6 +189,7 @@ class NumbaBackend:
         item_off = _items(texts.offsets, threads)
         room = int(np.diff(texts.offsets[item_off]).max()) + 1
         block.status = np.empty(n, dtype=np.uint8)
+        assert self.tables is not None
         classes, uni, vocab = self.tables
         block.args = (
             texts.data,
@@ -345,6 +347,7 @@ class NumbaBackend:
         n = len(packed)
         out = np.empty(unicode_tables.WORDS_ROOM * packed.nbytes + 1, dtype=np.int32)
         counts = np.empty(n, dtype=np.int64)
+        assert self.tables is not None
         classes, uni, vocab = self.tables
         wordpiece.tokenize_items(
             packed.data,

@@ -148,7 +148,7 @@ class Utf8Texts(Sequence):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index):
         if isinstance(index, slice):
             lo, hi, step = index.indices(len(self))
             if step != 1:

@@ -31,6 +31,7 @@ kernel's words with ``tokenizers``' for all 1,114,112 code points.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -203,13 +204,13 @@ def load(settings: dict, folder: str | os.PathLike | None) -> UnicodeTables:
 
 
 def _save(path: Path, tables: UnicodeTables) -> None:
+    tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sse_np-unicode-", suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **tables._asdict())
         os.replace(tmp, path)
     except OSError:  # no cache only means deriving again next time
-        try:
-            os.unlink(tmp)
-        except (OSError, UnboundLocalError):
-            pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

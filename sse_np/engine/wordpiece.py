@@ -353,7 +353,7 @@ def _one_text(
                         mk, mend = map_first[m], map_first[m + 1]
                         p += size
                         continue
-                    if kind == U_WORD or kind == ISOLATE:
+                    if kind == U_WORD or kind == ISOLATE:  # noqa: SIM109 (two compares in jitted code)
                         unit = _WORD if kind == U_WORD else _ISO
                         src, ua, ub = 0, p, p + size
                     elif kind == U_SPACE:

@@ -13,7 +13,8 @@ Building them takes ~75 ms for a 30k vocabulary.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 

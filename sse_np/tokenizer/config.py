@@ -59,6 +59,8 @@ def load_tokenizer(
 
 def _max_id(spec: dict | None) -> int | None:
     """Largest id ``tokenizer.json`` can emit, from its parsed JSON (None if it cannot tell)."""
+    if spec is None:
+        return None
     try:
         vocab = spec["model"]["vocab"]
         ids = list(vocab.values()) if isinstance(vocab, dict) else [len(vocab) - 1]

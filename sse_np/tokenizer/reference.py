@@ -100,7 +100,7 @@ class TextTokenizer:
             self._chunk_tokenizer.no_truncation()
         trunc = tokenizer.truncation
         self._max_len = trunc["max_length"] if trunc else None
-        self._keep_end = bool(trunc) and trunc.get("direction") == "left"
+        self._keep_end = trunc is not None and trunc.get("direction") == "left"
         # encode_batch_fast skips character offsets we do not need; same ids.
         self._encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
 
