@@ -93,7 +93,7 @@ def ensure_cache_dir(numba) -> str:
 
         # numba's folder for sources under sse_np/engine/ inside CACHE_DIR (the
         # class was private before numba 0.6x).
-        locator = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator")
+        locator = getattr(caching, "UserProvidedCacheLocator", None) or caching._UserProvidedCacheLocator  # type: ignore[attr-defined]
         dest = target / locator.get_suitable_cache_subpath(str(_HERE / "pooling.py"))
         try:
             dest.mkdir(parents=True, exist_ok=True)

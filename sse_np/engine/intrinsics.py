@@ -139,6 +139,7 @@ def _unowned(typingctx, value):
     return value(value), codegen
 
 
-if not getattr(config, "DISABLE_JIT"):  # the kernels call the intrinsics themselves (no overload to type)
+# The kernels call the intrinsics themselves: no overload to type per call.
+if not config.DISABLE_JIT:  # type: ignore[attr-defined]
     prefetch, half_to_float, bits_to_float = _prefetch, _half_to_float, _bits_to_float  # type: ignore[assignment]
     fetch_add, unowned = _fetch_add, _unowned  # type: ignore[assignment]
