@@ -75,6 +75,16 @@ def test_every_block_runs_or_says_why_not(page: Path) -> None:
     assert not issues, "\n".join(issues)
 
 
+def test_every_page_is_in_the_site_navigation() -> None:
+    """mkdocs.yml lists its pages; a page left out builds but cannot be reached from the menu."""
+    import re
+
+    listed = set(re.findall(r"^\s*-\s+[^:\n]+:\s+(\S+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), flags=re.M))
+    pages = {str(p.relative_to(REPO / "docs")) for p in (REPO / "docs").rglob("*.md")}
+    assert pages - listed == set(), f"add these pages to nav in mkdocs.yml: {sorted(pages - listed)}"
+    assert listed - pages == set(), f"mkdocs.yml lists pages that do not exist: {sorted(listed - pages)}"
+
+
 def test_the_site_has_its_pages() -> None:
     names = {_page_id(p) for p in PAGES}
     for page in ("docs/index.md", "docs/quickstart.md", "docs/cli.md", "docs/reference/spec.md", "README.md"):
@@ -264,7 +274,9 @@ def test_page_runs_and_prints_what_it_shows(page: Path, envs, hub, tmp_path: Pat
     work.mkdir(), home.mkdir()
     for name in LINKED:
         (work / name).symlink_to(REPO / name, target_is_directory=True)
-    env = runtime.env({"HF_ENDPOINT": hub.endpoint, "SSE_NP_DISABLE_NUMBA": None}, home=home)
+    # Unbuffered: standard output and error interleave as on a terminal, not as through a pipe.
+    extra = {"HF_ENDPOINT": hub.endpoint, "SSE_NP_DISABLE_NUMBA": None, "PYTHONUNBUFFERED": "1"}
+    env = runtime.env(extra, home=home)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     (tmp_path / "steps.json").write_text(json.dumps(_driver_input(steps)), encoding="utf-8")
     done = subprocess.run(
