@@ -85,6 +85,14 @@ def test_every_page_is_in_the_site_navigation() -> None:
     assert listed - pages == set(), f"mkdocs.yml lists pages that do not exist: {sorted(listed - pages)}"
 
 
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """.ci/run copies the README's test command; the two must stay the same line."""
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    marker = next(i for i, line in enumerate(ci) if "keep identical" in line)
+    readme = [c.command for b in docs.blocks(REPO / "README.md") if b.lang == "console" for c in docs.commands(b)]
+    assert ci[marker + 1] in readme, f"README.md does not show .ci/run's test command: {ci[marker + 1]}"
+
+
 def test_the_site_has_its_pages() -> None:
     names = {_page_id(p) for p in PAGES}
     for page in ("docs/index.md", "docs/quickstart.md", "docs/cli.md", "docs/reference/spec.md", "README.md"):
@@ -267,7 +275,7 @@ def _write_outputs(page: Path, edits: list[tuple[int, int, list[str], int]]) -> 
 def test_page_runs_and_prints_what_it_shows(page: Path, envs, hub, tmp_path: Path) -> None:
     steps, skipped = _steps(page)
     if not steps and skipped is None:
-        pytest.skip(f"{_page_id(page)} has no code to run")
+        return  # nothing to run (prose and tables only)
     extras = tuple(sorted({name for block, _ in steps for name in block.needs}))
     runtime, bin_dir = envs(extras)
     work, home = tmp_path / "work", tmp_path / "home"
