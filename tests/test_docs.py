@@ -42,9 +42,10 @@ def _page_id(page: Path) -> str:
 
 
 def _extras() -> set[str]:
-    import tomllib
+    """The optional extras of sse_np, as installed (pyproject's table; no tomllib on Python 3.10)."""
+    from importlib import metadata
 
-    return set(tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"])
+    return set(metadata.metadata("sse_np").get_all("Provides-Extra") or [])
 
 
 def _absent(extra: str) -> str | None:
