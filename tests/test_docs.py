@@ -311,3 +311,25 @@ def test_page_runs_and_prints_what_it_shows(page: Path, envs, hub, tmp_path: Pat
     assert not failures, "\n\n".join(failures)
     if skipped:
         pytest.skip(skipped)
+
+
+def test_a_stale_output_or_a_silent_failure_fails(tmp_path: Path) -> None:
+    """The page check itself, on results as the driver reports them."""
+    page = tmp_path / "p.md"
+    page.write_text(
+        "```python\nprint(1)\n```\n\n```text\n2\n```\n\n```console\n$ false\n$ echo a\na\n$ false\nboom\n```\n",
+        encoding="utf-8",
+    )
+    steps, skipped = _steps(page)
+    assert skipped is None and [b.lang for b, _ in steps] == ["python", "console"]
+    results = [{"out": "1\n", "error": None}, {"out": "", "rc": 1}, {"out": "a\n", "rc": 0}, {"out": "boom\n", "rc": 1}]
+    edits: list = []
+    failures = _check(steps, results, edits)
+    assert len(failures) == 2 and failures[0].startswith("p.md:1: shown output differs") and "`$ false`" in failures[1]
+    _write_outputs(page, edits)
+    again = _check(_steps(page)[0], results, [])
+    assert len(again) == 1 and "`$ false`" in again[0]  # a failing command that shows nothing stays a failure
+    fixed = page.read_text(encoding="utf-8")
+    assert "```text\n1\n```" in fixed and "$ false\n$ echo a" in fixed  # pasted what printed (nothing for false)
+    raised = [{"out": "", "error": "Traceback ...\nNameError: x"}]
+    assert "raised" in _check(steps[:1], raised, [])[0]
