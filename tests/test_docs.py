@@ -244,6 +244,11 @@ def _check(steps, results: list[dict], edits: list[tuple[int, int, list[str], in
                 failures.append(_mismatch(block.where, block.output.text.splitlines(), result["out"]))
                 shown = block.output.text.splitlines()
                 edits.append((block.output.line, len(shown), result["out"].splitlines(), block.output.line))
+            elif block.output is None and result["out"].strip():
+                # What a block prints is shown, or the reader cannot tell what to expect.
+                failures.append(f"{block.where}: prints but shows no ```text block after it:\n{result['out']}")
+                after = block.line + block.text.count("\n") + 1  # 0-based index of the line after the fence
+                edits.append((after, 0, ["", "```text", *result["out"].splitlines(), "```"], block.line))
             continue
         for cmd in cmds:
             result = next(results, None)
@@ -331,5 +336,11 @@ def test_a_stale_output_or_a_silent_failure_fails(tmp_path: Path) -> None:
     assert len(again) == 1 and "`$ false`" in again[0]  # a failing command that shows nothing stays a failure
     fixed = page.read_text(encoding="utf-8")
     assert "```text\n1\n```" in fixed and "$ false\n$ echo a" in fixed  # pasted what printed (nothing for false)
+    unshown = tmp_path / "u.md"
+    unshown.write_text("```python\nprint(3)\n```\n", encoding="utf-8")
+    edits = []
+    assert "shows no ```text block" in _check(_steps(unshown)[0], [{"out": "3\n", "error": None}], edits)[0]
+    _write_outputs(unshown, edits)
+    assert unshown.read_text(encoding="utf-8") == "```python\nprint(3)\n```\n\n```text\n3\n```\n"
     raised = [{"out": "", "error": "Traceback ...\nNameError: x"}]
     assert "raised" in _check(steps[:1], raised, [])[0]

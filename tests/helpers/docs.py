@@ -3,8 +3,8 @@
 A page is a sequence of fenced blocks:
 
 * ```` ```python ```` runs; the ```` ```text ```` block right after it (only blank lines between) is what
-  it prints to standard output. All Python blocks of a page run in order in one fresh process, so they
-  share names, as in a notebook.
+  it prints to standard output (a block that prints must have one). All Python blocks of a page run in
+  order in one fresh process, so they share names, as in a notebook.
 * ```` ```console ```` holds ``$ `` commands (a line ending in ``\\`` continues on the next); the lines
   below a command, up to the next ``$ ``, are what it prints (standard output and error, in order).
   Commands run through ``bash`` in the page's working folder, with ``sse-np`` and ``python`` of the
