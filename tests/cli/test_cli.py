@@ -438,6 +438,8 @@ def test_info_and_warmup_without_numba(model_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["backend"] == "numpy" and info["numba"].startswith("off") and info["numba cache"] is None
+    plain = _run_module(["info"], env).stdout
+    assert "None" not in plain and "numba cache     not used (the NumPy back-end compiles nothing)" in plain
     done = _run_module(["warmup"], env)
     assert done.returncode == 0 and done.stdout.strip() == "backend numpy"
 
