@@ -70,6 +70,10 @@ def run(opts: Options, progress: Any) -> dict[str, Any]:
     from .stats import Budget
 
     started, t0 = _now(), time.perf_counter()
+    if opts.peers:
+        from .peers import check
+
+        check(opts.peers)
     sample = texts.load(opts.data)
     model = _load_model(opts, load)
     rss_loaded = machine.rss_mib()

@@ -143,7 +143,7 @@ for line in io.lines(os.getenv("SSE_NP_BENCH_BODIES")) do bodies[#bodies + 1] = 
 local i = 0
 request = function()
   i = i % #bodies + 1
-  return wrk.format("POST", "%s", {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", "PATH", {["Content-Type"] = "application/json"}, bodies[i])
 end
 """
 
@@ -153,7 +153,7 @@ def _wrk_level(target: Target, payloads: list[str], clients: int, seconds: float
     threads = max(1, min(os.cpu_count() or 1, clients // 8 or 1))
     with tempfile.TemporaryDirectory() as tmp:
         script, bodies = Path(tmp) / "post.lua", Path(tmp) / "bodies.txt"
-        script.write_text(_WRK_LUA % target.path)
+        script.write_text(_WRK_LUA.replace("PATH", target.path))
         bodies.write_text("\n".join(payloads) + "\n")
         runs = []
         for _ in range(ROUNDS):

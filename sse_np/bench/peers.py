@@ -137,6 +137,15 @@ def _each(fn: Callable[[list[str]], Any], batches: list[list[str]]) -> None:
         fn(batch)
 
 
+def check(names: list[str]) -> None:
+    """Refuse an unknown or uninstalled peer before anything is measured."""
+    for name in names:
+        if name not in PEERS:
+            raise ValueError(f"--peers: unknown peer {name!r} (known: {', '.join(PEERS)})")
+        if importlib.util.find_spec(PEERS[name]) is None:
+            raise missing_extra(f"--peers {name}", "peers")
+
+
 def compare_peers(
     model: Any, names: list[str], sample: Any, dim: int, seconds: float, repeats: int, step: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -144,11 +153,8 @@ def compare_peers(
     out: dict[str, Any] = {}
     probe = sample.short[:200] + sample.documents[:50]
     batches = [sample.short[i : i + 32] for i in range(0, min(len(sample.short), 32 * 16), 32)]
+    check(names)
     for name in names:
-        if name not in PEERS:
-            raise ValueError(f"--peers: unknown peer {name!r} (known: {', '.join(PEERS)})")
-        if importlib.util.find_spec(PEERS[name]) is None:
-            raise missing_extra(f"--peers {name}", "peers")
         encode = (_encoder_st if name == "sentence-transformers" else _encoder_m2v)(model, dim)
         cosine = matching(model.encode(probe, dim), np.asarray(encode(probe), dtype=np.float32))
         if cosine < MIN_COSINE:
