@@ -30,10 +30,16 @@ def machine() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sse_np": __version__,
         "numpy": np.__version__,
-        "numba": _version("numba") if not numba_disabled_by_env() else "off (SSE_NP_DISABLE_NUMBA)",
+        "numba": _numba(),
         "numba_threading_layer": _threading_layer(),
         "tokenizers": _version("tokenizers"),
     }
+
+
+def _numba() -> str:
+    if numba_disabled_by_env():
+        return "off (SSE_NP_DISABLE_NUMBA)"
+    return _version("numba") or "not installed"
 
 
 def _version(dist: str) -> str | None:
