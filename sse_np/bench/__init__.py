@@ -67,7 +67,6 @@ def run(opts: Options, progress: Any) -> dict[str, Any]:
     """Run every in-process workload; the JSON-ready result (``progress``: a :class:`sse_np.progress.Progress`)."""
     from ..model import load
     from . import machine, texts, workloads
-    from .stats import Budget
 
     started, t0 = _now(), time.perf_counter()
     if opts.peers:
@@ -79,40 +78,16 @@ def run(opts: Options, progress: Any) -> dict[str, Any]:
     rss_loaded = machine.rss_mib()
     backend = model.warmup()
     dim = opts.dim or model.truncate_dim or model.dim
-    budget = Budget(opts.duration, WEIGHTS)
-    reps = opts.repeats
-    counts = workloads.thread_counts(workloads.parallel.cores())
-    callers = workloads.caller_counts(workloads.parallel.cores())
-    progress.set_total(2 + len(CALL_SIZES) + len(counts) + len(callers) + len(opts.peers))
+    cores = workloads.parallel.cores()
+    steps = len(CALL_SIZES) + len(workloads.thread_counts(cores)) + len(workloads.caller_counts(cores))
+    progress.set_total(2 + steps + len(opts.peers))
 
     def step(label: str) -> None:
         progress.update(1, label)
 
     step("loaded")
     peak_reset = machine.reset_peak()
-    docs1 = workloads.one_call_seconds(model, sample.documents, dim)
-    short1 = workloads.one_call_seconds(model, sample.short, dim)
-    cores = workloads.parallel.cores()
-    docs = workloads.sized(sample.documents, docs1, cores)
-    short = workloads.sized(sample.short, short1, cores)
-    out: dict[str, Any] = {"latency": workloads.latency(model, sample.short, dim, budget["latency"], reps)}
-    step("latency")
-    out["calls"] = {}
-    for size in CALL_SIZES:
-        share = budget["calls"] / len(CALL_SIZES)
-        out["calls"][str(size)] = workloads.calls_of(model, sample.short, size, dim, share, reps)
-        step(f"calls of {size}")
-    out["documents"] = workloads.one_call(model, docs, dim, budget["documents"], reps)
-    out["documents"]["texts"] = len(docs)
-    out["documents"]["MB"] = round(sum(len(d.encode()) for d in docs) / 1e6, 3)
-    out["threads"] = workloads.sweep(model, docs, short, dim, budget["sweep"], reps, step)
-    out["callers"] = []
-    for count in callers:
-        share = budget["callers"] / len(callers)
-        out["callers"].append(
-            {"callers": count, "texts_per_s": workloads.callers(model, short, count, dim, share, reps)}
-        )
-        step(f"{count} callers")
+    out = _workloads(model, sample, dim, opts, step)
     out["memory"] = {
         "table_MiB": round(model.table.nbytes / (1 << 20), 1),
         "rss_after_load_MiB": rss_loaded,
@@ -121,13 +96,43 @@ def run(opts: Options, progress: Any) -> dict[str, Any]:
         "peak_counts_loading": not peak_reset,
     }
     result = _envelope(opts, started, machine.machine(), machine.model_facts(model, backend), sample.describe())
-    result.update(dim=dim, workloads=out, sizes={"documents_per_call": len(docs), "short_per_call": len(short)})
+    result.update(dim=dim, workloads=out)
     if opts.peers:
         from .peers import compare_peers
 
-        result["peers"] = compare_peers(model, opts.peers, sample, dim, budget["documents"] * 2, reps, step)
+        seconds = opts.duration * WEIGHTS["documents"] * 2
+        result["peers"] = compare_peers(model, opts.peers, sample, dim, seconds, opts.repeats, step)
     result["elapsed_s"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def _workloads(model: Any, sample: Any, dim: int, opts: Options, step: Callable[[str], None]) -> dict[str, Any]:
+    """Latency, calls of N, documents in one call, the threads sweep and the callers, in that order."""
+    from . import workloads
+    from .stats import Budget
+
+    budget, reps = Budget(opts.duration, WEIGHTS), opts.repeats
+    docs1 = workloads.one_call_seconds(model, sample.documents, dim)
+    short1 = workloads.one_call_seconds(model, sample.short, dim)
+    out: dict[str, Any] = {"latency": workloads.latency(model, sample.short, dim, budget["latency"], reps)}
+    step("latency")
+    out["calls"] = {}
+    for size in CALL_SIZES:
+        share = budget["calls"] / len(CALL_SIZES)
+        out["calls"][str(size)] = workloads.calls_of(model, sample.short, size, dim, share, reps)
+        step(f"calls of {size}")
+    docs = workloads.sized(sample.documents, docs1, workloads.parallel.cores())
+    out["documents"] = workloads.one_call(model, docs, dim, budget["documents"], reps)
+    out["documents"].update(texts=len(docs), MB=round(sum(len(d.encode()) for d in docs) / 1e6, 3))
+    kinds = {"documents": (sample.documents, docs1), "short": (sample.short, short1)}
+    out["threads"] = workloads.sweep(model, kinds, dim, budget["sweep"], reps, step)
+    counts = workloads.caller_counts(workloads.parallel.cores())
+    out["callers"] = []
+    for count in counts:
+        figure = workloads.callers(model, sample.short, count, dim, budget["callers"] / len(counts), reps)
+        out["callers"].append({"callers": count, "texts_per_s": figure})
+        step(f"{count} callers")
+    return out
 
 
 def _load_model(opts: Options, load: Callable[..., Any]) -> Any:

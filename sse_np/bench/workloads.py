@@ -166,27 +166,30 @@ def _child(model: Any, part: list[str], dim: int, start: Any, done: Any) -> None
 
 def sweep(
     model: Any,
-    docs: list[str],
-    short: list[str],
+    texts: dict[str, tuple[list[str], float]],
     dim: int,
     seconds: float,
     repeats: int,
     step: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Threads 1, 2, 4, ... cores: documents and short texts in one call, each against its ceiling."""
+    """Threads 1, 2, 4, ... cores: each kind of ``texts`` (name: (texts, seconds of one call on one thread))
+    in one call, against its ceiling. Each row repeats the texts for its own thread count, so that a row's
+    call lasts about MIN_CALL_SECONDS whatever the cores (the time of the run does not grow with them)."""
     saved = model.threads
     rows = []
     counts = thread_counts(parallel.cores())
-    share = seconds / (len(counts) * 2)
+    share = seconds / (len(counts) * len(texts))
     forking = fork_available()
     try:
         for t in counts:
             model.threads = t
             row: dict[str, Any] = {"threads": t}
-            for key, texts in (("documents", docs), ("short", short)):
-                row[f"{key}_per_s"] = one_call(model, texts, dim, share, repeats)
+            for key, (sample, once) in texts.items():
+                items = sized(sample, once, t)
+                row[f"{key}_texts"] = len(items)
+                row[f"{key}_per_s"] = one_call(model, items, dim, share, repeats)
                 if forking:
-                    row[f"ceiling_{key}_per_s"] = ceiling(model, texts, dim, t, max(3, repeats // 2))
+                    row[f"ceiling_{key}_per_s"] = ceiling(model, items, dim, t, max(3, repeats // 2))
                     row[f"ratio_{key}"] = row[f"{key}_per_s"]["median"] / row[f"ceiling_{key}_per_s"]["median"]
             rows.append(row)
             step(f"threads={t}")
