@@ -75,8 +75,8 @@ def run(opts: Options, progress: Any) -> dict[str, Any]:
         check(opts.peers)
     sample = texts.load(opts.data)
     model = _load_model(opts, load)
-    rss_loaded = machine.rss_mib()
     backend = model.warmup()
+    rss_loaded = machine.rss_mib()  # the model ready to encode: numba's kernels loaded too
     dim = opts.dim or model.truncate_dim or model.dim
     cores = workloads.parallel.cores()
     steps = len(CALL_SIZES) + len(workloads.thread_counts(cores)) + len(workloads.caller_counts(cores))
