@@ -21,6 +21,8 @@ from .stats import Summary, percentile, rate, summarize
 # A call the sweep times should last about this long at full speed, so that waking the helper threads
 # (or releasing the forked processes) is a small part of it; the texts are repeated to reach it.
 MIN_CALL_SECONDS = 0.05
+# A forked process that has not answered in this long has died (its call lasts about MIN_CALL_SECONDS).
+_CHILD_TIMEOUT = 120.0
 
 
 def thread_counts(cores: int) -> list[int]:
@@ -141,7 +143,7 @@ def ceiling(model: Any, texts: list[str], dim: int, procs: int, repeats: int) ->
         try:
             start.wait(timeout=60)
             t0 = time.perf_counter()
-            ends = [done.get(timeout=600) for _ in kids]
+            ends = [done.get(timeout=_CHILD_TIMEOUT) for _ in kids]
         finally:
             for k in kids:
                 k.join(timeout=60)

@@ -10,6 +10,7 @@ import pytest
 from helpers.models import make_random_model
 from helpers.serve_process import ServeProcess, free_port
 from sse_np.bench.httpload import Target, _parse_wrk
+from sse_np.bench.report import compare
 from sse_np.cli import main
 
 pytest.importorskip("uvicorn", reason="the 'serve' extra is not installed")
@@ -41,6 +42,8 @@ def test_measures_a_running_server(server, tmp_path, capsys) -> None:
     assert res["machine"]["cores_usable"] >= 1 and res["model"] is None
     printed = capsys.readouterr().out
     assert f"HTTP {server.url}" in printed and "req/s" in printed
+    same = compare(res, res)["rows"]
+    assert [r["figure"] for r in same] == ["HTTP c=1 req/s", "HTTP c=4 req/s"] and not any(r["flag"] for r in same)
 
 
 def test_bounded_in_requests_and_counts_errors(server, tmp_path) -> None:

@@ -134,9 +134,12 @@ def test_compare_on_the_command_line(first_run, small_model, tmp_path, capsys) -
     res, _ = first_run
     old = tmp_path / "old.json"
     old.write_text(json.dumps(_scaled(res, "calls of 32/s", 1e6)))  # a past run a million times faster
-    args = ["bench", "--model", str(small_model), "--data", str(_lines(tmp_path)), *FAST, "--compare", str(old)]
-    assert main(args) == 0
+    data, new = _lines(tmp_path), tmp_path / "new.json"
+    args = ["bench", "--model", str(small_model), "--data", str(data), "--dim", "16", *FAST, "--compare", str(old)]
+    assert main([*args, "--json", str(new)]) == 0
     out = capsys.readouterr().out
+    settings = json.loads(new.read_text())["settings"]
+    assert json.loads(new.read_text())["dim"] == settings["dim"] == 16 and settings["data"] == str(data)
     assert "compared with the earlier run" in out
     line = next(line for line in out.splitlines() if line.startswith("calls of 32/s"))
     assert line.rstrip().endswith("WORSE")
