@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 import sse_np
 from helpers.models import make_random_model
@@ -61,3 +63,31 @@ def test_unknown_or_missing_peer_is_a_clear_error(models, capsys, monkeypatch) -
     monkeypatch.setattr(peers.importlib.util, "find_spec", partial(lambda name: None))
     assert main(["bench", "--model", str(models[0]), *FAST, "--peers", "model2vec"]) == 1
     assert "--peers model2vec needs the 'peers' extra: pip install -e '.[peers]'" in capsys.readouterr().err
+
+
+def _static_model(folder: Path, tokenizer_json: Path) -> Path:
+    """A sentence-transformers StaticEmbedding folder (no DyT), as on the hub."""
+    module = folder / "0_StaticEmbedding"
+    module.mkdir(parents=True)
+    table = np.random.default_rng(3).standard_normal((30522, 24), dtype=np.float32)
+    save_file({"embedding.weight": table}, str(module / "model.safetensors"))
+    (module / "tokenizer.json").write_bytes(tokenizer_json.read_bytes())
+    entry = {"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}
+    (folder / "modules.json").write_text(json.dumps([entry]))
+    return folder
+
+
+def test_model2vec_is_timed_on_a_static_model_and_refused_with_dyt(models, tmp_path, tokenizer_json) -> None:
+    """model2vec has no DyT head: the same vectors on a StaticEmbedding model, other vectors on an SSE model."""
+    pytest.importorskip("model2vec")
+    sample = texts.builtin()
+    static = sse_np.load(_static_model(tmp_path / "static", tokenizer_json), backend="numpy")
+    assert static.dyt is None
+    got = peers.compare_peers(static, ["model2vec"], sample, 24, 0.1, 2, lambda label: None)["model2vec"]
+    assert got["lowest_cosine"] >= peers.MIN_COSINE and set(got["workloads"]) == {
+        "documents, 900 in one call",
+        "calls of 32",
+    }
+    sse = sse_np.load(models[0], backend="numpy")
+    refused = peers.compare_peers(sse, ["model2vec"], sample, 24, 0.1, 2, lambda label: None)["model2vec"]
+    assert refused["refused"].startswith("its vectors differ from sse_np's")
