@@ -158,7 +158,10 @@ def compare_peers(
         encode = (_encoder_st if name == "sentence-transformers" else _encoder_m2v)(model, dim)
         cosine = matching(model.encode(probe, dim), np.asarray(encode(probe), dtype=np.float32))
         if cosine < MIN_COSINE:
-            out[name] = {"refused": f"its vectors differ from sse_np's (lowest cosine {cosine:.4f} < {MIN_COSINE})"}
+            why = f"its vectors differ from sse_np's (lowest cosine {cosine:.4f} < {MIN_COSINE})"
+            if name == "model2vec" and model.dyt is not None:
+                why += "; model2vec has no DyT head, and this model has one"
+            out[name] = {"refused": why}
             step(name)
             continue
         docs = sample.documents

@@ -103,14 +103,14 @@ def render(res: dict[str, Any]) -> str:
 
 def render_peers(peers: dict[str, Any]) -> list[str]:
     lines = ["peers, same model and vectors, timed interleaved (texts/s; ratio = sse_np / peer)"]
-    rows = []
-    for name, p in peers.items():
-        if "refused" in p:
-            rows.append([name, "refused: " + p["refused"], "", "", ""])
-            continue
-        for work, r in p["workloads"].items():
-            rows.append([f"{name}, {work}", _cell(r["sse_np"]), _cell(r["peer"]), _cell(r["ratio"], 2), ""])
-    return lines + _table(["peer, workload", "sse_np", "peer", "ratio", ""], rows)
+    rows = [
+        [f"{name}, {work}", _cell(r["sse_np"]), _cell(r["peer"]), _cell(r["ratio"], 2)]
+        for name, p in peers.items()
+        for work, r in p.get("workloads", {}).items()
+    ]
+    if rows:
+        lines += _table(["peer, workload", "sse_np", "peer", "ratio"], rows)
+    return lines + [f"{name} refused: {p['refused']}" for name, p in peers.items() if "refused" in p]
 
 
 def render_http(http: dict[str, Any]) -> list[str]:

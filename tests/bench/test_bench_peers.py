@@ -91,3 +91,4 @@ def test_model2vec_is_timed_on_a_static_model_and_refused_with_dyt(models, tmp_p
     sse = sse_np.load(models[0], backend="numpy")
     refused = peers.compare_peers(sse, ["model2vec"], sample, 24, 0.1, 2, lambda label: None)["model2vec"]
     assert refused["refused"].startswith("its vectors differ from sse_np's")
+    assert refused["refused"].endswith("; model2vec has no DyT head, and this model has one")
