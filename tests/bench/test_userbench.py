@@ -164,6 +164,17 @@ def test_builtin_sample_is_shipped_and_real() -> None:
     assert "PSF License" in sample.licence
 
 
+def test_a_large_file_is_cut_to_its_first_texts(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(texts, "MAX_DATA_BYTES", 25)
+    path = tmp_path / "big.txt"
+    path.write_text("".join(f"text number {i}\n" for i in range(10)), encoding="utf-8")  # 14-15 bytes each
+    loaded = texts.load(str(path))
+    assert loaded.short == ["text number 0", "text number 1"] and loaded.documents == loaded.short
+    assert loaded.source == f"{path} (the first 2 of its 10 texts)"
+    monkeypatch.setattr(texts, "MAX_DATA_BYTES", 10_000)
+    assert texts.load(str(path)).source == str(path)
+
+
 def test_data_files_lines_jsonl_gz(tmp_path) -> None:
     assert texts.load(str(_lines(tmp_path))).short == ["first text", "second text, a little longer", "third"]
     jl = tmp_path / "d.jsonl.gz"
