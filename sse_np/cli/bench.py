@@ -18,6 +18,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.duration <= 0:
         raise ValueError(f"--duration must be positive, got {args.duration}")
     old = _read_json(Path(args.compare)) if args.compare else None
+    if args.json and not Path(args.json).resolve().parent.is_dir():  # said now, not after the whole run
+        raise FileNotFoundError(f"--json {args.json}: its folder does not exist")
     opts = Options(
         model=args.model,
         data=args.data,

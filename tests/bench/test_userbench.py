@@ -143,6 +143,8 @@ def test_compare_on_the_command_line(first_run, small_model, tmp_path, capsys) -
     assert "compared with the earlier run" in out
     line = next(line for line in out.splitlines() if line.startswith("calls of 32/s"))
     assert line.rstrip().endswith("WORSE")
+    assert main(["bench", "--model", str(small_model), "--json", str(tmp_path / "no" / "out.json")]) == 1
+    assert "its folder does not exist" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"rows": []}')
     assert main(["bench", "--model", str(small_model), "--compare", str(bad)]) == 1
