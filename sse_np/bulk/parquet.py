@@ -11,6 +11,7 @@ complete (:class:`sse_np.bulk.writers.AtomicOutput`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -71,6 +72,29 @@ class KeptRows(Sequence):
         if self._rows is None:
             self._rows = self.table.to_pylist()
         return self._rows[index]
+
+    def check_json(self, name: str, rows: Sequence[int]) -> None:
+        """Refuse, as ``FILE:ROW``, a value strict JSON output cannot hold: NaN/inf, bytes, timestamps, decimals."""
+        for number, record in zip(rows, self):
+            for key, value in record.items():
+                try:
+                    json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+                except (TypeError, ValueError) as exc:
+                    kind = self.table.schema.field(key).type
+                    raise DataError(
+                        name,
+                        f"column {key!r} ({kind}) holds {_unwritable(value, exc)}, which JSON output cannot hold; "
+                        "write Parquet output, or leave the column out with --keep",
+                        number,
+                    ) from None
+
+
+def _unwritable(value: Any, exc: Exception) -> str:
+    if isinstance(value, float):
+        return repr(value)  # nan, inf
+    if isinstance(exc, UnicodeEncodeError):
+        return "a lone surrogate"
+    return f"a {type(value).__name__} value" if not isinstance(value, (list, dict)) else "NaN, inf or non-JSON values"
 
 
 class ArrowChunk(Chunk):
