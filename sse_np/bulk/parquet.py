@@ -319,8 +319,10 @@ class ParquetWriter:
 
     def __del__(self) -> None:
         # Aborted (the temp file closed and removed): nothing left to finish.
-        if self._writer is not None and getattr(self.file, "closed", False):
-            self._writer.is_open = False
+        # getattr: __init__ may have stopped at require_pyarrow (no extra), before any attribute was set.
+        writer = getattr(self, "_writer", None)
+        if writer is not None and getattr(self.file, "closed", False):
+            writer.is_open = False
 
     def close(self) -> None:
         import pyarrow.parquet as pq

@@ -94,9 +94,9 @@ def _check_arguments(args: argparse.Namespace, in_fmt: str, out_fmt: str) -> tup
         raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
     # An output that is a file the command reads is refused: the input, --ranges, --calibration.
     where = None if args.output == "-" else resolve_destination(args.output, read_files(args, in_fmt))
-    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
-    if args.id_field is not None and args.id_field not in keep:
-        keep = (args.id_field, *keep)
+    # The id always comes first, as Parquet input keeps it: --keep adds fields, it does not drop the id.
+    ids = ("_id", "id") if args.id_field is None else (args.id_field,)
+    keep = tuple(dict.fromkeys((*ids, *_kept_fields(args))))
     if out_fmt == "npy":
         keep = ()  # .npy holds vectors only
     if out_fmt == "parquet" and args.precision != "float32":
@@ -115,6 +115,10 @@ def read_files(args: argparse.Namespace, in_fmt: str) -> list[str | Path]:
             # a new file there would be read by the next run over the folder
             raise DataError(args.output, f"is inside the input folder {args.input}; name an output outside it")
     return files
+
+
+def _kept_fields(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(k for k in args.keep.split(",") if k) if args.keep else ()
 
 
 def _open_output(where: Destination, output: str, out_fmt: str) -> AtomicOutput:
@@ -142,7 +146,7 @@ def _chunks(args: argparse.Namespace, in_fmt: str, keep: tuple[str, ...], progre
     if in_fmt == "parquet":
         from ..bulk import parquet
 
-        keep_cols = () if not args.keep else keep  # default: the id column alone
+        keep_cols = _kept_fields(args)  # the reader puts the id column first (default: it alone)
         fields = split_fields(args.field or "text")
         yield from parquet.read_chunks(
             args.input, fields, keep_cols, args.id_field, chunk_rows=args.batch_size, progress=progress
