@@ -66,7 +66,8 @@ def _modules(root: Path) -> list[tuple[Path, bool]]:
         return out
     except RecursionError:
         raise ModelLoadError(f"{path}: cannot read module list (JSON nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, AttributeError, TypeError, ValueError, OverflowError) as exc:
+        # OverflowError: "idx": 1e400 reads as inf, which int() refuses
         raise ModelLoadError(f"{path}: cannot read module list ({exc})") from None
 
 
