@@ -229,7 +229,7 @@ def read_chunks(
         try:
             pfile = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(name, f"not a readable Parquet file ({exc})") from None
+            raise DataError(name, f"not a readable Parquet file ({_one_line(exc)})") from None
         names = pfile.schema_arrow.names
         for key in fields:
             if key not in names:
@@ -242,7 +242,7 @@ def read_chunks(
         wanted = list(dict.fromkeys([*fields, *kept]))
         row = 1
         size, rows_total = path.stat().st_size, max(pfile.metadata.num_rows, 1)
-        for batch in pfile.iter_batches(batch_size=chunk_rows, columns=wanted):
+        for batch in _batches(pa, pfile, chunk_rows, wanted, name):
             if batch.num_rows == 0:
                 continue
             texts = batch_texts(batch, fields, name, row)
@@ -251,6 +251,27 @@ def read_chunks(
             row += batch.num_rows
             if progress is not None:
                 progress.bytes_read += size * batch.num_rows // rows_total
+
+
+def _batches(pa: Any, pfile: Any, chunk_rows: int, columns: list[str], name: str) -> Iterator[Any]:
+    """The file's record batches, row group by row group: a corrupt page is a one-line error naming both."""
+    for group in range(pfile.num_row_groups):
+        batches = pfile.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError, ValueError) as exc:  # snappy, thrift, dictionary index errors
+                raise DataError(
+                    name,
+                    f"row group {group} of {pfile.num_row_groups} is corrupt and cannot be read ({_one_line(exc)})",
+                ) from None
+            yield batch
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())  # Arrow's messages span lines
 
 
 def vectors_array(vectors: np.ndarray) -> Any:
