@@ -268,9 +268,11 @@ class FileEncoder:
             writer = ParquetWriter(target.file, self.dim)
             for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
                 vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
-                writer.write(vectors, chunk.kept)
-            writer.close()
-            target.commit()
+                with target.writing():
+                    writer.write(vectors, chunk.kept)
+            with target.writing():
+                writer.close()
+                target.commit()
         except BaseException:
             target.abort()
             raise

@@ -12,13 +12,14 @@ anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -219,6 +220,16 @@ class AtomicOutput:
     def failed(self, exc: OSError) -> DataError:
         """A write error as a one-line error naming the output (``[Errno 28]`` alone names no file)."""
         return DataError(self.where.path, f"cannot be written ({exc.strerror or exc})")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around writes: an OSError (a full disk) becomes :meth:`failed`'s error; a closed pipe stays itself."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self.failed(exc) from None
 
 
 _fdopen = os.fdopen  # the seam a test uses to fill the disk

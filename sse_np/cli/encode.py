@@ -73,15 +73,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _writing(target: AtomicOutput | None) -> Iterator[None]:
+def _writing(target: AtomicOutput | None) -> contextlib.AbstractContextManager[None]:
     """An OSError while writing (a full disk) names the output file."""
-    try:
-        yield
-    except OSError as exc:
-        if target is None or isinstance(exc, BrokenPipeError):
-            raise
-        raise target.failed(exc) from None
+    return contextlib.nullcontext() if target is None else target.writing()
 
 
 def _check_arguments(args: argparse.Namespace, in_fmt: str, out_fmt: str) -> tuple[Destination | None, tuple[str, ...]]:

@@ -133,3 +133,34 @@ def test_a_moved_model_with_the_same_content_resumes(capsys, tmp_path, corpus, m
     os.rename(model_dir, moved)
     assert sse_np.cli.main(_encode(corpus, out, moved)) == 0
     assert "nothing to do" in capsys.readouterr().err
+
+
+def test_actor_on_a_full_disk_names_its_output_and_leaves_nothing(tmp_path, corpus, model_dir, monkeypatch):
+    """The --ray actor's write error reaches the driver as a DataError naming the file (shown as one line)."""
+    import io
+
+    import sse_np.bulk.writers as writers
+    from sse_np.errors import DataError
+
+    class Full(io.RawIOBase):
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            if not self.closed:
+                os.close(self.fd)
+            super().close()
+
+    monkeypatch.setattr(writers, "_fdopen", lambda fd, mode: io.BufferedWriter(Full(fd)))
+    actor = bulk_ray.FileEncoder(str(model_dir), 8, ("text",), (), None, True, 64, 1, backend="numpy")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(DataError, match=r"part-0\.parquet: cannot be written \(No space left on device\)"):
+        actor({"input": str(corpus / "part-0.parquet"), "output": str(out / "part-0.parquet")})
+    assert os.listdir(out) == []
