@@ -191,3 +191,14 @@ def test_parquet_folder_input_keeps_its_files(capsys, tmp_path, model_dir):
     (tmp_path / "hard.parquet").hardlink_to(corpus / "part-0.parquet")
     fails(capsys, ["encode", str(corpus), "-o", str(tmp_path / "hard.parquet"), "--model", str(model_dir)], r"input")
     files.assert_unchanged()
+
+
+def test_save_q4_refuses_the_model_folder(tmp_path, model_dir):
+    """The library writer too: ``save_q4(model, model's folder)`` would add a second layout beside the first."""
+    from sse_np.checkpoint.write import save_q4
+
+    model = sse_np.load(model_dir, backend="numpy")
+    files = Files(*_model_files(model_dir))
+    with pytest.raises(ValueError, match="is the model's own folder"):
+        save_q4(model, model_dir)
+    files.assert_unchanged()
