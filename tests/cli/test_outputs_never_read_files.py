@@ -189,7 +189,9 @@ def test_parquet_folder_input_keeps_its_files(capsys, tmp_path, model_dir):
     for out in (corpus / "part-1.parquet", corpus / "new.parquet", corpus / "v.npy"):
         fails(capsys, ["encode", str(corpus), "-o", str(out), "--model", str(model_dir)], r"input")
     (tmp_path / "hard.parquet").hardlink_to(corpus / "part-0.parquet")
-    fails(capsys, ["encode", str(corpus), "-o", str(tmp_path / "hard.parquet"), "--model", str(model_dir)], r"input")
+    (tmp_path / "link.parquet").symlink_to(corpus / "part-1.parquet")
+    for out in (tmp_path / "hard.parquet", tmp_path / "link.parquet"):
+        fails(capsys, ["encode", str(corpus), "-o", str(out), "--model", str(model_dir)], r"input")
     files.assert_unchanged()
 
 
