@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         response: dict = {"error": str(exc)}
     else:
         response = handler(event, None)
-    print(json.dumps(response, separators=(",", ":")))
+    try:
+        print(json.dumps(response, separators=(",", ":")), flush=True)
+    except BrokenPipeError:  # piped into `head`: the reader had enough; no traceback, none at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1 if "error" in response or response.get("statusCode", 200) >= 400 else 0
 
 

@@ -71,6 +71,7 @@ class SSEModel:
         self.vocab_size: int = checkpoint.table.vocab_size
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
+        self.source: str = str(source if source is not None else checkpoint.model_dir)  # as given to load()
         self.threads: int | None = _check_threads(threads)
         self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
         self.backend: str = _check_backend(backend)
@@ -110,6 +111,22 @@ class SSEModel:
     def tokenizer_path(self) -> Path:
         """The ``tokenizer.json`` file the model was loaded with."""
         return self._ckpt.tokenizer_path
+
+    def files(self) -> list[Path]:
+        """Every file in the model's folders (weights, tokenizer, configs): never an output of a command."""
+        from .checkpoint.layout import model_files
+
+        return model_files(Path(self.source), self._ckpt.model_dir)
+
+    def folders(self) -> list[Path]:
+        """The model's folders (resolved): a command writes no file into them."""
+        from .checkpoint.layout import model_folders
+
+        return model_folders(Path(self.source), self._ckpt.model_dir)
+
+    def __reduce__(self):
+        # Pickled as its folder and settings (for multiprocessing): the child loads it again, memory-mapped.
+        return (_reload, (self.source, self.threads, self.backend, self.truncate_dim))
 
     def clear_cache(self) -> None:
         """Forget the tokenizer's remembered chunk ids (see ``sse_np.tokenizer``)."""
@@ -465,6 +482,10 @@ def load(
 
         local = download(str(path))
     return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local, truncate_dim=truncate_dim)
+
+
+def _reload(source: str, threads: int | None, backend: str, truncate_dim: int | None) -> SSEModel:
+    return SSEModel(read_checkpoint(source), threads=threads, backend=backend, source=source, truncate_dim=truncate_dim)
 
 
 def _looks_like_repo_id(name: str) -> bool:

@@ -11,6 +11,7 @@ complete (:class:`sse_np.bulk.writers.AtomicOutput`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -71,6 +72,29 @@ class KeptRows(Sequence):
         if self._rows is None:
             self._rows = self.table.to_pylist()
         return self._rows[index]
+
+    def check_json(self, name: str, rows: Sequence[int]) -> None:
+        """Refuse, as ``FILE:ROW``, a value strict JSON output cannot hold: NaN/inf, bytes, timestamps, decimals."""
+        for number, record in zip(rows, self):
+            for key, value in record.items():
+                try:
+                    json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
+                except (TypeError, ValueError) as exc:
+                    kind = self.table.schema.field(key).type
+                    raise DataError(
+                        name,
+                        f"column {key!r} ({kind}) holds {_unwritable(value, exc)}, which JSON output cannot hold; "
+                        "write Parquet output, or leave the column out with --keep",
+                        number,
+                    ) from None
+
+
+def _unwritable(value: Any, exc: Exception) -> str:
+    if isinstance(value, float):
+        return repr(value)  # nan, inf
+    if isinstance(exc, UnicodeEncodeError):
+        return "a lone surrogate"
+    return f"a {type(value).__name__} value" if not isinstance(value, (list, dict)) else "NaN, inf or non-JSON values"
 
 
 class ArrowChunk(Chunk):
@@ -205,7 +229,7 @@ def read_chunks(
         try:
             pfile = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(name, f"not a readable Parquet file ({exc})") from None
+            raise DataError(name, f"not a readable Parquet file ({_one_line(exc)})") from None
         names = pfile.schema_arrow.names
         for key in fields:
             if key not in names:
@@ -218,7 +242,7 @@ def read_chunks(
         wanted = list(dict.fromkeys([*fields, *kept]))
         row = 1
         size, rows_total = path.stat().st_size, max(pfile.metadata.num_rows, 1)
-        for batch in pfile.iter_batches(batch_size=chunk_rows, columns=wanted):
+        for batch in _batches(pa, pfile, chunk_rows, wanted, name):
             if batch.num_rows == 0:
                 continue
             texts = batch_texts(batch, fields, name, row)
@@ -227,6 +251,27 @@ def read_chunks(
             row += batch.num_rows
             if progress is not None:
                 progress.bytes_read += size * batch.num_rows // rows_total
+
+
+def _batches(pa: Any, pfile: Any, chunk_rows: int, columns: list[str], name: str) -> Iterator[Any]:
+    """The file's record batches, row group by row group: a corrupt page is a one-line error naming both."""
+    for group in range(pfile.num_row_groups):
+        batches = pfile.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError, ValueError) as exc:  # snappy, thrift, dictionary index errors
+                raise DataError(
+                    name,
+                    f"row group {group} of {pfile.num_row_groups} is corrupt and cannot be read ({_one_line(exc)})",
+                ) from None
+            yield batch
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())  # Arrow's messages span lines
 
 
 def vectors_array(vectors: np.ndarray) -> Any:
@@ -295,8 +340,10 @@ class ParquetWriter:
 
     def __del__(self) -> None:
         # Aborted (the temp file closed and removed): nothing left to finish.
-        if self._writer is not None and getattr(self.file, "closed", False):
-            self._writer.is_open = False
+        # getattr: __init__ may have stopped at require_pyarrow (no extra), before any attribute was set.
+        writer = getattr(self, "_writer", None)
+        if writer is not None and getattr(self.file, "closed", False):
+            writer.is_open = False
 
     def close(self) -> None:
         import pyarrow.parquet as pq

@@ -15,6 +15,7 @@ retry write each row exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
@@ -29,7 +30,7 @@ import numpy as np
 from ..errors import DataError, missing_extra
 
 MANIFEST = "_sse_np_manifest.json"  # "_" prefix: Parquet readers skip it
-_MANIFEST_VERSION = 1
+_MANIFEST_VERSION = 2  # 2: the model by content hash, precision and format
 
 
 def require_ray() -> Any:
@@ -267,34 +268,82 @@ class FileEncoder:
             writer = ParquetWriter(target.file, self.dim)
             for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
                 vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
-                writer.write(vectors, chunk.kept)
-            writer.close()
-            target.commit()
+                with target.writing():
+                    writer.write(vectors, chunk.kept)
+            with target.writing():
+                writer.close()
+                target.commit()
         except BaseException:
             target.abort()
             raise
         return {"input": row["input"], "output": row["output"], "rows": writer.rows}
 
 
-def _manifest(args: Any, model_path: str, dim: int, files: list[Path], root: Path) -> dict[str, Any]:
-    """What decides the output's bits; a resumed run must match it."""
-    model_files = (
-        sorted((p.name, p.stat().st_size) for p in Path(model_path).glob("*") if p.is_file())
-        if Path(model_path).is_dir()
-        else []
-    )
+def _model_fingerprint(model: Any) -> str:
+    """A hash of the bytes the model is made of (weight files and tokenizer): a changed model is a new job."""
+    from ..checkpoint.layout import FULL_FILE, Q4_FILE, REST_FILE
+
+    names = (REST_FILE, Q4_FILE) if model.layout == "q4" else (FULL_FILE,)
+    digest = hashlib.blake2b(digest_size=16)
+    for path in [*(Path(model.path) / name for name in names), Path(model.tokenizer_path)]:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _manifest(args: Any, model: Any, dim: int, files: list[Path], root: Path) -> dict[str, Any]:
+    """What decides the output's bits (the model's content and every option that changes vectors)."""
     return {
         "version": _MANIFEST_VERSION,
         "input": str(Path(args.input).resolve()),
         "files": [str(p.relative_to(root)) if p != root else p.name for p in files],
-        "model": str(Path(model_path).resolve()) if Path(model_path).exists() else model_path,
-        "model_files": model_files,
+        "model": _model_fingerprint(model),
         "dim": dim,
+        "precision": "float32",
+        "format": "parquet",
         "field": args.field or "text",
         "keep": args.keep,
         "id_field": args.id_field,
         "normalize": not args.no_normalize,
     }
+
+
+def _refuse_unsupported(args: Any) -> None:
+    """Options the --ray path cannot honour are refused, as the local path refuses what it cannot do."""
+    if args.input == "-":
+        raise DataError("-", "--ray reads Parquet files (a file or a folder), not stdin")
+    wrong = [
+        f"{name} {value}"
+        for name, value, ok in (
+            ("--precision", args.precision, args.precision == "float32"),
+            ("--format", args.format, args.format in (None, "parquet")),
+            ("--input-format", args.input_format, args.input_format in (None, "parquet")),
+            ("--ranges", args.ranges, not args.ranges),
+            ("--calibration", args.calibration, not args.calibration),
+        )
+        if not ok
+    ]
+    if wrong:
+        raise DataError(
+            args.output, f"--ray writes float32 Parquet from Parquet input; it cannot honour {', '.join(wrong)}"
+        )
+
+
+def _refuse_overlap(root: Path, out_dir: Path, model: Any) -> None:
+    """The output folder neither is, holds nor lies in an input folder, nor is or lies in a model folder (a rerun
+    would read its own outputs, or the manifest and outputs would land among the inputs or the model's files)."""
+    out = out_dir.resolve()
+    source = root.resolve()
+    if not source.is_dir():  # one file: its output would replace it in its own folder
+        if out == source.parent:
+            raise DataError(out_dir, f"is the folder of the input {root}; its output would replace it")
+    elif out == source or out.is_relative_to(source) or source.is_relative_to(out):
+        raise DataError(out_dir, f"overlaps the input folder {root}; name an output folder outside it")
+    for folder in model.folders():
+        if out == folder or out.is_relative_to(folder):
+            raise DataError(out_dir, f"is in the model folder {folder}; a model's files are never outputs")
 
 
 def _check_manifest(out_dir: Path, wanted: dict[str, Any]) -> None:
@@ -352,8 +401,7 @@ def run_cli(args: Any) -> int:
     from .parquet import parquet_files
     from .readers import split_fields
 
-    if args.input == "-":
-        raise DataError("-", "--ray reads Parquet files (a file or a folder), not stdin")
+    _refuse_unsupported(args)
     root = Path(args.input)
     files = parquet_files(root)
     out_dir = Path(args.output)
@@ -366,9 +414,11 @@ def run_cli(args: Any) -> int:
     if args.dim is not None and args.dim > int(probe.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {probe.dim}")
     dim = probe.get_embedding_dimension() if args.dim is None else args.dim
+    _refuse_overlap(root, out_dir, probe)
+    manifest = _manifest(args, probe, dim, files, root)
     del probe
     out_dir.mkdir(exist_ok=True)
-    _check_manifest(out_dir, _manifest(args, model_path, dim, files, root))
+    _check_manifest(out_dir, manifest)
     jobs, done = [], 0
     for path in files:
         rel = path.relative_to(root) if root.is_dir() else Path(path.name)

@@ -12,13 +12,14 @@ anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -70,7 +71,9 @@ def _input_stat(source: str | os.PathLike) -> os.stat_result | None:
         return None
 
 
-def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> Destination:
+def resolve_destination(
+    dest: str, inputs: Iterable[str | os.PathLike] = (), model: object | None = None
+) -> Destination:
     """Check an output path before any work, and decide how it is written.
 
     Parameters
@@ -80,6 +83,9 @@ def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> 
     inputs : iterable of paths
         Files the command reads (``-`` is standard input); an output that is
         one of them (same path, a hard link or a symlink) is refused.
+    model : SSEModel, optional
+        The loaded model: its files (see ``SSEModel.files``) are refused the
+        same way, and so is any new file in its folders.
 
     Returns
     -------
@@ -102,6 +108,8 @@ def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> 
         raise DataError(dest, "is a folder; name the output file")
     if info is None and not target.parent.is_dir():
         raise DataError(dest, f"folder {path.parent if not path.is_symlink() else target.parent} does not exist")
+    if model is not None:
+        _refuse_model_paths(dest, target, info, model)
     if info is not None:
         for source in inputs:
             seen = _input_stat(source)
@@ -122,6 +130,20 @@ def resolve_destination(dest: str, inputs: Iterable[str | os.PathLike] = ()) -> 
         path.is_symlink() and str(path).startswith(("/dev/", "/proc/"))
     )
     return Destination(path, path if stream else target, stream)
+
+
+def _refuse_model_paths(dest: str, target: Path, info: os.stat_result | None, model: object) -> None:
+    """A model's own files are never outputs: neither one of them (by path, symlink or hard link) nor a new file
+    beside them (it could add a second layout, or shadow a config)."""
+    folders = set(model.folders())  # type: ignore[attr-defined]
+    if target.parent in folders:
+        raise DataError(dest, f"is in the model folder {target.parent}; a model's files are never outputs")
+    if info is None:
+        return
+    for path in model.files():  # type: ignore[attr-defined]
+        seen = _input_stat(path)
+        if seen is not None and _same_file(seen, info):
+            raise DataError(dest, f"is the model's file {path}; a model's files are never outputs")
 
 
 def check_destination(dest: str) -> Path:
@@ -162,7 +184,7 @@ class AtomicOutput:
             raise DataError(self.where.path, f"cannot write in {self.dest.parent} ({exc.strerror or exc})") from None
         self.tmp = self.path = Path(tmp)
         if open_file:
-            self.file = os.fdopen(fd, "w+b")
+            self.file = _fdopen(fd, "w+b")
         else:  # a writer that takes a file name writes self.path
             os.close(fd)
 
@@ -186,10 +208,31 @@ class AtomicOutput:
         os.replace(self.tmp, self.dest)
 
     def abort(self) -> None:
-        if self.file is not None:
-            self.file.close()
-        if self.tmp is not None:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            if self.file is not None:
+                self.file.close()  # flushes: on a full disk this raises ENOSPC again
+        except OSError:
+            pass  # the error that got us here is the one to report
+        finally:
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
+
+    def failed(self, exc: OSError) -> DataError:
+        """A write error as a one-line error naming the output (``[Errno 28]`` alone names no file)."""
+        return DataError(self.where.path, f"cannot be written ({exc.strerror or exc})")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around writes: an OSError (a full disk) becomes :meth:`failed`'s error; a closed pipe stays itself."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self.failed(exc) from None
+
+
+_fdopen = os.fdopen  # the seam a test uses to fill the disk
 
 
 def _umask() -> int:

@@ -8,6 +8,7 @@ in a module folder of a sentence-transformers repository (``modules.json``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -65,7 +66,8 @@ def _modules(root: Path) -> list[tuple[Path, bool]]:
         return out
     except RecursionError:
         raise ModelLoadError(f"{path}: cannot read module list (JSON nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, AttributeError, TypeError, ValueError, OverflowError) as exc:
+        # OverflowError: "idx": 1e400 reads as inf, which int() refuses
         raise ModelLoadError(f"{path}: cannot read module list ({exc})") from None
 
 
@@ -119,3 +121,23 @@ def find_tokenizer(model_dir: Path, root: Path) -> Path:
             require_regular(path, "JSON file")
             return path
     raise ModelLoadError(f"{model_dir / TOKENIZER_FILE}: missing (every layout needs the tokenizer file)")
+
+
+def model_folders(root: Path, model_dir: Path) -> list[Path]:
+    """The folders a model's files are read from: ``root``, the weights' folder and every listed module folder."""
+    folders = [root, model_dir]
+    if (root / MODULES_FILE).is_file():
+        with contextlib.suppress(ModelLoadError):  # it loaded, so the list is readable; if not, no more folders
+            folders += [folder for folder, _ in _modules(root)]
+    return list(dict.fromkeys(Path(os.path.realpath(f)) for f in folders))
+
+
+def model_files(root: Path, model_dir: Path) -> list[Path]:
+    """Every file in the model's folders: what a writing command must never overwrite (configs too)."""
+    found = []
+    for folder in model_folders(root, model_dir):
+        try:
+            found += [p for p in folder.iterdir() if not p.is_dir()]
+        except OSError:
+            continue
+    return found

@@ -16,6 +16,7 @@ Nothing here computes embeddings; it only turns files into validated arrays.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,31 +154,72 @@ def _read_dyt(path: Path, header: dict, data_start: int, dim: int | None) -> tup
 # --------------------------------------------------------------------------
 # Table validation
 # --------------------------------------------------------------------------
-def _nonfinite_rows(table: Table) -> np.ndarray:
-    """Indices of rows holding NaN/inf, scanned in chunks (no full copy)."""
-    bad = []
+def _scan_rows(table: Table) -> tuple[np.ndarray, float]:
+    """Indices of rows holding NaN/inf, and the largest finite magnitude, scanned in chunks (no full copy)."""
+    bad, peak_bits = [], 0
     for start in range(0, table.vocab_size, _CHECK_ROWS):
         chunk = table.data[start : start + _CHECK_ROWS]
         if table.kind == "f32":
-            ok = np.isfinite(chunk).all(axis=1)
+            bits = chunk.view(np.uint32) & np.uint32(0x7FFFFFFF)  # |x| as bits: ordered as the values are
+            ok = (bits < 0x7F800000).all(axis=1)
         elif table.kind == "f16":
-            ok = ((chunk & 0x7C00) != 0x7C00).all(axis=1)
+            bits = chunk & np.uint16(0x7FFF)
+            ok = (bits < 0x7C00).all(axis=1)
         elif table.kind == "bf16":
-            ok = ((chunk.view(np.uint16) & 0x7F80) != 0x7F80).all(axis=1)
+            bits = chunk.view(np.uint16) & np.uint16(0x7FFF)
+            ok = (bits < 0x7F80).all(axis=1)
         else:
             assert table.scales is not None  # q4 tables always carry their row scales
-            ok = np.isfinite(table.scales[start : start + _CHECK_ROWS])
+            scales = table.scales[start : start + _CHECK_ROWS]
+            ok = np.isfinite(scales)
+            bits = np.abs(scales[ok]).view(np.uint32)  # |w| <= the row scale
         bad.extend((np.flatnonzero(~ok) + start).tolist())
-    return np.asarray(bad, dtype=np.int64)
+        if ok.all() and bits.size:
+            peak_bits = max(peak_bits, int(bits.max()))
+    as_float = {"f16": np.float16, "bf16": None}.get(table.kind, np.float32)
+    if as_float is None:  # bfloat16: the high half of a float32
+        peak = float(np.array([peak_bits << 16], np.uint32).view(np.float32)[0])
+    else:
+        peak = float(np.array([peak_bits], np.uint16 if as_float is np.float16 else np.uint32).view(as_float)[0])
+    return np.asarray(bad, dtype=np.int64), peak
 
 
-def _require_finite(path: Path, table: Table) -> None:
-    bad = _nonfinite_rows(table)
+def _require_finite(path: Path, table: Table) -> float:
+    """Refuse NaN/inf rows; returns the table's largest magnitude."""
+    bad, peak = _scan_rows(table)
     if bad.size:
         what = "scales" if table.kind == "q4" else "values"
         raise ModelLoadError(
             f"{path}: embedding table has NaN or infinite {what} in {bad.size} row(s), first rows {bad[:5].tolist()}"
         )
+    return peak
+
+
+_TABLE_LIMIT = 1e30  # a float32 sum of 3e8 tokens of this size still fits (max 3.4e38)
+_TINY = 1e-12  # the normalization's epsilon: vectors whose norm cannot reach it are never unit vectors
+
+
+def _require_unit_vectors(path: Path, peak: float, dim: int, dyt: tuple) -> None:
+    """Cheap checks that the weights can give finite, non-zero vectors (the pooled sums and DyT's norm fit float32)."""
+    if peak > _TABLE_LIMIT:
+        raise ModelLoadError(
+            f"{path}: embedding table holds values up to {peak:.3g}; their sums over a text overflow float32 "
+            f"(at most {_TABLE_LIMIT:.0e} is accepted)"
+        )
+    alpha, beta, bias = dyt
+    if alpha is None:
+        if peak * math.sqrt(dim) < _TINY:
+            raise ModelLoadError(f"{path}: embedding table is all (near) zero; every vector would be zero")
+        return
+    beta64 = beta.astype(np.float64)
+    norm = math.sqrt(float(np.sum(beta64 * beta64)))
+    if norm > 1e19:  # its square, the vectors' squared norm at most, would overflow float32
+        raise ModelLoadError(f"{path}: dyt.beta has norm {norm:.3g}; the vectors' norms overflow float32")
+    fixed = not alpha.any()  # alpha = 0: every text gives beta * tanh(bias)
+    out = beta64 * np.tanh(bias.astype(np.float64)) if fixed else beta64
+    if np.sqrt(np.sum(out * out)) < _TINY:
+        why = "dyt.alpha is zero and beta * tanh(bias)" if fixed else "dyt.beta"
+        raise ModelLoadError(f"{path}: {why} is (near) zero; every vector would be zero")
 
 
 # --------------------------------------------------------------------------
@@ -195,7 +237,7 @@ def read_safetensors_model(model_dir: Path, static: bool) -> tuple[Table, tuple]
     data, kind = tensor(path, header, start, TABLE_KEY)
     table = Table(kind, data)
     dyt = (None, None, None) if static else _read_dyt(path, header, start, table.dim)
-    _require_finite(path, table)
+    _require_unit_vectors(path, _require_finite(path, table), table.dim, dyt)
     return table, dyt
 
 
@@ -222,7 +264,7 @@ def read_q4_model(model_dir: Path) -> tuple[Table, tuple]:
     codes = np.memmap(binary, dtype=np.uint8, mode="r", shape=(vocab, dim // 2))
     scales = np.array(np.memmap(binary, dtype="<f4", mode="r", offset=vocab * (dim // 2), shape=(vocab,)))
     table = Table("q4", codes, scales.astype(np.float32))
-    _require_finite(binary, table)
+    _require_unit_vectors(binary, _require_finite(binary, table), dim, (alpha, beta, bias))
     return table, (alpha, beta, bias)
 
 

@@ -64,6 +64,12 @@ def save_q4(weights: Weights, dest: str | os.PathLike) -> Path:
     if weights.layout == "q4":
         raise ValueError(f"{weights.tokenizer_path.parent} is already 4-bit")
     dest = Path(dest)
+    sources = {
+        weights.tokenizer_path.parent.resolve(),
+        Path(getattr(weights, "model_dir", getattr(weights, "path", ""))).resolve(),
+    }
+    if dest.resolve() in sources:  # a model's own files are never outputs (two layouts, tokenizer copied on itself)
+        raise ValueError(f"{dest}: is the model's own folder; write the 4-bit layout to a new folder")
     dest.mkdir(parents=True, exist_ok=True)
     alpha, beta, bias = weights.dyt
     save_file({"dyt.alpha": alpha, "dyt.beta": beta, "dyt.bias": bias}, str(dest / REST_FILE))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from collections.abc import Iterator
@@ -33,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     out_fmt = output_format(args.output, args.format)
     where, keep = _check_arguments(args, in_fmt, out_fmt)
     model = load_model(args.model, args.threads)
-    if where is not None:  # nor one of the model's files
-        resolve_destination(args.output, [p for p in Path(model.path).iterdir() if p.is_file()])
+    if where is not None:  # nor one of the model's files, nor a new file in its folders
+        resolve_destination(args.output, model=model)
     if args.dim is not None and args.dim > int(model.dim):
         raise ValueError(f"--dim {args.dim} exceeds the model's native dimension {model.dim}")
     dim = model.get_sentence_embedding_dimension() if args.dim is None else args.dim
@@ -50,12 +51,16 @@ def run(args: argparse.Namespace) -> int:
             vectors = _encode_chunk(model, chunk, dim, args, "<stdin>" if args.input == "-" else args.input)
             if quantize is not None:
                 vectors = quantize(vectors)
-            writer.write(vectors, chunk.kept if in_fmt != "lines" else None)
+            if in_fmt == "parquet" and out_fmt == "jsonl":  # as JSONL input's fields are checked
+                chunk.kept.check_json(chunk.source, chunk.lines)  # type: ignore[attr-defined]  # an ArrowChunk
+            with _writing(target):
+                writer.write(vectors, chunk.kept if in_fmt != "lines" else None)
             progress.rows_done(writer.rows)
-        writer.close()
+        with _writing(target):
+            writer.close()
+            if target is not None:
+                target.commit()
         progress.rows_done(writer.rows)
-        if target is not None:
-            target.commit()
     except BaseException:
         if target is not None:
             target.abort()  # the destination keeps what it had
@@ -68,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writing(target: AtomicOutput | None) -> contextlib.AbstractContextManager[None]:
+    """An OSError while writing (a full disk) names the output file."""
+    return contextlib.nullcontext() if target is None else target.writing()
+
+
 def _check_arguments(args: argparse.Namespace, in_fmt: str, out_fmt: str) -> tuple[Destination | None, tuple[str, ...]]:
     """Refuse what cannot work before anything is read or written; the output's destination and the kept fields."""
     if out_fmt in ("npy", "parquet") and args.output == "-":
@@ -76,16 +86,33 @@ def _check_arguments(args: argparse.Namespace, in_fmt: str, out_fmt: str) -> tup
         )
     if in_fmt == "lines" and (args.field or args.keep):
         raise DataError(args.input, "--field and --keep apply to JSONL input (--input-format jsonl) or Parquet input")
-    # An output that is the input is refused.
-    where = None if args.output == "-" else resolve_destination(args.output, [args.input])
-    keep = tuple(k for k in args.keep.split(",") if k) if args.keep else ("_id", "id")
-    if args.id_field is not None and args.id_field not in keep:
-        keep = (args.id_field, *keep)
+    # An output that is a file the command reads is refused: the input, --ranges, --calibration.
+    where = None if args.output == "-" else resolve_destination(args.output, read_files(args, in_fmt))
+    # The id always comes first, as Parquet input keeps it: --keep adds fields, it does not drop the id.
+    ids = ("_id", "id") if args.id_field is None else (args.id_field,)
+    keep = tuple(dict.fromkeys((*ids, *_kept_fields(args))))
     if out_fmt == "npy":
         keep = ()  # .npy holds vectors only
     if out_fmt == "parquet" and args.precision != "float32":
         raise DataError(args.output, "--precision applies to .npy and JSONL output; Parquet holds float32 vectors")
     return where, keep
+
+
+def read_files(args: argparse.Namespace, in_fmt: str) -> list[str | Path]:
+    """Every file ``encode`` reads besides the model: the input (a Parquet folder's files), --ranges, --calibration."""
+    files: list[str | Path] = [f for f in (args.input, args.ranges, args.calibration) if f]
+    if in_fmt == "parquet" and args.input != "-" and Path(args.input).is_dir():
+        from ..bulk.parquet import parquet_files
+
+        files += parquet_files(args.input)  # a hard link to one of them, elsewhere, is refused too
+        if args.output != "-" and Path(args.output).resolve().is_relative_to(Path(args.input).resolve()):
+            # a new file there would be read by the next run over the folder
+            raise DataError(args.output, f"is inside the input folder {args.input}; name an output outside it")
+    return files
+
+
+def _kept_fields(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(k for k in args.keep.split(",") if k) if args.keep else ()
 
 
 def _open_output(where: Destination, output: str, out_fmt: str) -> AtomicOutput:
@@ -113,7 +140,7 @@ def _chunks(args: argparse.Namespace, in_fmt: str, keep: tuple[str, ...], progre
     if in_fmt == "parquet":
         from ..bulk import parquet
 
-        keep_cols = () if not args.keep else keep  # default: the id column alone
+        keep_cols = _kept_fields(args)  # the reader puts the id column first (default: it alone)
         fields = split_fields(args.field or "text")
         yield from parquet.read_chunks(
             args.input, fields, keep_cols, args.id_field, chunk_rows=args.batch_size, progress=progress
@@ -172,6 +199,8 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
                 ranges = np.load(args.ranges, allow_pickle=False)
             except (OSError, ValueError) as exc:
                 raise DataError(args.ranges, f"cannot read ranges ({exc})") from None
+            if ranges.dtype == bool or ranges.dtype.kind not in "iuf":  # str, bool, datetime, complex: not ranges
+                raise DataError(args.ranges, f"ranges must be a real-valued (2, {dim}) array, got dtype {ranges.dtype}")
             if ranges.shape != (2, dim) or not np.isfinite(ranges).all():
                 raise DataError(
                     args.ranges,

@@ -25,8 +25,11 @@ def _write_through(where: Destination, write: Callable[[Path], object]) -> None:
     try:
         write(out.path)
         out.commit()
-    except BaseException:
+    except OSError as exc:
         out.abort()  # the destination keeps what it had
+        raise out.failed(exc) from None
+    except BaseException:
+        out.abort()
         raise
 
 
@@ -40,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         require_matplotlib()  # fail before the slow part, not after it
     model = load_model(args.model, args.threads)
+    for opt in outputs:  # a model's files are never outputs (nor a new file beside them)
+        resolve_destination(getattr(args, opt), model=model)
     report = evaluate(
         model,
         args.data_dirs,

@@ -20,17 +20,7 @@ def quantize(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     dest = Path(os.path.realpath(args.output))
-    sources = {Path(model.path).resolve()}
-    if args.model is not None and Path(args.model).exists():
-        sources.add(Path(args.model).resolve())
-    for source in sorted(sources):
-        if source == dest or source.is_relative_to(dest):
-            raise DataError(
-                args.output,
-                f"is the model folder {source}"
-                + ("" if source == dest else " or holds it")
-                + "; writing there would mix two layouts; name a new folder",
-            )
+    _refuse_model_folder(args.output, dest, model)
     if dest.exists() and not dest.is_dir():
         raise DataError(args.output, "exists and is not a folder")
     for name in (FULL_FILE, MODULES_FILE):
@@ -45,6 +35,7 @@ def quantize(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         save_q4(model, tmp)
+        _follow_umask(tmp)
         if not dest.exists():
             os.rename(tmp, dest)
         else:
@@ -54,6 +45,27 @@ def quantize(args: argparse.Namespace) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"wrote the 4-bit layout of {model.path} to {args.output}", file=sys.stderr)
     return 0
+
+
+def _refuse_model_folder(output: str, dest: Path, model) -> None:
+    """The output folder is none of the model's folders, nor holds one: its files are never outputs."""
+    for source in sorted({*model.folders(), Path(model.source).resolve()}):
+        if source == dest or source.is_relative_to(dest):
+            raise DataError(
+                output,
+                f"is the model folder {source}"
+                + ("" if source == dest else " or holds it")
+                + "; a model's files are never outputs; name a new folder",
+            )
+
+
+def _follow_umask(folder: Path) -> None:
+    """mkdtemp makes 0700 and safetensors 0600: give the folder and its files the usual modes under the umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.iterdir():
+        os.chmod(path, 0o666 & ~mask)
+    os.chmod(folder, 0o777 & ~mask)
 
 
 def download(args: argparse.Namespace) -> int:

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep",
         default=None,
         metavar="F1,F2",
-        help="JSONL fields / Parquet columns copied into JSONL or Parquet output (default: the id)",
+        help="JSONL fields / Parquet columns copied into JSONL or Parquet output, after the id (always kept)",
     )
     p_enc.add_argument(
         "--id-field",

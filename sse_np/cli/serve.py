@@ -7,6 +7,7 @@ import argparse
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
+    _refuse_busy_port(args.host, args.port)  # one line instead of uvicorn's ERROR and exit 3
     from .. import serve  # names the 'serve' extra when starlette is missing
 
     limits = {
@@ -24,3 +25,20 @@ def run(args: argparse.Namespace) -> int:
     )
     serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return 0
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """OSError (shown as ``sse-np: error: ...``) when ``host:port`` cannot be bound, e.g. already in use."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -236,6 +236,12 @@ def load_beir(path: str | os.PathLike[str], split: str = "test", name: str | Non
     """
     folder = Path(path)
     if not folder.is_dir():
+        if folder.exists():  # e.g. corpus.jsonl given instead of its folder
+            raise DataError(
+                folder,
+                "is a file; eval takes a BEIR dataset folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)"
+                + (f": try {folder.parent}" if folder.name in ("corpus.jsonl", "queries.jsonl") else ""),
+            )
         raise DataError(folder, "dataset folder not found")
     doc_ids, doc_texts = read_corpus(folder / "corpus.jsonl")
     all_query_ids, all_query_texts = read_queries(folder / "queries.jsonl")

@@ -174,12 +174,12 @@ def test_encode_jsonl_in_jsonl_out_keeps_ids(model: sse_np.SSEModel, model_dir: 
     # 9 significant digits read back as the same float32 bits
     got = np.array([r["embedding"] for r in rows], dtype=np.float32)
     assert got.tobytes() == model.encode([d["body"] for d in docs], 16).tobytes()
-    # --keep picks fields; .npy output of the same input has the same rows
+    # --keep adds fields after the id (as Parquet input does); .npy output of the same input has the same rows
     assert main(["encode", str(src), "--field", "body", "--keep", "x", "-o", str(out), "--model", str(model_dir)]) == 0
-    assert [set(r) for r in _read_jsonl(out.read_text(encoding="utf-8"))] == [
-        {"x", "embedding"},
-        {"embedding"},
-        {"embedding"},
+    assert [list(r) for r in _read_jsonl(out.read_text(encoding="utf-8"))] == [
+        ["_id", "x", "embedding"],
+        ["_id", "embedding"],
+        ["_id", "embedding"],
     ]
     npy = tmp_path / "v.npy"
     assert main(["encode", str(src), "--field", "body", "-o", str(npy), "--dim", "16", "--model", str(model_dir)]) == 0

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import save_file
 from tokenizers import Tokenizer
 
 import sse_np.engine
@@ -932,13 +933,40 @@ def test_unsupported_configuration_falls_back(tmp_path_factory, tokenizer_json, 
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
-def test_fast_true_refuses_unsupported_configuration(tmp_path_factory, tokenizer_json, name):
-    """Asking for the fast path where it cannot reproduce tokenizers is an error, not a silent fallback."""
+def test_loaded_model_keeps_the_fast_path_off_for_unsupported_configuration(tmp_path_factory, tokenizer_json, name):
+    """The model decides from the file's own JSON (``spec=``, read once at load), not ``to_str()`` as above:
+    through ``sse_np.load`` each unsupported configuration must still leave the fast path off, and encode as
+    the tokenizers library tokenizes. (Re-aimed: the ``fast=True`` argument this test once refused is gone.)"""
+    folder = tmp_path_factory.mktemp("unsupported_model")
+    path = _tokenizer_file(tmp_path_factory, tokenizer_json, UNSUPPORTED[name])
     try:
-        tok = _tokenizer(tmp_path_factory, tokenizer_json, UNSUPPORTED[name])
+        tok = load_tokenizer(path)
     except Exception as exc:
         pytest.skip(f"tokenizers cannot load this configuration: {exc}")
-    assert not TextTokenizer(tok).fast  # tokenizers alone: the fast path stays off
+    rng = np.random.default_rng(0)
+    save_file(
+        {
+            # rows for every id the file names (an added token may repeat a vocabulary word under a new id)
+            "embedding.weight": rng.standard_normal((tok.get_vocab_size(with_added_tokens=True) + 64, 8)).astype(
+                np.float32
+            )
+        },
+        str(folder / "model.safetensors"),
+    )
+    (folder / "tokenizer.json").write_bytes(path.read_bytes())
+    static = folder.rename(folder.with_name(folder.name + "_StaticEmbedding"))
+    try:
+        model = sse_np.load(static, backend="numpy")
+    except sse_np.ModelLoadError:  # refused at load (e.g. [UNK] missing): no model, no fast path to misuse
+        assert name.startswith("unk_")
+        return
+    assert model.engine.tokenizer.fast_spec is None  # the jitted WordPiece stays out
+    texts = [t for t in _config_texts(tokenizer_json)[:200] if t]
+    table = model.table.dense()
+    for text, vector in zip(texts, model.encode(texts, normalize=False)):
+        ids = tok.encode(text, add_special_tokens=False).ids
+        want = table[ids].mean(axis=0) if ids else np.zeros(8, np.float32)
+        np.testing.assert_allclose(vector, want, rtol=1e-5, atol=1e-6, err_msg=text)
 
 
 def test_supported_configurations(bert, bert_cased):
