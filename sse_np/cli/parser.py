@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
         "binary, ubinary; default float32); the table adds bytes per document",
     )
+    p_eval.add_argument(
+        "--retrieval",
+        default=None,
+        metavar="MODES",
+        help="also rank with sse_np.Index modes, e.g. dense,bm25,hybrid: one table per mode",
+    )
+    p_eval.add_argument(
+        "--hybrid-weight", type=float, default=None, help="dense weight of hybrid fusion (default: the index's)"
+    )
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_eval)
 
