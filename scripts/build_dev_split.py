@@ -71,7 +71,8 @@ def build(out: Path, n_queries: int, seed: int) -> dict[str, int]:
             f.write(json.dumps({"_id": f"q{j}", "text": pairs[name][0]}) + "\n")
             q.write(f"q{j}\t{doc_of[name]}\t1\n")
     info = {"documents": len(names), "queries": len(chosen)}
-    (out / "SOURCE.json").write_text(json.dumps({"source": f"Python {sys.version.split()[0]} stdlib docstrings", **info}))
+    source = f"Python {sys.version.split()[0]} stdlib docstrings"
+    (out / "SOURCE.json").write_text(json.dumps({"source": source, **info}))
     return info
 
 

@@ -27,7 +27,8 @@ def main() -> None:
         print(mode, " ".join(f"@{d}={base['mean_by_retrieval'][mode][d]['ndcg@10']:.4f}" for d in dims))
     for weight in (float(w) for w in args.weights.split(",")):
         report = evaluate(model, args.dev, dims, retrieval="hybrid", hybrid_weight=weight)
-        print(f"hybrid w={weight:.2f}", " ".join(f"@{d}={report['mean_by_retrieval']['hybrid'][d]['ndcg@10']:.4f}" for d in dims))
+        means = report["mean_by_retrieval"]["hybrid"]
+        print(f"hybrid w={weight:.2f}", " ".join(f"@{d}={means[d]['ndcg@10']:.4f}" for d in dims))
 
 
 if __name__ == "__main__":
