@@ -312,6 +312,9 @@ def _add_serve_parser(sub: Any) -> None:
         default=None,
         help="most bytes per request body, else 413 (default: 33554432 (32 MiB))",
     )
+    p.add_argument(
+        "--index", action="append", default=None, metavar="NAME=DIR", help="serve an index on POST /v1/search"
+    )
     p.add_argument("--strict-model", action="store_true", help="with one model, answer 404 to other model names too")
     p.add_argument(
         "--inline-chars",
