@@ -189,3 +189,16 @@ def test_bad_arguments(model):
         ix.search("a", k=0)
     with pytest.raises(ValueError, match="dim must lie"):
         Index(model, dim=1024)
+
+
+def test_quantized_hybrid_z_statistics_are_those_of_all_documents(model):
+    """A quantized index keeps the float vectors' moments: q.mu and sqrt(q^T S q) are every score's mean and std."""
+    ix = Index(model, precision="int8")
+    texts = [f"document number {i} about {w}" for i, w in enumerate(["cats", "dogs", "pie", "stocks"] * 10)]
+    ix.add(texts)
+    built = ix._build()
+    floats = model.encode(texts)
+    q = model.encode("a query about pets")
+    scores = floats @ q
+    assert float(q @ built.mean) == pytest.approx(scores.mean(), abs=1e-6)
+    assert float(np.sqrt(q @ built.cov @ q)) == pytest.approx(scores.std(), rel=1e-4)
