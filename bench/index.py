@@ -191,7 +191,7 @@ def main() -> None:
         print(json.dumps({n: by}, indent=1), file=sys.stderr)
     out = Path(args.out)
     (out / "index_results.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "INDEX_RESULTS.md").write_text(report(res) + "\n")
+    (out / "INDEX_RESULTS.md").write_text(report(res))
     print(report(res))
 
 
