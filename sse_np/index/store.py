@@ -11,7 +11,8 @@ A saved index is a folder::
     bm25_indptr.npy, bm25_docs.npy, bm25_weights.npy, stop_ids.npy   the BM25 index
 
 ``save`` writes a temporary sibling folder and renames it into place, so a
-reader sees the old index or the new one, never half of one. ``load``
+reader never sees half an index (replacing one moves the old folder aside
+first: for that instant there is none). ``load``
 memory-maps the arrays after checking the manifest, the file sizes and the
 arrays' shapes (``verify=True`` also checks every SHA-256).
 """
