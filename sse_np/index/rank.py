@@ -211,8 +211,10 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores)
     k = min(k, scores.shape[0])
     if k < scores.shape[0]:
-        part = np.argpartition(-scores, k - 1)[:k]
-        candidates = np.flatnonzero(scores >= scores[part].min())  # every tie at the boundary
+        threshold = scores[np.argpartition(-scores, k - 1)[:k]].min()
+        above = np.flatnonzero(scores > threshold)
+        # Ties at the boundary: the lowest positions (BM25 gives most documents the same 0).
+        candidates = np.concatenate([above, np.flatnonzero(scores == threshold)[: k - above.shape[0]]])
     else:
         candidates = np.arange(scores.shape[0])
     order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]

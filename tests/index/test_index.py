@@ -202,3 +202,15 @@ def test_quantized_hybrid_z_statistics_are_those_of_all_documents(model):
     scores = floats @ q
     assert float(q @ built.mean) == pytest.approx(scores.mean(), abs=1e-6)
     assert float(np.sqrt(q @ built.cov @ q)) == pytest.approx(scores.std(), rel=1e-4)
+
+
+def test_top_k_breaks_ties_by_position():
+    from sse_np.index.rank import top_k
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        scores = rng.integers(0, 4, size=200).astype(np.float32)  # many ties
+        k = int(rng.integers(1, 200))
+        order, best = top_k(scores, k)
+        expected = sorted(range(200), key=lambda i: (-scores[i], i))[:k]
+        assert order.tolist() == expected and best.tolist() == scores[expected].tolist()
