@@ -19,6 +19,12 @@ result (no exception, so check for "error"). Unexpected failures raise
 ``dim`` defaults as everywhere in sse_np: the model's ``truncate_dim``
 (``SSE_NP_TRUNCATE_DIM``, e.g. 256), else its full width.
 
+Search: with ``SSE_NP_INDEX`` set to a saved :class:`sse_np.Index` folder
+shipped in the package (``sse-np index build corpus.jsonl -o package/index``,
+``SSE_NP_INDEX=index``), ``{"search": "query" (or a list), "k": 10, "mode":
+"hybrid"}`` answers ``{"model", "mode", "k", "results": [{"id", "score"}, ...]}``
+(a list of those for a list of queries).
+
 Environment: ``SSE_NP_MODEL`` model folder or hub id (default: the model
 sse_np ships); ``SSE_NP_TRUNCATE_DIM`` the default ``dim``; ``SSE_NP_THREADS`` threads per request (set it to the vCPU
 count: 1 below 1769 MB of memory); ``MAX_TEXTS`` texts per request (default
@@ -120,6 +126,19 @@ def _truncated(loaded: tuple[sse_np.SSEModel, str]) -> tuple[sse_np.SSEModel, st
 MODEL, MODEL_NAME = _truncated(_load_model())
 
 
+def _load_index() -> sse_np.Index | None:
+    """``SSE_NP_INDEX``: a saved sse_np.Index shipped with the function (a path relative to this file, or absolute)."""
+    where = os.environ.get("SSE_NP_INDEX", "").strip()
+    if not where:
+        return None
+    path = Path(where) if Path(where).is_absolute() else Path(__file__).resolve().parent / where
+    return sse_np.Index.load(path, MODEL)  # memory-mapped: milliseconds at cold start
+
+
+INDEX = _load_index()
+SEARCH_FIELDS = {"search", "k", "mode"}
+
+
 class BadRequest(ValueError):
     """The request is malformed; the message says what to fix."""
 
@@ -129,8 +148,11 @@ def handler(event: Any, context: Any = None) -> dict:
     proxy = isinstance(event, dict) and ("body" in event or "requestContext" in event)
     try:
         request = _proxy_request(event) if proxy else event
-        texts, dim = _parse(request)
-        result = _embed(texts, dim)
+        if isinstance(request, dict) and "search" in request:
+            result = _search(request)
+        else:
+            texts, dim = _parse(request)
+            result = _embed(texts, dim)
     except BadRequest as exc:
         return _respond(proxy, 400, {"error": str(exc)})
     except Exception:
@@ -219,6 +241,25 @@ def _parse(request: Any) -> tuple[list[str], int]:
             f"MAX_VALUES={MAX_VALUES}; send fewer texts or a smaller dim"
         )
     return texts, dim
+
+
+def _search(request: dict) -> dict:
+    """``{"search": "query" or [...], "k": 10, "mode": "hybrid"}`` against the shipped index."""
+    if INDEX is None:
+        raise BadRequest("this function ships no index (set SSE_NP_INDEX to a saved sse_np.Index folder)")
+    unknown = sorted(set(request) - SEARCH_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {', '.join(map(repr, unknown))} in a search; expected 'search', 'k', 'mode'")
+    queries, k, mode = request["search"], request.get("k", 10), request.get("mode", "hybrid")
+    if not isinstance(queries, str) and not (isinstance(queries, list) and all(isinstance(q, str) for q in queries)):
+        raise BadRequest(f"search is {_kind(queries)}, expected a str or a list of str")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+        raise BadRequest(f"k must be an int in 1..1000, got {k!r}")
+    if mode not in ("dense", "bm25", "hybrid"):
+        raise BadRequest(f"mode must be 'dense', 'bm25' or 'hybrid', got {mode!r}")
+    if isinstance(queries, list) and len(queries) > MAX_TEXTS:
+        raise BadRequest(f"too many queries: {len(queries)} > MAX_TEXTS={MAX_TEXTS}; split the request")
+    return {"model": MODEL_NAME, "mode": mode, "k": k, "results": INDEX.search(queries, k, mode=mode)}
 
 
 def _embed(texts: list[str], dim: int) -> dict:

@@ -21,6 +21,7 @@ from ._version import __version__
 from .checkpoint.hub import download
 from .defaults import default_model, default_model_path, encode
 from .errors import DataError, MissingDependencyError, ModelLoadError, ModelNotFoundError
+from .index import Index
 from .model import MATRYOSHKA_DIMS, SSEModel, load
 from .retrieval.quantization import quantize_embeddings
 from .retrieval.search import semantic_search
@@ -29,6 +30,7 @@ from .retrieval.similarity import similarity, similarity_pairwise
 __all__ = [
     "MATRYOSHKA_DIMS",
     "DataError",
+    "Index",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",

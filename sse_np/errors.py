@@ -47,3 +47,7 @@ def install_hint(extra: str) -> str:
 def missing_extra(what: str, extra: str) -> MissingDependencyError:
     """The one-line error for ``what`` (a feature, a module) whose ``extra`` is not installed."""
     return MissingDependencyError(f"{what} needs the '{extra}' extra: {install_hint(extra)}")
+
+
+class IndexFormatError(DataError):
+    """A saved :class:`sse_np.Index` is corrupt, of another format version, or built with another model."""

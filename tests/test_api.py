@@ -284,4 +284,4 @@ def test_old_evaluation_names_warn_and_still_work():
             assert getattr(sse_np, name) is getattr(sse_np.eval, name)
     with pytest.raises(AttributeError):
         sse_np.no_such_name  # noqa: B018
-    assert len(sse_np.__all__) <= 16  # was 20, 10 of them evaluation
+    assert len(sse_np.__all__) <= 17  # was 20, 10 of them evaluation; + Index (issue 26)

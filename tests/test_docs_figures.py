@@ -127,7 +127,7 @@ def test_no_figure_outside_a_marked_table(page: Path) -> None:
 
 # -- the results files are what their JSON renders to ---------------------------------------------
 def test_results_markdown_renders_from_its_json() -> None:
-    from bench import ray_bench, report, search, serve
+    from bench import index, index_quality, ray_bench, report, search, serve
 
     def load(name: str) -> dict:
         return json.loads((RESULTS / name).read_text(encoding="utf-8"))
@@ -136,6 +136,9 @@ def test_results_markdown_renders_from_its_json() -> None:
     assert report.render(load("results.json")) in (RESULTS / "RESULTS.md").read_text(encoding="utf-8")
     assert search.report(load("search_results.json")) == (RESULTS / "SEARCH_RESULTS.md").read_text(encoding="utf-8")
     assert serve.render(load("serve_results.json")) == (RESULTS / "SERVE_RESULTS.md").read_text(encoding="utf-8")
+    assert index.report(load("index_results.json")) == (RESULTS / "INDEX_RESULTS.md").read_text(encoding="utf-8")
+    quality = index_quality.report(load("index_quality.json"))
+    assert quality == (RESULTS / "INDEX_QUALITY.md").read_text(encoding="utf-8")
     ray = load("RAY_RESULTS.json")
     rounds = len(next(iter(ray["sse_np_vs_st_on_ray_by_round"].values())))
     args = argparse.Namespace(repeat=rounds, texts=ray["texts"], footer_actors=ray["parquet_footer_actors"])

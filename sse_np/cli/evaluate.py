@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         per_query=args.per_query,
         progress=not args.quiet,
         precisions=args.precision,
+        retrieval=args.retrieval,
+        hybrid_weight=args.hybrid_weight,
     )
     sys.stdout.write(format_report(report))
     if args.json:

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sse-np`` (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog=PROG, description="SSE static embeddings on CPU (NumPy + numba).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,info,download,warmup,quantize,bench,serve}")
+    sub = parser.add_subparsers(dest="command", metavar="{encode,eval,index,info,download,warmup,quantize,bench,serve}")
     sub.required = True
 
     p_eval = sub.add_parser(
@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P1,P2",
         help="vector precisions to evaluate, e.g. float32,int8,binary (float32, int8, uint8, "
         "binary, ubinary; default float32); the table adds bytes per document",
+    )
+    p_eval.add_argument(
+        "--retrieval",
+        default=None,
+        metavar="MODES",
+        help="also rank with sse_np.Index modes, e.g. dense,bm25,hybrid: one table per mode",
+    )
+    p_eval.add_argument(
+        "--hybrid-weight", type=float, default=None, help="dense weight of hybrid fusion (default: the index's)"
     )
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_eval)
@@ -199,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="progress on stderr (default: when stderr is a terminal)",
     )
     p_enc.set_defaults(func=_encode)
+    _add_index(sub)
 
     p_q4 = sub.add_parser(
         "quantize",
@@ -349,6 +359,9 @@ def _add_serve_parser(sub: Any) -> None:
         default=None,
         help="most bytes per request body, else 413 (default: 33554432 (32 MiB))",
     )
+    p.add_argument(
+        "--index", action="append", default=None, metavar="NAME=DIR", help="serve an index on POST /v1/search"
+    )
     p.add_argument("--strict-model", action="store_true", help="with one model, answer 404 to other model names too")
     p.add_argument(
         "--inline-chars",
@@ -379,6 +392,34 @@ def _add_serve_parser(sub: Any) -> None:
     p.set_defaults(func=_serve)
 
 
+def _add_index(sub: Any) -> None:
+    """``sse-np index build`` and ``sse-np index search`` (sse_np.Index)."""
+    p = sub.add_parser("index", help="build and search a local index (dense, BM25, hybrid)")
+    isub = p.add_subparsers(dest="index_command", required=True, metavar="{build,search}")
+    b = isub.add_parser("build", help="index a corpus (lines, JSONL or Parquet) into a folder")
+    b.add_argument("input", metavar="CORPUS", help="text, JSONL or Parquet file (or a folder of Parquet files)")
+    b.add_argument("-o", "--output", required=True, metavar="DIR", help="index folder (written atomically)")
+    b.add_argument("--input-format", choices=INPUT_FORMATS, default=None, help="default: from the suffix")
+    b.add_argument("--field", default=None, help="JSONL/Parquet text field(s), comma-joined (default: text)")
+    b.add_argument("--id-field", default=None, help="JSONL/Parquet field with the document id (default: row number)")
+    b.add_argument("--dim", type=_positive_int, default=None, help="stored vector width (default: the model's)")
+    b.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32")
+    b.add_argument("--no-stopwords", action="store_true", help="keep English stopwords in BM25")
+    b.add_argument("--batch-size", type=_positive_int, default=1024, help="records per chunk (default: 1024)")
+    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")
+    _add_model_args(b, threads=True)
+    b.set_defaults(func=_index)
+    s = isub.add_parser("search", help="search an index folder")
+    s.add_argument("index_dir", metavar="DIR")
+    s.add_argument("query", nargs="+", metavar="QUERY", help="one or more queries")
+    s.add_argument("--k", type=_positive_int, default=10, help="results per query (default: 10)")
+    s.add_argument("--mode", choices=("dense", "bm25", "hybrid"), default="hybrid", help="default: hybrid")
+    s.add_argument("--dim", type=_positive_int, default=None, help="narrower Matryoshka prefix (float32 indexes)")
+    s.add_argument("--json", action="store_true", help="print JSON (a list of hits per query)")
+    _add_model_args(s, threads=True)
+    s.set_defaults(func=_index)
+
+
 # Each command's module is imported only when that command runs (`sse-np encode` never loads the
 # evaluation, `sse-np info` never the server).
 def _encode(args: argparse.Namespace) -> int:
@@ -389,6 +430,12 @@ def _encode(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluate import run
+
+    return run(args)
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .index import run
 
     return run(args)
 

@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
         strict_model=args.strict_model,
         batching=args.batching,
         backend=args.backend,
+        indexes=list(args.index or []),
         **limits,
     )
     serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)

@@ -56,6 +56,8 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"{name:<{width}}" + "".join(f"{_dim_key(values, d)[metric]:>8.4f}" for d in dims))
         if len(names) > 1:
             lines.append(f"{'mean':<{width}}" + "".join(f"{_dim_key(report['mean'], d)[metric]:>8.4f}" for d in dims))
+    for mode in report.get("retrieval") or ():
+        lines += _mode_tables(report, mode, names, dims, width)
     if report.get("precisions"):
         label = "mean over datasets" if len(names) > 1 else names[0]
         lines += [
@@ -70,6 +72,20 @@ def format_report(report: Mapping[str, Any]) -> str:
                 + "".join(f"{_dim_key(means, d)['ndcg@10']:>9.4f} ({_dim_key(sizes, d):>4})" for d in dims)
             )
     return "\n".join(lines) + "\n"
+
+
+def _mode_tables(report: Mapping[str, Any], mode: str, names: list[str], dims: list[int], width: int) -> list[str]:
+    """The metric tables of one retrieval mode (``evaluate(..., retrieval=...)``)."""
+    lines = ["", f"== retrieval: {mode} =="]
+    for metric in report["metrics"]:
+        lines += ["", f"{mode}: {_METRIC_LABELS.get(metric, metric)} by dimension"]
+        lines.append(f"{'dataset':<{width}}" + "".join(f"{d:>8}" for d in dims))
+        rows = [(n, report["datasets"][n]["metrics_by_retrieval"][mode]) for n in names]
+        if len(names) > 1:
+            rows.append(("mean", report["mean_by_retrieval"][mode]))
+        for name, values in rows:
+            lines.append(f"{name:<{width}}" + "".join(f"{_dim_key(values, d)[metric]:>8.4f}" for d in dims))
+    return lines
 
 
 def save_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

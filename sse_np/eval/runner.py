@@ -73,6 +73,7 @@ from ..retrieval.search import semantic_search
 from ..retrieval.topk import top_k as exact_top_k
 from .beir import BeirDataset, load_beir
 from .metrics import METRICS, mean_metrics, query_metrics
+from .modes import check_modes, evaluate_modes
 
 #: Depth of the ranking kept per query (the largest cut-off of the metrics).
 TOP_K = 100
@@ -237,6 +238,8 @@ def _evaluate_dataset(
     per_query: bool,
     progress: _Say,
     precisions: Sequence[str] = ("float32",),
+    retrieval: Sequence[str] = (),
+    hybrid_weight: float | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     doc_vecs = _encode_raw(model, data.doc_texts, f"{data.name} corpus", progress, batch_size)
@@ -263,6 +266,10 @@ def _evaluate_dataset(
         for precision in by_precision:
             rows, _ = _search_and_score(data, query_vecs, doc_vecs, dim, query_block, doc_block, precision)
             by_precision[precision][dim] = mean_metrics(rows)
+    r0 = time.perf_counter()
+    by_mode = (
+        evaluate_modes(model, data, query_vecs, doc_vecs, dims, retrieval, TOP_K, hybrid_weight) if retrieval else {}
+    )
     result: dict[str, Any] = {
         "path": data.path,
         "n_docs": len(data.doc_ids),
@@ -271,10 +278,12 @@ def _evaluate_dataset(
         "n_qrels": data.n_qrels,
         "metrics": metrics,
         **({"metrics_by_precision": {"float32": metrics, **by_precision}} if by_precision else {}),
+        **({"metrics_by_retrieval": by_mode} if by_mode else {}),
         "timing": {
             "encode_docs_seconds": t1 - t0,
             "encode_queries_seconds": t2 - t1,
             "search_seconds": search_seconds,
+            **({"retrieval_seconds": time.perf_counter() - r0} if retrieval else {}),
         },
     }
     if per_query:
@@ -306,6 +315,8 @@ def evaluate(
     per_query: bool = False,
     progress: bool = False,
     precisions: Iterable[str] = ("float32",),
+    retrieval: Iterable[str] | str | None = None,
+    hybrid_weight: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate retrieval quality per Matryoshka dimension on BEIR datasets.
 
@@ -343,6 +354,13 @@ def evaluate(
         binary/ubinary take the Hamming top 400 and rescore them against
         int8 rows (the sentence-transformers recipes). ``bytes_per_doc`` is
         the searched index's size (binary: the bits in memory).
+    retrieval : iterable of str, str or None
+        Also rank with :class:`sse_np.Index` modes ("dense", "bm25",
+        "hybrid"; a list or "dense,bm25"): the report gains ``retrieval``,
+        ``mean_by_retrieval[mode][dim][metric]`` and per dataset
+        ``metrics_by_retrieval``.
+    hybrid_weight : float or None
+        Dense weight of hybrid fusion (None: the index's default).
 
     Returns
     -------
@@ -364,6 +382,7 @@ def evaluate(
     precision_list = list(dict.fromkeys(check_precision(p) for p in precisions))
     if not precision_list:
         raise ValueError(f"no precision to evaluate; choose from {', '.join(PRECISIONS)}")
+    modes = check_modes(retrieval) if retrieval is not None else []
     model = _resolve_model(model)
     native = int(model.dim)
     if dims is DEFAULT_DIMS:
@@ -391,6 +410,8 @@ def evaluate(
             per_query=per_query,
             progress=report_progress,
             precisions=precision_list,
+            retrieval=modes,
+            hybrid_weight=hybrid_weight,
         )
     mean = {dim: mean_metrics([results[d.name]["metrics"][dim] for d in datasets]) for dim in dim_list}
     extra: dict[str, Any] = {}
@@ -407,6 +428,15 @@ def evaluate(
             "precisions": precision_list,
             "bytes_per_doc": {p: {dim: bytes_per_vector(dim, p) for dim in dim_list} for p in precision_list},
             "mean_by_precision": {p: (mean if p == "float32" else by[p]) for p in precision_list},
+        }
+    if modes:
+        extra["retrieval"] = modes
+        extra["mean_by_retrieval"] = {
+            m: {
+                dim: mean_metrics([results[d.name]["metrics_by_retrieval"][m][dim] for d in datasets])
+                for dim in dim_list
+            }
+            for m in modes
         }
     return {
         "model": model_info(model),

@@ -19,6 +19,7 @@ from .config import (
     DEFAULT_MAX_INPUTS,
     DEFAULT_MAX_TEXT_CHARS,
     ServeConfig,
+    load_indexes,
     load_models,
     non_negative,
     positive,
@@ -40,6 +41,7 @@ def app(
     inline_chars: int = DEFAULT_INLINE_CHARS,
     batching: bool = True,
     backend: str | None = None,
+    indexes: Any = None,
 ) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
@@ -67,6 +69,10 @@ def app(
         event-loop iteration are encoded as one call (no added wait).
     backend : {"auto", "numba", "numpy"}, optional
         Passed to :func:`sse_np.load` for models given as paths.
+    indexes : mapping or sequence, optional
+        Saved :class:`sse_np.Index` folders served on ``POST /v1/search``:
+        ``"NAME=DIR"`` strings or ``{name: Index or folder}``; each opens
+        with the served model it was built with.
 
     Returns
     -------
@@ -84,6 +90,7 @@ def app(
         backend=backend,
     )
     state = ServerState(load_models(models, threads, backend), config)
+    state.indexes = load_indexes(indexes, state.models)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
@@ -160,4 +167,5 @@ def app_from(config: ServeConfig) -> Starlette:
         inline_chars=config.inline_chars,
         batching=config.batching,
         backend=config.backend,
+        indexes=config.indexes,
     )

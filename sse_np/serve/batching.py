@@ -33,6 +33,7 @@ class ServerState:
         self.pool_size = config.threads or os.cpu_count() or 1
         self.pool: ThreadPoolExecutor | None = None
         self.coalescers: dict[str, Coalescer] = {}
+        self.indexes: dict[str, Any] = {}  # name -> sse_np.Index, for /v1/search
 
     def executor(self) -> ThreadPoolExecutor:
         if self.pool is None:

@@ -39,6 +39,7 @@ class ServeConfig:
     inline_chars: int = DEFAULT_INLINE_CHARS
     batching: bool = True
     backend: str | None = None
+    indexes: list[str] = field(default_factory=list)  # "NAME=DIR" specs of saved sse_np.Index folders
 
 
 def name_of(spec: str) -> tuple[str, str]:
@@ -87,6 +88,42 @@ def load_models(models: Any, threads: int | None, backend: str | None) -> dict[s
         for model in out.values():
             model.threads = threads
     return out
+
+
+def load_indexes(specs: Any, models: dict[str, Any]) -> dict[str, Any]:
+    """``{name: Index}`` from ``"NAME=DIR"`` specs (or a ``{name: Index or dir}`` mapping).
+
+    Each index opens with the served model it was built with (matched by
+    fingerprint); one built with none of them is refused at start-up.
+    """
+    from ..errors import IndexFormatError
+    from ..index import Index
+
+    items = dict(specs) if isinstance(specs, Mapping) else dict(_index_spec(s) for s in specs or ())
+    out: dict[str, Any] = {}
+    for name, where in items.items():
+        if isinstance(where, Index):
+            out[name] = where
+            continue
+        errors = []
+        for model in models.values():
+            try:
+                out[name] = Index.load(where, model)
+                break
+            except IndexFormatError as exc:
+                errors.append(str(exc))
+                if "another model" not in str(exc):
+                    raise
+        else:
+            raise IndexFormatError(where, f"index {name!r}: built with none of the served models ({errors[-1]})")
+    return out
+
+
+def _index_spec(spec: str) -> tuple[str, str]:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise ValueError(f"--index {spec!r}: expected NAME=DIR")
+    return name, path
 
 
 def is_int(value: Any) -> bool:

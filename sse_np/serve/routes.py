@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from .batching import ServerState
 from .protocol import ApiError, b64, json_response, parse_bool, parse_dimensions, parse_texts, read_json, type_name
+from .search import search_route
 
 log = logging.getLogger("sse_np.serve")
 
@@ -111,6 +112,7 @@ def build_routes(state: ServerState) -> list[Route]:
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{name:path}", model_info, methods=["GET"]),
         Route("/embed", embed, methods=["POST"]),
+        Route("/v1/search", search_route(state), methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]

@@ -1,0 +1,12 @@
+"""A small local index: the model's vectors and BM25 postings, searched dense, BM25 or hybrid.
+
+* :mod:`~sse_np.index.core`  -- :class:`Index` (add, search, save, load);
+* :mod:`~sse_np.index.rank`  -- the ranking of encoded queries per mode;
+* :mod:`~sse_np.index.store` -- the versioned on-disk format.
+"""
+
+from __future__ import annotations
+
+from .core import MODES, Index
+
+__all__ = ["MODES", "Index"]

@@ -1,0 +1,289 @@
+"""``sse_np.Index``: a small local index of dense vectors and BM25 postings, searched dense, BM25 or hybrid."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..defaults import default_model
+from ..engine import normalize_rows
+from ..errors import IndexFormatError
+from ..model import load as load_model
+from ..retrieval.bm25 import DEFAULT_B, DEFAULT_K1, BM25Postings, build_postings
+from ..retrieval.fusion import DEFAULT_DENSE_WEIGHT, FUSIONS
+from ..retrieval.quantization import PRECISIONS, check_precision, quantization_ranges, quantize_embeddings
+from . import store
+from .rank import MODES, Built, check_mode, rank
+from .stopwords import ENGLISH_STOPWORDS
+
+__all__ = ["MODES", "Index"]
+
+_COV_ROWS = 8192
+
+
+class Index:
+    """Documents searchable by meaning (the model's vectors), by words (BM25) or both (hybrid).
+
+    Parameters
+    ----------
+    model : SSEModel, path or None
+        The model that encodes documents and queries (None: the default model).
+    dim : int or None
+        Stored vector width (a Matryoshka prefix; None: the model's own).
+    precision : str
+        "float32", "int8", "uint8", "binary" or "ubinary"; quantized vectors
+        are searched in their own space and the best candidates rescored with
+        the float query (binary: against int8 rows), as in
+        :func:`sse_np.semantic_search`.
+    stopwords : bool
+        Leave English stopwords out of BM25 (documents and queries).
+    k1, b : float
+        Lucene BM25 parameters.
+    weight : float
+        Default dense weight of hybrid search (BM25 gets ``1 - weight``).
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        dim: int | None = None,
+        precision: str = "float32",
+        stopwords: bool = True,
+        k1: float = DEFAULT_K1,
+        b: float = DEFAULT_B,
+        weight: float = DEFAULT_DENSE_WEIGHT,
+    ) -> None:
+        self.model = _resolve_model(model)
+        self.dim = int(self.model.dim if dim is None else dim)
+        if not 0 < self.dim <= self.model.dim:
+            raise ValueError(f"dim must lie in [1, {self.model.dim}] for this model, got {dim}")
+        self.precision = check_precision(precision, PRECISIONS)
+        self.stopwords = bool(stopwords)
+        self.k1, self.b, self.weight = float(k1), float(b), float(weight)
+        self._stop_ids = self._stopword_ids() if self.stopwords else np.zeros(0, dtype=np.int32)
+        self._ids: list = []
+        self._known: set = set()
+        self._vectors: list[np.ndarray] = []
+        self._tokens: list[tuple[np.ndarray, np.ndarray]] = []
+        self._built: Built | None = None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"Index({len(self)} documents, dim={self.dim}, precision={self.precision!r})"
+
+    @property
+    def ids(self) -> list:
+        """The document ids, in the order they were added."""
+        return list(self._ids)
+
+    # ------------------------------------------------------------------ building
+    def add(self, texts: str | Iterable[str], ids: Sequence[Any] | None = None, *, vectors: Any = None) -> None:
+        """Add documents; ``ids`` default to their positions (0, 1, ...). May be called repeatedly.
+
+        ``vectors`` (optional): the documents' embeddings from this model,
+        ``(n, >= dim)``, to skip encoding them again.
+        """
+        if self._built is not None and self._built.frozen:
+            raise ValueError("a loaded index is read-only; build a new one to add documents")
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        for row, text in enumerate(batch):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{row}] must be str, got {type(text).__name__}")
+        new_ids = list(range(len(self._ids), len(self._ids) + len(batch))) if ids is None else list(ids)
+        if len(new_ids) != len(batch):
+            raise ValueError(f"{len(batch)} texts but {len(new_ids)} ids")
+        for doc_id in new_ids:
+            if not isinstance(doc_id, (str, int)) or isinstance(doc_id, bool):
+                raise TypeError(f"ids must be str or int, got {doc_id!r}")
+            if doc_id in self._known:
+                raise ValueError(f"duplicate document id {doc_id!r}")
+            self._known.add(doc_id)
+        raw = self.model.encode(batch, normalize=False) if vectors is None else np.asarray(vectors, dtype=np.float32)
+        if raw.ndim != 2 or raw.shape[0] != len(batch) or raw.shape[1] < self.dim:
+            raise ValueError(f"vectors must have shape ({len(batch)}, >= {self.dim}), got {raw.shape}")
+        self._vectors.append(normalize_rows(np.array(raw[:, : self.dim], dtype=np.float32, order="C")))
+        self._tokens.append(self.lexical_tokens(batch))
+        self._ids.extend(new_ids)
+        self._built = None
+
+    def lexical_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 tokens: the model's WordPiece ids without stopwords, as ``(ids, offsets)``."""
+        ids, offsets = self.model.tokenize(list(texts))
+        if self._stop_ids.size == 0:
+            return ids.astype(np.int32), offsets.astype(np.int64)
+        keep = ~np.isin(ids, self._stop_ids)
+        kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+        return ids[keep].astype(np.int32), kept_before[offsets]
+
+    def _stopword_ids(self) -> np.ndarray:
+        """Ids of the stopwords that are one WordPiece token each (the others have no id to drop)."""
+        ids, offsets = self.model.tokenize(ENGLISH_STOPWORDS)
+        single = np.diff(offsets) == 1
+        return np.unique(ids[offsets[:-1][single]]).astype(np.int32)
+
+    def _build(self) -> Built:
+        if self._built is not None:
+            return self._built
+        vectors = np.concatenate(self._vectors) if self._vectors else np.zeros((0, self.dim), np.float32)
+        self._vectors = [vectors]
+        if self._tokens:
+            parts = self._tokens
+            tok = np.concatenate([p[0] for p in parts])
+            starts = np.cumsum([0] + [p[0].shape[0] for p in parts[:-1]])
+            offsets = np.concatenate([p[1][:-1] + s for p, s in zip(parts, starts)] + [np.array([tok.shape[0]])])
+            self._tokens = [(tok, offsets)]
+        else:
+            tok, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
+        postings = build_postings(tok, offsets, self.model.vocab_size, self.k1, self.b)
+        self._built = _quantized(vectors, self.precision, postings)
+        return self._built
+
+    # ------------------------------------------------------------------ searching
+    def search(
+        self,
+        queries: str | Iterable[str],
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        dim: int | None = None,
+        weight: float | None = None,
+        fusion: str = "zscore",
+    ) -> list:
+        """The best ``k`` documents: ``[{"id": ..., "score": ...}, ...]`` for one query, a list of those for many.
+
+        ``mode``: "dense" (cosine), "bm25" or "hybrid" (``fusion`` "zscore":
+        ``weight * z(dense) + (1 - weight) * z(bm25)`` over all documents;
+        "rrf": reciprocal rank fusion). ``dim``: a narrower Matryoshka prefix
+        (float32 indexes only).
+        """
+        single = isinstance(queries, str)
+        batch: list[str] = [queries] if isinstance(queries, str) else list(queries)
+        mode = check_mode(mode)
+        if not batch:
+            return []
+        qvecs = self.model.encode(batch, normalize=False) if mode != "bm25" else None
+        tokens = self.lexical_tokens(batch) if mode != "dense" else None
+        idx, scores = self.rank(qvecs, tokens, k, mode=mode, dim=dim, weight=weight, fusion=fusion)
+        out = [
+            [{"id": self._ids[i], "score": float(s)} for i, s in zip(ri.tolist(), rs.tolist())]
+            for ri, rs in zip(idx, scores)
+        ]
+        return out[0] if single else out
+
+    def rank(
+        self,
+        query_vectors: np.ndarray | None,
+        query_tokens: tuple[np.ndarray, np.ndarray] | None,
+        k: int,
+        *,
+        mode: str = "hybrid",
+        dim: int | None = None,
+        weight: float | None = None,
+        fusion: str = "zscore",
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Document positions and scores, ``(n_queries, min(k, len))`` each, for encoded queries.
+
+        ``query_vectors``: the model's raw query embeddings (``(n, >= dim)``);
+        ``query_tokens``: :meth:`lexical_tokens` of the queries.
+        """
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, got {fusion!r}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        use_dim = self.dim if dim is None else int(dim)
+        if not 0 < use_dim <= self.dim or (use_dim != self.dim and self.precision != "float32"):
+            raise ValueError(f"dim must lie in [1, {self.dim}] (and equal {self.dim} for a quantized index), got {dim}")
+        fused_weight = self.weight if weight is None else float(weight)
+        return rank(self._build(), query_vectors, query_tokens, int(k), mode, use_dim, fused_weight, fusion)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        """Write the index to ``folder`` atomically (a folder that holds something else is refused)."""
+        built = self._build()
+        manifest = {
+            "model": {"fingerprint": store.model_fingerprint(self.model), "dim": int(self.model.dim)},
+            "n_docs": len(self),
+            "dim": self.dim,
+            "precision": self.precision,
+            "bm25": {"k1": self.k1, "b": self.b, "stopwords": self.stopwords, "vocab_size": built.postings.vocab_size},
+            "weight": self.weight,
+        }
+        store.save_folder(folder, manifest, built.arrays(self._stop_ids), self._ids)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str], model: Any = None, *, verify: bool = False) -> Index:
+        """Open a saved index (arrays memory-mapped); ``model`` must be the one it was built with.
+
+        ``verify=True`` also checks every file's SHA-256 (reads them all).
+        Raises :class:`sse_np.errors.IndexFormatError` for a corrupt,
+        mismatched or other-version index, or one built with another model.
+        """
+        path = Path(folder)
+        manifest = store.read_manifest(path)
+        if verify:
+            store.verify_checksums(path, manifest)
+        model = _resolve_model(model)
+        built_with = manifest.get("model", {}).get("fingerprint") if isinstance(manifest.get("model"), dict) else None
+        if built_with != store.model_fingerprint(model):
+            raise IndexFormatError(
+                path,
+                f"built with another model (fingerprint {built_with}, this model's is "
+                f"{store.model_fingerprint(model)}); load it with the model it was built with, or rebuild it",
+            )
+        try:
+            index = cls(
+                model,
+                dim=int(manifest["dim"]),
+                precision=manifest["precision"],
+                stopwords=bool(manifest["bm25"]["stopwords"]),
+                k1=float(manifest["bm25"]["k1"]),
+                b=float(manifest["bm25"]["b"]),
+                weight=float(manifest["weight"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(path / store.MANIFEST, f"incomplete or invalid manifest: {exc}") from None
+        index._ids = store.load_ids(path, manifest)
+        index._known = set(index._ids)
+        index._built = Built.from_arrays(
+            {
+                name[:-4]: store.load_array(path, name[:-4], manifest)
+                for name in manifest["files"]
+                if name.endswith(".npy")
+            },
+            len(index._ids),
+            index.precision,
+            index.dim,
+            path,
+        )
+        index._stop_ids = np.asarray(index._built.extra["stop_ids"])
+        return index
+
+
+def _resolve_model(model: Any) -> Any:
+    if model is None:
+        return default_model()
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    return model
+
+
+def _quantized(vectors: np.ndarray, precision: str, postings: BM25Postings) -> Built:
+    """The searchable form of normalized float vectors at ``precision``."""
+    if precision == "float32":
+        return Built(vectors, postings, precision)
+    ranges = quantization_ranges(vectors)
+    codes = quantize_embeddings(vectors, precision, ranges=ranges)
+    rescore = quantize_embeddings(vectors, "int8", ranges=ranges) if "binary" in precision else None
+    # The covariance from at most _COV_ROWS evenly spaced rows: the dense z-score's spread
+    # (sqrt(q^T S q)) to about 1.5%, where all rows would cost seconds at 100k documents.
+    mean = vectors.mean(axis=0, dtype=np.float64)
+    sample = vectors[:: max(1, len(vectors) // _COV_ROWS)].astype(np.float64) - mean
+    cov = sample.T @ sample / max(len(sample), 1)
+    return Built(codes, postings, precision, ranges=ranges, rescore=rescore, mean=mean, cov=cov)

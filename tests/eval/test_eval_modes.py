@@ -1,0 +1,65 @@
+"""`evaluate(..., retrieval=...)` and `sse-np eval --retrieval`: one table per mode, every mode in the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import sse_np
+from sse_np.eval import evaluate, format_report, query_metrics, write_beir
+from sse_np.index import Index
+
+CORPUS = {
+    "d1": "Aspirin reduces the risk of heart attacks in adults.",
+    "d2": "The Eiffel tower is in Paris, France.",
+    "d3": "Photosynthesis turns sunlight into chemical energy in plants.",
+    "d4": "Heart disease is a leading cause of death worldwide.",
+    "d5": "Volcanoes erupt when magma reaches the surface.",
+}
+QUERIES = {"q1": "does aspirin prevent heart attacks", "q2": "how do plants use sunlight", "q3": "famous towers"}
+QRELS = {"q1": {"d1": 2, "d4": 1}, "q2": {"d3": 1}, "q3": {"d2": 1}}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_beir(tmp_path_factory.mktemp("beir") / "tiny", CORPUS, QUERIES, QRELS)
+
+
+def test_every_mode_is_reported(data):
+    model = sse_np.default_model()
+    report = evaluate(model, data, [64, 32], retrieval="dense,bm25,hybrid")
+    assert report["retrieval"] == ["dense", "bm25", "hybrid"]
+    by_mode = report["datasets"]["tiny"]["metrics_by_retrieval"]
+    # The index's dense ranking is the evaluation's own exact search, by another code path.
+    for dim in (64, 32):
+        assert by_mode["dense"][dim] == pytest.approx(report["datasets"]["tiny"]["metrics"][dim])
+    # BM25 nDCG@10, recomputed from the index's own bm25 ranking.
+    index = Index(model)
+    index.add(list(CORPUS.values()), list(CORPUS))
+    ndcg = [
+        query_metrics([h["id"] for h in index.search(QUERIES[q], k=5, mode="bm25")], QRELS[q])["ndcg@10"]
+        for q in QUERIES
+    ]
+    assert by_mode["bm25"][64]["ndcg@10"] == pytest.approx(np.mean(ndcg))
+    text = format_report(report)
+    for mode in ("dense", "bm25", "hybrid"):
+        assert f"== retrieval: {mode} ==" in text and f"{mode}: nDCG@10 by dimension" in text
+
+
+def test_unknown_mode_is_refused(data):
+    with pytest.raises(ValueError, match="retrieval mode must be one of"):
+        evaluate(sse_np.default_model(), data, [64], retrieval="dense,sparse")
+
+
+def test_cli_json_carries_every_mode(data, tmp_path):
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "sse_np", "eval", str(data), "--dims", "64", "--retrieval", "bm25,hybrid"]
+    done = subprocess.run([*cmd, "--json", str(out), "-q"], capture_output=True, text=True, check=True)
+    assert "== retrieval: hybrid ==" in done.stdout
+    report = json.loads(out.read_text())
+    assert set(report["mean_by_retrieval"]) == {"bm25", "hybrid"}
+    assert set(report["mean_by_retrieval"]["hybrid"]["64"]) == {"ndcg@10", "mrr@10", "map@100", "recall@100"}
