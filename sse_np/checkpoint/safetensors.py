@@ -29,7 +29,10 @@ DTYPES: dict[str, tuple[np.dtype[Any], str]] = {
     "F32": (np.dtype("<f4"), "f32"),
     "F16": (np.dtype("<u2"), "f16"),
     "BF16": (np.dtype("<i2"), "bf16"),
+    "I8": (np.dtype("i1"), "i8"),  # model2vec's int8 tables: codes whose scale normalization cancels
 }
+# Other tensors a checkpoint may hold (model2vec's ``weights`` and ``mapping``), read with safetensors itself.
+OTHER_DTYPES: dict[str, int] = {"F64": 8, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "U8": 1}
 _MAX_HEADER = 100 * 1024 * 1024  # a sane bound before trusting the length prefix
 
 
@@ -118,11 +121,14 @@ def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
         raise bad("shape must be a list of non-negative integers")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets):
         raise bad("data_offsets must be two integers [start, end]")
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16")
+    if dtype not in DTYPES and dtype not in OTHER_DTYPES:
+        raise ModelLoadError(
+            f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16, int8 "
+            f"(and {', '.join(OTHER_DTYPES)} for per-token weights and mappings)"
+        )
     start, end = offsets
     count = math.prod(shape)  # Python ints: a product beyond int64 cannot wrap around
-    itemsize = DTYPES[dtype][0].itemsize
+    itemsize = DTYPES[dtype][0].itemsize if dtype in DTYPES else OTHER_DTYPES[dtype]
     if not 0 <= start <= end <= data_size or end - start != count * itemsize:
         raise ModelLoadError(
             f"{path}: tensor {key!r} of shape {shape} does not fit its byte range "
@@ -150,6 +156,10 @@ def _check_tiling(path: Path, header: dict, data_size: int) -> None:
 def tensor(path: Path, header: dict, data_start: int, key: str) -> tuple[np.ndarray, str]:
     """Memory-map one tensor read-only. Returns (array, kind)."""
     entry = header[key]
+    if entry["dtype"] not in DTYPES:
+        raise ModelLoadError(
+            f"{path}: tensor {key!r} has dtype {entry['dtype']}; supported are float32, float16, bfloat16, int8"
+        )
     dtype, kind = DTYPES[entry["dtype"]]
     shape = tuple(entry["shape"])
     if 0 in shape:
