@@ -164,7 +164,10 @@ def is_model2vec(root: Path) -> bool:
         return False
     from .safetensors import read_header
 
-    return M2V_TABLE_KEY in read_header(path)[0]
+    try:
+        return M2V_TABLE_KEY in read_header(path, other_dtypes=True)[0]
+    except ModelLoadError:  # not a readable model2vec file: the SSE reader says what is wrong
+        return False
 
 
 def _read_json(path: Path) -> object:

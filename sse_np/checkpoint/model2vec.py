@@ -31,7 +31,7 @@ _EXTRA = {"weights", "mapping"}
 def read_model2vec(root: Path) -> Checkpoint:
     """Read and validate a model2vec folder (its table memory-mapped)."""
     path = root / FULL_FILE
-    header, start = read_header(path)
+    header, start = read_header(path, other_dtypes=True)
     unknown = sorted(set(header) - {M2V_TABLE_KEY, *_EXTRA})
     if unknown:
         raise ModelLoadError(

@@ -68,7 +68,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return seen
 
 
-def read_header(path: Path) -> tuple[dict, int]:
+def read_header(path: Path, other_dtypes: bool = False) -> tuple[dict, int]:
     """Parse a safetensors header. Returns (tensor entries, data start)."""
     size = require_regular(path)
     try:
@@ -95,7 +95,7 @@ def read_header(path: Path) -> tuple[dict, int]:
     header.pop("__metadata__", None)
     data_start = 8 + n
     for key, entry in header.items():
-        _check_entry(path, key, entry, size - data_start)
+        _check_entry(path, key, entry, size - data_start, other_dtypes)
     _check_tiling(path, header, size - data_start)
     return header, data_start
 
@@ -104,7 +104,7 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
+def _check_entry(path: Path, key: str, entry: object, data_size: int, other_dtypes: bool) -> None:
     def bad(problem: str) -> ModelLoadError:
         text = repr(entry)
         return ModelLoadError(
@@ -121,7 +121,7 @@ def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
         raise bad("shape must be a list of non-negative integers")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets):
         raise bad("data_offsets must be two integers [start, end]")
-    if dtype not in DTYPES and dtype not in OTHER_DTYPES:
+    if dtype not in DTYPES and not (other_dtypes and dtype in OTHER_DTYPES):
         raise ModelLoadError(
             f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16, int8 "
             f"(and {', '.join(OTHER_DTYPES)} for per-token weights and mappings)"

@@ -249,11 +249,11 @@ class SSEModel:
         dim = self._check_dim(dim, truncate_dim)
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
-        renormalize = None
-        if normalize is None and self._ckpt.style.normalize_module and dim < self.dim:
-            # sentence-transformers' Normalize module runs on the full width, truncation after it.
-            normalize, renormalize = True, dim
-            dim = self.dim
+        keep, renormalize = dim, False
+        if self._ckpt.style.normalize_module:
+            # sentence-transformers' Normalize module always runs, on the full width; truncation
+            # comes after it, and normalize_embeddings=True normalizes once more after truncating.
+            renormalize, normalize, dim = bool(normalize) and dim < self.dim, True, self.dim
         elif normalize is None:
             normalize = self.normalize
         batch_size = check_positive_int(batch_size, "batch_size")
@@ -272,8 +272,10 @@ class SSEModel:
         else:
             with Progress(len(batch), "encoded", enabled=bool(batch)) as bar:
                 engine.encode(batch, out, normalize, threads, batch_size, limits, bar.update, bar.note)
-        if renormalize is not None:
-            out = np.ascontiguousarray(out[:, :renormalize])
+        if keep < dim:
+            out = np.ascontiguousarray(out[:, :keep])
+            if renormalize:
+                out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-12))
         if quantize is not None:
             out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
