@@ -174,7 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
-    p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="keep raw (unnormalised) vectors (default: the model's own; SSE and normalizing models: normalized)",
+    )
+    p_enc.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="keep each text's first N tokens (default: the model's own; model2vec: 512, others: all)",
+    )
     p_enc.add_argument(
         "--precision",
         choices=("float32", "int8", "uint8", "binary", "ubinary"),
