@@ -150,3 +150,13 @@ def test_unknown_format_is_refused(tmp_path):
     (other / "weights.npy").write_bytes(b"x")
     with pytest.raises(sse_np.ModelLoadError, match="unrecognised model layout"):
         sse_np.load(other)
+
+
+def test_arrow_column_gives_the_same_vectors(backend, m2v):
+    """A Parquet/Arrow string column (read in place by the numba path) on a model2vec model."""
+    pa = pytest.importorskip("pyarrow")
+    model = sse_np.load(m2v["weighted"])
+    np.testing.assert_array_equal(model.encode(pa.array(TEXTS)), model.encode(TEXTS))
+    np.testing.assert_allclose(
+        model.encode(pa.chunked_array([TEXTS[:5], TEXTS[5:]])), reference(m2v["weighted"]).encode(TEXTS), atol=TOL
+    )
