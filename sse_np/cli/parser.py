@@ -301,6 +301,12 @@ def _add_serve_parser(sub: Any) -> None:
         "--max-inputs", type=_positive_int, default=None, help="most texts per request, else 413 (default: 2048)"
     )
     p.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="keep each text's first N tokens, every model (default: each model's own; model2vec: 512, others: all)",
+    )
+    p.add_argument(
         "--max-text-chars",
         type=_positive_int,
         default=None,

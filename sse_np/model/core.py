@@ -85,6 +85,7 @@ class SSEModel:
         self._tokenizer = load_tokenizer(
             checkpoint.tokenizer_path, ids, checkpoint.tokenizer_json, checkpoint.tokenizer_spec
         )
+        self._engine_length = self.max_length  # the truncation self.engine's tokenizer carries (model2vec)
         if style.format == "model2vec":
             _truncate_at(self._tokenizer, self.max_length)
         self._siblings: dict[int | None, Engine] = {}  # model2vec: an engine per other max_length
@@ -289,11 +290,14 @@ class SSEModel:
         tokenizer, one engine per ``max_length`` asked for.
         """
         if self.format != "model2vec":
-            return self.engine, (check_limit(max_length, "max_length"), -1)
+            return self.engine, (
+                check_limit(max_length if max_length is not None else self.max_length, "max_length"),
+                -1,
+            )
         length = self.max_length if max_length is None else check_positive_int(max_length, "max_length")
         per_token = self._ckpt.style.chars_per_token
         limits = (-1, length * per_token if length is not None and per_token > 0 else -1)
-        if length == self.max_length:
+        if length == self._engine_length:
             return self.engine, limits
         engine = self._siblings.get(length)
         if engine is None:

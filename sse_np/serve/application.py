@@ -40,6 +40,7 @@ def app(
     inline_chars: int = DEFAULT_INLINE_CHARS,
     batching: bool = True,
     backend: str | None = None,
+    max_length: int | None = None,
 ) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
@@ -67,6 +68,9 @@ def app(
         event-loop iteration are encoded as one call (no added wait).
     backend : {"auto", "numba", "numpy"}, optional
         Passed to :func:`sse_np.load` for models given as paths.
+    max_length : int, optional
+        Every model's default ``max_length`` (tokens kept per text); default
+        each model's own (model2vec: 512, others: all).
 
     Returns
     -------
@@ -83,7 +87,11 @@ def app(
         batching=batching,
         backend=backend,
     )
-    state = ServerState(load_models(models, threads, backend), config)
+    loaded = load_models(models, threads, backend)
+    if max_length is not None:  # each model's default for every request (model2vec's is 512)
+        for model in loaded.values():
+            model.max_length = max_length
+    state = ServerState(loaded, config)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette):
@@ -160,4 +168,5 @@ def app_from(config: ServeConfig) -> Starlette:
         inline_chars=config.inline_chars,
         batching=config.batching,
         backend=config.backend,
+        max_length=config.max_length,
     )

@@ -39,6 +39,7 @@ class ServeConfig:
     inline_chars: int = DEFAULT_INLINE_CHARS
     batching: bool = True
     backend: str | None = None
+    max_length: int | None = None  # every model's default token limit (None: each model's own)
 
 
 def name_of(spec: str) -> tuple[str, str]:

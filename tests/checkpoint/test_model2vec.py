@@ -160,3 +160,9 @@ def test_arrow_column_gives_the_same_vectors(backend, m2v):
     np.testing.assert_allclose(
         model.encode(pa.chunked_array([TEXTS[:5], TEXTS[5:]])), reference(m2v["weighted"]).encode(TEXTS), atol=TOL
     )
+
+
+def test_setting_max_length_on_the_model_changes_the_default(m2v):
+    model = sse_np.load(m2v["plain"])
+    model.max_length = 3
+    np.testing.assert_allclose(model.encode(TEXTS), reference(m2v["plain"]).encode(TEXTS, max_length=3), atol=TOL)

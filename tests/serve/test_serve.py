@@ -599,3 +599,16 @@ def test_serves_a_model2vec_model_beside_an_sse_model(models, tmp_path):
         assert got.shape[1] != 48  # the SSE model's width, not potion's
     finally:
         srv.stop()
+
+
+def test_max_length_applies_to_every_served_model(models, tmp_path):
+    srv = Server(["--model", f"small={models['small']}", "--max-length", "2"], tmp_path)
+    try:
+        texts = ["one two three four five", "six"]
+        body = _post(srv, "/v1/embeddings", {"model": "small", "input": texts}).json()
+        got = np.array([row["embedding"] for row in body["data"]], dtype=np.float32)
+        local = sse_np.load(models["small"], backend="numpy")
+        np.testing.assert_allclose(got, local.encode(texts, max_length=2, normalize=True), atol=1e-6)
+        assert not np.allclose(got[0], local.encode(texts[0], normalize=True), atol=1e-3)
+    finally:
+        srv.stop()
