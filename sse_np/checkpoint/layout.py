@@ -111,7 +111,8 @@ def locate(root: str | os.PathLike) -> tuple[Path, str]:
     # tell an empty model folder from a broken one.
     raise ModelNotFoundError(
         f"{root}: unrecognised model layout, no weight files; expected {FULL_FILE} (+ {TOKENIZER_FILE}), "
-        f"{REST_FILE} + {Q4_FILE}, a {MODULES_FILE}, or 0_StaticEmbedding/; found {found}"
+        f"{REST_FILE} + {Q4_FILE}, a {MODULES_FILE}, 0_StaticEmbedding/, or a model2vec folder "
+        f"({FULL_FILE} with 'embeddings' + {TOKENIZER_FILE} + {CONFIG_FILE}); found {found}"
     )
 
 
