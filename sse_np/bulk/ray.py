@@ -80,8 +80,8 @@ class SSEEmbedder:
         (``(title + " " + text).strip()`` for ``("title", "text")``).
     output_column : str
         Name of the added column.
-    normalize : bool
-        L2-normalise the vectors.
+    normalize : bool or None
+        L2-normalise the vectors; None: the model format's own default (SSE: yes).
     batch_size : int
         Texts per encode call.
     threads : int, optional
@@ -96,7 +96,7 @@ class SSEEmbedder:
         dim: int | None = None,
         column: Any = "text",
         output_column: str = "embedding",
-        normalize: bool = True,
+        normalize: bool | None = True,
         batch_size: int = 4096,
         threads: int | None = None,
         backend: str = "numba",
@@ -151,7 +151,7 @@ def embed_dataset(
     batch_size: int = 4096,
     num_actors: int | None = None,
     num_cpus_per_actor: int = 1,
-    normalize: bool = True,
+    normalize: bool | None = True,
     batch_format: str = "pyarrow",
     backend: str = "numba",
     **map_batches_kwargs: Any,
@@ -182,8 +182,8 @@ def embed_dataset(
         ``num_cpus_per_actor``).
     num_cpus_per_actor : int
         CPUs each actor holds; it runs that many kernel threads.
-    normalize : bool
-        L2-normalise the vectors.
+    normalize : bool or None
+        L2-normalise the vectors; None: the model format's own default (SSE: yes).
     batch_format : {"pyarrow", "numpy"}
         Batch type the actors receive.
     backend : str
@@ -249,7 +249,7 @@ class FileEncoder:
         fields: tuple[str, ...],
         keep: tuple[str, ...],
         id_field: str | None,
-        normalize: bool,
+        normalize: bool | None,
         batch_size: int,
         threads: int,
         backend: str = "numba",
@@ -306,7 +306,7 @@ def _manifest(args: Any, model: Any, dim: int, files: list[Path], root: Path) ->
         "field": args.field or "text",
         "keep": args.keep,
         "id_field": args.id_field,
-        "normalize": not args.no_normalize,
+        "normalize": False if args.no_normalize else None,
     }
 
 
@@ -457,7 +457,7 @@ def run_cli(args: Any) -> int:
                 fields=split_fields(args.field or "text"),
                 keep=keep,
                 id_field=args.id_field,
-                normalize=not args.no_normalize,
+                normalize=False if args.no_normalize else None,
                 batch_size=args.batch_size,
                 threads=threads,
                 backend="numba" if numba_available() else "numpy",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelLoadError, ModelNotFoundError
@@ -22,7 +23,10 @@ Q4_FILE = "embedding.q4_k_m.bin"
 TOKENIZER_FILE = "tokenizer.json"
 MODULES_FILE = "modules.json"
 
+CONFIG_FILE = "config.json"
+ST_CONFIG_FILE = "config_sentence_transformers.json"
 TABLE_KEY = "embedding.weight"
+M2V_TABLE_KEY = "embeddings"  # model2vec's own name for its table
 DYT_KEYS = ("dyt.alpha", "dyt.beta", "dyt.bias")
 
 
@@ -109,7 +113,8 @@ def locate(root: str | os.PathLike) -> tuple[Path, str]:
     # tell an empty model folder from a broken one.
     raise ModelNotFoundError(
         f"{root}: unrecognised model layout, no weight files; expected {FULL_FILE} (+ {TOKENIZER_FILE}), "
-        f"{REST_FILE} + {Q4_FILE}, a {MODULES_FILE}, or 0_StaticEmbedding/; found {found}"
+        f"{REST_FILE} + {Q4_FILE}, a {MODULES_FILE}, 0_StaticEmbedding/, or a model2vec folder "
+        f"({FULL_FILE} with 'embeddings' + {TOKENIZER_FILE} + {CONFIG_FILE}); found {found}"
     )
 
 
@@ -141,3 +146,72 @@ def model_files(root: Path, model_dir: Path) -> list[Path]:
         except OSError:
             continue
     return found
+# --------------------------------------------------------------------------
+# Formats other than SSE's own
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Style:
+    """What a format's own library does by default, so ``encode`` can do the same.
+
+    Attributes
+    ----------
+    format : {"sse", "model2vec", "sentence-transformers"}
+    normalize : bool
+        ``encode``'s default for ``normalize``.
+    normalize_module : bool
+        A sentence-transformers ``Normalize`` module: the full-width vector is
+        normalized before any truncation (as its forward pass does).
+    truncate_dim : int or None
+        From ``config_sentence_transformers.json``.
+    max_length : int or None
+        Default token limit (model2vec: 512).
+    chars_per_token : int
+        model2vec cuts each text to ``max_length * chars_per_token`` characters
+        (its vocabulary's median token length) before tokenizing; 0: no cut.
+    """
+
+    format: str = "sse"
+    normalize: bool = True
+    normalize_module: bool = False
+    truncate_dim: int | None = None
+    max_length: int | None = None
+    chars_per_token: int = 0
+
+
+def is_model2vec(root: Path) -> bool:
+    """A model2vec folder: ``model.safetensors`` at the root whose table is named ``embeddings``."""
+    path = root / FULL_FILE
+    if not path.is_file():
+        return False
+    from .safetensors import read_header
+
+    try:
+        return M2V_TABLE_KEY in read_header(path, other_dtypes=True)[0]
+    except ModelLoadError:  # not a readable model2vec file: the SSE reader says what is wrong
+        return False
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
+
+
+def sentence_transformers_style(root: Path) -> Style:
+    """The defaults of a StaticEmbedding repository: a ``Normalize`` module, ``truncate_dim``.
+
+    Without ``modules.json`` (a bare StaticEmbedding folder) SSE's own defaults stay.
+    """
+    if not (root / MODULES_FILE).is_file():
+        return Style()
+    modules = _read_json(root / MODULES_FILE)
+    types = [str(m.get("type", "")) for m in modules if isinstance(m, dict)] if isinstance(modules, list) else []
+    has_norm = any(t.endswith("Normalize") for t in types)
+    truncate = None
+    if (root / ST_CONFIG_FILE).is_file():
+        config = _read_json(root / ST_CONFIG_FILE)
+        truncate = config.get("truncate_dim") if isinstance(config, dict) else None
+        if truncate is not None and (isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 1):
+            raise ModelLoadError(f"{root / ST_CONFIG_FILE}: truncate_dim must be a positive int, got {truncate!r}")
+    return Style("sentence-transformers", normalize=has_norm, normalize_module=has_norm, truncate_dim=truncate)

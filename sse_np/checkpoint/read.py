@@ -18,13 +18,23 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelLoadError
-from .layout import DYT_KEYS, FULL_FILE, Q4_FILE, REST_FILE, TABLE_KEY, find_tokenizer, locate
+from .layout import (
+    DYT_KEYS,
+    FULL_FILE,
+    Q4_FILE,
+    REST_FILE,
+    TABLE_KEY,
+    Style,
+    find_tokenizer,
+    locate,
+    sentence_transformers_style,
+)
 from .q4 import dequantize_q4
 from .safetensors import as_float32, check_keys, is_int, read_header, require_regular, tensor
 
@@ -40,7 +50,7 @@ class Table:
 
     Attributes
     ----------
-    kind : {"f32", "f16", "bf16", "q4"}
+    kind : {"f32", "f16", "bf16", "i8", "q4"}
         Storage format.
     data : ndarray
         ``(V, D)`` float32, ``(V, D)`` uint16 codes of float16/bfloat16
@@ -85,6 +95,8 @@ class Table:
             return np.asarray(self.data[ids, :dim], dtype=np.float32)
         if self.kind == "f16":
             return self.data[ids, :dim].view(np.float16).astype(np.float32)
+        if self.kind == "i8":
+            return self.data[ids, :dim].astype(np.float32)
         if self.kind == "bf16":
             return (self.data[ids, :dim].view(np.uint16).astype(np.uint32) << 16).view(np.float32)
         assert self.scales is not None  # q4 tables always carry their row scales
@@ -112,6 +124,12 @@ class Checkpoint:
         The text of ``tokenizer_path`` as checked (read once).
     tokenizer_spec : dict or None
         That text parsed.
+    mapping, weights : ndarray or None
+        model2vec: token id -> table row (vocabulary quantization), per-token weights.
+    drop_id : int
+        A token id removed before pooling (model2vec's unknown token); -1: none.
+    style : Style
+        The format's own defaults (normalization, truncation, ``max_length``).
     """
 
     table: Table
@@ -123,6 +141,10 @@ class Checkpoint:
     tokenizer_path: Path
     tokenizer_json: str | None = None
     tokenizer_spec: dict | None = None
+    mapping: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    drop_id: int = -1
+    style: Style = field(default_factory=lambda: Style())
 
     @property
     def dyt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -165,6 +187,9 @@ def _scan_rows(table: Table) -> tuple[np.ndarray, float]:
         elif table.kind == "f16":
             bits = chunk & np.uint16(0x7FFF)
             ok = (bits < 0x7C00).all(axis=1)
+        elif table.kind == "i8":
+            ok = np.ones(chunk.shape[0], dtype=bool)  # integers are always finite
+            bits = np.abs(chunk.astype(np.float32)).view(np.uint32)  # as float32 bits, read back as float32 below
         elif table.kind == "bf16":
             bits = chunk.view(np.uint16) & np.uint16(0x7FFF)
             ok = (bits < 0x7F80).all(axis=1)
@@ -337,6 +362,7 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
     else:
         table, dyt = read_safetensors_model(model_dir, static=layout == "static")
     alpha, beta, bias = dyt
+    style = sentence_transformers_style(root) if layout == "static" else Style()
     return Checkpoint(
         table,
         alpha,
@@ -347,4 +373,5 @@ def read_checkpoint(root: str | os.PathLike) -> Checkpoint:
         tokenizer_path=tokenizer_path,
         tokenizer_json=text,
         tokenizer_spec=spec,
+        style=style,
     )

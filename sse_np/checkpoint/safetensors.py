@@ -29,7 +29,10 @@ DTYPES: dict[str, tuple[np.dtype[Any], str]] = {
     "F32": (np.dtype("<f4"), "f32"),
     "F16": (np.dtype("<u2"), "f16"),
     "BF16": (np.dtype("<i2"), "bf16"),
+    "I8": (np.dtype("i1"), "i8"),  # model2vec's int8 tables: codes whose scale normalization cancels
 }
+# Other tensors a checkpoint may hold (model2vec's ``weights`` and ``mapping``), read with safetensors itself.
+OTHER_DTYPES: dict[str, int] = {"F64": 8, "I64": 8, "I32": 4, "U32": 4, "I16": 2, "U16": 2, "U8": 1}
 _MAX_HEADER = 100 * 1024 * 1024  # a sane bound before trusting the length prefix
 
 
@@ -65,7 +68,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return seen
 
 
-def read_header(path: Path) -> tuple[dict, int]:
+def read_header(path: Path, other_dtypes: bool = False) -> tuple[dict, int]:
     """Parse a safetensors header. Returns (tensor entries, data start)."""
     size = require_regular(path)
     try:
@@ -92,7 +95,7 @@ def read_header(path: Path) -> tuple[dict, int]:
     header.pop("__metadata__", None)
     data_start = 8 + n
     for key, entry in header.items():
-        _check_entry(path, key, entry, size - data_start)
+        _check_entry(path, key, entry, size - data_start, other_dtypes)
     _check_tiling(path, header, size - data_start)
     return header, data_start
 
@@ -101,7 +104,7 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
+def _check_entry(path: Path, key: str, entry: object, data_size: int, other_dtypes: bool) -> None:
     def bad(problem: str) -> ModelLoadError:
         text = repr(entry)
         return ModelLoadError(
@@ -118,11 +121,14 @@ def _check_entry(path: Path, key: str, entry: object, data_size: int) -> None:
         raise bad("shape must be a list of non-negative integers")
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets):
         raise bad("data_offsets must be two integers [start, end]")
-    if dtype not in DTYPES:
-        raise ModelLoadError(f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16")
+    if dtype not in DTYPES and not (other_dtypes and dtype in OTHER_DTYPES):
+        raise ModelLoadError(
+            f"{path}: tensor {key!r} has dtype {dtype}; supported are float32, float16, bfloat16, int8 "
+            f"(and {', '.join(OTHER_DTYPES)} for per-token weights and mappings)"
+        )
     start, end = offsets
     count = math.prod(shape)  # Python ints: a product beyond int64 cannot wrap around
-    itemsize = DTYPES[dtype][0].itemsize
+    itemsize = DTYPES[dtype][0].itemsize if dtype in DTYPES else OTHER_DTYPES[dtype]
     if not 0 <= start <= end <= data_size or end - start != count * itemsize:
         raise ModelLoadError(
             f"{path}: tensor {key!r} of shape {shape} does not fit its byte range "
@@ -150,6 +156,10 @@ def _check_tiling(path: Path, header: dict, data_size: int) -> None:
 def tensor(path: Path, header: dict, data_start: int, key: str) -> tuple[np.ndarray, str]:
     """Memory-map one tensor read-only. Returns (array, kind)."""
     entry = header[key]
+    if entry["dtype"] not in DTYPES:
+        raise ModelLoadError(
+            f"{path}: tensor {key!r} has dtype {entry['dtype']}; supported are float32, float16, bfloat16, int8"
+        )
     dtype, kind = DTYPES[entry["dtype"]]
     shape = tuple(entry["shape"])
     if 0 in shape:

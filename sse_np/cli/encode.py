@@ -155,7 +155,9 @@ def _encode_chunk(model: Any, chunk: Chunk, dim: int, args: argparse.Namespace, 
     """The chunk's vectors; a bad text is reported by its file and line, not its index in the chunk."""
     name = getattr(chunk, "source", name)  # a folder of Parquet files: the file at hand
     try:
-        return model.encode(chunk.texts, dim, batch_size=args.batch_size, normalize=not args.no_normalize)
+        return model.encode(
+            chunk.texts, dim, batch_size=args.batch_size, normalize=_normalize(args), max_length=args.max_length
+        )
     except (TypeError, ValueError) as exc:  # names text i of this chunk: say which line instead
         found = _TEXT_INDEX.search(str(exc))
         if not found:
@@ -214,7 +216,9 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
                 raise DataError(args.calibration, "needs at least two texts to calibrate int8/uint8 ranges")
             from ..retrieval.quantization import quantization_ranges
 
-            ranges = quantization_ranges(model.encode(texts, dim, normalize=not args.no_normalize))
+            ranges = quantization_ranges(
+                model.encode(texts, dim, normalize=_normalize(args), max_length=args.max_length)
+            )
         else:
             raise DataError(
                 args.output,
@@ -223,3 +227,8 @@ def _output_precision(args: argparse.Namespace, model: Any, dim: int) -> _Quanti
                 "(a file of representative texts, one per line)",
             )
     return _Quantizer(precision, ranges, dim)
+
+
+def _normalize(args: argparse.Namespace) -> bool | None:
+    """``--no-normalize``: raw vectors; else the model format's own default (SSE: normalized)."""
+    return False if args.no_normalize else None

@@ -35,12 +35,20 @@ def model_facts(model: Any, warm: bool = False) -> dict[str, Any]:
     """The model and engine facts ``sse-np info`` prints."""
     facts: dict[str, Any] = {
         "path": model.path,
+        "format": model.format,
         "layout": model.layout,
         "vocab_size (V)": model.vocab_size,
         "dim (D)": model.dim,
         "dtype": model.dtype,
         "table bytes": int(model.table.data.nbytes),
         "tokenizer": _tokenizer_facts(model),
+        "defaults": {
+            "normalize": model.normalize,
+            "max_length": model.max_length if model.max_length is not None else "all tokens",
+            "truncate_dim": model.truncate_dim if model.truncate_dim is not None else "off",
+            "token mapping": model.engine.mapping is not None,
+            "token weights": model.engine.weights is not None,
+        },
     }
     if warm:
         model.warmup()

@@ -183,7 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(p_enc, threads=True)
     p_enc.add_argument("--batch-size", type=_positive_int, default=1024, help="encode batch size (default: 1024)")
-    p_enc.add_argument("--no-normalize", action="store_true", help="keep raw (unnormalised) vectors")
+    p_enc.add_argument(
+        "--no-normalize",
+        action="store_true",
+        help="keep raw (unnormalised) vectors (default: the model's own; SSE and normalizing models: normalized)",
+    )
+    p_enc.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="keep each text's first N tokens (default: the model's own; model2vec: 512, others: all)",
+    )
     p_enc.add_argument(
         "--precision",
         choices=("float32", "int8", "uint8", "binary", "ubinary"),
@@ -346,6 +356,12 @@ def _add_serve_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--max-inputs", type=_positive_int, default=None, help="most texts per request, else 413 (default: 2048)"
+    )
+    p.add_argument(
+        "--max-length",
+        type=_positive_int,
+        default=None,
+        help="keep each text's first N tokens, every model (default: each model's own; model2vec: 512, others: all)",
     )
     p.add_argument(
         "--max-text-chars",

@@ -12,7 +12,7 @@ def run(args: argparse.Namespace) -> int:
 
     limits = {
         key: getattr(args, key)
-        for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars")
+        for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars", "max_length")
         if getattr(args, key) is not None
     }  # unset: the defaults of sse_np.serve
     config = serve.ServeConfig(

@@ -14,12 +14,12 @@ def main(argv: list[str]) -> int:
     """Load ``argv[0]`` with numba (compiling into the cache), then write the stamp ``argv[1]``."""
     from pathlib import Path
 
-    from ..checkpoint.read import read_checkpoint
+    from ..checkpoint.formats import read_model
     from .core import Engine
     from .jit import write_stamp
 
     folder, stamp = argv
-    Engine.from_checkpoint(read_checkpoint(folder), "numba", folder)  # compiles every kernel this model uses
+    Engine.from_checkpoint(read_model(folder), "numba", folder)  # compiles every kernel this model uses
     write_stamp(Path(stamp))
     return 0
 

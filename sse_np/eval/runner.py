@@ -102,7 +102,8 @@ def _encode_raw(model: Any, texts: Sequence[str], label: str, say: _Say, batch_s
     with Progress(len(texts), f"{label}", enabled=say.enabled and len(texts) > _ENCODE_CHUNK) as bar:
         for s in range(0, len(texts), _ENCODE_CHUNK):
             e = min(s + _ENCODE_CHUNK, len(texts))
-            out[s:e] = model.encode(list(texts[s:e]), dim=None, batch_size=batch_size, normalize=False)
+            # dim=native: a model whose truncate_dim is set would otherwise answer narrower rows
+            out[s:e] = model.encode(list(texts[s:e]), dim=native, batch_size=batch_size, normalize=False)
             bar.update(e - s)
     if not np.isfinite(out).all():
         raise ValueError(f"{label}: the model produced non-finite embeddings")

@@ -42,6 +42,7 @@ def app(
     batching: bool = True,
     backend: str | None = None,
     indexes: Any = None,
+    max_length: int | None = None,
 ) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
@@ -73,6 +74,9 @@ def app(
         Saved :class:`sse_np.Index` folders served on ``POST /v1/search``:
         ``"NAME=DIR"`` strings or ``{name: Index or folder}``; each opens
         with the served model it was built with.
+    max_length : int, optional
+        Every model's default ``max_length`` (tokens kept per text); default
+        each model's own (model2vec: 512, others: all).
 
     Returns
     -------
@@ -89,7 +93,11 @@ def app(
         batching=batching,
         backend=backend,
     )
-    state = ServerState(load_models(models, threads, backend), config)
+    loaded = load_models(models, threads, backend)
+    if max_length is not None:  # each model's default for every request (model2vec's is 512)
+        for model in loaded.values():
+            model.max_length = max_length
+    state = ServerState(loaded, config)
     state.indexes = load_indexes(indexes, state.models)
 
     @contextlib.asynccontextmanager
@@ -168,4 +176,5 @@ def app_from(config: ServeConfig) -> Starlette:
         batching=config.batching,
         backend=config.backend,
         indexes=config.indexes,
+        max_length=config.max_length,
     )

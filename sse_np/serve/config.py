@@ -40,6 +40,7 @@ class ServeConfig:
     batching: bool = True
     backend: str | None = None
     indexes: list[str] = field(default_factory=list)  # "NAME=DIR" specs of saved sse_np.Index folders
+    max_length: int | None = None  # every model's default token limit (None: each model's own)
 
 
 def name_of(spec: str) -> tuple[str, str]:

@@ -147,10 +147,14 @@ class TextTokenizer:
         offsets : ndarray (len(texts) + 1,) int64
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
-        if self.chunked:
-            per_text = self._by_chunks(texts, start, threads)
-        else:
-            per_text = [np.asarray(ids, dtype=np.int32).tobytes() for ids in self._encode_checked(list(texts), start)]
+        if not self.chunked:
+            # One C-level pass over all ids (no array per text): BPE/Unigram batches are large.
+            per_ids = self._encode_checked(list(texts), start)
+            offsets = np.zeros(len(per_ids) + 1, dtype=np.int64)
+            np.cumsum(list(map(len, per_ids)), out=offsets[1:])
+            flat = np.fromiter(chain.from_iterable(per_ids), dtype=np.int32, count=int(offsets[-1]))
+            return flat, offsets
+        per_text = self._by_chunks(texts, start, threads)
         offsets = np.zeros(len(per_text) + 1, dtype=np.int64)
         np.cumsum([len(p) // 4 for p in per_text], out=offsets[1:])
         return np.frombuffer(b"".join(per_text), dtype=np.int32), offsets

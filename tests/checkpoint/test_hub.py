@@ -371,3 +371,47 @@ def test_cli_download_prints_the_folder_and_errors_clearly(hub, hub_env, tmp_pat
     assert main(["download", "owner/absent"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("sse-np: error: ") and "owner/absent" in err
+
+
+# Other formats by hub id, each with its real repository's file list ------------------
+def test_model2vec_and_static_embedding_repos_load_by_hub_id(hub, hub_env, tmp_path, monkeypatch):
+    from helpers import static_models as sm
+
+    gitattributes = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"
+    potion = read_folder(sm.minilm_model2vec(tmp_path / "potion", "plain"))
+    assert sorted(potion) == ["README.md", "config.json", "model.safetensors", "modules.json", "tokenizer.json"]
+    hub.add_commit("minishlab/potion-base-8M", {**potion, ".gitattributes": gitattributes})
+    # static-retrieval-mrl-en-v1 keeps its module in 0_StaticEmbedding/
+    st_folder, st_model = sm.st_static(tmp_path / "st", "wordpiece", dim=32)
+    module = (
+        '[{"idx": 0, "name": "0", "path": "0_StaticEmbedding", "type": "sentence_transformers.models.StaticEmbedding"}]'
+    )
+    hub.add_commit(
+        "sentence-transformers/static-retrieval-mrl-en-v1",
+        {
+            ".gitattributes": gitattributes,
+            "0_StaticEmbedding/model.safetensors": (st_folder / "model.safetensors").read_bytes(),
+            "0_StaticEmbedding/tokenizer.json": (st_folder / "tokenizer.json").read_bytes(),
+            "README.md": b"---\nlibrary_name: sentence-transformers\n---\n",
+            "config_sentence_transformers.json": (st_folder / "config_sentence_transformers.json").read_bytes(),
+            "modules.json": module.encode(),
+        },
+    )
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    texts = ["what is a static embedding", "", "café 日本 [UNK]"]
+    model = sse_np.load("minishlab/potion-base-8M")
+    assert model.format == "model2vec"
+    assert snapshot_files(Path(model.path)) == ["config.json", "model.safetensors", "modules.json", "tokenizer.json"]
+    from model2vec import StaticModel
+
+    want = StaticModel.from_pretrained(tmp_path / "potion").encode(texts)
+    np.testing.assert_allclose(model.encode(texts), want, atol=1e-6)
+    static = sse_np.load("sentence-transformers/static-retrieval-mrl-en-v1")
+    assert static.format == "sentence-transformers"
+    assert snapshot_files(Path(static.path).parent) == [
+        "0_StaticEmbedding/model.safetensors",
+        "0_StaticEmbedding/tokenizer.json",
+        "config_sentence_transformers.json",
+        "modules.json",
+    ]
+    np.testing.assert_allclose(static.encode(texts), st_model.encode(texts), atol=1e-6)

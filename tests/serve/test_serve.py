@@ -580,3 +580,35 @@ def test_python_m_sse_np_serve_is_the_serve_command() -> None:
         [sys.executable, "-m", "sse_np.serve", "--port", "0x"], capture_output=True, text=True, timeout=60
     )
     assert bad.returncode == 2 and "sse-np serve: error: argument --port" in bad.stderr
+
+
+def test_serves_a_model2vec_model_beside_an_sse_model(models, tmp_path):
+    """`serve --model potion=DIR --model sse=weights`: the request's `model` picks the format."""
+    pytest.importorskip("model2vec")
+    from helpers.static_models import minilm_model2vec
+
+    potion = minilm_model2vec(tmp_path / "potion", "mapped")
+    srv = Server(["--model", f"potion={potion}", "--model", f"sse={models['small']}"], tmp_path)
+    try:
+        texts = ["what is a static embedding?", "café 日本"]
+        for name, folder in (("potion", potion), ("sse", models["small"])):
+            body = _post(srv, "/v1/embeddings", {"model": name, "input": texts}).json()
+            got = np.array([row["embedding"] for row in body["data"]], dtype=np.float32)
+            want = sse_np.load(folder, backend="numpy").encode(texts, normalize=True)
+            np.testing.assert_allclose(got, want, atol=1e-6, err_msg=name)
+        assert got.shape[1] != 48  # the SSE model's width, not potion's
+    finally:
+        srv.stop()
+
+
+def test_max_length_applies_to_every_served_model(models, tmp_path):
+    srv = Server(["--model", f"small={models['small']}", "--max-length", "2"], tmp_path)
+    try:
+        texts = ["one two three four five", "six"]
+        body = _post(srv, "/v1/embeddings", {"model": "small", "input": texts}).json()
+        got = np.array([row["embedding"] for row in body["data"]], dtype=np.float32)
+        local = sse_np.load(models["small"], backend="numpy")
+        np.testing.assert_allclose(got, local.encode(texts, max_length=2, normalize=True), atol=1e-6)
+        assert not np.allclose(got[0], local.encode(texts[0], normalize=True), atol=1e-3)
+    finally:
+        srv.stop()

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint.read import Checkpoint, read_checkpoint
-from .engine import BACKENDS, Engine, Utf8Texts, numba_disabled_by_env
-from .progress import Progress
-from .settings import backend as backend_from_env
-from .settings import threads as threads_from_env
-from .tokenizer import TextTokenizer, load_tokenizer
+from ..checkpoint.read import Checkpoint
+from ..engine import Engine
+from ..progress import Progress
+from ..tokenizer import TextTokenizer, load_tokenizer
+from .inputs import as_text_list, check_backend, check_limit, check_positive_int, check_threads, refuse_unsupported
 
 #: Matryoshka sizes the SSE models were trained for; any 1..D works.
 MATRYOSHKA_DIMS = (512, 256, 128, 64, 32)
 DEFAULT_BATCH_SIZE = 1024
+_DTYPE_NAMES = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "i8": "int8", "q4": "q4"}
 
 
 class SSEModel:
@@ -72,14 +72,26 @@ class SSEModel:
         self.layout: str = checkpoint.layout
         self.path: str = str(checkpoint.model_dir)
         self.source: str = str(source if source is not None else checkpoint.model_dir)  # as given to load()
-        self.threads: int | None = _check_threads(threads)
-        self.dtype: str = {"f32": "float32", "f16": "float16", "bf16": "bfloat16", "q4": "q4"}[checkpoint.table.kind]
-        self.backend: str = _check_backend(backend)
+        self.threads: int | None = check_threads(threads)
+        self.dtype: str = _DTYPE_NAMES[checkpoint.table.kind]
+        self.backend: str = check_backend(backend)
+        style = checkpoint.style
+        #: The checkpoint format: "sse", "model2vec" or "sentence-transformers".
+        self.format: str = style.format
+        #: ``encode``'s default for ``normalize`` (the format's own library's default).
+        self.normalize: bool = style.normalize
+        #: ``encode``'s default ``max_length`` (model2vec: 512; None: no limit).
+        self.max_length: int | None = style.max_length
+        ids = checkpoint.table.vocab_size if checkpoint.mapping is None else len(checkpoint.mapping)
         self._tokenizer = load_tokenizer(
-            checkpoint.tokenizer_path, checkpoint.table.vocab_size, checkpoint.tokenizer_json, checkpoint.tokenizer_spec
+            checkpoint.tokenizer_path, ids, checkpoint.tokenizer_json, checkpoint.tokenizer_spec
         )
+        self._engine_length = self.max_length  # the truncation self.engine's tokenizer carries (model2vec)
+        if style.format == "model2vec":
+            _truncate_at(self._tokenizer, self.max_length)
+        self._siblings: dict[int | None, Engine] = {}  # model2vec: an engine per other max_length
         self._truncate_dim: int | None = None
-        self.truncate_dim = truncate_dim
+        self.truncate_dim = truncate_dim if truncate_dim is not None else style.truncate_dim
         tokenizer = TextTokenizer(self._tokenizer, spec=checkpoint.tokenizer_spec)
         self.engine = Engine.from_checkpoint(
             checkpoint, self.backend, Path(source) if source is not None else checkpoint.model_dir, tokenizer
@@ -114,13 +126,13 @@ class SSEModel:
 
     def files(self) -> list[Path]:
         """Every file in the model's folders (weights, tokenizer, configs): never an output of a command."""
-        from .checkpoint.layout import model_files
+        from ..checkpoint.layout import model_files
 
         return model_files(Path(self.source), self._ckpt.model_dir)
 
     def folders(self) -> list[Path]:
         """The model's folders (resolved): a command writes no file into them."""
-        from .checkpoint.layout import model_folders
+        from ..checkpoint.layout import model_folders
 
         return model_folders(Path(self.source), self._ckpt.model_dir)
 
@@ -165,7 +177,7 @@ class SSEModel:
         offsets : ndarray int64, shape (n + 1,)
             Text ``i`` owns ``ids[offsets[i]:offsets[i + 1]]``.
         """
-        batch, _ = _as_text_list(texts)
+        batch, _ = as_text_list(texts)
         return self.engine.tokenize(batch, 0, self._threads())
 
     def encode(
@@ -174,7 +186,7 @@ class SSEModel:
         dim: int | None = None,
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        normalize: bool = True,
+        normalize: bool | None = None,
         show_progress_bar: bool = False,
         precision: str = "float32",
         ranges: np.ndarray | None = None,
@@ -209,12 +221,18 @@ class SSEModel:
             Texts packed per step (at least 1 MiB of text a step): it only
             bounds temporary memory. Speed does not depend on it: one call is
             one parallel region over the whole input.
-        normalize : bool
-            L2-normalize each vector (after truncation).
+        normalize : bool, optional
+            L2-normalize each vector (after truncation). Default: the
+            format's own (SSE: True; model2vec: its ``config.json``;
+            sentence-transformers: whether it has a ``Normalize`` module,
+            which normalizes the full width before ``dim`` truncates).
         max_length : int, optional
             Keep each text's first ``max_length`` tokens (after the
             tokenizer's own truncation), as sentence-transformers' and
-            model2vec's ``max_length``; default: all.
+            model2vec's ``max_length``. Default: the format's own
+            (model2vec: 512, each text first cut to 512 times the
+            vocabulary's median token length in characters, as model2vec
+            does; others: all).
         show_progress_bar : bool
             Progress on stderr (a bar on a terminal, plain lines otherwise),
             and a line if numba's kernels compile meanwhile.
@@ -245,29 +263,67 @@ class SSEModel:
             ``dim`` or ``batch_size`` out of range, a refused keyword value,
             or a text ``tokenizers`` cannot take (a lone surrogate).
         """
-        _refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, kwargs)
+        refuse_unsupported(convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, kwargs)
         dim = self._check_dim(dim, truncate_dim)
         if normalize_embeddings is not None:
             normalize = normalize_embeddings
-        batch_size = _check_positive_int(batch_size, "batch_size")
+        keep, renormalize = dim, False
+        if self._ckpt.style.normalize_module:
+            # sentence-transformers' Normalize module always runs, on the full width; truncation
+            # comes after it, and normalize_embeddings=True normalizes once more after truncating.
+            renormalize, normalize, dim = bool(normalize) and dim < self.dim, True, self.dim
+        elif normalize is None:
+            normalize = self.normalize
+        batch_size = check_positive_int(batch_size, "batch_size")
         quantize = None
         if precision != "float32" or ranges is not None or calibration_embeddings is not None:
-            from .retrieval.quantization import check_precision, quantize_embeddings
+            from ..retrieval.quantization import check_precision, quantize_embeddings
 
             check_precision(precision)
             quantize = quantize_embeddings
-        limits = (_check_limit(max_length, "max_length"), -1)
-        batch, single = _as_text_list(texts)
+        engine, limits = self._engine_for(max_length)
+        batch, single = as_text_list(texts)
         out = np.empty((len(batch), dim), dtype=np.float32)
         threads, normalize = self._threads(), bool(normalize)
         if not show_progress_bar:
-            self.engine.encode(batch, out, normalize, threads, batch_size, limits)
+            engine.encode(batch, out, normalize, threads, batch_size, limits)
         else:
             with Progress(len(batch), "encoded", enabled=bool(batch)) as bar:
-                self.engine.encode(batch, out, normalize, threads, batch_size, limits, bar.update, bar.note)
+                engine.encode(batch, out, normalize, threads, batch_size, limits, bar.update, bar.note)
+        if keep < dim:
+            out = np.ascontiguousarray(out[:, :keep])
+            if renormalize:
+                out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), np.float32(1e-12))
         if quantize is not None:
             out = quantize(out, precision, ranges=ranges, calibration_embeddings=calibration_embeddings)
         return out[0] if single else out
+
+    def _engine_for(self, max_length: int | None) -> tuple[Engine, tuple[int, int]]:
+        """The engine and its ``(max_tokens, max_chars)`` limits (-1: none) for a call's ``max_length``.
+
+        model2vec truncates in its tokenizer, before it removes unknown tokens,
+        and first cuts each text to ``max_length`` times the median token
+        length in characters: its engines carry the truncation in their
+        tokenizer, one engine per ``max_length`` asked for.
+        """
+        if self.format != "model2vec":
+            return self.engine, (
+                check_limit(max_length if max_length is not None else self.max_length, "max_length"),
+                -1,
+            )
+        length = self.max_length if max_length is None else check_positive_int(max_length, "max_length")
+        per_token = self._ckpt.style.chars_per_token
+        limits = (-1, length * per_token if length is not None and per_token > 0 else -1)
+        if length == self._engine_length:
+            return self.engine, limits
+        engine = self._siblings.get(length)
+        if engine is None:
+            raw = load_tokenizer(self._ckpt.tokenizer_path, None, self._ckpt.tokenizer_json)
+            _truncate_at(raw, length)
+            tokenizer = TextTokenizer(raw, spec=self._ckpt.tokenizer_spec)
+            engine = Engine.from_checkpoint(self._ckpt, self.backend, Path(self.engine.source), tokenizer)
+            self._siblings[length] = engine
+        return engine, limits
 
     # -- sentence-transformers names -------------------------------------
     def encode_query(self, texts: str | Iterable[str], **kwargs) -> np.ndarray:
@@ -280,13 +336,13 @@ class SSEModel:
 
     def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity matrix (n, m), as ``SentenceTransformer.similarity``; see :func:`sse_np.similarity`."""
-        from .retrieval.similarity import similarity
+        from ..retrieval.similarity import similarity
 
         return similarity(a, b)
 
     def similarity_pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Cosine similarity of row ``i`` of ``a`` with row ``i`` of ``b``: shape (n,)."""
-        from .retrieval.similarity import similarity_pairwise
+        from ..retrieval.similarity import similarity_pairwise
 
         return similarity_pairwise(a, b)
 
@@ -324,6 +380,14 @@ class SSEModel:
         return dim
 
 
+def _truncate_at(tokenizer, max_length: int | None) -> None:
+    """Truncate to ``max_length`` tokens in the tokenizer, as model2vec's ``encode`` does (None: not at all)."""
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length)
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -334,160 +398,8 @@ def _usable_cores() -> int:
 _CORES = _usable_cores()  # the default thread count (read once: a system call per encode adds up)
 
 
-def _refuse_unsupported(
-    convert_to_numpy, convert_to_tensor, prompt, prompt_name, device, output_value, extra: dict
-) -> None:
-    """sentence-transformers keywords: the values that mean what sse_np does pass, others say why not."""
-    if extra:
-        name = next(iter(extra))
-        raise TypeError(f"encode() got an unexpected keyword argument {name!r}")
-    if convert_to_tensor or not convert_to_numpy:
-        raise ValueError(
-            "sse_np returns NumPy arrays (convert_to_numpy=True); torch tensors would need torch: "
-            "use torch.from_numpy(vectors)"
-        )
-    if prompt or prompt_name:
-        raise ValueError(
-            "SSE models have no prompts (prompt/prompt_name): queries and documents are encoded "
-            "alike; prepend any text yourself"
-        )
-    if device not in (None, "cpu"):
-        raise ValueError(f"sse_np runs on the CPU; device={device!r} is not supported")
-    if output_value not in (None, "sentence_embedding"):
-        raise ValueError(
-            f"output_value={output_value!r}: a static model has no token embeddings; "
-            "only 'sentence_embedding' is supported"
-        )
-
-
-def _check_threads(threads: int | None) -> int | None:
-    """``threads`` argument, else ``$SSE_NP_THREADS``, else None (numba's default)."""
-    if threads is None:
-        return threads_from_env()
-    return _check_positive_int(threads, "threads")
-
-
-def _check_backend(backend: str | None) -> str:
-    """``backend`` argument, else ``$SSE_NP_BACKEND``, else "auto"; numpy if numba is switched off."""
-    if backend is None:
-        backend = backend_from_env() or "auto"
-    elif backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-    if backend == "auto" and numba_disabled_by_env():
-        return "numpy"
-    return backend
-
-
-def _check_limit(value: int | None, name: str) -> int:
-    """A positive int limit, or None (-1: no limit)."""
-    return -1 if value is None else _check_positive_int(value, name)
-
-
-def _check_positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-def _as_text_list(texts: str | Iterable[str]) -> tuple[list[str] | Utf8Texts, bool]:
-    """Validate input at the boundary. Returns (list of str, was a single str).
-
-    Only ordered collections of texts are taken: a mapping would give its
-    keys and a set an arbitrary order, silently.
-    """
-    if isinstance(texts, str):
-        return [texts], True
-    if isinstance(texts, Utf8Texts):
-        return texts, False
-    if _is_arrow_array(texts):  # read in place: no Python string per row
-        return Utf8Texts.from_arrow(texts), False
-    if texts is None:
-        raise TypeError("texts must be a str or a sequence of str, got None")
-    if isinstance(texts, (bytes, bytearray, memoryview)):
-        raise TypeError("texts must be str, got bytes; decode it first (e.g. data.decode('utf-8'))")
-    if isinstance(texts, Mapping) or _is_dataframe_row(texts):
-        raise TypeError(
-            f"texts must be a str or a sequence of str, got a mapping ({type(texts).__name__}); "
-            "pass its values, e.g. list(d.values()), or the text field, e.g. d['text']"
-        )
-    if isinstance(texts, (Set, frozenset)):
-        raise TypeError(
-            f"texts must be a str or a sequence of str, got an unordered {type(texts).__name__}; "
-            "rows would come back in no defined order: pass sorted(texts) or a list"
-        )
-    if isinstance(texts, np.ndarray) and texts.ndim != 1:
-        raise TypeError(f"texts must be a 1-D array of str, got an array of shape {texts.shape}")
-    if not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a str or a sequence of str, got {type(texts).__name__}")
-    batch = texts.tolist() if isinstance(texts, np.ndarray) else list(texts)
-    if not set(map(type, batch)) <= {str}:  # a C loop over the types; the error path finds the text
-        for i, text in enumerate(batch):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-    return batch, False
-
-
-def _is_arrow_array(texts) -> bool:
-    """A pyarrow Array or ChunkedArray (checked without importing pyarrow)."""
-    return type(texts).__module__.startswith("pyarrow") and hasattr(texts, "null_count") and hasattr(texts, "type")
-
-
-def _is_dataframe_row(texts) -> bool:
-    """pandas/polars data frames iterate over column names, not texts."""
-    return type(texts).__name__ == "DataFrame"
-
-
-def load(
-    path: str | os.PathLike, *, threads: int | None = None, backend: str | None = None, truncate_dim: int | None = None
-) -> SSEModel:
-    """Load an SSE model from a folder, or from the Hugging Face hub.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        A local folder in any supported layout (full precision, 4-bit,
-        sentence-transformers repository, StaticEmbedding), or a hub
-        repository id such as ``"RikkaBotan/stable-static-embedding-fast-retrieval-mrl-en-v2"``
-        (downloaded once to the local cache, see :func:`sse_np.download`).
-    threads : int, optional
-        Most threads per ``encode`` call (tokenizer and kernel); default
-        ``$SSE_NP_THREADS`` or, if unset, numba's thread count.
-    backend : {"auto", "numba", "numpy"}, optional
-        Default ``$SSE_NP_BACKEND`` or "auto": NumPy until numba has loaded
-        in the background (fast cold start). "numba" loads it now (steady
-        latency from the first call); "numpy" never imports it. All three
-        give the same vectors, bit for bit.
-    truncate_dim : int, optional
-        Default Matryoshka truncation of every ``encode`` (as
-        sentence-transformers' ``truncate_dim``); default the full width D.
-
-    Returns
-    -------
-    SSEModel
-
-    Raises
-    ------
-    sse_np.ModelLoadError
-        Missing, corrupt or inconsistent files; the message names the file.
-    """
-    local = Path(path)
-    if not local.exists() and _looks_like_repo_id(str(path)):
-        from .checkpoint.hub import download
-
-        local = download(str(path))
-    return SSEModel(read_checkpoint(local), threads=threads, backend=backend, source=local, truncate_dim=truncate_dim)
-
-
 def _reload(source: str, threads: int | None, backend: str, truncate_dim: int | None) -> SSEModel:
-    return SSEModel(read_checkpoint(source), threads=threads, backend=backend, source=source, truncate_dim=truncate_dim)
+    """An unpickled ``SSEModel``: loaded again from its folder (memory-mapped)."""
+    from ..checkpoint.formats import read_model
 
-
-def _looks_like_repo_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and "\\" not in name
+    return SSEModel(read_model(Path(source)), threads=threads, backend=backend, source=source, truncate_dim=truncate_dim)
