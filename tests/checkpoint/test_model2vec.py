@@ -166,3 +166,23 @@ def test_setting_max_length_on_the_model_changes_the_default(m2v):
     model = sse_np.load(m2v["plain"])
     model.max_length = 3
     np.testing.assert_allclose(model.encode(TEXTS), reference(m2v["plain"]).encode(TEXTS, max_length=3), atol=TOL)
+
+
+def test_other_wordpiece_vocabulary_with_bert_settings_takes_the_fast_path(tmp_path):
+    """Not bert-base's vocabulary: the fast path is chosen from tokenizer.json's normalizer and pre-tokenizer."""
+    pytest.importorskip("numba")
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False)  # a cased vocabulary
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        sm.corpus(300) + [t.upper() for t in sm.corpus(50, seed=1)],
+        trainers.WordPieceTrainer(vocab_size=400, special_tokens=["[UNK]"], show_progress=False),
+    )
+    vectors = np.random.default_rng(8).standard_normal((tok.get_vocab_size(), 24)).astype(np.float32)
+    folder = sm.save_model2vec(tmp_path / "cased", tok, vectors, normalize=True)
+    model = sse_np.load(folder, backend="numba")
+    assert model.engine.fast and model.engine.tokenizer.fast_spec["lowercase"] is False
+    texts = TEXTS + [t.upper() for t in TEXTS]
+    np.testing.assert_allclose(model.encode(texts), reference(folder).encode(texts), atol=TOL)
