@@ -146,6 +146,8 @@ def model_files(root: Path, model_dir: Path) -> list[Path]:
         except OSError:
             continue
     return found
+
+
 # --------------------------------------------------------------------------
 # Formats other than SSE's own
 # --------------------------------------------------------------------------

@@ -402,4 +402,6 @@ def _reload(source: str, threads: int | None, backend: str, truncate_dim: int | 
     """An unpickled ``SSEModel``: loaded again from its folder (memory-mapped)."""
     from ..checkpoint.formats import read_model
 
-    return SSEModel(read_model(Path(source)), threads=threads, backend=backend, source=source, truncate_dim=truncate_dim)
+    return SSEModel(
+        read_model(Path(source)), threads=threads, backend=backend, source=source, truncate_dim=truncate_dim
+    )
