@@ -29,8 +29,10 @@ from packaging.requirements import Requirement
 
 from .paths import REPO
 
-# Importable in the test process (test extra), never in the run-time environment.
+# Importable in the test process (test extra), never in the run-time environment (unless an extra asked
+# for the env brings them: then they are named in the env's ALLOWED file).
 TEST_ONLY = ("torch", "sentence_transformers", "pytest", "hypothesis", "transformers", "matplotlib")
+ALLOWED = "runtime_env_allowed.txt"
 
 PREAMBLE = f"""
 import socket, sys
@@ -40,8 +42,11 @@ def _loopback_only(host, *args, **kwargs):
         raise OSError(f"runtime_env: no network in tests (asked for {{host!r}})")
     return _real(host, *args, **kwargs)
 socket.getaddrinfo = _loopback_only
-import importlib.util
-_leaks = [m for m in {TEST_ONLY!r} if importlib.util.find_spec(m) is not None]
+import importlib.util, os
+# An extra that brings a test-only package (the peers extra: torch) lists it in ALLOWED of its env.
+_allowed = os.path.join(os.environ.get("PYTHONPATH", ""), "{ALLOWED}")
+_allowed = open(_allowed).read().split() if os.path.isfile(_allowed) else []
+_leaks = [m for m in {TEST_ONLY!r} if m not in _allowed and importlib.util.find_spec(m) is not None]
 if _leaks or any("site-packages" in p for p in sys.path):
     print("runtime_env: not isolated:", _leaks, sys.path, file=sys.stderr)
     sys.exit(97)
@@ -154,6 +159,8 @@ class RuntimeEnv:
                 if not link.exists():
                     link.symlink_to(target, target_is_directory=target.is_dir())
         (root / "sse_np").symlink_to(REPO / "sse_np", target_is_directory=True)
+        if extras:
+            (root / ALLOWED).write_text("\n".join(m for m in TEST_ONLY if (root / m).exists()))
         return cls(root)
 
     def names(self) -> list[str]:
