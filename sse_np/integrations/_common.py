@@ -44,3 +44,51 @@ def check_texts(texts: Any, name: str) -> list[str]:
     if isinstance(texts, str):
         raise TypeError(f"{name} takes a list of texts, got a str (use the query method for one text)")
     return list(texts)
+
+
+def model_ref(model: Any) -> str | None:
+    """What a store records to rebuild the model: None (the default model), a hub id or path as given,
+    or a loaded model's folder."""
+    if model is None or isinstance(model, str):
+        return model
+    if isinstance(model, os.PathLike):
+        return os.fspath(model)
+    return str(getattr(model, "path", model))
+
+
+class StoreEmbedder:
+    """The part every store adapter shares: a model, a width, and the config a store persists."""
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Any | None = None,
+        dim: int | None = None,
+        batch_size: int = 1024,
+        normalize: bool = True,
+        threads: int | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.model_ref = model_ref(model)
+        self.model = resolve_model(model, threads, backend)
+        self.dim = check_dim(self.model, dim)
+        self.batch_size = batch_size
+        self.normalize = normalize
+
+    def encode(self, texts: Any, name: str = "texts") -> Any:
+        """float32 array (n, dim), one row per text, in order."""
+        return self.model.encode(
+            check_texts(texts, name), self.dim, batch_size=self.batch_size, normalize=self.normalize
+        )
+
+    def config(self) -> dict[str, Any]:
+        """What identifies the vectors: the model, the width and whether they are unit length."""
+        return {"model": self.model_ref, "dim": self.dim, "normalize": self.normalize}
+
+
+def check_same_config(where: str, stored: dict[str, Any], mine: dict[str, Any]) -> None:
+    """Refuse to mix vectors of another model or width into ``where``."""
+    keys = ("model", "dim", "normalize")
+    if any(stored.get(k) != mine.get(k) for k in keys):
+        was = ", ".join(f"{k}={stored.get(k)!r}" for k in keys)
+        now = ", ".join(f"{k}={mine.get(k)!r}" for k in keys)
+        raise ValueError(f"{where} holds vectors of {was}; this embedder gives {now}: they would not be comparable")
