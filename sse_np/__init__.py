@@ -9,7 +9,7 @@ Quick start::
 
 This module only re-exports. The layers, each importing only those below it:
 :mod:`sse_np.cli`; :mod:`sse_np.serve`, :mod:`sse_np.bulk`, :mod:`sse_np.eval`,
-:mod:`sse_np.integrations`; :mod:`sse_np.defaults`; :mod:`sse_np.model`;
+:mod:`sse_np.bench`, :mod:`sse_np.integrations`; :mod:`sse_np.defaults`; :mod:`sse_np.model`;
 :mod:`sse_np.engine`, :mod:`sse_np.checkpoint`, :mod:`sse_np.retrieval`;
 :mod:`sse_np.settings`, :mod:`sse_np.errors`, :mod:`sse_np.progress`.
 """

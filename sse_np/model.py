@@ -301,10 +301,9 @@ class SSEModel:
         except TypeError:
             raise TypeError(f"dim must be an int in 1..{self.dim}, got {type(dim).__name__}") from None
         if not 1 <= dim <= self.dim:
-            raise ValueError(
-                f"dim must be in 1..{self.dim} (this model's width; trained Matryoshka sizes are "
-                f"{', '.join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)}), got {dim}"
-            )
+            trained = ", ".join(str(d) for d in MATRYOSHKA_DIMS if d <= self.dim)
+            sizes = f"; trained Matryoshka sizes are {trained}" if trained else ""  # a narrow model has none
+            raise ValueError(f"dim must be in 1..{self.dim} (this model's width{sizes}), got {dim}")
         return dim
 
 

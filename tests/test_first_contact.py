@@ -27,7 +27,8 @@ from helpers.runtime_env import TEST_ONLY
 pytest.importorskip("huggingface_hub")
 
 HUB_ID = "owner/name"
-# The ids the README sends users to, served by the fake hub with small random models.
+# The ids the docs send users to, served by the fake hub with small random models (the docs' own
+# code blocks, README's included, run in tests/test_docs.py).
 README_IDS = {
     "RikkaBotan/stable-static-embedding-fast-retrieval-mrl-en-v2": "full",
     "RikkaBotan/quantized-stable-static-embedding-fast-retrieval-mrl-en": "q4",
@@ -164,50 +165,6 @@ def test_cli_unknown_hub_id_is_one_line(runtime_env, hub, home, tmp_path):
         r"no repository owner/absent",
     )
     assert not (tmp_path / "o.npy").exists()
-
-
-# -- README snippets -----------------------------------------------------------------
-def readme_python_blocks() -> list[tuple[int, str]]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    blocks = []
-    for match in re.finditer(r"^( *)```python\n(.*?)^\1```", text, flags=re.S | re.M):
-        indent = len(match.group(1))
-        code = "\n".join(line[indent:] for line in match.group(2).splitlines())
-        blocks.append((text[: match.start()].count("\n") + 1, code))
-    return blocks
-
-
-def _needs_outside(code: str) -> str | None:
-    """Why a snippet cannot run here (a package that is not sse_np's), else None."""
-    for name in re.findall(r"^\s*(?:from|import)\s+([A-Za-z_][\w]*)", code, flags=re.M):
-        if name != "sse_np":
-            return f"needs {name} (and the network), not a dependency of sse_np"
-    return None
-
-
-def test_readme_has_python_snippets():
-    blocks = readme_python_blocks()
-    assert len(blocks) >= 3 and sum(_needs_outside(code) is None for _, code in blocks) >= 3
-
-
-@pytest.mark.parametrize(
-    "line,code", readme_python_blocks(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else ""
-)
-def test_readme_snippet_runs(runtime_env, hub, home, tokenizer_json, models, tmp_path, line, code):
-    reason = _needs_outside(code)
-    if reason:
-        pytest.skip(reason)
-    # Placeholders of the snippets exist here: a model at "path/or/hub-id", a BEIR folder at "data/scifact".
-    (tmp_path / "path" / "or").mkdir(parents=True)
-    (tmp_path / "path" / "or" / "hub-id").symlink_to(sse_np.default_model_path(), target_is_directory=True)
-    sse_np.eval.write_beir(
-        tmp_path / "data" / "scifact",
-        {"d1": "static embeddings", "d2": "a cat"},
-        {"q1": "what is a static embedding"},
-        {"q1": {"d1": 1}},
-    )
-    env = runtime_env.env({"HF_ENDPOINT": hub.endpoint}, home=home)
-    _ok(runtime_env.python("import sse_np\n" + code, env=env, cwd=tmp_path))
 
 
 # -- every subcommand ------------------------------------------------------------------

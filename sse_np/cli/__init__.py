@@ -15,7 +15,8 @@ public API, in a module of its own imported only when the command runs
 * ``warmup``   -- load (compiling once) the numba kernels, e.g. while
   building a container image, so later processes start warm;
 * ``quantize`` -- write a model in the 4-bit layout;
-* ``bench``    -- run the benchmark suite of a source checkout (``bench/``).
+* ``bench``    -- :mod:`sse_np.bench`: speed on this machine (latency, throughput,
+  threads, callers, memory), or of a running server (``--url``).
 
 ``--model`` defaults to :func:`sse_np.default_model` (the repository's
 ``weights/`` folder, the installed copy, or ``$SSE_NP_MODEL``).
@@ -81,11 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status.
     """
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "bench":
-        args.bench_args = extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parser.parse_args(argv)
     with _notices_shown():
         return _run(args)
 

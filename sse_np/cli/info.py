@@ -21,8 +21,14 @@ def info(args: argparse.Namespace) -> int:
     for key, value in facts.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif value is None:  # JSON keeps null; a printed "None" reads as a bug
+            value = _ABSENT.get(key, "-")
         print(f"{key:<16}{value}")
     return 0
+
+
+# What a plain `info` prints for a fact that does not apply (``--json`` gives null).
+_ABSENT = {"numba cache": "not used (the NumPy back-end compiles nothing)"}
 
 
 def model_facts(model: Any, warm: bool = False) -> dict[str, Any]:

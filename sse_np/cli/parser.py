@@ -243,16 +243,63 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p_warm, threads=True)
     p_warm.set_defaults(func=_warmup)
 
-    p_bench = sub.add_parser(
-        "bench",
-        help="run the benchmark suite (source checkout: bench/run.py)",
-        description="Run bench/run.py of a source checkout with these arguments (see bench/README in the "
-        "repository; peers come from bench/requirements.txt). E.g. sse-np bench --quick.",
-        add_help=False,
-    )
-    p_bench.set_defaults(func=_bench)  # every argument after "bench" goes to bench/run.py
+    _add_bench_parser(sub)
     _add_serve_parser(sub)
     return parser
+
+
+def _parse_names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _add_bench_parser(sub: Any) -> None:
+    """``sse-np bench``: speed on this machine (sse_np.bench), in-process or against a server (--url)."""
+    p = sub.add_parser(
+        "bench",
+        help="measure speed on this machine: latency, throughput, threads, callers, memory",
+        description="Benchmark sse_np on this machine and model: single-text latency, calls of 1/32/1024, "
+        "documents in one call, a threads sweep against the forked-process ceiling, concurrent callers "
+        "and peak memory; medians of repeated runs with their spread. With --url: a running "
+        "OpenAI-compatible embeddings server at concurrency 1, 8 and 64.",
+    )
+    _add_model_args(p, threads=True)
+    p.add_argument("--data", metavar="FILE", help="texts: lines, JSONL (text/title) or Parquet (default: built-in)")
+    p.add_argument("--dim", type=_positive_int, default=None, help="dimension (default: the model's)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=40.0,
+        help="seconds the workloads share, model loading aside (default: 40)",
+    )
+    p.add_argument("--repeats", type=_positive_int, default=5, help="runs per figure (default: 5)")
+    p.add_argument("--backend", choices=("auto", "numba", "numpy"), default=None, help="engine back-end")
+    p.add_argument("--json", metavar="FILE", help="write the results and the machine as JSON")
+    p.add_argument("--compare", metavar="OLD.json", help="print ratios against an earlier --json run")
+    p.add_argument(
+        "--peers",
+        type=_parse_names,
+        default=[],
+        metavar="P1,P2",
+        help="also time sentence-transformers and/or model2vec on the same model (needs the 'peers' extra)",
+    )
+    p.add_argument("--url", help="measure a running server at http://HOST:PORT instead (POST /v1/embeddings)")
+    p.add_argument("--http-model", metavar="NAME", help="with --url: the request's model (default: the first listed)")
+    p.add_argument(
+        "--concurrency",
+        type=_parse_dims,
+        default=[1, 8, 64],
+        metavar="C1,C2",
+        help="with --url: concurrent connections (default: 1,8,64)",
+    )
+    p.add_argument("--max-requests", type=_positive_int, default=100_000, help="with --url: most requests per level")
+    p.add_argument("--no-wrk", action="store_true", help="with --url: the built-in client even if wrk is installed")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    p.set_defaults(func=_bench)
 
 
 def _add_serve_parser(sub: Any) -> None:
@@ -371,9 +418,9 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import run
+    from .bench import run_command
 
-    return run(args)
+    return run_command(args)
 
 
 def _serve(args: argparse.Namespace) -> int:

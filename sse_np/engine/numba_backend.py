@@ -49,6 +49,7 @@ _DUMMY_I = np.zeros(1, dtype=np.int32)
 _NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_items pools (a non-empty array: it writes ids instead)
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
 _NO_STATUS = np.zeros(0, dtype=np.uint8)
+_ONE_ITEM = np.array([0, 1], dtype=np.int64)  # a single text is one item (the kernel only reads it)
 _NO_UNICODE = unicode_tables.UnicodeTables(
     *(np.zeros(0, dtype=d) for d in (np.uint32, np.uint32, np.int32, np.uint8, np.int32, np.uint8))
 )
@@ -139,6 +140,9 @@ class NumbaBackend:
             folder = cache_folder if cache_folder is not None else jit.cache_folder()
             self.tables = (classes, unicode_tables.load(spec["normalizer"], folder), vocab)
         self._fast: dict = {}  # embed_items' machine code by argument flags (see _entry_point)
+        self._limit_args: dict = {}
+        # embed_items' arguments that are the same on every call
+        self._model_args = (*self.tables, self.trunc, self.table, self.bag, self.head) if self.tables else ()
 
     @property
     def fast(self) -> bool:
@@ -159,10 +163,12 @@ class NumbaBackend:
             self._encode_with_tokenizers(texts, 0, out, normalize, threads, limits)
             return
         packed = isinstance(texts, Utf8Texts)
-        if n == 1 and not packed:  # a single query: the latency path
+        if n == 1 and not packed:  # a single query: the latency path, on this thread
             block = _Block(Utf8Texts.from_strs(texts), texts, 0)
-            self._region(block, out, normalize, 1, limits)
-            self._fallbacks(block, out, normalize, threads, limits)
+            self._prepare(block, out, normalize, 1, limits)
+            self._run(block)
+            if block.status[0]:
+                self._fallbacks(block, out, normalize, threads, limits)
             return
         sizes = texts.offsets if packed else _running_lengths(texts)
         threads = max(1, min(threads, int(sizes[-1]) // SERIAL_BYTES + 1, n))
@@ -186,25 +192,23 @@ class NumbaBackend:
     def _prepare(self, block: _Block, out: np.ndarray, normalize: bool, threads: int, limits) -> None:
         texts = block.texts
         n = len(texts)
-        item_off = _items(texts.offsets, threads)
-        room = int(np.diff(texts.offsets[item_off]).max()) + 1
+        if n == 1:  # the latency path: no item arithmetic
+            item_off, room = _ONE_ITEM, len(texts.data) + 1
+        else:
+            item_off = _items(texts.offsets, threads)
+            room = int(np.diff(texts.offsets[item_off]).max()) + 1
         block.status = np.empty(n, dtype=np.uint8)
-        assert self.tables is not None
-        classes, uni, vocab = self.tables
+        limit_args = self._limit_args.get(limits)
+        if limit_args is None:  # typed once per distinct limits (a query's latency counts every µs)
+            limit_args = self._limit_args[limits] = (np.int64(limits[0]), np.int64(limits[1]))
         block.args = (
             texts.data,
             texts.offsets,
             item_off,
             np.zeros(1, dtype=np.int64),
             room,
-            classes,
-            uni,
-            vocab,
-            self.trunc,
-            self.table,
-            self.bag,
-            self.head,
-            (np.int64(limits[0]), np.int64(limits[1])),
+            *self._model_args,
+            limit_args,
             bool(normalize),
             out,
             block.status,

@@ -438,6 +438,8 @@ def test_info_and_warmup_without_numba(model_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     info = json.loads(done.stdout)
     assert info["backend"] == "numpy" and info["numba"].startswith("off") and info["numba cache"] is None
+    plain = _run_module(["info"], env).stdout
+    assert "None" not in plain and "numba cache     not used (the NumPy back-end compiles nothing)" in plain
     done = _run_module(["warmup"], env)
     assert done.returncode == 0 and done.stdout.strip() == "backend numpy"
 
@@ -462,14 +464,13 @@ def test_cli_says_once_that_kernels_compile(model_dir: Path, tmp_path: Path) -> 
     assert again.returncode == 0 and "compiling" not in again.stderr
 
 
-def test_bench_runs_the_checkout_suite(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bench_is_part_of_the_package() -> None:
+    """``sse-np bench`` is sse_np.bench's own command (it used to hand over to a checkout's bench/run.py)."""
     done = _run_module(["bench", "--help"])
-    assert done.returncode == 0 and "usage: python bench/run.py" in done.stdout and "--quick" in done.stdout
-    import sse_np.cli.bench as cli_bench
-
-    monkeypatch.setattr(cli_bench, "__file__", str(REPO / "nowhere" / "sse_np" / "cli" / "bench.py"))
-    assert main(["bench", "--quick"]) == 1
-    assert "benchmark suite is in the source repository's bench/" in capsys.readouterr().err
+    assert done.returncode == 0, done.stderr
+    for option in ("--model", "--data", "--duration", "--json", "--compare", "--peers", "--url"):
+        assert option in done.stdout
+    assert "bench/run.py" not in done.stdout
 
 
 # --------------------------------------------------------------------------

@@ -72,21 +72,58 @@ def _applies(req: Requirement) -> bool:
     return req.marker is None or req.marker.evaluate({"extra": ""})
 
 
-def dependency_closure(without: tuple[str, ...] = ()) -> list[metadata.Distribution]:
-    """Installed distributions sse_np needs at run time, without any extra (nor the ``without`` requirements)."""
+def _applies_with(req: Requirement, extra: str) -> bool:
+    """``req`` is needed here when its distribution is installed with ``extra`` ("" for none)."""
+    if req.marker is None:
+        return extra == ""
+    return req.marker.evaluate({"extra": extra}) and (extra == "" or "extra" in str(req.marker))
+
+
+def extra_requirements(extra: str) -> list[Requirement]:
+    """The requirements an optional extra of sse_np adds (from the installed metadata: pyproject's table)."""
+    reqs = [Requirement(spec) for spec in metadata.requires("sse_np") or []]
+    return [
+        r for r in reqs if r.marker is not None and "extra" in str(r.marker) and r.marker.evaluate({"extra": extra})
+    ]
+
+
+def installed(req: Requirement) -> bool:
+    try:
+        metadata.distribution(req.name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def dependency_closure(without: tuple[str, ...] = (), extras: tuple[str, ...] = ()) -> list[metadata.Distribution]:
+    """Installed distributions sse_np needs at run time, with the ``extras`` named (not the ``without`` ones).
+
+    A requirement's own extras count (``sqlalchemy[asyncio]`` brings greenlet); the run-time
+    dependencies of sse_np name none, so its closure is unchanged by that.
+    """
     seen: dict[str, metadata.Distribution] = {}
+    done: set[tuple[str, str]] = set()  # (distribution, extra or "") whose requirements were added
     todo = [r for r in runtime_requirements() if _applies(r) and r.name not in without]
+    todo += [
+        Requirement(f"{r.name}{''.join(f'[{e}]' for e in sorted(r.extras))}{r.specifier}")
+        for extra in extras
+        for r in extra_requirements(extra)
+        if installed(r)
+    ]
     while todo:
         req = todo.pop()
         key = req.name.lower().replace("_", "-")
-        if key in seen:
+        wanted = [e for e in ("", *sorted(req.extras)) if (key, e) not in done]
+        if not wanted:
             continue
         try:
-            dist = metadata.distribution(req.name)
+            dist = seen.get(key) or metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
             raise RuntimeError(f"run-time dependency {req.name} is not installed") from None
         seen[key] = dist
-        todo += [r for r in map(Requirement, dist.requires or []) if _applies(r)]
+        for extra in wanted:
+            done.add((key, extra))
+            todo += [r for r in map(Requirement, dist.requires or []) if _applies_with(r, extra)]
     return list(seen.values())
 
 
@@ -108,10 +145,10 @@ class RuntimeEnv:
     root: Path
 
     @classmethod
-    def build(cls, root: Path, without: tuple[str, ...] = ()) -> RuntimeEnv:
-        """Link the closure into ``root``; ``without=("numba",)`` is the README's slim install."""
+    def build(cls, root: Path, without: tuple[str, ...] = (), extras: tuple[str, ...] = ()) -> RuntimeEnv:
+        """Link the closure into ``root``; ``without=("numba",)`` is the slim install, ``extras`` adds extras."""
         root.mkdir(parents=True, exist_ok=True)
-        for dist in dependency_closure(without):
+        for dist in dependency_closure(without, extras):
             for target in _top_level(dist):
                 link = root / target.name
                 if not link.exists():
