@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from inspect import signature
 
 import numpy as np
 import pytest
@@ -69,8 +70,11 @@ def test_top10_equals_semantic_search_and_reopens(model, data, tmp_path) -> None
     loaded = InMemoryDocumentStore.load_from_disk(str(tmp_path / "store.json"))
     spec = _query_pipeline(loaded).to_dict()
     assert spec["components"]["embedder"]["init_parameters"]["dim"] == DIM
-    # Haystack 3 deserializes only allow-listed modules
-    rebuilt = Pipeline.from_dict(spec, allowed_modules=["sse_np.integrations.haystack"])
+    # Haystack 3 deserializes only allow-listed modules (Haystack 2 has no such argument)
+    allow = {"allowed_modules": ["sse_np.integrations.haystack"]}
+    rebuilt = Pipeline.from_dict(
+        spec, **(allow if "allowed_modules" in signature(Pipeline.from_dict).parameters else {})
+    )
     assert _top_ids(rebuilt, data.queries) == want
 
 
