@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from ..errors import MissingDependencyError, missing_extra
@@ -92,3 +93,18 @@ def check_same_config(where: str, stored: dict[str, Any], mine: dict[str, Any]) 
         was = ", ".join(f"{k}={stored.get(k)!r}" for k in keys)
         now = ", ".join(f"{k}={mine.get(k)!r}" for k in keys)
         raise ValueError(f"{where} holds vectors of {was}; this embedder gives {now}: they would not be comparable")
+
+
+# Stores rebuild an embedding function from its recorded config again and again (Chroma on each
+# collection handle, LanceDB on each table open): each model is loaded once per process.
+_SHARED: dict[tuple[Any, ...], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(ref: str | None, threads: int | None = None, backend: str | None = None) -> Any:
+    """``resolve_model(ref, threads, backend)``, loaded once per process for each (ref, threads, backend)."""
+    key = (ref, threads, backend)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = resolve_model(ref, threads, backend)
+        return _SHARED[key]

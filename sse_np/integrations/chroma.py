@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._common import StoreEmbedder, check_same_config, missing_framework
+from ._common import StoreEmbedder, check_same_config, missing_framework, shared_model
 
 try:
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
@@ -78,7 +78,10 @@ class SSEEmbeddingFunction(EmbeddingFunction[Documents]):
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> SSEEmbeddingFunction:
         SSEEmbeddingFunction.validate_config(config)
-        return SSEEmbeddingFunction(config["model"], dim=config["dim"], normalize=config["normalize"])
+        # Chroma rebuilds the function on every collection handle (and to test is_legacy): load once
+        function = SSEEmbeddingFunction(shared_model(config["model"]), dim=config["dim"], normalize=config["normalize"])
+        function._sse.model_ref = config["model"]  # recorded as it was given, not as the loaded folder
+        return function
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:

@@ -22,10 +22,9 @@ module, which registers the function) embeds queries with the same model and wid
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from ._common import check_dim, check_same_config, missing_framework, resolve_model
+from ._common import check_dim, check_same_config, missing_framework, shared_model
 
 try:
     from lancedb.embeddings import TextEmbeddingFunction, register
@@ -33,18 +32,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise missing_framework("lancedb", "lancedb", "lancedb") from exc
 
 __all__ = ["SSETextEmbeddings"]
-
-# LanceDB builds a new function object each time a table is opened: load each model once.
-_MODELS: dict[tuple[Any, ...], Any] = {}
-_LOCK = threading.Lock()
-
-
-def _model(name: str | None, threads: int | None, backend: str | None) -> Any:
-    key = (name, threads, backend)
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = resolve_model(name, threads, backend)
-        return _MODELS[key]
 
 
 @register("sse-np")
@@ -77,7 +64,7 @@ class SSETextEmbeddings(TextEmbeddingFunction):
     @property
     def model(self) -> Any:
         """The loaded ``SSEModel`` (shared by every function with the same name, threads and backend)."""
-        return _model(self.name, self.threads, self.backend)
+        return shared_model(self.name, self.threads, self.backend)
 
     def ndims(self) -> int:
         return self._ndims
