@@ -1,9 +1,10 @@
 """Embed + insert throughput into each vector store: sse_np's adapter against the same store fed by
 sentence-transformers on the same model, in one run.
 
-``python bench/stores.py [--docs 10000] [--dim 256] [--batch 1000] [--stores chroma,lancedb,qdrant,haystack]``
+``python bench/stores.py [--docs 10000] [--dim 256] [--batch 1000] [--repeat 3]``
+``[--stores chroma,lancedb,qdrant,haystack]``
 
-Per store, two ingests of the same documents (BEIR scifact + nfcorpus + msmarco-dl19-5k, title and
+Per store, three kinds of ingest of the same documents (BEIR scifact + nfcorpus + msmarco-dl19-5k, title and
 text, from ``../shared/data``, read only), each into a fresh store in a temporary folder:
 
 * **sse_np** -- the adapter of :mod:`sse_np.integrations` the way a user writes it (Chroma's
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -244,8 +246,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for feeder in feeders.values():  # the store's one-time costs (imports, first client) paid untimed
             timed_ingest(store, ids[:100], texts[:100], args.batch, feeder, args.dim)
         model.clear_cache()
-        times = {name: timed_ingest(store, ids, texts, args.batch, f, args.dim) for name, f in feeders.items()}
+        runs: dict[str, list[float]] = {name: [] for name in feeders}
+        for rep in range(args.repeat):  # the order turns each round: a noisy neighbour hits each feeder alike
+            order = list(feeders)[rep % len(feeders) :] + list(feeders)[: rep % len(feeders)]
+            for name in order:
+                model.clear_cache()
+                runs[name].append(timed_ingest(store, ids, texts, args.batch, feeders[name], args.dim))
+        times = {name: statistics.median(v) for name, v in runs.items()}
         rows[store] = {f"{name}_s": t for name, t in times.items()}
+        rows[store]["runs_s"] = runs
         sse_s, st_s, alone = times["sse_np"], times["sentence_transformers"], times["store_only"]
         print(
             f"{store:9s} sse_np {sse_s:6.2f} s  ST {st_s:6.2f} s  {st_s / sse_s:5.2f}x  alone {alone:6.2f} s",
@@ -261,6 +270,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "docs": args.docs,
         "dim": args.dim,
         "batch": args.batch,
+        "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "versions": _versions(),
         "rows": rows,
@@ -292,6 +302,7 @@ def render(res: dict[str, Any]) -> str:
         "## Vector stores: embed + insert throughput (bench/stores.py)",
         "",
         f"{res['docs']:,} BEIR documents (title + text), width {res['dim']}, batches of {res['batch']}, "
+        f"median of {res['repeat']} ingests per feeder (order rotated each round), "
         f"{res['machine']['cpus']} CPUs; each store fed by sse_np's adapter and by sentence-transformers "
         "(StaticEmbedding + DyT on the same weights), same run. Ratio = sentence-transformers time / sse_np time. "
         "Store alone = the same ingest with the vectors looked up (no embedding): no embedder can beat it, so "
@@ -314,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="ingests per feeder and store (the median is shown)")
     parser.add_argument("--stores", type=lambda s: s.split(","), default=list(STORES))
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "stores.json")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results/ alone")
