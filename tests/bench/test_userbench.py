@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import without_compile_notice
 from helpers.models import make_random_model
 from sse_np.bench import texts, workloads
 from sse_np.bench.report import compare, figures
@@ -216,7 +217,7 @@ def test_parquet_with_and_without_pyarrow(tmp_path, monkeypatch, capsys, small_m
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     assert main(["bench", "--model", str(small_model), "--data", str(path)]) == 1
-    err = capsys.readouterr().err.strip()
+    err = without_compile_notice(capsys.readouterr().err).strip()
     assert err.startswith("sse-np: error: reading t.parquet (Parquet) needs the 'parquet' extra: pip install -e")
 
 

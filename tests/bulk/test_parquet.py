@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import sse_np
+from helpers.cli import without_compile_notice
 from helpers.extras import install_commands
 from helpers.models import make_random_model
 from helpers.paths import SHARED_DATA
@@ -169,7 +170,7 @@ def test_row_numbered_errors(tmp_path: Path, model_dir: Path, capsys, column, fi
         )
         == 1
     )
-    err = capsys.readouterr().err
+    err = without_compile_notice(capsys.readouterr().err)
     assert err.count("\n") == 1
     import re
 

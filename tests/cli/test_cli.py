@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import sse_np
+from helpers.cli import without_compile_notice
 from helpers.models import make_random_model
 from helpers.paths import REPO
 from sse_np.cli import main
@@ -85,7 +86,7 @@ def test_python_m_uses_default_model_from_env(model_dir: Path) -> None:
 
 def test_missing_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info", "--model", str(tmp_path / "absent")]) == 1
-    err = capsys.readouterr().err
+    err = without_compile_notice(capsys.readouterr().err)
     assert err.startswith("sse-np: error: ") and "absent" in err
 
 
@@ -269,7 +270,7 @@ def test_encode_bad_line_names_it_and_keeps_the_old_output(
     np.save(out, np.arange(6, dtype=np.float32))  # a previous result
     before = out.read_bytes()
     assert main(["encode", str(src), "-o", str(out), "--batch-size", "1", "--model", str(model_dir)]) == 1
-    err = capsys.readouterr().err
+    err = without_compile_notice(capsys.readouterr().err)
     assert err.startswith("sse-np: error: ") and message in err, err
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "out.npy"])  # no partial file left
