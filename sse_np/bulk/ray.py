@@ -43,6 +43,26 @@ def require_ray() -> Any:
     return ray
 
 
+def init_loopback(ray: Any, **kwargs: Any) -> None:
+    """Start a one-node Ray cluster of this machine that listens on the loopback interface only.
+
+    Ray has no authentication of its own worth the name: a cluster reachable from the network runs
+    anyone's code. ``_node_ip_address="127.0.0.1"`` alone is not enough: on Linux, Ray (2.4x-2.60)
+    rewrites a loopback node address to the machine's outward one unless
+    ``ray_constants.ENABLE_RAY_CLUSTER`` is false (``$RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read
+    when ray is imported), and gcs_server, raylet and the workers then bind ``*:PORT``. With
+    the address kept at 127.0.0.1 they bind 127.0.0.1 only. No dashboard either.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False  # services.get_node_ip_address reads it at each call
+    try:
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
 def _cpus_held() -> int:
     """CPUs Ray assigned to this actor (at least 1): the kernel threads to run."""
     import ray
@@ -208,7 +228,7 @@ def embed_dataset(
     ray = require_ray()
     if num_actors is None:
         if not ray.is_initialized():
-            ray.init()
+            init_loopback(ray)
         most = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus_per_actor))
         # Autoscaling: a fixed pool holding every CPU would starve the Parquet read tasks.
         pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
@@ -388,12 +408,10 @@ def run_cli(args: Any) -> int:
     started = not ray.is_initialized()
     if started:
         local = args.ray == "local"  # a one-node cluster of this machine, on the loopback interface only
-        ray.init(
-            address=None if local else args.ray,
-            include_dashboard=False,
-            log_to_driver=False,
-            **({"_node_ip_address": "127.0.0.1"} if local else {}),
-        )
+        if local:
+            init_loopback(ray, log_to_driver=False)
+        else:
+            ray.init(address=args.ray, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = bool(args.progress)
     try:
         cpus = ray.cluster_resources().get("CPU", 1)
