@@ -87,10 +87,12 @@ def closed_by_server(sock: socket.socket) -> bool:
 
 
 def still_open(sock: socket.socket) -> bool:
-    """Whether ``sock`` is still open (nothing to read, no EOF), without waiting."""
+    """Whether ``sock`` is still open (no EOF, no reset), without waiting; what was sent to it is read."""
     sock.setblocking(False)
     try:
-        return not sock.recv(1, socket.MSG_PEEK) and False
+        while sock.recv(65536):
+            pass
+        return False  # EOF
     except BlockingIOError:
         return True
     except ConnectionResetError:
