@@ -20,6 +20,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -285,15 +286,33 @@ class FileEncoder:
         assert target.file is not None  # opened: AtomicOutput's default
         try:
             writer = ParquetWriter(target.file, self.dim)
-            for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
+            for i, chunk in enumerate(
+                read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size)
+            ):
                 vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
                 writer.write(vectors, chunk.kept)
+                if i == 0:
+                    _test_gate()
             writer.close()
             target.commit()
         except BaseException:
             target.abort()
             raise
         return {"input": row["input"], "output": row["output"], "rows": writer.rows}
+
+
+def _test_gate() -> None:
+    """Hold this actor half-way through a file while a test's gate is armed (``$SSE_NP_TEST_RAY_GATE``).
+
+    tests/bulk/test_ray.py kills an actor at this point: with the gate, the job cannot finish before
+    the test has done so. Unset (always, outside that test), it costs one environment lookup per file.
+    """
+    gate = os.environ.get("SSE_NP_TEST_RAY_GATE")
+    if not gate or not os.path.exists(os.path.join(gate, "armed")):
+        return
+    Path(gate, f"{os.getpid()}.mid-file").touch()
+    while not os.path.exists(os.path.join(gate, "go")):
+        time.sleep(0.01)
 
 
 def _manifest(args: Any, model_path: str, dim: int, files: list[Path], root: Path) -> dict[str, Any]:
