@@ -53,7 +53,7 @@ OPTION_TESTS: dict[str, str] = {
     "warmup --threads": "tests/cli/test_cli.py::test_encode_file",
     "serve --model": "tests/serve/test_serve.py::test_openai_client_float",
     "serve --port": "tests/serve/test_serve.py::test_cli_parses_serve_without_importing_the_stack",
-    "serve --workers": "tests/serve/test_serve.py::test_workers_share_the_work_and_stop_on_sigterm",
+    "serve --workers": "tests/serve/test_options.py::test_workers_both_answer",
     "serve --threads": "tests/serve/test_serve.py::test_cli_parses_serve_without_importing_the_stack",
     "serve --max-inputs": "tests/serve/test_options.py::test_limits_at_n_and_n_plus_one",
     "serve --max-text-chars": "tests/serve/test_options.py::test_limits_at_n_and_n_plus_one",

@@ -123,3 +123,34 @@ def test_drain_timeout_bounds_shutdown(model, tmp_path) -> None:
         assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in srv.log.read_text()
     finally:
         srv.stop()
+
+
+def test_workers_both_answer(model, tmp_path) -> None:
+    """--workers 2: each worker answers. The other one is stopped (SIGSTOP) while a request is sent, so the
+    request can only be accepted by the one under test: no reliance on how the kernel spreads connections."""
+    import os
+
+    import numpy as np
+
+    import sse_np
+    from helpers.sockets import descendants, listening
+
+    with Server(["--model", str(model), "--workers", "2"], tmp_path) as srv:
+        workers = sorted({pid for pid, _, _, port in listening(descendants(srv.proc.pid)) if port == srv.port})
+        assert len(workers) == 2, workers
+        want = sse_np.load(model, backend="numpy").encode(["which worker?"])
+        for worker in workers:
+            others = [w for w in workers if w != worker]
+            for other in others:
+                os.kill(other, signal.SIGSTOP)
+            try:
+                resp = _post(srv, {"input": ["which worker?"], "encoding_format": "float"})
+                assert resp.status_code == 200, resp.text
+                np.testing.assert_allclose(np.array(resp.json()["data"][0]["embedding"]), want[0], atol=1e-6)
+                assert (
+                    httpx.get(srv.url + "/metrics").text.count('endpoint="/v1/embeddings",method="POST",status="200"')
+                    == 1
+                )
+            finally:
+                for other in others:
+                    os.kill(other, signal.SIGCONT)
