@@ -25,9 +25,12 @@ class Server:
     nothing is asserted about how long anything takes.
     """
 
-    def __init__(self, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], tmp: Path, env: dict[str, str] | None = None, health_host: str = "127.0.0.1"
+    ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = health_host
+        self.url = f"http://{health_host}:{self.port}"
         full_env = dict(os.environ, SSE_NP_DISABLE_NUMBA="1", PYTHONUNBUFFERED="1")
         full_env.pop("SSE_NP_API_KEY", None)
         full_env.update(env or {})
@@ -52,7 +55,7 @@ class Server:
         raise RuntimeError(f"server did not start in 60 s: {self.log.read_text()}")
 
     def connect(self) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock = socket.create_connection((self.host, self.port))
         sock.settimeout(120)  # a hang guard only: the events waited for come much sooner
         return sock
 

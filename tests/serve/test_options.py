@@ -154,3 +154,12 @@ def test_workers_both_answer(model, tmp_path) -> None:
             finally:
                 for other in others:
                     os.kill(other, signal.SIGCONT)
+
+
+def test_host_default_is_loopback_and_host_binds_there(model, tmp_path) -> None:
+    from helpers.sockets import listening
+
+    with Server(["--model", str(model)], tmp_path) as srv:
+        assert {(ip, port) for _, _, ip, port in listening({srv.proc.pid})} == {("127.0.0.1", srv.port)}
+    with Server(["--model", str(model), "--host", "127.0.0.2"], tmp_path, health_host="127.0.0.2") as srv:
+        assert {(ip, port) for _, _, ip, port in listening({srv.proc.pid})} == {("127.0.0.2", srv.port)}
