@@ -14,6 +14,7 @@ variable                        meaning
 ``SSE_NP_DISABLE_NUMBA``        a true value (1/true/yes/on) never imports numba
 ``SSE_NP_TOKEN_CACHE_BYTES``    bound of the tokenizer's chunk cache (an int >= 0)
 ``SSE_NP_SERVE_CONFIG``         the server's configuration as JSON (worker processes)
+``SSE_NP_API_KEY``              the server's API keys (comma-separated), as ``--api-key``
 ==============================  =================================================
 """
 
@@ -29,6 +30,7 @@ BACKEND = "SSE_NP_BACKEND"
 DISABLE_NUMBA = "SSE_NP_DISABLE_NUMBA"
 TOKEN_CACHE_BYTES = "SSE_NP_TOKEN_CACHE_BYTES"
 SERVE_CONFIG = "SSE_NP_SERVE_CONFIG"
+API_KEY = "SSE_NP_API_KEY"
 
 #: The engine back-ends a model can be loaded with.
 BACKENDS = ("auto", "numba", "numpy")
@@ -93,3 +95,8 @@ def serve_config() -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{SERVE_CONFIG} must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def api_keys() -> list[str]:
+    """``$SSE_NP_API_KEY``: the server's API keys, comma-separated (empty when unset)."""
+    return [key.strip() for key in _read(API_KEY).split(",") if key.strip()]

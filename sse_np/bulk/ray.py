@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,26 @@ def require_ray() -> Any:
     except ImportError:
         raise missing_extra("Ray bulk embedding", "ray") from None
     return ray
+
+
+def init_loopback(ray: Any, **kwargs: Any) -> None:
+    """Start a one-node Ray cluster of this machine that listens on the loopback interface only.
+
+    Ray has no authentication of its own worth the name: a cluster reachable from the network runs
+    anyone's code. ``_node_ip_address="127.0.0.1"`` alone is not enough: on Linux, Ray (2.4x-2.60)
+    rewrites a loopback node address to the machine's outward one unless
+    ``ray_constants.ENABLE_RAY_CLUSTER`` is false (``$RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read
+    when ray is imported), and gcs_server, raylet and the workers then bind ``*:PORT``. With
+    the address kept at 127.0.0.1 they bind 127.0.0.1 only. No dashboard either.
+    """
+    from ray._private import ray_constants
+
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False  # services.get_node_ip_address reads it at each call
+    try:
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def _cpus_held() -> int:
@@ -209,7 +230,7 @@ def embed_dataset(
     ray = require_ray()
     if num_actors is None:
         if not ray.is_initialized():
-            ray.init()
+            init_loopback(ray)
         most = max(1, int(ray.cluster_resources().get("CPU", 1) // num_cpus_per_actor))
         # Autoscaling: a fixed pool holding every CPU would starve the Parquet read tasks.
         pool = ray.data.ActorPoolStrategy(min_size=1, max_size=most)
@@ -266,10 +287,14 @@ class FileEncoder:
         assert target.file is not None  # opened: AtomicOutput's default
         try:
             writer = ParquetWriter(target.file, self.dim)
-            for chunk in read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size):
+            for i, chunk in enumerate(
+                read_chunks(row["input"], self.fields, self.keep, self.id_field, chunk_rows=self.batch_size)
+            ):
                 vectors = self.model.encode(chunk.texts, self.dim, batch_size=self.batch_size, normalize=self.normalize)
                 with target.writing():
                     writer.write(vectors, chunk.kept)
+                if i == 0:
+                    _test_gate()
             with target.writing():
                 writer.close()
                 target.commit()
@@ -277,6 +302,20 @@ class FileEncoder:
             target.abort()
             raise
         return {"input": row["input"], "output": row["output"], "rows": writer.rows}
+
+
+def _test_gate() -> None:
+    """Hold this actor half-way through a file while a test's gate is armed (``$SSE_NP_TEST_RAY_GATE``).
+
+    tests/bulk/test_ray.py kills an actor at this point: with the gate, the job cannot finish before
+    the test has done so. Unset (always, outside that test), it costs one environment lookup per file.
+    """
+    gate = os.environ.get("SSE_NP_TEST_RAY_GATE")
+    if not gate or not os.path.exists(os.path.join(gate, "armed")):
+        return
+    Path(gate, f"{os.getpid()}.mid-file").touch()
+    while not os.path.exists(os.path.join(gate, "go")):
+        time.sleep(0.01)
 
 
 def _model_fingerprint(model: Any) -> str:
@@ -438,12 +477,10 @@ def run_cli(args: Any) -> int:
     started = not ray.is_initialized()
     if started:
         local = args.ray == "local"  # a one-node cluster of this machine, on the loopback interface only
-        ray.init(
-            address=None if local else args.ray,
-            include_dashboard=False,
-            log_to_driver=False,
-            **({"_node_ip_address": "127.0.0.1"} if local else {}),
-        )
+        if local:
+            init_loopback(ray, log_to_driver=False)
+        else:
+            ray.init(address=args.ray, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = bool(args.progress)
     try:
         cpus = ray.cluster_resources().get("CPU", 1)

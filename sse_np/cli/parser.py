@@ -44,6 +44,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _add_model_args(parser: argparse.ArgumentParser, threads: bool = False) -> None:
     """``--model`` (and ``--threads``), the same on every subcommand."""
     parser.add_argument(
@@ -398,6 +408,43 @@ def _add_serve_parser(sub: Any) -> None:
         choices=("auto", "numba", "numpy"),
         default=None,
         help="engine back-end (default: $SSE_NP_BACKEND or auto)",
+    )
+    p.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=None,
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every route but /health, repeatable (default: "
+        "$SSE_NP_API_KEY, comma-separated; none: no authentication). Prefer the variable: "
+        "a command line is visible to other users of the machine",
+    )
+    p.add_argument(
+        "--client-timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a client has to send a whole request, from connecting or from its previous "
+        "response; idle connections are closed after it (default: 15)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=None,
+        help="most open connections per process; at the cap a new one evicts the longest idle (default: 1024)",
+    )
+    p.add_argument(
+        "--max-bytes-in-flight",
+        type=_positive_int,
+        default=None,
+        help="request bytes being parsed and encoded at once per process; more wait (default: 67108864 (64 MiB))",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="at SIGTERM, most seconds requests in flight get to finish (default: 30)",
     )
     p.add_argument(
         "--log-level",

@@ -9,10 +9,20 @@ def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT."""
     _refuse_busy_port(args.host, args.port)  # one line instead of uvicorn's ERROR and exit 3
     from .. import serve  # names the 'serve' extra when starlette is missing
+    from ..settings import api_keys
 
     limits = {
         key: getattr(args, key)
-        for key in ("max_inputs", "max_text_chars", "max_body_bytes", "inline_chars", "max_length")
+        for key in (
+            "max_inputs",
+            "max_text_chars",
+            "max_body_bytes",
+            "inline_chars",
+            "max_length",
+            "client_timeout",
+            "max_connections",
+            "max_bytes_in_flight",
+        )
         if getattr(args, key) is not None
     }  # unset: the defaults of sse_np.serve
     config = serve.ServeConfig(
@@ -22,9 +32,17 @@ def run(args: argparse.Namespace) -> int:
         batching=args.batching,
         backend=args.backend,
         indexes=list(args.index or []),
+        api_keys=args.api_keys or api_keys(),
         **limits,
     )
-    serve.run(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
+    serve.run(
+        config,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        graceful_timeout=args.drain_timeout,
+    )
     return 0
 
 

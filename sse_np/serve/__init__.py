@@ -43,6 +43,13 @@ GIL) run in parallel. bench/serve.py measured both choices. SIGTERM or
 SIGINT: the server stops accepting connections, requests in flight finish,
 requests that still arrive get 503.
 
+Limits (``sse-np serve``): a client has ``--client-timeout`` seconds to send a whole request;
+at ``--max-connections`` a new connection evicts the longest-idle one
+(:mod:`~sse_np.serve.connections`, uvicorn only); bodies over 64 KiB are parsed in a thread
+after a cheap check of how many JSON values they hold; ``--max-bytes-in-flight`` bounds the
+request bytes being handled at once (:mod:`~sse_np.serve.admission`). ``--api-key`` /
+``$SSE_NP_API_KEY``: a Bearer key on every route but ``/health`` (:mod:`~sse_np.serve.auth`).
+
 Modules: :mod:`~sse_np.serve.config` (limits, models), :mod:`~sse_np.serve.protocol`
 (parsing, error shapes), :mod:`~sse_np.serve.batching` (encoding, micro-batching),
 :mod:`~sse_np.serve.metrics`, :mod:`~sse_np.serve.routes`, :mod:`~sse_np.serve.application`

@@ -12,10 +12,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from ..settings import serve_config
+from .auth import BearerAuth
 from .batching import ServerState
 from .config import (
     DEFAULT_INLINE_CHARS,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BYTES_IN_FLIGHT,
     DEFAULT_MAX_INPUTS,
     DEFAULT_MAX_TEXT_CHARS,
     ServeConfig,
@@ -43,6 +45,8 @@ def app(
     backend: str | None = None,
     indexes: Any = None,
     max_length: int | None = None,
+    api_keys: list[str] | tuple[str, ...] = (),
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT,
 ) -> Starlette:
     """The embeddings server as a Starlette ASGI app (serve it with uvicorn, hypercorn, granian...).
 
@@ -77,6 +81,11 @@ def app(
     max_length : int, optional
         Every model's default ``max_length`` (tokens kept per text); default
         each model's own (model2vec: 512, others: all).
+    api_keys : list of str
+        When given, every route but ``/health`` needs ``Authorization: Bearer KEY`` with one of
+        them (else 401, OpenAI's error shape). Compared in constant time; never logged.
+    max_bytes_in_flight : int
+        Request bytes (bodies over 64 KiB) read, parsed and encoded at once; later requests wait.
 
     Returns
     -------
@@ -92,7 +101,11 @@ def app(
         inline_chars=non_negative(inline_chars, "inline_chars"),
         batching=batching,
         backend=backend,
+        api_keys=list(api_keys),
+        max_bytes_in_flight=positive(max_bytes_in_flight, "max_bytes_in_flight"),
     )
+    if any(not isinstance(key, str) or not key or key != key.strip() for key in config.api_keys):
+        raise ValueError("api_keys must be non-empty strings without surrounding spaces")
     loaded = load_models(models, threads, backend)
     if max_length is not None:  # each model's default for every request (model2vec's is 512)
         for model in loaded.values():
@@ -114,9 +127,10 @@ def app(
                 state.pool.shutdown(wait=True)
                 state.pool = None
 
-    application = Starlette(
-        routes=build_routes(state), middleware=[Middleware(Observe, state=state)], lifespan=lifespan
-    )
+    middleware = [Middleware(Observe, state=state)]  # outermost: 401s are counted too
+    if config.api_keys:
+        middleware.append(Middleware(BearerAuth, keys=config.api_keys))
+    application = Starlette(routes=build_routes(state), middleware=middleware, lifespan=lifespan)
     application.state.sse_np = state
     return application
 
@@ -161,7 +175,12 @@ def create_app() -> Starlette:
 
     Reads a :class:`ServeConfig` as JSON from ``$SSE_NP_SERVE_CONFIG`` (all fields optional).
     """
-    return app_from(ServeConfig(**serve_config()))
+    config = ServeConfig(**serve_config())
+    with contextlib.suppress(ImportError):  # uvicorn's worker: its connections' limits in this process
+        from .connections import configure
+
+        configure(config.client_timeout, config.max_connections)
+    return app_from(config)
 
 
 def app_from(config: ServeConfig) -> Starlette:
@@ -177,4 +196,6 @@ def app_from(config: ServeConfig) -> Starlette:
         backend=config.backend,
         indexes=config.indexes,
         max_length=config.max_length,
+        api_keys=config.api_keys,
+        max_bytes_in_flight=config.max_bytes_in_flight,
     )

@@ -9,16 +9,19 @@ release the GIL) run in parallel. ``bench/serve.py`` measured both choices.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from starlette.requests import Request
 
+from .admission import ByteBudget
 from .config import ServeConfig
 from .metrics import Metrics
-from .protocol import ApiError, type_name
+from .protocol import SMALL_BODY, ApiError, declared_length, parse_body, read_body, type_name
 
 
 class ServerState:
@@ -34,6 +37,18 @@ class ServerState:
         self.pool: ThreadPoolExecutor | None = None
         self.coalescers: dict[str, Coalescer] = {}
         self.indexes: dict[str, Any] = {}  # name -> sse_np.Index, for /v1/search
+        self.budget = self.metrics.budget = ByteBudget(config.max_bytes_in_flight)
+
+    def admit(self, request: Request) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Wait for room in ``--max-bytes-in-flight`` for this request's body (its declared length, or the
+        body limit when it declares none); small bodies go straight in."""
+        length = declared_length(request, self.config.max_body_bytes)
+        cost = self.config.max_body_bytes if length is None else length
+        return contextlib.nullcontext() if cost <= SMALL_BODY else self.budget.hold(cost)
+
+    async def read(self, request: Request) -> Any:
+        """The request's JSON body (limits checked; large bodies parsed off the event loop)."""
+        return await parse_body(await read_body(request, self.config.max_body_bytes), self.config.max_inputs)
 
     def executor(self) -> ThreadPoolExecutor:
         if self.pool is None:

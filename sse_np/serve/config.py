@@ -21,6 +21,14 @@ DEFAULT_MAX_INPUTS = 2048  # OpenAI's own limit per request
 DEFAULT_MAX_TEXT_CHARS = 200_000
 DEFAULT_MAX_BODY_BYTES = 32 * 2**20
 DEFAULT_INLINE_CHARS = 512  # requests up to this many characters are encoded on the event loop
+# A client has this long to send a whole request (head and body), from its connection's start or its
+# previous response; idle keep-alive connections are closed after it too (slowloris, idle fd hoarding).
+DEFAULT_CLIENT_TIMEOUT = 15.0
+DEFAULT_MAX_CONNECTIONS = 1024  # at the cap a new connection evicts the longest-idle one
+# Request bytes being parsed or encoded at once; more wait their turn. Encoding peaks at a multiple
+# of the body's size (vectors, token ids, the float JSON answer): this bounds the server's memory.
+DEFAULT_MAX_BYTES_IN_FLIGHT = 64 * 2**20
+DEFAULT_DRAIN_TIMEOUT = 30.0  # at shutdown, most seconds requests in flight get to finish
 
 
 @dataclass
@@ -41,6 +49,10 @@ class ServeConfig:
     backend: str | None = None
     indexes: list[str] = field(default_factory=list)  # "NAME=DIR" specs of saved sse_np.Index folders
     max_length: int | None = None  # every model's default token limit (None: each model's own)
+    api_keys: list[str] = field(default_factory=list)
+    client_timeout: float = DEFAULT_CLIENT_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT
 
 
 def name_of(spec: str) -> tuple[str, str]:
@@ -141,3 +153,9 @@ def positive(value: Any, name: str) -> int:
     if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
+
+
+def positive_seconds(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)

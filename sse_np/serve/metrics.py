@@ -22,6 +22,7 @@ class Metrics:
         self.texts: dict[str, int] = {}
         self.tokens: dict[str, int] = {}
         self.in_flight = 0
+        self.budget: Any = None  # the ByteBudget of --max-bytes-in-flight, when there is one
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
@@ -73,6 +74,15 @@ class Metrics:
             "# TYPE sse_np_requests_in_flight gauge",
             f"sse_np_requests_in_flight {self.in_flight}",
         ]
+        if self.budget is not None:
+            lines += [
+                "# HELP sse_np_request_bytes_admitted Request bytes admitted (--max-bytes-in-flight).",
+                "# TYPE sse_np_request_bytes_admitted gauge",
+                f"sse_np_request_bytes_admitted {self.budget.used}",
+                "# HELP sse_np_requests_waiting Requests waiting for room in --max-bytes-in-flight.",
+                "# TYPE sse_np_requests_waiting gauge",
+                f"sse_np_requests_waiting {sum(not turn.cancelled() for _, turn in self.budget.waiting)}",
+            ]
         return "\n".join(lines) + "\n"
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,13 +49,26 @@ def type_name(value: Any) -> str:
     return {dict: "object", list: "array", type(None): "null"}.get(type(value), type(value).__name__)
 
 
-async def read_json(request: Request, limit: int) -> Any:
-    """The body as JSON, read incrementally and refused (413) as soon as it passes ``limit`` bytes."""
+SMALL_BODY = 64 * 1024  # bodies up to this size are parsed on the event loop (cheaper than a thread hop)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string: what a skeleton scan skips
+EXTRA_VALUES = 256  # JSON values a request may hold besides its texts (model, dimensions, unknown fields)
+
+
+def declared_length(request: Request, limit: int) -> int | None:
+    """The body's Content-Length, refused (413) at once when over ``limit``; None when not given."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
+    if length is None or not length.isdigit():
+        return None
+    if int(length) > limit:
         raise ApiError(
             413, f"request body is {int(length)} bytes, limit {limit} (--max-body-bytes)", None, "body_too_large"
         )
+    return int(length)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read incrementally and refused (413) as soon as it passes ``limit`` bytes."""
+    declared_length(request, limit)
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
@@ -63,8 +78,32 @@ async def read_json(request: Request, limit: int) -> Any:
             chunks.append(chunk)
     except ClientDisconnect:  # nobody to answer; not a server error
         raise ApiError(400, "the client disconnected before sending the whole body", None) from None
+    return b"".join(chunks)
+
+
+async def parse_body(raw: bytes, max_inputs: int) -> Any:
+    """The body as JSON: small ones on the event loop, larger ones in a thread after a cheap shape check."""
+    if len(raw) <= SMALL_BODY:
+        return parse_json(raw, None)
+    return await asyncio.get_running_loop().run_in_executor(None, parse_json, raw, max_inputs + EXTRA_VALUES)
+
+
+def parse_json(raw: bytes, max_values: int | None) -> Any:
+    """JSON (UTF-8 only); with ``max_values``, a body holding more values than a valid request can is
+    refused before it is parsed (``[{}, {}, ...]`` would otherwise take 1 GB and seconds to build)."""
+    if max_values is not None:
+        skeleton = _STRING.sub(b"", raw)  # what is left outside strings: a valid request's few brackets and commas
+        values = skeleton.count(b",") + skeleton.count(b"[") + skeleton.count(b"{")
+        if values > max_values:
+            raise ApiError(
+                413,
+                f"request body holds {values} JSON values outside strings; a request holds at most {max_values} "
+                "(its texts, limited by --max-inputs, and a few fields)",
+                None,
+                "too_many_values",
+            )
     try:  # JSON on the wire is UTF-8 (RFC 8259); json.loads(bytes) would also guess UTF-16/32
-        return json.loads(b"".join(chunks).decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})", None, "invalid_json") from None
     except ValueError as exc:

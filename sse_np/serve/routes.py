@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .batching import ServerState
-from .protocol import ApiError, b64, json_response, parse_bool, parse_dimensions, parse_texts, read_json, type_name
+from .protocol import ApiError, b64, json_response, parse_bool, parse_dimensions, parse_texts, type_name
 from .search import search_route
 
 log = logging.getLogger("sse_np.serve")
@@ -19,58 +19,46 @@ log = logging.getLogger("sse_np.serve")
 def build_routes(state: ServerState) -> list[Route]:
     async def embeddings(request: Request) -> Response:
         try:
-            body = await read_json(request, state.config.max_body_bytes)
-            if not isinstance(body, dict):
-                raise ApiError(400, f"request body is a JSON {type_name(body)}, expected an object", None)
-            name, model = state.pick(body.get("model"))
-            texts = parse_texts(body.get("input"), "input", state.config)
-            dim = parse_dimensions(body.get("dimensions"), model)
-            fmt = body.get("encoding_format") or "float"
-            if fmt not in ("float", "base64"):
-                raise ApiError(400, f"encoding_format must be 'float' or 'base64', got {fmt!r}", "encoding_format")
-            user = body.get("user")
-            if user is not None and not isinstance(user, str):
-                raise ApiError(400, f"user is {type_name(user)}, expected str", "user")
-            vectors, tokens = await state.encode(name, model, texts, dim, True, True)
-            state.metrics.count(name, len(texts), tokens)
-            if fmt == "base64":
-                data = [{"object": "embedding", "index": i, "embedding": b64(v)} for i, v in enumerate(vectors)]
-            else:
-                data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
-            return json_response(
-                {
-                    "object": "list",
-                    "data": data,
-                    "model": name,
-                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                }
-            )
+            async with state.admit(request):
+                return await embeddings_answer(request)
         except ApiError as exc:
             return exc.openai()
         except Exception:
             log.exception("internal error on /v1/embeddings")
             return ApiError(500, "internal server error").openai()
 
+    async def embeddings_answer(request: Request) -> Response:
+        body = await state.read(request)
+        if not isinstance(body, dict):
+            raise ApiError(400, f"request body is a JSON {type_name(body)}, expected an object", None)
+        name, model = state.pick(body.get("model"))
+        texts = parse_texts(body.get("input"), "input", state.config)
+        dim = parse_dimensions(body.get("dimensions"), model)
+        fmt = body.get("encoding_format") or "float"
+        if fmt not in ("float", "base64"):
+            raise ApiError(400, f"encoding_format must be 'float' or 'base64', got {fmt!r}", "encoding_format")
+        user = body.get("user")
+        if user is not None and not isinstance(user, str):
+            raise ApiError(400, f"user is {type_name(user)}, expected str", "user")
+        vectors, tokens = await state.encode(name, model, texts, dim, True, True)
+        state.metrics.count(name, len(texts), tokens)
+        if fmt == "base64":
+            data = [{"object": "embedding", "index": i, "embedding": b64(v)} for i, v in enumerate(vectors)]
+        else:
+            data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+        return json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     async def embed(request: Request) -> Response:
         try:
-            body = await read_json(request, state.config.max_body_bytes)
-            if not isinstance(body, dict):
-                raise ApiError(422, f"request body is a JSON {type_name(body)}, expected an object", None)
-            name, model = state.pick(body.get("model"))
-            texts = parse_texts(body.get("inputs"), "inputs", state.config)
-            dim = parse_dimensions(body.get("dimensions"), model)
-            normalize = parse_bool(body.get("normalize"), "normalize", True)
-            parse_bool(body.get("truncate"), "truncate", False)
-            direction = body.get("truncation_direction")
-            if direction is not None and (not isinstance(direction, str) or direction.lower() not in ("left", "right")):
-                raise ApiError(
-                    422, f"truncation_direction must be 'Left' or 'Right', got {direction!r}", "truncation_direction"
-                )
-            if body.get("prompt_name") is not None:
-                raise ApiError(422, "prompt_name: this model defines no prompts", "prompt_name")
-            vectors, tokens = await state.encode(name, model, texts, dim, normalize, False)
-            state.metrics.count(name, len(texts), tokens)
-            return json_response(vectors)
+            async with state.admit(request):
+                return await embed_answer(request)
         except ApiError as exc:
             if exc.status == 400:  # TEI answers malformed requests with 422
                 exc.status = 422
@@ -78,6 +66,26 @@ def build_routes(state: ServerState) -> list[Route]:
         except Exception:
             log.exception("internal error on /embed")
             return ApiError(500, "internal server error").tei()
+
+    async def embed_answer(request: Request) -> Response:
+        body = await state.read(request)
+        if not isinstance(body, dict):
+            raise ApiError(422, f"request body is a JSON {type_name(body)}, expected an object", None)
+        name, model = state.pick(body.get("model"))
+        texts = parse_texts(body.get("inputs"), "inputs", state.config)
+        dim = parse_dimensions(body.get("dimensions"), model)
+        normalize = parse_bool(body.get("normalize"), "normalize", True)
+        parse_bool(body.get("truncate"), "truncate", False)
+        direction = body.get("truncation_direction")
+        if direction is not None and (not isinstance(direction, str) or direction.lower() not in ("left", "right")):
+            raise ApiError(
+                422, f"truncation_direction must be 'Left' or 'Right', got {direction!r}", "truncation_direction"
+            )
+        if body.get("prompt_name") is not None:
+            raise ApiError(422, "prompt_name: this model defines no prompts", "prompt_name")
+        vectors, tokens = await state.encode(name, model, texts, dim, normalize, False)
+        state.metrics.count(name, len(texts), tokens)
+        return json_response(vectors)
 
     def model_card(name: str, model: Any) -> dict[str, Any]:
         return {

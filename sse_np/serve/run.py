@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import missing_extra
 from .application import app_from
-from .config import CONFIG_ENV, ServeConfig
+from .config import CONFIG_ENV, DEFAULT_DRAIN_TIMEOUT, ServeConfig
 
 
 def run(
@@ -19,14 +19,15 @@ def run(
     port: int = 8080,
     workers: int = 1,
     log_level: str = "info",
-    graceful_timeout: float | None = 30.0,
+    graceful_timeout: float | None = DEFAULT_DRAIN_TIMEOUT,
 ) -> None:
     """Serve with uvicorn until SIGTERM/SIGINT (requests in flight finish first).
 
     Parameters
     ----------
     config : ServeConfig
-        Models and limits.
+        Models and limits; ``client_timeout`` and ``max_connections`` apply to the connections
+        (:mod:`sse_np.serve.connections`).
     host, port : str, int
         Where to listen.
     workers : int
@@ -42,7 +43,12 @@ def run(
         import uvicorn
     except ImportError:
         raise missing_extra("sse_np.serve", "serve") from None
+    from .connections import configure
+
+    configure(config.client_timeout, config.max_connections)
     options: dict[str, Any] = dict(
+        http="sse_np.serve.connections:GuardedAuto",  # client deadline and connection cap (by name: workers too)
+        timeout_keep_alive=config.client_timeout,
         host=host,
         port=port,
         log_level=log_level,

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .batching import ServerState
-from .protocol import ApiError, is_int, json_response, parse_texts, read_json, type_name
+from .protocol import ApiError, is_int, json_response, parse_texts, type_name
 
 log = logging.getLogger("sse_np.serve")
 _MODES = ("dense", "bm25", "hybrid")
@@ -26,15 +26,16 @@ _MODES = ("dense", "bm25", "hybrid")
 def search_route(state: ServerState) -> Callable[[Request], Awaitable[Response]]:
     async def search(request: Request) -> Response:
         try:
-            body = await read_json(request, state.config.max_body_bytes)
-            if not isinstance(body, dict):
-                raise ApiError(400, f"request body is a JSON {type_name(body)}, expected an object", None)
-            name, index = _pick(state, body.get("index"))
-            queries = parse_texts(body.get("query"), "query", state.config)
-            k, mode, dim = _options(body, index)
-            hits = await run_in_threadpool(index.search, queries, k, mode=mode, dim=dim)
-            data = [{"index": i, "hits": h} for i, h in enumerate(hits)]
-            return json_response({"object": "list", "index": name, "mode": mode, "data": data})
+            async with state.admit(request):  # the same body limits and bytes-in-flight budget as /v1/embeddings
+                body = await state.read(request)
+                if not isinstance(body, dict):
+                    raise ApiError(400, f"request body is a JSON {type_name(body)}, expected an object", None)
+                name, index = _pick(state, body.get("index"))
+                queries = parse_texts(body.get("query"), "query", state.config)
+                k, mode, dim = _options(body, index)
+                hits = await run_in_threadpool(index.search, queries, k, mode=mode, dim=dim)
+                data = [{"index": i, "hits": h} for i, h in enumerate(hits)]
+                return json_response({"object": "list", "index": name, "mode": mode, "data": data})
         except ApiError as exc:
             return exc.openai()
         except Exception:

@@ -77,7 +77,12 @@ def _alive(pid: int) -> bool:
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     from ray.cluster_utils import Cluster
 
-    env = {"RAY_USAGE_STATS_ENABLED": "0", "SSE_NP_DISABLE_NUMBA": "1"}  # numpy engine: same bits, no compile
+    gate = tmp_path_factory.mktemp("gate")  # sse_np.bulk.ray._test_gate: armed by a test that kills an actor
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "SSE_NP_DISABLE_NUMBA": "1",  # numpy engine: same bits, no compile
+        "SSE_NP_TEST_RAY_GATE": str(gate),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     before = _descendants(os.getpid())
@@ -88,6 +93,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     try:
         cluster.add_node(**node_args)
         cluster.wait_for_nodes()
+        cluster.gate = gate
         yield cluster
     finally:
         if ray.is_initialized():
@@ -157,24 +163,33 @@ def test_cli_ray_survives_a_killed_actor(cluster, model_dir, corpus, tmp_path) -
         except BaseException as exc:  # reported by the assertion below
             result["error"] = exc
 
-    ours = _descendants(os.getpid())
+    gate: Path = cluster.gate
+    (gate / "armed").touch()  # every actor stops after the first chunk of its first file, until "go"
     job = threading.Thread(target=run)
     job.start()
-    killed, done_at_kill = None, None
-    deadline = time.monotonic() + 60
-    while job.is_alive() and time.monotonic() < deadline and killed is None:
-        busy = [p for p in _descendants(os.getpid()) - ours if "FileEncoder" in _cmdline(p) and _alive(p)]
-        partial = list(out.glob(".part-*.partial*")) if out.is_dir() else []
-        if busy and partial:  # an actor is half-way through a file
-            done_at_kill = len(list(out.glob("part-*.parquet")))
-            killed = busy[0]
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.02)
-    job.join(timeout=90)
+    try:
+        waiting: list[Path] = []
+        for _ in range(60_000):  # a hang guard, not a time limit: an actor reaches the gate
+            waiting = list(gate.glob("*.mid-file"))
+            if waiting or not job.is_alive():
+                break
+            time.sleep(0.01)
+        assert waiting, "no actor reached the gate"
+        done_at_kill = len(list(out.glob("part-*.parquet")))
+        assert list(out.glob(".part-*.partial*"))  # it is half-way through a file
+        killed = int(waiting[0].name.split(".")[0])
+        os.kill(killed, signal.SIGKILL)
+    finally:
+        (gate / "go").touch()
+        job.join(timeout=300)
+        for name in ("armed", "go"):
+            (gate / name).unlink()
+        for marker in gate.glob("*.mid-file"):
+            marker.unlink()
     assert not job.is_alive()
     assert "error" not in result, result.get("error")
     assert result["rc"] == 0
-    assert killed is not None and done_at_kill < N_FILES, "the job ended before an actor could be killed"
+    assert done_at_kill < N_FILES
     got_ids, vectors = _read_output(out)
     assert sorted(got_ids) == sorted(ids) and len(set(got_ids)) == len(ids)  # every id exactly once
     assert got_ids == ids  # files and rows in input order

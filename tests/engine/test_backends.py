@@ -123,8 +123,11 @@ def test_auto_answers_on_numpy_then_switches(full_small):
         assert m.backend == "auto"
         print("numba" in sys.modules)
         texts = ["first request", "naïve café", ""]
+        gate = m.engine._load_lock  # held here, the background warm-up cannot finish before the check
+        gate.acquire()
         first = m.encode(texts, 32)
         print(m.engine.status == "loading")
+        gate.release()
         assert m.warmup() == "numba"
         later = m.encode(texts, 32)
         ref = sse_np.load({str(full_small[0])!r}, backend="numpy").encode(texts, 32)

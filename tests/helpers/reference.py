@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-torch = __import__("pytest").importorskip("torch", reason="torch not installed: parity tests need the test extra")
-from tokenizers import Tokenizer  # noqa: E402
+# Imported, not importorskip'ed: a missing or broken torch (the test extra pins it) must fail the
+# parity tests loudly, not skip them and leave the run green (tests/helpers/skips.py).
+import torch
+from tokenizers import Tokenizer
 
 
 def reference_tokenize(tokenizer_path: Path, texts: list[str]) -> list[list[int]]:

@@ -110,3 +110,16 @@ def test_chunk_cache_is_bounded_in_bytes(tokenizer_json):
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current < 3 * bound, f"{current} bytes still allocated with a {bound}-byte cache"
+
+
+@pytest.mark.parametrize("bound", [0, 5_000])
+def test_token_cache_bytes_environment_variable(tmp_path, tokenizer_json, monkeypatch, bound):
+    """$SSE_NP_TOKEN_CACHE_BYTES bounds a tokenizer built without cache_bytes (the Guarantees' promise)."""
+    monkeypatch.setenv("SSE_NP_TOKEN_CACHE_BYTES", str(bound))
+    path = tmp_path / "tokenizer.json"
+    write_tokenizer(tokenizer_json, path, None)
+    tt = TextTokenizer(load_tokenizer(path))
+    assert tt.cache_bytes == bound
+    texts = [f"word{i} other{i}" for i in range(3000)]
+    assert ours(tt, texts) == reference_ids(load_tokenizer(path), texts)
+    assert 0 <= tt.cache_used <= bound
