@@ -62,12 +62,25 @@ def load_documents(n: int) -> tuple[list[str], list[str]]:
 
 
 class STEncoder:
-    """sentence-transformers on sse_np's default weights (StaticEmbedding + DyT), as bench/engines.py."""
+    """sentence-transformers on sse_np's default weights: StaticEmbedding + DyT (bench/engines.py's modules).
+
+    The table is handed over as float32: given the stored float16 table, sentence-transformers would run
+    the whole model (DyT included, its parameters rounded) in float16, which is neither the model's
+    semantics nor torch's fast path on a CPU.
+    """
 
     def __init__(self, model_dir: str, dim: int) -> None:
+        from bench.engines import _sse_params
+
         self.pipe = STPipeline()
         self.pipe.imports()
-        self.pipe.load({"full": model_dir}, "full", {"torch_threads": os.cpu_count() or 1})
+        self.pipe.torch.set_num_threads(os.cpu_count() or 1)
+        table, dyt = _sse_params(model_dir)
+        tok = self.pipe.Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+        static = self.pipe.StaticEmbedding(tok, embedding_weights=table.astype(np.float32))
+        head = self.pipe.DyT(dyt["dyt.alpha"], dyt["dyt.beta"], dyt["dyt.bias"])
+        self.pipe.model = self.pipe.ST(modules=[static, head], device="cpu")
+        self.pipe.model.eval()
         self.dim = dim
 
     def __call__(self, texts: list[str]) -> np.ndarray:
