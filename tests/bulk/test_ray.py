@@ -30,7 +30,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 import sse_np  # noqa: E402
 from helpers.models import make_random_model  # noqa: E402
-from sse_np.bulk.ray import MANIFEST, embed_dataset, vectors_of  # noqa: E402
+from sse_np.bulk.ray import embed_dataset, vectors_of  # noqa: E402
+from sse_np.bulk.ray_job import MANIFEST  # noqa: E402
 from sse_np.cli import main  # noqa: E402
 
 DIM = 32

@@ -20,6 +20,7 @@ import sse_np
 from helpers.cli import Files, fails
 from helpers.models import make_random_model
 from sse_np.bulk import ray as bulk_ray
+from sse_np.bulk import ray_job
 from sse_np.cli.parser import build_parser
 
 
@@ -93,7 +94,7 @@ def _done_job(corpus: Path, out: Path, model_dir: Path, *extra: str) -> None:
     model = sse_np.load(model_dir, backend="numpy")
     files = sorted(corpus.glob("*.parquet"))
     out.mkdir()
-    bulk_ray._check_manifest(out, bulk_ray._manifest(args, model, model.get_embedding_dimension(), files, corpus))
+    ray_job._check_manifest(out, ray_job._manifest(args, model, model.get_embedding_dimension(), files, corpus))
     for path in files:
         pq.write_table(pa.table({"embedding": [[0.0] * 8]}), out / path.name)
 
