@@ -13,8 +13,6 @@ from typing import Any
 
 # (test id pattern, skip reason pattern): both must match (re.search).
 ALLOWED: list[tuple[str, str]] = [
-    # README snippets that import packages sse_np does not depend on (and use the network)
-    (r"^tests/test_first_contact\.py::test_readme_snippet_runs\[", r"needs \w+ \(and the network\)"),
     # sse-np bench --url uses wrk when it is on the PATH (a Debian package, not a Python one); the built-in
     # client's tests run everywhere
     (r"^tests/bench/test_bench_http\.py::test_wrk_when_on_the_path", r"wrk is not installed"),
