@@ -182,6 +182,7 @@ class AtomicOutput:
             )
         except OSError as exc:
             raise DataError(self.where.path, f"cannot write in {self.dest.parent} ({exc.strerror or exc})") from None
+        _PARTIALS.add(tmp)  # a signal before the caller's try/abort still finds it (remove_partials)
         self.tmp = self.path = Path(tmp)
         if open_file:
             self.file = _fdopen(fd, "w+b")
@@ -206,6 +207,7 @@ class AtomicOutput:
             mode = 0o666 & ~_umask()
         os.chmod(self.tmp, mode)
         os.replace(self.tmp, self.dest)
+        _PARTIALS.discard(str(self.tmp))
 
     def abort(self) -> None:
         try:
@@ -216,6 +218,7 @@ class AtomicOutput:
         finally:
             if self.tmp is not None:
                 self.tmp.unlink(missing_ok=True)
+                _PARTIALS.discard(str(self.tmp))
 
     def failed(self, exc: OSError) -> DataError:
         """A write error as a one-line error naming the output (``[Errno 28]`` alone names no file)."""
@@ -233,6 +236,15 @@ class AtomicOutput:
 
 
 _fdopen = os.fdopen  # the seam a test uses to fill the disk
+_PARTIALS: set[str] = set()  # temporary files made and neither committed nor aborted yet
+
+
+def remove_partials() -> None:
+    """Remove every temporary output not yet committed (a command interrupted by a signal, on its way out)."""
+    for name in list(_PARTIALS):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        _PARTIALS.discard(name)
 
 
 def _umask() -> int:

@@ -125,10 +125,13 @@ def _run(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except KeyboardInterrupt:
+        _remove_partials()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     except Terminated as exc:
         import signal
+
+        _remove_partials()
 
         print(f"{PROG}: terminated ({signal.Signals(exc.signum).name})", file=sys.stderr)
         return 128 + exc.signum
@@ -144,3 +147,10 @@ def _run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _remove_partials() -> None:
+    """A signal can land between an output's creation and the code that would abort it: remove what is left."""
+    from ..bulk.writers import remove_partials
+
+    remove_partials()
