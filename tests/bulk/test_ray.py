@@ -30,32 +30,13 @@ import pyarrow.parquet as pq  # noqa: E402
 
 import sse_np  # noqa: E402
 from helpers.models import make_random_model  # noqa: E402
+from helpers.sockets import descendants  # noqa: E402
 from sse_np.bulk.ray import embed_dataset, vectors_of  # noqa: E402
 from sse_np.bulk.ray_job import MANIFEST  # noqa: E402
 from sse_np.cli import main  # noqa: E402
 
 DIM = 32
 N_FILES, ROWS = 8, 500
-
-
-def _descendants(root: int) -> set[int]:
-    """Pids of the processes below ``root`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -86,7 +67,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    before = _descendants(os.getpid())
+    before = descendants(os.getpid())
     node_args = dict(
         num_cpus=1, object_store_memory=100 * 1024 * 1024, include_dashboard=False, node_ip_address="127.0.0.1"
     )
@@ -99,7 +80,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        started = _descendants(os.getpid()) - before
+        started = descendants(os.getpid()) - before
         cluster.shutdown()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and any(_alive(p) for p in started):
