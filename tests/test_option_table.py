@@ -84,6 +84,14 @@ OPTION_TESTS: dict[str, str] = {
     "serve --max-bytes-in-flight": "tests/serve/test_admission.py::test_max_bytes_in_flight_makes_large_requests_wait",
     "serve --drain-timeout": "tests/serve/test_options.py::test_drain_timeout_bounds_shutdown",
     "serve --log-level": "tests/serve/test_auth.py::test_api_keys_from_the_command_line_and_never_logged",
+    "bench --backend": "tests/bench/test_userbench.py::test_compare_on_the_command_line",
+    "bench --no-progress": "tests/bench/test_bench_options.py::test_progress_options_override_the_terminal",
+    "bench --no-wrk": "tests/bench/test_bench_options.py::test_no_wrk_keeps_the_built_in_client",
+    "bench --progress": "tests/bench/test_bench_options.py::test_progress_options_override_the_terminal",
+    "bench --threads": "tests/bench/test_userbench.py::test_compare_on_the_command_line",
+    "eval --hybrid-weight": "tests/eval/test_eval_modes.py::test_cli_hybrid_weight_1_is_dense_and_0_is_bm25",
+    "eval --split": "tests/eval/test_eval_modes.py::test_cli_split_and_per_query",
+    "eval --per-query": "tests/eval/test_eval_modes.py::test_cli_split_and_per_query",
     "SSE_NP_MODEL": "tests/test_first_contact.py::test_slim_install_without_numba",
     "SSE_NP_THREADS": "tests/test_api.py::test_threads_setting",
     "SSE_NP_BACKEND": "tests/engine/test_backends.py::test_encode_with_progress_says_when_kernels_compile",
@@ -94,14 +102,6 @@ OPTION_TESTS: dict[str, str] = {
 }
 
 GAPS: dict[str, str] = {
-    "bench --backend": "no test yet",
-    "bench --no-progress": "no test yet",
-    "bench --no-wrk": "no test yet",
-    "bench --progress": "no test yet",
-    "bench --threads": "no test yet",
-    "eval --hybrid-weight": "no test yet",
-    "eval --split": "no test yet",
-    "eval --per-query": "no test yet",
     "encode --actors": "no test yet",
     "encode --calibration": "no test yet",
     "download --force": "no test yet",
@@ -144,4 +144,4 @@ def test_every_named_test_exists() -> None:
 
 
 def test_the_gaps_only_shrink() -> None:
-    assert len(GAPS) <= 12  # 6 at the table's start, 6 options that arrived with parallel work (bench, eval)
+    assert len(GAPS) <= 4

@@ -137,10 +137,13 @@ def test_compare_on_the_command_line(first_run, small_model, tmp_path, capsys) -
     old.write_text(json.dumps(_scaled(res, "calls of 32/s", 1e6)))  # a past run a million times faster
     data, new = _lines(tmp_path), tmp_path / "new.json"
     args = ["bench", "--model", str(small_model), "--data", str(data), "--dim", "16", *FAST, "--compare", str(old)]
-    assert main([*args, "--json", str(new)]) == 0
+    assert main([*args, "--threads", "1", "--json", str(new)]) == 0
     out = capsys.readouterr().out
-    settings = json.loads(new.read_text())["settings"]
-    assert json.loads(new.read_text())["dim"] == settings["dim"] == 16 and settings["data"] == str(data)
+    res = json.loads(new.read_text())
+    settings = res["settings"]
+    assert res["dim"] == settings["dim"] == 16 and settings["data"] == str(data)
+    assert res["model"]["threads"] == settings["threads"] == 1  # the model the workloads ran on
+    assert "back-end  numpy; threads 1" in out
     assert "compared with the earlier run" in out
     line = next(line for line in out.splitlines() if line.startswith("calls of 32/s"))
     assert line.rstrip().endswith("WORSE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import sse_np
+from sse_np.cli import main
 from sse_np.eval import evaluate, format_report, query_metrics, write_beir
 from sse_np.index import Index
 
@@ -63,3 +65,37 @@ def test_cli_json_carries_every_mode(data, tmp_path):
     report = json.loads(out.read_text())
     assert set(report["mean_by_retrieval"]) == {"bm25", "hybrid"}
     assert set(report["mean_by_retrieval"]["hybrid"]["64"]) == {"ndcg@10", "mrr@10", "map@100", "recall@100"}
+
+
+def _eval_json(tmp_path, folder, *extra: str) -> dict:
+    out = tmp_path / "report.json"
+    assert main(["eval", str(folder), "--dims", "64", "-q", "--json", str(out), *extra]) == 0
+    return json.loads(out.read_text())
+
+
+def test_cli_split_and_per_query(data, tmp_path):
+    """--split reads qrels/<SPLIT>.tsv (here judging q2 and q3 only); --per-query adds every query's metrics
+    and ranking to the JSON, which has neither without it."""
+    data = shutil.copytree(data, tmp_path / "tiny")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq2\td3\t1\nq3\td2\t1\n", encoding="utf-8")
+    plain = _eval_json(tmp_path, data)["datasets"]["tiny"]
+    assert plain["n_queries"] == 3 and "per_query" not in plain and "run" not in plain
+    dev = _eval_json(tmp_path, data, "--split", "dev", "--per-query")
+    assert dev["settings"]["split"] == "dev" and dev["datasets"]["tiny"]["n_queries"] == 2
+    per_query, run = dev["datasets"]["tiny"]["per_query"]["64"], dev["datasets"]["tiny"]["run"]["64"]
+    assert set(per_query) == set(run) == {"q2", "q3"}
+    for qid, row in per_query.items():
+        assert row == pytest.approx(query_metrics(run[qid]["doc_ids"], QRELS[qid]))
+    mean = np.mean([row["ndcg@10"] for row in per_query.values()])
+    assert dev["datasets"]["tiny"]["metrics"]["64"]["ndcg@10"] == pytest.approx(mean)
+
+
+def test_cli_hybrid_weight_1_is_dense_and_0_is_bm25(data, tmp_path):
+    """The fused score is weight * z(dense) + (1 - weight) * z(bm25): the ends give each ranking alone. Dense
+    and BM25 rank this corpus differently, so no single weight (the default, say) can give both."""
+    modes = "dense,bm25,hybrid"
+    dense_end = _eval_json(tmp_path, data, "--retrieval", modes, "--hybrid-weight", "1")["mean_by_retrieval"]
+    bm25_end = _eval_json(tmp_path, data, "--retrieval", modes, "--hybrid-weight", "0")["mean_by_retrieval"]
+    assert dense_end["dense"] == bm25_end["dense"] != bm25_end["bm25"] == dense_end["bm25"]
+    assert dense_end["hybrid"]["64"] == pytest.approx(dense_end["dense"]["64"])
+    assert bm25_end["hybrid"]["64"] == pytest.approx(bm25_end["bm25"]["64"])
