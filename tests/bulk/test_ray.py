@@ -201,6 +201,42 @@ def test_cli_ray_resumes_and_refuses_other_arguments(cluster, model_dir, corpus,
     assert "different arguments (dim: 32 then, 16 now)" in capsys.readouterr().err
 
 
+def _encoder_actors(cluster) -> set[str]:
+    """Ids of every FileEncoder actor the cluster has had, dead ones too (from Ray's control store: the
+    state API would need the dashboard, which the test cluster does not run)."""
+    from ray._private import state
+
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        return {key for key, actor in state.actors().items() if "FileEncoder" in actor["ActorClassName"]}
+    finally:
+        ray.shutdown()
+
+
+def test_cli_ray_actors_is_the_number_of_encoding_processes(cluster, model_dir, corpus, tmp_path) -> None:
+    """--actors 1 on a two-CPU cluster (where the default is two): Ray starts one encoding actor, and one
+    process encodes all 8 files. The gate is armed and open: each actor leaves its pid at each file's first
+    chunk and goes on."""
+    folder, ids, _ = corpus
+    out = tmp_path / "out"
+    args = ["encode", str(folder), "-o", str(out), "--model", str(model_dir), "--ray", cluster.address]
+    before = _encoder_actors(cluster)
+    gate: Path = cluster.gate
+    (gate / "armed").touch()
+    (gate / "go").touch()
+    try:
+        assert main([*args, "--no-progress", "--actors", "1"]) == 0
+        pids = {int(marker.name.split(".")[0]) for marker in gate.glob("*.mid-file")}
+    finally:
+        for name in ("armed", "go"):
+            (gate / name).unlink()
+        for marker in gate.glob("*.mid-file"):
+            marker.unlink()
+    assert len(_encoder_actors(cluster) - before) == 1
+    assert len(pids) == 1, pids
+    assert _read_output(out)[0] == ids
+
+
 def test_cli_ray_row_numbered_error(cluster, model_dir, tmp_path, capsys) -> None:
     folder = tmp_path / "bad"
     folder.mkdir()

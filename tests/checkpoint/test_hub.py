@@ -389,6 +389,26 @@ def test_cli_download_prints_the_folder_and_errors_clearly(hub, hub_env, tmp_pat
     assert err.startswith("sse-np: error: ") and "owner/absent" in err
 
 
+def test_cli_download_force_fetches_again(hub, hub_env, monkeypatch, capsys):
+    """Without --force a cached snapshot is used as it is (a weights file damaged in place stays damaged,
+    no file is requested); with --force every file is fetched again and the damage is gone."""
+    from sse_np.cli import main
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    assert main(["download", REPO]) == 0
+    weights = Path(capsys.readouterr().out.strip()) / "model.safetensors"
+    good = weights.read_bytes()
+    damaged = good[:-8] + bytes(8)  # same size: the size check cannot see it
+    weights.resolve().write_bytes(damaged)
+    files = len(hub.requests("cdn", "GET"))
+    assert main(["download", REPO]) == 0
+    assert Path(capsys.readouterr().out.strip()) == weights.parent
+    assert len(hub.requests("cdn", "GET")) == files and weights.read_bytes() == damaged
+    assert main(["download", REPO, "--force"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == weights.parent
+    assert len(hub.requests("cdn", "GET")) == files + 1 and weights.read_bytes() == good
+
+
 # Other formats by hub id, each with its real repository's file list ------------------
 def test_model2vec_and_static_embedding_repos_load_by_hub_id(hub, hub_env, tmp_path, monkeypatch):
     from helpers import static_models as sm

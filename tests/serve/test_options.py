@@ -109,6 +109,23 @@ def test_inline_chars_and_no_batching(model) -> None:
     zero.pool.shutdown()
 
 
+def test_backend_overrides_the_environment(model, tmp_path) -> None:
+    """The helper's servers run with numba switched off (SSE_NP_DISABLE_NUMBA=1), so a model cannot load on
+    numba there. --backend numpy serves even with $SSE_NP_BACKEND=numba; --backend numba is refused at start
+    where the default (auto) would have fallen back to NumPy."""
+    import numpy as np
+
+    import sse_np
+
+    with Server(["--model", str(model), "--backend", "numpy"], tmp_path, env={"SSE_NP_BACKEND": "numba"}) as srv:
+        resp = _post(srv, {"input": ["which back-end?"], "encoding_format": "float"})
+        assert resp.status_code == 200, resp.text
+        want = sse_np.load(model, backend="numpy").encode(["which back-end?"])
+        np.testing.assert_allclose(np.array(resp.json()["data"][0]["embedding"]), want[0], atol=1e-6)
+    with pytest.raises(RuntimeError, match=r"backend='numba' needs numba installed"):
+        Server(["--model", str(model), "--backend", "numba"], tmp_path)
+
+
 def test_drain_timeout_bounds_shutdown(model, tmp_path) -> None:
     """SIGTERM with a request that can never finish (its body never comes): the server still exits,
     after --drain-timeout; without the bound it would wait for that request forever."""
