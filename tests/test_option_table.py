@@ -37,11 +37,11 @@ OPTION_TESTS: dict[str, str] = {
     "serve --max-length": "tests/serve/test_serve.py::test_max_length_applies_to_every_served_model",
     "eval --dims": "tests/cli/test_cli.py::test_eval_table_json_plot",
     "eval --model": "tests/bulk/test_parquet.py::test_multi_field_equals_eval_document_text",
-    "eval --threads": "tests/cli/test_cli.py::test_encode_file",
+    "eval --threads": "tests/cli/test_cli_threads.py::test_eval_threads_and_batch_size",
     "eval --json": "tests/cli/test_cli.py::test_eval_table_json_plot",
     "eval --plot": "tests/cli/test_cli.py::test_eval_table_json_plot",
-    "eval --batch-size": "tests/bulk/test_parquet.py::test_round_trip_single_field",
-    "eval --precision": "tests/retrieval/test_quantization.py::test_encode_precision_and_cli_match_sentence_transformers",  # noqa: E501
+    "eval --batch-size": "tests/cli/test_cli_threads.py::test_eval_threads_and_batch_size",
+    "eval --precision": "tests/eval/test_eval_modes.py::test_cli_precision_adds_each_precision_and_its_bytes",
     "eval --quiet": "tests/cli/test_cli.py::test_eval_default_dims_and_quiet",
     "encode --output": "tests/cli/test_cli.py::test_encode_file",  # as -o
     "encode --format": "tests/cli/test_cli.py::test_encode_output_errors",
@@ -52,7 +52,7 @@ OPTION_TESTS: dict[str, str] = {
     "encode --ray": "tests/bulk/test_ray_private.py::test_local_cluster_listens_on_loopback_only",
     "encode --dim": "tests/cli/test_cli.py::test_encode_file",
     "encode --model": "tests/cli/test_cli.py::test_encode_file",
-    "encode --threads": "tests/cli/test_cli.py::test_encode_file",
+    "encode --threads": "tests/cli/test_cli_threads.py::test_encode_threads",
     "encode --batch-size": "tests/cli/test_cli.py::test_encode_gzip_and_chunk_boundaries",
     "encode --no-normalize": "tests/cli/test_cli.py::test_encode_stdin_raw",
     "encode --precision": "tests/retrieval/test_quantization.py::test_encode_precision_and_cli_match_sentence_transformers",  # noqa: E501
@@ -66,7 +66,7 @@ OPTION_TESTS: dict[str, str] = {
     "download --revision": "tests/checkpoint/test_hub.py::test_cli_download_prints_the_folder_and_errors_clearly",
     "download --dir": "tests/checkpoint/test_hub.py::test_cli_download_prints_the_folder_and_errors_clearly",
     "warmup --model": "tests/cli/test_cli.py::test_warmup_loads_numba_kernels",
-    "warmup --threads": "tests/cli/test_cli.py::test_encode_file",
+    "warmup --threads": "tests/cli/test_cli_threads.py::test_warmup_threads",
     "serve --model": "tests/serve/test_serve.py::test_openai_client_float",
     "serve --host": "tests/serve/test_options.py::test_host_default_is_loopback_and_host_binds_there",
     "serve --port": "tests/serve/test_serve.py::test_cli_parses_serve_without_importing_the_stack",

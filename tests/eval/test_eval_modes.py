@@ -99,3 +99,13 @@ def test_cli_hybrid_weight_1_is_dense_and_0_is_bm25(data, tmp_path):
     assert dense_end["dense"] == bm25_end["dense"] != bm25_end["bm25"] == dense_end["bm25"]
     assert dense_end["hybrid"]["64"] == pytest.approx(dense_end["dense"]["64"])
     assert bm25_end["hybrid"]["64"] == pytest.approx(bm25_end["bm25"]["64"])
+
+
+def test_cli_precision_adds_each_precision_and_its_bytes(data, tmp_path, capsys):
+    report = _eval_json(tmp_path, data, "--precision", "float32,binary")
+    assert report["precisions"] == ["float32", "binary"]
+    assert report["bytes_per_doc"] == {"float32": {"64": 256}, "binary": {"64": 8}}  # 64 x 4 bytes; 64 bits
+    by_precision = report["datasets"]["tiny"]["metrics_by_precision"]
+    assert by_precision["float32"] == report["datasets"]["tiny"]["metrics"]
+    assert set(by_precision["binary"]["64"]) == {"ndcg@10", "mrr@10", "map@100", "recall@100"}
+    assert "nDCG@10 by precision" in capsys.readouterr().out

@@ -1,0 +1,64 @@
+"""``--threads`` of encode, eval and warmup, and eval's ``--batch-size``, reach the model that does the work.
+
+The vectors do not depend on either, so a spy on :class:`sse_np.SSEModel` records the model's ``threads``
+(and the batch size it is given) each time the command encodes or warms up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers.models import make_random_model
+from sse_np import SSEModel
+from sse_np.cli import main
+from sse_np.eval import write_beir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_random_model(tmp_path_factory.mktemp("threads_model"), dim=16, seed=4)
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int | None, int | None]]:
+    """(method, the model's threads, batch_size) of every encode and warmup, NumPy back-end (no compile)."""
+    monkeypatch.delenv("SSE_NP_THREADS", raising=False)
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
+    seen: list[tuple[str, int | None, int | None]] = []
+    real_encode, real_warmup = SSEModel.encode, SSEModel.warmup
+
+    def encode(self, texts, *args, **kwargs):
+        seen.append(("encode", self.threads, kwargs.get("batch_size")))
+        return real_encode(self, texts, *args, **kwargs)
+
+    def warmup(self):
+        seen.append(("warmup", self.threads, None))
+        return real_warmup(self)
+
+    monkeypatch.setattr(SSEModel, "encode", encode)
+    monkeypatch.setattr(SSEModel, "warmup", warmup)
+    return seen
+
+
+def test_encode_threads(model_dir, tmp_path, calls) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text("one\ntwo\n", encoding="utf-8")
+    args = ["encode", str(src), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir)]
+    assert main(args) == 0
+    assert main([*args, "--threads", "1"]) == 0
+    assert calls == [("encode", None, 1024), ("encode", 1, 1024)]  # None: all cores
+
+
+def test_warmup_threads(model_dir, calls, capsys) -> None:
+    assert main(["warmup", "--model", str(model_dir), "--threads", "1"]) == 0
+    assert calls == [("warmup", 1, None)]
+    assert capsys.readouterr().out == "backend numpy\n"
+
+
+def test_eval_threads_and_batch_size(model_dir, tmp_path, calls) -> None:
+    data = write_beir(tmp_path / "tiny", {"d1": "a cat", "d2": "a dog"}, {"q1": "cat"}, {"q1": {"d1": 1}})
+    assert main(["eval", str(data), "--model", str(model_dir), "--dims", "8", "-q", "--threads", "1"]) == 0
+    assert main(["eval", str(data), "--model", str(model_dir), "--dims", "8", "-q", "--batch-size", "7"]) == 0
+    assert calls == [("encode", 1, 1024)] * 2 + [("encode", None, 7)] * 2  # documents, then queries
