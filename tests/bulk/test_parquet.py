@@ -203,6 +203,10 @@ def test_id_field(tmp_path: Path, model_dir: Path) -> None:
         == 0
     )
     assert pq.read_table(out).column_names == ["doc", "embedding"]
+    args = ["encode", str(tmp_path / "in.parquet"), "-o", str(out), "--model", str(model_dir), "--keep", "text"]
+    assert main([*args, "--id-field", "doc"]) == 0
+    assert pq.read_table(out).to_pydict()["doc"] == ["a", "b"]  # the id first, then the kept columns
+    assert pq.read_table(out).column_names == ["doc", "text", "embedding"]
     with pytest.raises(DataError, match="no id column 'key'"):
         list(parquet.read_chunks(str(tmp_path / "in.parquet"), id_field="key"))
 

@@ -1,7 +1,8 @@
-"""``--threads`` of encode, eval and warmup, and eval's ``--batch-size``, reach the model that does the work.
+"""``--threads`` and ``--model`` of encode, eval and warmup, and ``--batch-size``, reach the model that does the work.
 
-The vectors do not depend on either, so a spy on :class:`sse_np.SSEModel` records the model's ``threads``
-(and the batch size it is given) each time the command encodes or warms up.
+The vectors do not show the threads or the batch size (and a warmup shows no vectors), so a spy on
+:class:`sse_np.SSEModel` records the model's ``threads`` and folder, the batch size and the number of texts
+each time the command encodes or warms up.
 """
 
 from __future__ import annotations
@@ -21,20 +22,31 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_random_model(tmp_path_factory.mktemp("threads_model"), dim=16, seed=4)
 
 
+class _Calls(list):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: list[Path] = []
+        self.sizes: list[int] = []
+
+
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int | None, int | None]]:
-    """(method, the model's threads, batch_size) of every encode and warmup, NumPy back-end (no compile)."""
+    """(method, the model's threads, batch_size) of every encode and warmup, NumPy back-end (no compile);
+    ``calls.paths``: the model folders, ``calls.sizes``: the number of texts of each encode."""
     monkeypatch.delenv("SSE_NP_THREADS", raising=False)
     monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
-    seen: list[tuple[str, int | None, int | None]] = []
+    seen = _Calls()
     real_encode, real_warmup = SSEModel.encode, SSEModel.warmup
 
     def encode(self, texts, *args, **kwargs):
         seen.append(("encode", self.threads, kwargs.get("batch_size")))
+        seen.paths.append(Path(self.path))
+        seen.sizes.append(len(texts))
         return real_encode(self, texts, *args, **kwargs)
 
     def warmup(self):
         seen.append(("warmup", self.threads, None))
+        seen.paths.append(Path(self.path))
         return real_warmup(self)
 
     monkeypatch.setattr(SSEModel, "encode", encode)
@@ -42,23 +54,34 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int | None, int | 
     return seen
 
 
-def test_encode_threads(model_dir, tmp_path, calls) -> None:
+def test_encode_threads_and_model(model_dir, tmp_path, calls) -> None:
     src = tmp_path / "t.txt"
     src.write_text("one\ntwo\n", encoding="utf-8")
     args = ["encode", str(src), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir)]
     assert main(args) == 0
     assert main([*args, "--threads", "1"]) == 0
     assert calls == [("encode", None, 1024), ("encode", 1, 1024)]  # None: all cores
+    assert calls.paths == [model_dir] * 2
 
 
-def test_warmup_threads(model_dir, calls, capsys) -> None:
+def test_warmup_model_and_threads(model_dir, calls, capsys) -> None:
     assert main(["warmup", "--model", str(model_dir), "--threads", "1"]) == 0
-    assert calls == [("warmup", 1, None)]
+    assert calls == [("warmup", 1, None)] and calls.paths == [model_dir]
     assert capsys.readouterr().out == "backend numpy\n"
 
 
-def test_eval_threads_and_batch_size(model_dir, tmp_path, calls) -> None:
+def test_eval_model_threads_and_batch_size(model_dir, tmp_path, calls) -> None:
     data = write_beir(tmp_path / "tiny", {"d1": "a cat", "d2": "a dog"}, {"q1": "cat"}, {"q1": {"d1": 1}})
     assert main(["eval", str(data), "--model", str(model_dir), "--dims", "8", "-q", "--threads", "1"]) == 0
     assert main(["eval", str(data), "--model", str(model_dir), "--dims", "8", "-q", "--batch-size", "7"]) == 0
     assert calls == [("encode", 1, 1024)] * 2 + [("encode", None, 7)] * 2  # documents, then queries
+    assert calls.paths == [model_dir] * 4
+
+
+def test_encode_batch_size(model_dir, tmp_path, calls) -> None:
+    """--batch-size is also the number of lines read per chunk: 5 lines in chunks of 2, 2 and 1."""
+    src = tmp_path / "t.txt"
+    src.write_text("one\ntwo\nthree\nfour\nfive\n", encoding="utf-8")
+    args = ["encode", str(src), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir), "--batch-size", "2"]
+    assert main(args) == 0
+    assert calls == [("encode", None, 2)] * 3 and calls.sizes == [2, 2, 1]
