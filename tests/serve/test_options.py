@@ -126,6 +126,37 @@ def test_backend_overrides_the_environment(model, tmp_path) -> None:
         Server(["--model", str(model), "--backend", "numba"], tmp_path)
 
 
+def test_threads_reach_every_served_model(model, monkeypatch) -> None:
+    """``sse-np serve --threads 3``: the application the command would run serves models of 3 threads
+    (the default: all cores). ``serve.run`` is replaced by building that application, so nothing listens."""
+    from helpers.server import free_port
+    from sse_np import serve
+    from sse_np.cli import main
+    from sse_np.serve.application import app_from
+
+    built = []
+    monkeypatch.setattr(serve, "run", lambda config, **kwargs: built.append(app_from(config)))
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
+    monkeypatch.delenv("SSE_NP_THREADS", raising=False)
+    args = ["serve", "--model", f"a={model}", "--model", f"b={model}", "--port", str(free_port())]
+    assert main(args) == 0
+    assert main([*args, "--threads", "3"]) == 0
+    default, three = (app.state.sse_np.models for app in built)
+    assert [m.threads for m in default.values()] == [None, None]
+    assert [m.threads for m in three.values()] == [3, 3]
+
+
+def test_log_level(model, tmp_path) -> None:
+    """uvicorn's start-up lines are INFO: shown at the default level, not at --log-level warning."""
+    with Server(["--model", str(model)], tmp_path) as default:
+        pass
+    with Server(["--model", str(model), "--log-level", "warning"], tmp_path) as srv:
+        assert _post(srv, {"input": "a"}).status_code == 200
+    assert "Application startup complete" in default.log.read_text()
+    assert "Application startup complete" not in srv.log.read_text()
+    assert "INFO" not in srv.log.read_text()
+
+
 def test_drain_timeout_bounds_shutdown(model, tmp_path) -> None:
     """SIGTERM with a request that can never finish (its body never comes): the server still exits,
     after --drain-timeout; without the bound it would wait for that request forever."""
