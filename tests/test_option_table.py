@@ -58,7 +58,7 @@ OPTION_TESTS: dict[str, str] = {
     "encode --precision": "tests/retrieval/test_quantization.py::test_encode_precision_and_cli_match_sentence_transformers",  # noqa: E501
     "encode --ranges": "tests/retrieval/test_quantization.py::test_encode_precision_and_cli_match_sentence_transformers",  # noqa: E501
     "encode --progress": "tests/cli/test_cli.py::test_encode_empty_input_and_progress",
-    "encode --no-progress": "tests/bulk/test_ray.py::test_cli_ray_survives_a_killed_actor",
+    "encode --no-progress": "tests/cli/test_cli_options.py::test_encode_no_progress_on_a_terminal",
     "quantize --model": "tests/cli/test_cli.py::test_quantize_writes_loadable_q4",
     "info --model": "tests/cli/test_cli.py::test_info",
     "info --json": "tests/cli/test_cli.py::test_info_json_engine_facts",
@@ -98,8 +98,8 @@ OPTION_TESTS: dict[str, str] = {
     "serve --backend": "tests/serve/test_options.py::test_backend_overrides_the_environment",
     "SSE_NP_MODEL": "tests/test_first_contact.py::test_slim_install_without_numba",
     "SSE_NP_THREADS": "tests/test_api.py::test_threads_setting",
-    "SSE_NP_BACKEND": "tests/engine/test_backends.py::test_encode_with_progress_says_when_kernels_compile",
-    "SSE_NP_DISABLE_NUMBA": "tests/test_first_contact.py::test_slim_install_without_numba",
+    "SSE_NP_BACKEND": "tests/engine/test_backends.py::test_backend_setting_is_validated",
+    "SSE_NP_DISABLE_NUMBA": "tests/engine/test_backends.py::test_disable_numba_setting_keeps_auto_on_numpy",
     "SSE_NP_TOKEN_CACHE_BYTES": "tests/tokenizer/test_tokenizing.py::test_token_cache_bytes_environment_variable",
     "SSE_NP_SERVE_CONFIG": "tests/serve/test_serve.py::test_workers_share_the_work_and_stop_on_sigterm",
     "SSE_NP_API_KEY": "tests/serve/test_auth.py::test_api_keys_from_the_environment",

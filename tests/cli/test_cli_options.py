@@ -7,10 +7,13 @@ each time the command encodes or warms up.
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pytest
 
+from helpers.cli import without_compile_notice
 from helpers.models import make_random_model
 from sse_np import SSEModel
 from sse_np.cli import main
@@ -85,3 +88,25 @@ def test_encode_batch_size(model_dir, tmp_path, calls) -> None:
     args = ["encode", str(src), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir), "--batch-size", "2"]
     assert main(args) == 0
     assert calls == [("encode", None, 2)] * 3 and calls.sizes == [2, 2, 1]
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal: progress is then on by default."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_encode_no_progress_on_a_terminal(model_dir, tmp_path, monkeypatch) -> None:
+    """On a terminal the bar is on by default; --no-progress leaves only the closing line."""
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
+    src = tmp_path / "t.txt"
+    src.write_text("one\ntwo\n", encoding="utf-8")
+    args = ["encode", str(src), "-o", str(tmp_path / "v.npy"), "--model", str(model_dir)]
+    for extra, shown in (([], True), (["--no-progress"], False)):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert main([*args, *extra]) == 0
+        lines = without_compile_notice(terminal.getvalue()).splitlines()
+        assert lines[-1].startswith("wrote 2 x 16 float32 (npy)")
+        assert any(line.startswith("encode") for line in lines) is shown, lines

@@ -222,6 +222,21 @@ def test_backend_numpy_never_imports_numba_and_numba_loads_at_load(full_small):
     assert out.stdout.split() == ["False", "numpy", "True", "True"]
 
 
+def test_disable_numba_setting_keeps_auto_on_numpy(full_small):
+    """$SSE_NP_DISABLE_NUMBA=1 (numba installed): the default back-end answers on NumPy and never imports
+    numba, a large call included (without the setting, auto imports numba at load)."""
+    out = _run(
+        f"""
+        import sys, sse_np
+        m = sse_np.load({str(full_small[0])!r})
+        m.encode(["x " * 2_000_000], 32)
+        print("numba" in sys.modules, m.warmup())
+    """,
+        {**_NO_BACKEND_ENV, "SSE_NP_DISABLE_NUMBA": "1"},
+    )
+    assert out.stdout.split() == ["False", "numpy"]
+
+
 def test_auto_without_numba_installed_looks_for_it_once(full_small, monkeypatch):
     """A slim install (no numba): NumPy answers, and the import system is searched once, not per call."""
     from sse_np.engine import jit
