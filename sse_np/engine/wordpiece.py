@@ -312,85 +312,143 @@ def _one_text(
             continue
         if not unicode:
             return FALLBACK
-        # Non-ASCII: one unit at a time -- a character of a word, a boundary, an
-        # isolated character (punctuation, CJK) or the end -- ASCII bytes by the
-        # byte tables, others by the Unicode tables, a MAPPED character's outputs
-        # one after another.
-        p = i
-        n = 0  # bytes, characters and packed key of the word being built
-        chars = 0
-        key = np.uint64(0)
-        mk = 0  # a MAPPED character's outputs still to take: mk .. mend - 1
-        mend = 0
-        while True:
-            src = 0  # the unit's bytes: 0 buf, 1 out_bytes, 2 the byte table (ASCII)
-            ua = 0
-            ub = 0
-            if mk < mend:
-                okind = out_kind[mk]
-                unit = _WORD if okind == U_WORD else (_BOUND if okind == U_SPACE else _ISO)
-                src, ua, ub = 1, out_off[mk], out_off[mk + 1]
-                mk += 1
-            elif p >= j:
-                unit = _END
-            else:
-                c = buf[p]
-                if c < 0x80:
-                    k = cls[c]
-                    p += 1
-                    if k == DROP:
-                        continue
-                    unit = _ISO if k == PUNCT else _WORD
-                    src, ua, ub = 2, c, c + 1
-                else:
-                    cp, size = _decode(buf, p)
-                    entry = stage2[np.int64(stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
-                    kind = entry & np.uint32((1 << KIND_BITS) - 1)
-                    if kind == _U_HOLE:
-                        return FALLBACK
-                    if kind == MAPPED:
-                        m = np.int64(entry >> np.uint32(KIND_BITS))
-                        mk, mend = map_first[m], map_first[m + 1]
-                        p += size
-                        continue
-                    if kind == U_WORD or kind == ISOLATE:  # noqa: SIM109 (two compares in jitted code)
-                        unit = _WORD if kind == U_WORD else _ISO
-                        src, ua, ub = 0, p, p + size
-                    elif kind == U_SPACE:
-                        unit = _BOUND
-                    else:  # DROP
-                        p += size
-                        continue
-                    p += size
-            if unit == _WORD:
-                n, key = _append_from(word, n, key, src, buf, out_bytes, low, ua, ub)
-                chars += 1
-                continue
-            # A boundary, an isolated character or the end: the word so far is
-            # done (step 0), then the isolated character is a word (step 1).
-            for step in range(2):
-                if step == 1:
-                    if unit != _ISO:
-                        break
-                    n, key = _append_from(word, 0, np.uint64(0), src, buf, out_bytes, low, ua, ub)
-                    chars = 1
-                if chars == 0:
-                    continue
-                t = -1
-                if n <= WORD_KEY_BYTES and chars <= max_chars and not words:
-                    t = whole_word(key, word_keys, word_ids, shift)
-                if t >= 0:
-                    out[pos] = t
-                    pos += 1
-                elif words:
-                    pos = _put_word(word, min(n, word.shape[0]), out, pos)
-                else:
-                    pos = wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
-                n, chars, key = 0, 0, np.uint64(0)
-            if unit == _END:
-                break
+        pos = _unicode_chunk(
+            buf,
+            i,
+            j,
+            cls,
+            low,
+            word_keys,
+            word_ids,
+            shift,
+            stage1,
+            stage2,
+            map_first,
+            out_kind,
+            out_off,
+            out_bytes,
+            max_chars,
+            vocab,
+            out,
+            pos,
+            word,
+            hashes,
+            words,
+        )
+        if pos < 0:
+            return FALLBACK
         i = j
     return pos - start
+
+
+@nb.njit(cache=True)
+def _unicode_chunk(
+    buf,
+    i,
+    j,
+    cls,
+    low,
+    word_keys,
+    word_ids,
+    shift,
+    stage1,
+    stage2,
+    map_first,
+    out_kind,
+    out_off,
+    out_bytes,
+    max_chars,
+    vocab,
+    out,
+    pos,
+    word,
+    hashes,
+    words,
+):
+    """The ids of the chunk ``buf[i:j]``, which holds non-ASCII bytes, at ``out[pos:]``: the new end, or -1
+    (``FALLBACK``) when only ``tokenizers`` can tokenize it exactly.
+
+    Out of line: English text rarely comes here, and ``_one_text``, which
+    runs for every text, stays small.
+    """
+    # Non-ASCII: one unit at a time -- a character of a word, a boundary, an
+    # isolated character (punctuation, CJK) or the end -- ASCII bytes by the
+    # byte tables, others by the Unicode tables, a MAPPED character's outputs
+    # one after another.
+    p = i
+    n = 0  # bytes, characters and packed key of the word being built
+    chars = 0
+    key = np.uint64(0)
+    mk = 0  # a MAPPED character's outputs still to take: mk .. mend - 1
+    mend = 0
+    while True:
+        src = 0  # the unit's bytes: 0 buf, 1 out_bytes, 2 the byte table (ASCII)
+        ua = 0
+        ub = 0
+        if mk < mend:
+            okind = out_kind[mk]
+            unit = _WORD if okind == U_WORD else (_BOUND if okind == U_SPACE else _ISO)
+            src, ua, ub = 1, out_off[mk], out_off[mk + 1]
+            mk += 1
+        elif p >= j:
+            unit = _END
+        else:
+            c = buf[p]
+            if c < 0x80:
+                k = cls[c]
+                p += 1
+                if k == DROP:
+                    continue
+                unit = _ISO if k == PUNCT else _WORD
+                src, ua, ub = 2, c, c + 1
+            else:
+                cp, size = _decode(buf, p)
+                entry = stage2[np.int64(stage1[cp >> 8]) * BLOCK + (cp & (BLOCK - 1))]
+                kind = entry & np.uint32((1 << KIND_BITS) - 1)
+                if kind == _U_HOLE:
+                    return FALLBACK
+                if kind == MAPPED:
+                    m = np.int64(entry >> np.uint32(KIND_BITS))
+                    mk, mend = map_first[m], map_first[m + 1]
+                    p += size
+                    continue
+                if kind == U_WORD or kind == ISOLATE:  # noqa: SIM109 (two compares in jitted code)
+                    unit = _WORD if kind == U_WORD else _ISO
+                    src, ua, ub = 0, p, p + size
+                elif kind == U_SPACE:
+                    unit = _BOUND
+                else:  # DROP
+                    p += size
+                    continue
+                p += size
+        if unit == _WORD:
+            n, key = _append_from(word, n, key, src, buf, out_bytes, low, ua, ub)
+            chars += 1
+            continue
+        # A boundary, an isolated character or the end: the word so far is
+        # done (step 0), then the isolated character is a word (step 1).
+        for step in range(2):
+            if step == 1:
+                if unit != _ISO:
+                    break
+                n, key = _append_from(word, 0, np.uint64(0), src, buf, out_bytes, low, ua, ub)
+                chars = 1
+            if chars == 0:
+                continue
+            t = -1
+            if n <= WORD_KEY_BYTES and chars <= max_chars and not words:
+                t = whole_word(key, word_keys, word_ids, shift)
+            if t >= 0:
+                out[pos] = t
+                pos += 1
+            elif words:
+                pos = _put_word(word, min(n, word.shape[0]), out, pos)
+            else:
+                pos = wordpiece(word, np.int64(n), np.int64(chars), vocab, out, pos, hashes)
+            n, chars, key = 0, 0, np.uint64(0)
+        if unit == _END:
+            break
+    return pos
 
 
 @nb.njit(cache=True, nogil=True)
