@@ -2,7 +2,7 @@
 sentence-transformers on the same model, in one run.
 
 ``python bench/stores.py [--docs 10000] [--dim 256] [--batch 1000] [--repeat 3]``
-``[--stores chroma,lancedb,qdrant,haystack]``
+``[--stores chroma,lancedb,qdrant,qdrant-bm25,haystack]``
 
 Per store, three kinds of ingest of the same documents (BEIR scifact + nfcorpus + msmarco-dl19-5k, title and
 text, from ``../shared/data``, read only), each into a fresh store in a temporary folder:
@@ -15,6 +15,10 @@ text, from ``../shared/data``, read only), each into a fresh store in a temporar
 * **sentence-transformers** -- sse_np's default weights as an ST ``StaticEmbedding`` + DyT module
   (bench/engines.py's ``STPipeline``), feeding the same store through the same door (a Chroma
   embedding function, a LanceDB registered function, ``QdrantClient.upsert``, Documents written).
+
+``qdrant-bm25`` is Qdrant with the BM25 sparse vector too (``create_collection(bm25=True)``, dense + sparse
+per point); sentence-transformers has no BM25, so its feeder (and the store-alone one) get the same sparse
+vectors from sse_np's helper: that row shows what the hybrid ingest costs and what the dense side still gains.
 
 Both embed in batches of ``--batch`` documents and insert each batch; both use every core (numba's
 threads, torch's threads). sse_np's tokenizer cache is cleared before each ingest so repeated texts
@@ -45,7 +49,7 @@ from bench.data import DATASETS, _read_jsonl  # noqa: E402
 from bench.engines import STPipeline  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-STORES = ("chroma", "lancedb", "qdrant", "haystack")
+STORES = ("chroma", "lancedb", "qdrant", "qdrant-bm25", "haystack")
 BEGIN, END = "<!-- stores:begin -->", "<!-- stores:end -->"
 
 
@@ -130,26 +134,42 @@ def ingest_lancedb(folder: str, ids: list[str], texts: list[str], batch: int, fu
         table.add([{"doc_id": d, "text": t} for d, t in zip(ids[i : i + batch], texts[i : i + batch])])
 
 
-def ingest_qdrant(folder: str, ids: list[str], texts: list[str], batch: int, feeder: Any, dim: int) -> None:
+def ingest_qdrant(
+    folder: str, ids: list[str], texts: list[str], batch: int, feeder: Any, dim: int, bm25: bool = False
+) -> None:
     from qdrant_client import QdrantClient, models
 
-    from sse_np.integrations.qdrant import SSEQdrant
+    from sse_np.integrations.qdrant import BM25_VECTOR, SSEQdrant
 
     client = QdrantClient(path=folder)
     numeric = list(range(len(ids)))
     if isinstance(feeder, SSEQdrant):
         store = SSEQdrant(client, "bench", feeder.model, dims=(dim,))
-        store.create_collection()
+        store.create_collection(bm25=bm25)
         store.upsert(texts, ids=numeric, payloads=[{"doc_id": d} for d in ids], batch_size=batch)
     else:
         params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
-        client.create_collection("bench", vectors_config={f"sse-{dim}": params})
+        sparse_params = {BM25_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)} if bm25 else None
+        client.create_collection("bench", vectors_config={f"sse-{dim}": params}, sparse_vectors_config=sparse_params)
+        sparse = _bm25_vectors(texts) if bm25 else None
         for i in range(0, len(texts), batch):
-            vectors = feeder(texts[i : i + batch])
+            vectors: dict[str, Any] = {f"sse-{dim}": feeder(texts[i : i + batch]).tolist()}
+            if sparse is not None:
+                vectors[BM25_VECTOR] = [models.SparseVector(indices=a, values=b) for a, b in sparse[i : i + batch]]
             body = [{"doc_id": d, "document": t} for d, t in zip(ids[i : i + batch], texts[i : i + batch])]
-            points = models.Batch(ids=numeric[i : i + batch], vectors={f"sse-{dim}": vectors.tolist()}, payloads=body)
-            client.upsert("bench", points=points)
+            client.upsert("bench", points=models.Batch(ids=numeric[i : i + batch], vectors=vectors, payloads=body))
     client.close()
+
+
+def _bm25_vectors(texts: list[str]) -> list[tuple[list[int], list[float]]]:
+    """The sparse BM25 vectors SSEQdrant makes (a peer without BM25 of its own gets the same ones)."""
+    import sse_np
+    from sse_np.integrations._bm25_sparse import BM25Sparse
+
+    sparse = BM25Sparse(sse_np.default_model())
+    tokens, offsets = sparse.tokens(texts)
+    sparse.fix_avgdl(offsets)
+    return sparse.documents(tokens, offsets)
 
 
 def ingest_haystack(folder: str, ids: list[str], texts: list[str], batch: int, feeder: Any) -> None:
@@ -180,7 +200,7 @@ def sse_feeder(store: str, model: Any, dim: int) -> Any:
         import sse_np.integrations.lancedb  # noqa: F401 (registers sse-np)
 
         return get_registry().get("sse-np").create(dim=dim)
-    if store == "qdrant":
+    if store in ("qdrant", "qdrant-bm25"):
         from qdrant_client import QdrantClient
 
         from sse_np.integrations.qdrant import SSEQdrant
@@ -224,8 +244,8 @@ def plain_feeder(store: str, encoder: Any, name: str) -> Any:
 def timed_ingest(store: str, ids: list[str], texts: list[str], batch: int, feeder: Any, dim: int) -> float:
     with tempfile.TemporaryDirectory(prefix=f"bench-{store}-") as folder:
         t0 = time.perf_counter()
-        if store == "qdrant":
-            ingest_qdrant(folder, ids, texts, batch, feeder, dim)
+        if store in ("qdrant", "qdrant-bm25"):
+            ingest_qdrant(folder, ids, texts, batch, feeder, dim, bm25=store == "qdrant-bm25")
         else:
             {"chroma": ingest_chroma, "lancedb": ingest_lancedb, "haystack": ingest_haystack}[store](
                 folder, ids, texts, batch, feeder

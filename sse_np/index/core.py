@@ -17,8 +17,8 @@ from ..retrieval.bm25 import DEFAULT_B, DEFAULT_K1, BM25Postings, build_postings
 from ..retrieval.fusion import DEFAULT_DENSE_WEIGHT, FUSIONS
 from ..retrieval.quantization import PRECISIONS, check_precision, quantization_ranges, quantize_embeddings
 from . import store
+from .lexical import lexical_tokens, stopword_ids
 from .rank import MODES, Built, check_mode, rank
-from .stopwords import ENGLISH_STOPWORDS
 
 __all__ = ["MODES", "Index"]
 
@@ -65,7 +65,7 @@ class Index:
         self.precision = check_precision(precision, PRECISIONS)
         self.stopwords = bool(stopwords)
         self.k1, self.b, self.weight = float(k1), float(b), float(weight)
-        self._stop_ids = self._stopword_ids() if self.stopwords else np.zeros(0, dtype=np.int32)
+        self._stop_ids = stopword_ids(self.model) if self.stopwords else np.zeros(0, dtype=np.int32)
         self._ids: list = []
         self._known: set = set()
         self._vectors: list[np.ndarray] = []
@@ -115,18 +115,7 @@ class Index:
 
     def lexical_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """BM25 tokens: the model's WordPiece ids without stopwords, as ``(ids, offsets)``."""
-        ids, offsets = self.model.tokenize(list(texts))
-        if self._stop_ids.size == 0:
-            return ids.astype(np.int32), offsets.astype(np.int64)
-        keep = ~np.isin(ids, self._stop_ids)
-        kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
-        return ids[keep].astype(np.int32), kept_before[offsets]
-
-    def _stopword_ids(self) -> np.ndarray:
-        """Ids of the stopwords that are one WordPiece token each (the others have no id to drop)."""
-        ids, offsets = self.model.tokenize(ENGLISH_STOPWORDS)
-        single = np.diff(offsets) == 1
-        return np.unique(ids[offsets[:-1][single]]).astype(np.int32)
+        return lexical_tokens(self.model, texts, self._stop_ids)
 
     def _build(self) -> Built:
         if self._built is not None:

@@ -23,7 +23,15 @@ import numpy as np
 
 from ..engine import numba_available, numba_loading
 
-__all__ = ["DEFAULT_B", "DEFAULT_K1", "BM25Postings", "bm25_scores", "build_postings"]
+__all__ = [
+    "DEFAULT_B",
+    "DEFAULT_K1",
+    "BM25Postings",
+    "bm25_idf",
+    "bm25_scores",
+    "build_postings",
+    "term_saturations",
+]
 
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.75
@@ -66,11 +74,46 @@ def build_postings(
     indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     avgdl = float(lengths.mean()) if n_docs else 1.0
-    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-    tf = tf.astype(np.float64)
-    norm = k1 * (1.0 - b + b * lengths[docs] / (avgdl or 1.0))
-    weights = (idf[terms] * tf / (tf + norm)).astype(np.float32)
+    idf = bm25_idf(df, n_docs)
+    weights = (idf[terms] * _saturation(tf, lengths[docs], avgdl, k1, b)).astype(np.float32)
     return BM25Postings(indptr, docs, weights, n_docs)
+
+
+def bm25_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """Lucene's ``ln(1 + (N - df + 0.5) / (df + 0.5))`` (float64), per document frequency."""
+    df = np.asarray(df, dtype=np.float64)
+    return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+
+def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """The document side of a pair score: ``tf / (tf + k1 * (1 - b + b * |d| / avgdl))`` (float64)."""
+    tf = np.asarray(tf, dtype=np.float64)
+    return tf / (tf + k1 * (1.0 - b + b * np.asarray(length, dtype=np.float64) / (avgdl or 1.0)))
+
+
+def term_saturations(
+    ids: np.ndarray, offsets: np.ndarray, avgdl: float, k1: float = DEFAULT_K1, b: float = DEFAULT_B
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each document's distinct terms and their BM25 document part, without the idf.
+
+    Documents in EmbeddingBag form as for :func:`build_postings`; returns
+    ``(indptr, terms, values)``: document ``i`` owns the ascending term ids
+    ``terms[indptr[i]:indptr[i + 1]]`` (int64) and their saturations ``values``
+    (float64). A store that multiplies in ``bm25_idf`` at query time (Qdrant's
+    IDF modifier) then scores exactly as :func:`build_postings` with the same
+    ``avgdl`` -- which must be the corpus mean length, fixed when the weights are made.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n_docs = int(offsets.shape[0] - 1)
+    lengths = np.diff(offsets)
+    vocab = int(ids.max()) + 1 if ids.size else 1
+    # One sort of (doc, term) keys gives each document's terms in ascending order and their tf.
+    keys, tf = np.unique(np.repeat(np.arange(n_docs, dtype=np.int64), lengths) * vocab + ids, return_counts=True)
+    docs = keys // vocab
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.bincount(docs, minlength=n_docs), out=indptr[1:])
+    return indptr, keys - docs * vocab, _saturation(tf, lengths[docs], avgdl, k1, b)
 
 
 def bm25_scores(postings: BM25Postings, terms: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

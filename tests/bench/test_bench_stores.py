@@ -32,4 +32,4 @@ def test_every_store_is_ingested_by_every_feeder() -> None:
     rows = [
         line.split("|")[1].strip() for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line
     ]
-    assert rows == ["store", "embed only", "chroma", "lancedb", "qdrant", "haystack"]
+    assert rows == ["store", "embed only", "chroma", "lancedb", "qdrant", "qdrant-bm25", "haystack"]
