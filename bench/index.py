@@ -165,9 +165,12 @@ def report(res: dict[str, Any]) -> str:
     ]
     for n, by in res["sizes"].items():
         lines += [f"## {int(n):,} documents", ""]
-        if "when" in by:  # merged from a run of its own (--merge)
-            peak = f", peak RSS {by['peak_rss_bytes'] / 2**30:.1f} GiB" if by.get("peak_rss_bytes") else ""
-            lines += [f"Run on {by['when']}, {by.get('n_queries', res['n_queries'])} queries{peak}.", ""]
+        notes = [f"run on {by['when']}, {by.get('n_queries', res['n_queries'])} queries"] if "when" in by else []
+        if by.get("peak_rss_bytes"):
+            notes.append(f"peak RSS of the bench process {by['peak_rss_bytes'] / 2**30:.1f} GiB")
+        if notes:  # "when": merged from a run of its own (--merge)
+            text = "; ".join(notes)
+            lines += [text[0].upper() + text[1:] + ".", ""]
         lines += [
             "| engine | build s | size MB | load ms | dense p50/p99 ms (q/s) | bm25 p50/p99 ms (q/s) "
             "| hybrid p50/p99 ms (q/s) |",
