@@ -63,3 +63,17 @@ def test_cli_json_carries_every_mode(data, tmp_path):
     report = json.loads(out.read_text())
     assert set(report["mean_by_retrieval"]) == {"bm25", "hybrid"}
     assert set(report["mean_by_retrieval"]["hybrid"]["64"]) == {"ndcg@10", "mrr@10", "map@100", "recall@100"}
+
+
+def test_cli_stemmer_ranks_stemmed_words(data, tmp_path):
+    pytest.importorskip("Stemmer", reason="PyStemmer is the stem extra (in the test extra)")
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "sse_np", "eval", str(data), "--dims", "64", "--retrieval", "bm25"]
+    subprocess.run([*cmd, "--stemmer", "english", "--json", str(out), "-q"], capture_output=True, check=True)
+    report = json.loads(out.read_text())
+    assert report["retrieval_stemmer"] == "english"
+    stemmed = evaluate(sse_np.default_model(), data, [64], retrieval="bm25", stemmer="english")
+    plain = evaluate(sse_np.default_model(), data, [64], retrieval="bm25")
+    got = report["mean_by_retrieval"]["bm25"]["64"]
+    assert got == pytest.approx(stemmed["mean_by_retrieval"]["bm25"][64])
+    assert got != pytest.approx(plain["mean_by_retrieval"]["bm25"][64])  # "towers", "plants" meet their stems
