@@ -116,3 +116,25 @@ def test_corrupt_vocabulary_is_refused(model, tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match=r"bm25_terms\.npy: corrupt vocabulary"):
         Index.load(tmp_path / "ix", model)
+
+
+def test_fast_ascii_path_gives_the_tokenizers_own_words(model):
+    """Words equal the model's normalizer + pre-tokenizer's (less stopwords and punctuation), any text."""
+    import re
+
+    from sse_np.index.stopwords import ENGLISH_STOPWORDS
+
+    norm, pre = model.tokenizer.normalizer, model.tokenizer.pre_tokenizer
+    rng = np.random.default_rng(3)
+    alphabet = [chr(c) for c in range(128)] + list("éÅß–μ°€©¶_中文") + ["Hello", "The", "don't", "e-mail"] * 20
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 60)))) for _ in range(400)]
+    texts += ["Tab\tsep\x0bvt\x1cfs_under_score", "CAFÉ au lait", "x\x00y\x7fz", ""]
+    ix = Index(model, lexical="words")
+    assert ix._words is not None
+    for text in texts:
+        expected = [
+            w
+            for w, _ in pre.pre_tokenize_str(norm.normalize_str(text))
+            if w not in ENGLISH_STOPWORDS and re.search(r"[^\W_]", w)
+        ]
+        assert ix._words.words(text) == expected, repr(text)
