@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -55,7 +56,13 @@ def load_stemmer(name: str) -> Callable[[str], str]:
         import Stemmer  # type: ignore[import-not-found]
     except ImportError:
         raise missing_extra(f"stemming (stemmer={name!r})", "stem") from None
-    return Stemmer.Stemmer(name).stemWord
+    stemmer, lock = Stemmer.Stemmer(name), threading.Lock()
+
+    def stem(word: str) -> str:
+        with lock:  # a PyStemmer object is not safe to share between threads (servers search from several)
+            return stemmer.stemWord(word)
+
+    return stem
 
 
 class WordVocabulary:
