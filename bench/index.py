@@ -3,8 +3,16 @@
 Run from a checkout with the test extra (bm25s, faiss-cpu)::
 
     flock /tmp/sse_np_bench.lock .venv/bin/python bench/index.py [--docs 10000,100000] [--queries 200]
+    flock /tmp/sse_np_bench.lock .venv/bin/python bench/index.py --docs 1000000 --merge
 
-Writes bench/results/INDEX_RESULTS.md and bench/results/index_results.json.
+Writes bench/results/INDEX_RESULTS.md and bench/results/index_results.json
+(``--merge``: replaces only the sizes run now and keeps the others, each
+size with the time of its own run; the peers of a size always come from the
+same run as our rows).
+
+Documents are added in chunks (``--chunk``, 100,000 by default) so that a
+million of them fit a small machine; each size reports the peak resident
+memory of the process while it ran (Linux: VmHWM, reset per size).
 
 Documents: the short synthetic documents of bench/search.py (1-6 sentences
 of the shared corpora, recombined at random). Queries: the real queries of
@@ -19,6 +27,7 @@ English stopwords) ``retrieve``, and FAISS ``IndexFlatIP`` on our vectors
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,7 +45,8 @@ import numpy as np  # noqa: E402
 
 from bench.search import DATA, DATASETS, synthetic_corpus  # noqa: E402
 
-CONFIGS = (("float32", 256), ("float32", 512), ("binary", 512))
+# (precision, dim, stemmer): the last row is BM25 over stemmed words (the stem extra; skipped without it)
+CONFIGS = (("float32", 256, None), ("float32", 512, None), ("binary", 512, None), ("binary", 512, "english"))
 MODES = ("dense", "bm25", "hybrid")
 
 
@@ -58,21 +68,47 @@ def _latency(fn: Any, queries: list[str]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "qps": 1e3 / ms.mean()}
 
 
+def _reset_peak_rss() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_bytes() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _chunks(docs: list[str], size: int) -> Any:
+    for start in range(0, len(docs), size):
+        yield docs[start : start + size]
+
+
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def ours(model: Any, docs: list[str], queries: list[str], tmp: Path) -> dict[str, Any]:
+def ours(model: Any, docs: list[str], queries: list[str], tmp: Path, chunk: int) -> dict[str, Any]:
     from sse_np import Index
 
     out: dict[str, Any] = {}
-    for precision, dim in CONFIGS:
+    for precision, dim, stemmer in CONFIGS:
         t = time.perf_counter()
-        index = Index(model, dim=dim, precision=precision)
-        index.add(docs)
+        try:
+            index = Index(model, dim=dim, precision=precision, stemmer=stemmer)
+        except ImportError:
+            continue
+        for part in _chunks(docs, chunk):
+            index.add(part)
         index._build()  # the postings and codes are built at the first search or save
         build = time.perf_counter() - t
-        folder = tmp / f"{precision}{dim}"
+        name = f"{precision}@{dim}" + (f" {stemmer} stems" if stemmer else "")
+        folder = tmp / name.replace(" ", "_")
         index.save(folder)
         loads = []
         for _ in range(5):
@@ -82,7 +118,8 @@ def ours(model: Any, docs: list[str], queries: list[str], tmp: Path) -> dict[str
         row: dict[str, Any] = {"build_s": build, "bytes": _folder_bytes(folder), "load_s": min(loads)}
         for mode in MODES:
             row[mode] = _latency(lambda q, m=mode, ix=loaded: ix.search(q, k=10, mode=m), queries)
-        out[f"{precision}@{dim}"] = row
+        out[name] = row
+        del index, loaded  # before the next configuration is built: one index in memory at a time
         shutil.rmtree(folder)
     return out
 
@@ -102,13 +139,16 @@ def bm25s_peer(docs: list[str], queries: list[str]) -> dict[str, Any]:
     return {"build_s": build, "bm25": _latency(one, queries)}
 
 
-def faiss_peer(model: Any, docs_vectors: np.ndarray, queries: list[str], dim: int) -> dict[str, Any]:
+def faiss_peer(model: Any, docs: list[str], queries: list[str], dim: int, chunk: int) -> dict[str, Any]:
     import faiss
 
-    t = time.perf_counter()
     index = faiss.IndexFlatIP(dim)
-    index.add(np.ascontiguousarray(docs_vectors[:, :dim], dtype=np.float32))
-    build = time.perf_counter() - t
+    build = 0.0
+    for part in _chunks(docs, chunk):
+        vectors = np.ascontiguousarray(model.encode(part, dim=dim), dtype=np.float32)
+        t = time.perf_counter()
+        index.add(vectors)
+        build += time.perf_counter() - t
 
     def one(q: str) -> Any:
         return index.search(model.encode([q], dim=dim), 10)
@@ -129,9 +169,14 @@ def report(res: dict[str, Any]) -> str:
         "",
     ]
     for n, by in res["sizes"].items():
+        lines += [f"## {int(n):,} documents", ""]
+        notes = [f"run on {by['when']}, {by.get('n_queries', res['n_queries'])} queries"] if "when" in by else []
+        if by.get("peak_rss_bytes"):
+            notes.append(f"peak RSS of the bench process {by['peak_rss_bytes'] / 2**30:.1f} GiB")
+        if notes:  # "when": merged from a run of its own (--merge)
+            text = "; ".join(notes)
+            lines += [text[0].upper() + text[1:] + ".", ""]
         lines += [
-            f"## {int(n):,} documents",
-            "",
             "| engine | build s | size MB | load ms | dense p50/p99 ms (q/s) | bm25 p50/p99 ms (q/s) "
             "| hybrid p50/p99 ms (q/s) |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -160,11 +205,40 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def one_size(model: Any, n: int, queries: list[str], chunk: int, when: str | None) -> dict[str, Any]:
+    """Our rows and the peers' for ``n`` documents, with the peak RSS of the process meanwhile."""
+    _reset_peak_rss()
+    docs = synthetic_corpus(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        by: dict[str, Any] = {"sse_np": ours(model, docs, queries, Path(tmp), chunk)}
+    by["bm25s"] = bm25s_peer(docs, queries)
+    with contextlib.suppress(ImportError):  # faiss-cpu is optional here
+        by["faiss"] = faiss_peer(model, docs, queries, 256, chunk)
+    if when is not None:
+        by["when"], by["n_queries"] = when, len(queries)
+    by["peak_rss_bytes"] = _peak_rss_bytes()
+    return by
+
+
+def _merged(path: Path, res: dict[str, Any]) -> dict[str, Any]:
+    """The existing results with each old size stamped with its own run time; ``res``'s header on top."""
+    if not path.is_file():
+        return res
+    old = json.loads(path.read_text())
+    for by in old["sizes"].values():
+        by.setdefault("when", old["when"])
+        by.setdefault("n_queries", old["n_queries"])
+    res["sizes"] = old["sizes"]
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--docs", default="10000,100000")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--out", default=str(REPO / "bench" / "results"))
+    p.add_argument("--chunk", type=int, default=100_000, help="documents per Index.add call")
+    p.add_argument("--merge", action="store_true", help="keep the other sizes of the existing results")
     args = p.parse_args()
     import sse_np
 
@@ -178,21 +252,19 @@ def main() -> None:
         "versions": {"sse_np": sse_np.__version__, "numpy": np.__version__},
         "sizes": {},
     }
-    for n in (int(x) for x in args.docs.split(",")):
-        docs = synthetic_corpus(n)
-        with tempfile.TemporaryDirectory() as tmp:
-            by: dict[str, Any] = {"sse_np": ours(model, docs, queries, Path(tmp))}
-        by["bm25s"] = bm25s_peer(docs, queries)
-        try:
-            by["faiss"] = faiss_peer(model, model.encode(docs, dim=256), queries, 256)
-        except ImportError:  # faiss-cpu is optional here
-            by.pop("faiss", None)
-        res["sizes"][n] = by
-        print(json.dumps({n: by}, indent=1), file=sys.stderr)
     out = Path(args.out)
+    if args.merge:
+        res = _merged(out / "index_results.json", res)
+    for n in (int(x) for x in args.docs.split(",")):
+        res["sizes"][str(n)] = one_size(model, n, queries, args.chunk, res["when"] if args.merge else None)
+        print(json.dumps({n: res["sizes"][str(n)]}, indent=1), file=sys.stderr)
+        _write(out, res)  # after each size: a long run that fails later keeps what it measured
+    print(report(res))
+
+
+def _write(out: Path, res: dict[str, Any]) -> None:
     (out / "index_results.json").write_text(json.dumps(res, indent=2) + "\n")
     (out / "INDEX_RESULTS.md").write_text(report(res))
-    print(report(res))
 
 
 if __name__ == "__main__":

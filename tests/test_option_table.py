@@ -20,6 +20,7 @@ Two checks depend on the machine: ``bench --backend`` (the test asks for numpy) 
 ``auto`` picks numba, i.e. numba is installed; ``encode --actors`` counts actors in Ray's control store
 (``ray._private.state``), a private API. ``GAPS`` lists the options with no test yet; it may only
 shrink (it is empty now).
+``eval --stemmer`` was checked the same way when it was added.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ OPTION_TESTS: dict[str, str] = {
     "bench --url": "tests/bench/test_bench_http.py::test_measures_a_running_server",
     "encode --max-length": "tests/cli/test_formats_cli.py::test_encode_writes_what_the_library_returns",
     "eval --retrieval": "tests/eval/test_eval_modes.py::test_cli_json_carries_every_mode",
+    "eval --stemmer": "tests/eval/test_eval_modes.py::test_cli_stemmer_ranks_stemmed_words",
     "serve --index": "tests/serve/test_serve_search.py::test_sse_np_serve_index_flag",
     "serve --max-length": "tests/serve/test_serve.py::test_max_length_applies_to_every_served_model",
     "eval --dims": "tests/cli/test_cli.py::test_eval_table_json_plot",

@@ -31,7 +31,7 @@ def build(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.threads)
     if out.resolve() == Path(model.path).resolve():
         raise DataError(args.output, "the index folder is the model's folder")
-    index = Index(model, dim=args.dim, precision=args.precision, stopwords=not args.no_stopwords)
+    index = Index(model, dim=args.dim, precision=args.precision, stopwords=not args.no_stopwords, stemmer=args.stemmer)
     progress = Progress(desc="index", enabled=sys.stderr.isatty() if args.progress is None else args.progress)
     try:
         for chunk in _chunks(args, in_fmt, progress):
@@ -40,7 +40,9 @@ def build(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     index.save(out)
-    print(f"indexed {len(index)} documents (dim {index.dim}, {index.precision}) into {args.output}", file=sys.stderr)
+    stems = f", BM25 on {index.stemmer} stems" if index.stemmer else ""
+    what = f"dim {index.dim}, {index.precision}{stems}"
+    print(f"indexed {len(index)} documents ({what}) into {args.output}", file=sys.stderr)
     return 0
 
 

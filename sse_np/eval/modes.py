@@ -42,9 +42,10 @@ def evaluate_modes(
     modes: Sequence[str],
     top_k: int,
     weight: float | None = None,
+    stemmer: str | None = None,
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """``{mode: {dim: mean metrics}}`` over the dataset's queries."""
-    index = Index(model, dim=max(dims))
+    """``{mode: {dim: mean metrics}}`` over the dataset's queries (``stemmer``: BM25 on stemmed words)."""
+    index = Index(model, dim=max(dims), stemmer=stemmer)
     index.add(data.doc_texts, vectors=doc_vecs)
     tokens = index.lexical_tokens(data.query_texts)
     out: dict[str, dict[int, dict[str, float]]] = {}

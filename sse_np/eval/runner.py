@@ -241,6 +241,7 @@ def _evaluate_dataset(
     precisions: Sequence[str] = ("float32",),
     retrieval: Sequence[str] = (),
     hybrid_weight: float | None = None,
+    stemmer: str | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     doc_vecs = _encode_raw(model, data.doc_texts, f"{data.name} corpus", progress, batch_size)
@@ -269,7 +270,9 @@ def _evaluate_dataset(
             by_precision[precision][dim] = mean_metrics(rows)
     r0 = time.perf_counter()
     by_mode = (
-        evaluate_modes(model, data, query_vecs, doc_vecs, dims, retrieval, TOP_K, hybrid_weight) if retrieval else {}
+        evaluate_modes(model, data, query_vecs, doc_vecs, dims, retrieval, TOP_K, hybrid_weight, stemmer)
+        if retrieval
+        else {}
     )
     result: dict[str, Any] = {
         "path": data.path,
@@ -318,6 +321,7 @@ def evaluate(
     precisions: Iterable[str] = ("float32",),
     retrieval: Iterable[str] | str | None = None,
     hybrid_weight: float | None = None,
+    stemmer: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate retrieval quality per Matryoshka dimension on BEIR datasets.
 
@@ -362,6 +366,9 @@ def evaluate(
         ``metrics_by_retrieval``.
     hybrid_weight : float or None
         Dense weight of hybrid fusion (None: the index's default).
+    stemmer : str or None
+        BM25 of the retrieval modes over stemmed words ("english", the
+        ``stem`` extra; see :class:`sse_np.Index`); None: the index's default tokens.
 
     Returns
     -------
@@ -413,6 +420,7 @@ def evaluate(
             precisions=precision_list,
             retrieval=modes,
             hybrid_weight=hybrid_weight,
+            stemmer=stemmer,
         )
     mean = {dim: mean_metrics([results[d.name]["metrics"][dim] for d in datasets]) for dim in dim_list}
     extra: dict[str, Any] = {}
@@ -432,6 +440,7 @@ def evaluate(
         }
     if modes:
         extra["retrieval"] = modes
+        extra["retrieval_stemmer"] = stemmer
         extra["mean_by_retrieval"] = {
             m: {
                 dim: mean_metrics([results[d.name]["metrics_by_retrieval"][m][dim] for d in datasets])

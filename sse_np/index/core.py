@@ -17,8 +17,9 @@ from ..retrieval.bm25 import DEFAULT_B, DEFAULT_K1, BM25Postings, build_postings
 from ..retrieval.fusion import DEFAULT_DENSE_WEIGHT, FUSIONS
 from ..retrieval.quantization import PRECISIONS, check_precision, quantization_ranges, quantize_embeddings
 from . import store
-from .lexical import lexical_tokens, stopword_ids
+from .lexical import WordVocabulary, check_lexical, lexical_tokens, pack_terms, stopword_ids, unpack_terms
 from .rank import MODES, Built, check_mode, rank
+from .stopwords import ENGLISH_STOPWORDS
 
 __all__ = ["MODES", "Index"]
 
@@ -41,6 +42,13 @@ class Index:
         :func:`sse_np.semantic_search`.
     stopwords : bool
         Leave English stopwords out of BM25 (documents and queries).
+    lexical : str or None
+        BM25's tokens: "pieces" (the model's WordPiece ids) or "words" (the
+        model's normalizer and pre-tokenizer words, numbered per index);
+        None: "words" with a stemmer, else "pieces".
+    stemmer : str or None
+        "english": BM25 on Snowball stems of the words (PyStemmer, the
+        ``stem`` extra); None: no stemming.
     k1, b : float
         Lucene BM25 parameters.
     weight : float
@@ -57,6 +65,8 @@ class Index:
         k1: float = DEFAULT_K1,
         b: float = DEFAULT_B,
         weight: float = DEFAULT_DENSE_WEIGHT,
+        lexical: str | None = None,
+        stemmer: str | None = None,
     ) -> None:
         self.model = _resolve_model(model)
         self.dim = int(self.model.dim if dim is None else dim)
@@ -64,8 +74,15 @@ class Index:
             raise ValueError(f"dim must lie in [1, {self.model.dim}] for this model, got {dim}")
         self.precision = check_precision(precision, PRECISIONS)
         self.stopwords = bool(stopwords)
+        self.lexical, self.stemmer = check_lexical(lexical, stemmer)
+        self._words = (
+            WordVocabulary(self.model, ENGLISH_STOPWORDS if self.stopwords else (), self.stemmer)
+            if self.lexical == "words"
+            else None
+        )
         self.k1, self.b, self.weight = float(k1), float(b), float(weight)
-        self._stop_ids = stopword_ids(self.model) if self.stopwords else np.zeros(0, dtype=np.int32)
+        pieces_stopwords = self.stopwords and self._words is None
+        self._stop_ids = stopword_ids(self.model) if pieces_stopwords else np.zeros(0, dtype=np.int32)
         self._ids: list = []
         self._known: set = set()
         self._vectors: list[np.ndarray] = []
@@ -109,12 +126,15 @@ class Index:
         if raw.ndim != 2 or raw.shape[0] != len(batch) or raw.shape[1] < self.dim:
             raise ValueError(f"vectors must have shape ({len(batch)}, >= {self.dim}), got {raw.shape}")
         self._vectors.append(normalize_rows(np.array(raw[:, : self.dim], dtype=np.float32, order="C")))
-        self._tokens.append(self.lexical_tokens(batch))
+        words = self._words  # documents number new words; queries only look them up
+        self._tokens.append(words.tokens(batch, grow=True) if words is not None else self.lexical_tokens(batch))
         self._ids.extend(new_ids)
         self._built = None
 
     def lexical_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 tokens: the model's WordPiece ids without stopwords, as ``(ids, offsets)``."""
+        """BM25 tokens of queries, as ``(ids, offsets)``: WordPiece ids or word ids, without stopwords."""
+        if self._words is not None:
+            return self._words.tokens(list(texts))
         return lexical_tokens(self.model, texts, self._stop_ids)
 
     def _build(self) -> Built:
@@ -130,7 +150,8 @@ class Index:
             self._tokens = [(tok, offsets)]
         else:
             tok, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-        postings = build_postings(tok, offsets, self.model.vocab_size, self.k1, self.b)
+        vocab_size = len(self._words) if self._words is not None else self.model.vocab_size
+        postings = build_postings(tok, offsets, vocab_size, self.k1, self.b)
         self._built = _quantized(vectors, self.precision, postings)
         return self._built
 
@@ -201,10 +222,21 @@ class Index:
             "n_docs": len(self),
             "dim": self.dim,
             "precision": self.precision,
-            "bm25": {"k1": self.k1, "b": self.b, "stopwords": self.stopwords, "vocab_size": built.postings.vocab_size},
+            "bm25": {
+                "k1": self.k1,
+                "b": self.b,
+                "stopwords": self.stopwords,
+                "vocab_size": built.postings.vocab_size,
+                "lexical": self.lexical,
+                "stemmer": self.stemmer,
+            },
             "weight": self.weight,
         }
-        store.save_folder(folder, manifest, built.arrays(self._stop_ids), self._ids)
+        extra = {"stop_ids": self._stop_ids}
+        if self._words is not None:
+            extra["bm25_terms"] = pack_terms(self._words.terms())
+            manifest["version"] = store.WORDS_VERSION  # readers of version 1 would search words with pieces
+        store.save_folder(folder, manifest, built.arrays(extra), self._ids)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str], model: Any = None, *, verify: bool = False) -> Index:
@@ -235,6 +267,8 @@ class Index:
                 k1=float(manifest["bm25"]["k1"]),
                 b=float(manifest["bm25"]["b"]),
                 weight=float(manifest["weight"]),
+                lexical=manifest["bm25"].get("lexical", "pieces"),
+                stemmer=manifest["bm25"].get("stemmer"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(path / store.MANIFEST, f"incomplete or invalid manifest: {exc}") from None
@@ -252,7 +286,21 @@ class Index:
             path,
         )
         index._stop_ids = np.asarray(index._built.extra["stop_ids"])
+        if index._words is not None:
+            index._words = _load_words(path, index, manifest)
         return index
+
+
+def _load_words(path: Path, index: Index, manifest: dict[str, Any]) -> WordVocabulary:
+    """The saved word vocabulary; its size must be the postings' (else the index is corrupt)."""
+    packed = index._built.extra.get("bm25_terms") if index._built is not None else None
+    if packed is None:
+        raise IndexFormatError(path, "a words index without its vocabulary (bm25_terms.npy)")
+    try:
+        terms = unpack_terms(packed, index._built.postings.vocab_size)  # type: ignore[union-attr]
+        return WordVocabulary(index.model, ENGLISH_STOPWORDS if index.stopwords else (), index.stemmer, terms)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise IndexFormatError(path / "bm25_terms.npy", f"corrupt vocabulary: {exc}") from None
 
 
 def _resolve_model(model: Any) -> Any:

@@ -1,19 +1,54 @@
-"""BM25's lexical tokens: the model's own WordPiece ids, English stopwords left out.
+"""BM25's lexical tokens: the model's WordPiece ids, or whole words, English stopwords optionally left out.
 
 Shared by :class:`sse_np.Index` and the store adapters (the Qdrant sparse
 vector), so every BM25 in the package counts the same tokens.
+
+``lexical="pieces"`` (the default) counts the model's own WordPiece ids.
+``lexical="words"`` numbers the words of the documents in the order
+they are first seen (the vocabulary is saved with the index); a query word
+the documents never had matches nothing and is dropped. ``stemmer="english"``
+reduces each word to its Snowball stem with PyStemmer (the ``stem`` extra),
+after the stopwords are dropped, as ``bm25s.tokenize`` does. Words without a
+letter or digit (the pre-tokenizer's punctuation) are not terms.
+
+BERT-style tokenizers (most static models) take a faster path with the same
+words for ASCII text without control characters (the tokenizers' own calls
+cost ~40 µs per short document): there ``BertNormalizer`` only lower-cases,
+and ``BertPreTokenizer`` splits on whitespace and ASCII punctuation, which one
+regular expression does. Other text goes through the tokenizer's own
+normalizer and pre-tokenizer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import string
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..errors import missing_extra
 from .stopwords import ENGLISH_STOPWORDS
 
-__all__ = ["lexical_tokens", "stopword_ids"]
+__all__ = [
+    "LEXICAL",
+    "STEMMERS",
+    "WordVocabulary",
+    "check_lexical",
+    "lexical_tokens",
+    "load_stemmer",
+    "stopword_ids",
+]
+
+LEXICAL = ("pieces", "words")
+STEMMERS = ("english",)
+_HAS_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what BertNormalizer's clean_text removes
+# BertPreTokenizer on ASCII: whitespace (Unicode White_Space) and ASCII punctuation split; punctuation is no term.
+_ASCII_WORD = re.compile("[^ \t\n\r\x0b\x0c" + re.escape(string.punctuation) + "]+")
+
 
 
 def stopword_ids(model: Any) -> np.ndarray:
@@ -31,3 +66,102 @@ def lexical_tokens(model: Any, texts: Sequence[str], stop_ids: np.ndarray) -> tu
     keep = ~np.isin(ids, stop_ids)
     kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
     return ids[keep].astype(np.int32), kept_before[offsets]
+
+def check_lexical(lexical: str | None, stemmer: str | None) -> tuple[str, str | None]:
+    """The lexical tokens and stemmer asked for (``lexical=None``: words with a stemmer, else pieces)."""
+    if stemmer is not None and stemmer not in STEMMERS:
+        raise ValueError(f"stemmer must be one of {', '.join(STEMMERS)} or None, got {stemmer!r}")
+    if lexical is None:
+        lexical = "words" if stemmer is not None else "pieces"
+    if lexical not in LEXICAL:
+        raise ValueError(f"lexical must be one of {', '.join(LEXICAL)}, got {lexical!r}")
+    if stemmer is not None and lexical != "words":
+        raise ValueError("stemming applies to whole words: use lexical='words' (or leave lexical unset) with a stemmer")
+    return lexical, stemmer
+
+
+def load_stemmer(name: str) -> Callable[[str], str]:
+    """PyStemmer's Snowball stemmer for ``name`` (it needs the ``stem`` extra)."""
+    try:
+        import Stemmer  # type: ignore[import-not-found]
+    except ImportError:
+        raise missing_extra(f"stemming (stemmer={name!r})", "stem") from None
+    stemmer, lock = Stemmer.Stemmer(name), threading.Lock()
+
+    def stem(word: str) -> str:
+        with lock:  # a PyStemmer object is not safe to share between threads (servers search from several)
+            return stemmer.stemWord(word)
+
+    return stem
+
+
+class WordVocabulary:
+    """The model's words of texts, numbered: ``tokens(texts)`` gives ``(ids, offsets)`` in EmbeddingBag form."""
+
+    def __init__(self, model: Any, stopwords: Iterable[str], stemmer: str | None, terms: Sequence[str] = ()) -> None:
+        tokenizer = model.tokenizer
+        norm, pre = tokenizer.normalizer, tokenizer.pre_tokenizer
+        self._normalize = norm.normalize_str if norm is not None else str
+        self._bert_norm = type(norm).__name__ == "BertNormalizer"
+        self._lower = bool(getattr(norm, "lowercase", True))
+        self._bert_split = type(pre).__name__ == "BertPreTokenizer"
+        self._split = (lambda s: [w for w, _ in pre.pre_tokenize_str(s)]) if pre is not None else str.split
+        self._stopwords = frozenset(stopwords)
+        self._stem = load_stemmer(stemmer) if stemmer is not None else None
+        self.ids: dict[str, int] = {term: i for i, term in enumerate(terms)}
+        if len(self.ids) != len(terms):
+            raise ValueError("the vocabulary has a word twice")
+        self._term_of: dict[str, str | None] = {}  # a word as split -> its term (None: not a term)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def terms(self) -> list[str]:
+        """The vocabulary, in id order."""
+        return list(self.ids)
+
+    def _term(self, word: str) -> str | None:
+        term = self._term_of.get(word, "")
+        if term == "":
+            term = None if word in self._stopwords or not _HAS_WORD_CHAR.search(word) else word
+            if term is not None and self._stem is not None:
+                term = self._stem(term)
+            self._term_of[word] = term
+        return term
+
+    def words(self, text: str) -> list[str]:
+        """The terms of one text, in order (unknown ones included)."""
+        if not (self._bert_norm and text.isascii() and not _CONTROL.search(text)):
+            text = self._normalize(text)
+        elif self._lower:  # plain ASCII: BertNormalizer only lower-cases it
+            text = text.lower()
+        split = _ASCII_WORD.findall(text) if self._bert_split and text.isascii() else self._split(text)
+        terms = (self._term(w) for w in split)
+        return [t for t in terms if t is not None]
+
+    def tokens(self, texts: Sequence[str], grow: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Term ids of each text; ``grow``: number new terms (documents), else drop them (queries)."""
+        out: list[int] = []
+        offsets = [0]
+        ids = self.ids
+        for text in texts:
+            for term in self.words(text):
+                tid = ids.get(term)
+                if tid is None and grow:
+                    tid = ids[term] = len(ids)
+                if tid is not None:
+                    out.append(tid)
+            offsets.append(len(out))
+        return np.array(out, dtype=np.int32), np.array(offsets, dtype=np.int64)
+
+
+def pack_terms(terms: list[str]) -> np.ndarray:
+    """The vocabulary as one uint8 array (UTF-8, newline-separated: words never hold whitespace)."""
+    return np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8).copy()
+
+
+def unpack_terms(packed: np.ndarray, n_terms: int) -> list[str]:
+    terms = bytes(np.asarray(packed, dtype=np.uint8)).decode("utf-8").split("\n") if n_terms else []
+    if len(terms) != n_terms:
+        raise ValueError(f"{len(terms)} words stored, {n_terms} expected")
+    return terms

@@ -50,13 +50,13 @@ class Built:
     extra: dict[str, Any] = field(default_factory=dict)
     norms: dict[int, np.ndarray] = field(default_factory=dict)  # prefix width -> document norms
 
-    def arrays(self, stop_ids: np.ndarray) -> dict[str, np.ndarray]:
+    def arrays(self, extra: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = {
             "vectors": self.vectors,
             "bm25_indptr": self.postings.indptr,
             "bm25_docs": self.postings.doc_ids,
             "bm25_weights": self.postings.weights,
-            "stop_ids": stop_ids,
+            **extra,
         }
         optional = {"ranges": self.ranges, "rescore": self.rescore, "dense_mean": self.mean, "dense_cov": self.cov}
         out.update({name: value for name, value in optional.items() if value is not None})
@@ -92,7 +92,7 @@ class Built:
             mean=arrays.get("dense_mean"),
             cov=arrays.get("dense_cov"),
             frozen=True,
-            extra={"stop_ids": arrays["stop_ids"]},
+            extra={name: arrays[name] for name in ("stop_ids", "bm25_terms") if name in arrays},
         )
 
 

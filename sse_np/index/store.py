@@ -9,6 +9,7 @@ A saved index is a folder::
     ranges.npy        (quantized) the int8/uint8 ranges;  rescore.npy (binary) int8 rows
     dense_mean.npy, dense_cov.npy  (quantized) moments of the float vectors, for z-scores
     bm25_indptr.npy, bm25_docs.npy, bm25_weights.npy, stop_ids.npy   the BM25 index
+    bm25_terms.npy    (lexical "words", format version 2) the word vocabulary, UTF-8
 
 ``save`` writes a temporary sibling folder and renames it into place, so a
 reader never sees half an index (replacing one moves the old folder aside
@@ -34,6 +35,8 @@ from ..errors import IndexFormatError
 
 FORMAT = "sse_np.index"
 VERSION = 1
+WORDS_VERSION = 2  # an index of whole-word BM25 tokens (bm25_terms.npy): readers of version 1 must refuse it
+READABLE = (VERSION, WORDS_VERSION)
 MANIFEST = "manifest.json"
 IDS = "ids.json"
 
@@ -120,9 +123,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise IndexFormatError(path, f"unreadable manifest: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexFormatError(path, f"not an sse_np index manifest (format {FORMAT!r} expected)")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READABLE:
         raise IndexFormatError(
-            path, f"index format version {manifest.get('version')!r}; this sse_np reads version {VERSION}: rebuild it"
+            path,
+            f"index format version {manifest.get('version')!r}; this sse_np reads versions "
+            f"{', '.join(map(str, READABLE))}: rebuild it",
         )
     files = manifest.get("files")
     if not isinstance(files, dict):

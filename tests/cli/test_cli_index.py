@@ -82,3 +82,20 @@ def test_search_refuses_a_corrupt_index(jsonl, tmp_path):
 def test_default_model_is_what_load_uses(jsonl, tmp_path):
     _cli("index", "build", str(jsonl), "-o", str(tmp_path / "ix"))
     assert len(Index.load(tmp_path / "ix", sse_np.default_model())) == 3
+
+
+def test_build_with_stemmer(jsonl, tmp_path):
+    pytest.importorskip("Stemmer", reason="PyStemmer is the stem extra (in the test extra)")
+    out = tmp_path / "ix"
+    done = _cli("index", "build", str(jsonl), "-o", str(out), "--id-field", "_id", "--stemmer", "english")
+    assert "BM25 on english stems" in done.stderr
+    assert Index.load(out).stemmer == "english"
+    hits = json.loads(_cli("index", "search", str(out), "cakes recipes", "--mode", "bm25", "--k", "1", "--json").stdout)
+    assert hits[0]["id"] == "cake" and hits[0]["score"] > 0  # "cakes" finds "cake" only through the stem
+
+
+def test_parser_stemmers_are_the_index_stemmers():
+    from sse_np.cli import parser
+    from sse_np.index import lexical
+
+    assert parser._STEMMERS == lexical.STEMMERS

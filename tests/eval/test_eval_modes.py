@@ -109,3 +109,17 @@ def test_cli_precision_adds_each_precision_and_its_bytes(data, tmp_path, capsys)
     assert by_precision["float32"] == report["datasets"]["tiny"]["metrics"]
     assert set(by_precision["binary"]["64"]) == {"ndcg@10", "mrr@10", "map@100", "recall@100"}
     assert "nDCG@10 by precision" in capsys.readouterr().out
+
+
+def test_cli_stemmer_ranks_stemmed_words(data, tmp_path):
+    pytest.importorskip("Stemmer", reason="PyStemmer is the stem extra (in the test extra)")
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "sse_np", "eval", str(data), "--dims", "64", "--retrieval", "bm25"]
+    subprocess.run([*cmd, "--stemmer", "english", "--json", str(out), "-q"], capture_output=True, check=True)
+    report = json.loads(out.read_text())
+    assert report["retrieval_stemmer"] == "english"
+    stemmed = evaluate(sse_np.default_model(), data, [64], retrieval="bm25", stemmer="english")
+    plain = evaluate(sse_np.default_model(), data, [64], retrieval="bm25")
+    got = report["mean_by_retrieval"]["bm25"]["64"]
+    assert got == pytest.approx(stemmed["mean_by_retrieval"]["bm25"][64])
+    assert got != pytest.approx(plain["mean_by_retrieval"]["bm25"][64])  # "towers", "plants" meet their stems

@@ -72,3 +72,58 @@ def test_zscore_and_convex_fusion():
 def test_rrf_fusion():
     fused = rrf_fusion(np.array([2, 0]), np.array([0, 1]), n_docs=3, k=60)
     np.testing.assert_allclose(fused, [1 / 62 + 1 / 61, 1 / 62, 1 / 61])
+
+
+_WORDS = (
+    "cat cats running runs ran runner quickly quick garden gardens apple apples pie pies baked baking "
+    "market markets fell falling trade trading traded rents rising rose café naïve connection connected "
+    "connecting the a of and is was were to in on for with"
+).split()
+
+
+def test_stemmed_words_equal_bm25s_lucene_with_pystemmer():
+    """Index(stemmer="english") scores every document as bm25s does with stemmer=Stemmer.Stemmer("english").
+
+    bm25s gets the same words (the model's normalizer and pre-tokenizer, split on whitespace) and does
+    its own stopword removal ("en") and stemming; our index does ours.
+    """
+    Stemmer = pytest.importorskip("Stemmer", reason="PyStemmer is the stem extra (in the test extra)")
+    import re
+
+    import sse_np
+    from sse_np import Index
+
+    model = sse_np.default_model()
+    norm, pre = model.tokenizer.normalizer, model.tokenizer.pre_tokenizer
+    rng = np.random.default_rng(7)
+    docs = [
+        " ".join(rng.choice(_WORDS, size=int(rng.integers(2, 30)))) + rng.choice([".", "!", ", ok."])
+        for _ in range(200)
+    ]
+    queries = [" ".join(rng.choice(_WORDS, size=int(rng.integers(1, 6)))) for _ in range(30)]
+
+    def words(text: str) -> str:
+        return " ".join(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(text)) if re.search(r"[^\W_]", w))
+
+    def bm25s_tokens(texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(
+            [words(t) for t in texts],
+            token_pattern=r"\S+",
+            stopwords="en",
+            stemmer=Stemmer.Stemmer("english"),
+            return_ids=False,
+            show_progress=False,
+        )
+
+    reference = bm25s.BM25(method="lucene", k1=1.2, b=0.75)  # Lucene's defaults (bm25s' own k1 is 1.5)
+    reference.index(bm25s_tokens(docs), show_progress=False)
+    index = Index(model, stemmer="english")
+    index.add(docs)
+    positions, scores = index.rank(None, index.lexical_tokens(queries), len(docs), mode="bm25")
+    for qi, tokens in enumerate(bm25s_tokens(queries)):
+        known = [t for t in tokens if t in reference.vocab_dict]  # bm25s drops unseen tokens (and fails on none)
+        expected = reference.get_scores(known) if known else np.zeros(len(docs))
+        got = np.zeros(len(docs))
+        got[positions[qi]] = scores[qi]
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    assert index._words is not None and set(index._words.terms()) == set(reference.vocab_dict) - {""}  # its empty token
