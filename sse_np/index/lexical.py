@@ -50,7 +50,6 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what BertNormalizer
 _ASCII_WORD = re.compile("[^ \t\n\r\x0b\x0c" + re.escape(string.punctuation) + "]+")
 
 
-
 def stopword_ids(model: Any) -> np.ndarray:
     """Ids of the stopwords that are one WordPiece token each (the others have no id to drop)."""
     ids, offsets = model.tokenize(ENGLISH_STOPWORDS)
@@ -66,6 +65,7 @@ def lexical_tokens(model: Any, texts: Sequence[str], stop_ids: np.ndarray) -> tu
     keep = ~np.isin(ids, stop_ids)
     kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
     return ids[keep].astype(np.int32), kept_before[offsets]
+
 
 def check_lexical(lexical: str | None, stemmer: str | None) -> tuple[str, str | None]:
     """The lexical tokens and stemmer asked for (``lexical=None``: words with a stemmer, else pieces)."""
