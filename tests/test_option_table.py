@@ -20,7 +20,9 @@ Two checks depend on the machine: ``bench --backend`` (the test asks for numpy) 
 ``auto`` picks numba, i.e. numba is installed; ``encode --actors`` counts actors in Ray's control store
 (``ray._private.state``), a private API. ``GAPS`` lists the options with no test yet; it may only
 shrink (it is empty now).
-``eval --stemmer`` was checked the same way when it was added.
+``eval --stemmer`` was checked the same way when it was added, and so were the ``index build`` and
+``index search`` options that tests/cli/test_cli_index_options.py covers (each of --batch-size,
+--threads, --model, --input-format, --no-stopwords, --progress and search --dim edited out in turn).
 """
 
 from __future__ import annotations
@@ -111,6 +113,25 @@ OPTION_TESTS: dict[str, str] = {
     "encode --calibration": "tests/cli/test_outputs_never_read_files.py::test_calibration_gives_sentence_transformers_codes",  # noqa: E501
     "download --force": "tests/checkpoint/test_hub.py::test_cli_download_force_fetches_again",
     "serve --backend": "tests/serve/test_options.py::test_backend_overrides_the_environment",
+    "index build --batch-size": "tests/cli/test_cli_index_options.py::test_build_input_format_model_threads_and_batch_size",  # noqa: E501
+    "index build --dim": "tests/cli/test_cli_index.py::test_build_lines_gives_row_numbers",
+    "index build --field": "tests/cli/test_cli_index.py::test_build_parquet",
+    "index build --id-field": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
+    "index build --input-format": "tests/cli/test_cli_index_options.py::test_build_input_format_overrides_the_suffix",
+    "index build --model": "tests/cli/test_cli_index_options.py::test_build_input_format_model_threads_and_batch_size",
+    "index build --no-progress": "tests/cli/test_cli_index_options.py::test_build_progress_and_no_progress",
+    "index build --no-stopwords": "tests/cli/test_cli_index_options.py::test_build_no_stopwords_keeps_them_in_bm25",
+    "index build --output": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
+    "index build --precision": "tests/cli/test_cli_index.py::test_build_lines_gives_row_numbers",
+    "index build --progress": "tests/cli/test_cli_index_options.py::test_build_progress_and_no_progress",
+    "index build --stemmer": "tests/cli/test_cli_index.py::test_build_with_stemmer",
+    "index build --threads": "tests/cli/test_cli_index_options.py::test_build_input_format_model_threads_and_batch_size",  # noqa: E501
+    "index search --dim": "tests/cli/test_cli_index_options.py::test_search_model_threads_and_dim",
+    "index search --json": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
+    "index search --k": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
+    "index search --mode": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
+    "index search --model": "tests/cli/test_cli_index_options.py::test_search_model_threads_and_dim",
+    "index search --threads": "tests/cli/test_cli_index_options.py::test_search_model_threads_and_dim",
     "SSE_NP_MODEL": "tests/test_first_contact.py::test_slim_install_without_numba",
     "SSE_NP_THREADS": "tests/test_api.py::test_threads_setting",
     "SSE_NP_BACKEND": "tests/engine/test_backends.py::test_backend_setting_is_validated",
@@ -123,16 +144,17 @@ OPTION_TESTS: dict[str, str] = {
 GAPS: dict[str, str] = {}  # options with no test yet (option -> why): may only shrink
 
 
-def _parser_options() -> set[str]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {
-        f"{command} {flag}"
-        for command, p in sub.choices.items()
-        for action in p._actions
-        for flag in action.option_strings
-        if flag.startswith("--") and flag != "--help"
-    }
+def _parser_options(parser: argparse.ArgumentParser | None = None, command: str = "") -> set[str]:
+    """Every ``--option`` of every command, subcommands of subcommands too (``index build --dim``)."""
+    options = set()
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                options |= _parser_options(sub, f"{command} {name}".strip())
+        elif command:
+            flags = [flag for flag in action.option_strings if flag.startswith("--") and flag != "--help"]
+            options |= {f"{command} {flag}" for flag in flags}
+    return options
 
 
 def _documented_variables() -> set[str]:
