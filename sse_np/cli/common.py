@@ -10,7 +10,10 @@ def load_model(path: str | None, threads: int | None = None) -> Any:
     from ..defaults import default_model
     from ..model import load
 
-    model = default_model() if path is None else load(path)
+    if path is None and threads is None:
+        return default_model()
+    # --threads gets a model of its own: the shared default model keeps its setting for later callers in-process
+    model = load(path if path is not None else default_model().path)
     if threads is not None:
         model.threads = threads
     return model

@@ -110,3 +110,15 @@ def test_encode_no_progress_on_a_terminal(model_dir, tmp_path, monkeypatch) -> N
         lines = without_compile_notice(terminal.getvalue()).splitlines()
         assert lines[-1].startswith("wrote 2 x 16 float32 (npy)")
         assert any(line.startswith("encode") for line in lines) is shown, lines
+
+
+def test_threads_leave_the_shared_default_model_alone(monkeypatch, capsys) -> None:
+    """--threads without --model applies to the command's own copy of the default model: a library caller
+    in the same process keeps the default model's setting."""
+    monkeypatch.setenv("SSE_NP_BACKEND", "numpy")
+    monkeypatch.delenv("SSE_NP_THREADS", raising=False)
+    import sse_np
+
+    before = sse_np.default_model().threads
+    assert main(["warmup", "--threads", "1"]) == 0
+    assert sse_np.default_model().threads == before != 1
