@@ -25,8 +25,14 @@ The tables are derived from the installed ``tokenizers`` itself, not from
 Python's ``unicodedata`` (whose Unicode version differs from the Rust
 crates'): every code point is normalized and pre-tokenized by the model's
 own normalizer in two large calls (~2 s), and the result is cached on disk
-per ``tokenizers`` version and normalizer settings. The tests compare the
-kernel's words with ``tokenizers``' for all 1,114,112 code points.
+per ``tokenizers`` version and normalizer settings. The package ships the
+tables of the two common settings (uncased and cased BERT) for the
+``tokenizers`` release it was built with (``shipped/``, written by
+``scripts/build_unicode_tables.py``): the same cache entries, made ahead of
+time, so a cold start spends its seconds compiling, not deriving. Another
+``tokenizers`` release finds no shipped entry under its key and derives its
+own. The tests compare the kernel's words with ``tokenizers``' for all
+1,114,112 code points, and the shipped tables with a fresh derivation.
 """
 
 from __future__ import annotations
@@ -48,6 +54,12 @@ WORDS_ROOM = 4  # most ``words``-mode entries (bytes and separators) a byte of t
 BLOCK = 256  # code points per second-level block
 N_CODE_POINTS = 0x110000
 _FORMAT = 1  # bump when the table layout or derivation changes
+SHIPPED = Path(__file__).resolve().parent / "shipped"  # tables made ahead of time, by their cache key
+# The BertNormalizer settings shipped (as sse_np.tokenizer.config.normalizer_settings resolves them).
+SHIPPED_SETTINGS = (
+    {"clean_text": True, "handle_chinese_chars": True, "strip_accents": True, "lowercase": True},  # uncased
+    {"clean_text": True, "handle_chinese_chars": True, "strip_accents": False, "lowercase": False},  # cased
+)
 
 
 class UnicodeTables(NamedTuple):
@@ -188,27 +200,40 @@ def _cache_key(settings: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def shipped_path(settings: dict) -> Path:
+    """Where the package keeps the tables of ``settings`` for the installed ``tokenizers``, if it ships them."""
+    return SHIPPED / f"sse_np-unicode-{_cache_key(settings)}.npz"
+
+
 def load(settings: dict, folder: str | os.PathLike | None) -> UnicodeTables:
-    """The tables for ``settings``: from the cache ``folder`` if there, else derived and cached there."""
-    path = Path(folder) / f"sse_np-unicode-{_cache_key(settings)}.npz" if folder else None
-    if path is not None:
-        try:
-            with np.load(path) as saved:
-                return UnicodeTables(*(saved[name] for name in UnicodeTables._fields))
-        except (OSError, KeyError, ValueError):
-            pass  # absent or damaged: derive again
+    """The tables for ``settings``: from the cache ``folder`` or the shipped ones if there, else derived and
+    cached in ``folder``."""
+    path = Path(folder) / shipped_path(settings).name if folder else None
+    for candidate in (path, shipped_path(settings)):
+        tables = _read(candidate) if candidate is not None else None
+        if tables is not None:
+            return tables
     tables = derive(settings)
     if path is not None:
-        _save(path, tables)
+        save(path, tables)
     return tables
 
 
-def _save(path: Path, tables: UnicodeTables) -> None:
+def _read(path: Path) -> UnicodeTables | None:
+    try:
+        with np.load(path) as saved:
+            return UnicodeTables(*(saved[name] for name in UnicodeTables._fields))
+    except (OSError, KeyError, ValueError):
+        return None  # absent or damaged: derive again
+
+
+def save(path: Path, tables: UnicodeTables, compress: bool = False) -> None:
+    """Write ``tables`` to ``path`` atomically; a folder that takes no file only means deriving again."""
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sse_np-unicode-", suffix=".npz")
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **tables._asdict())
+            (np.savez_compressed if compress else np.savez)(fh, **tables._asdict())
         os.replace(tmp, path)
     except OSError:  # no cache only means deriving again next time
         if tmp is not None:
