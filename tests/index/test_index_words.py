@@ -73,11 +73,32 @@ def test_save_load_keeps_the_analyzer(model, tmp_path):
         )
 
 
-def test_pieces_indexes_stay_format_version_1(model, tmp_path):
-    ix = Index(model)
+def test_default_is_words_and_pieces_indexes_stay_format_version_1(model, tmp_path):
+    default, pieces = Index(model), Index(model, lexical="pieces")
+    assert (default.lexical, default.stemmer, pieces.lexical) == ("words", None, "pieces")
+    for name, ix in (("default", default), ("pieces", pieces)):
+        ix.add(DOCS)
+        ix.save(tmp_path / name)
+    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["version"] == 2
+    assert (tmp_path / "default" / "bm25_terms.npy").exists()
+    assert json.loads((tmp_path / "pieces" / "manifest.json").read_text())["version"] == 1
+    assert not (tmp_path / "pieces" / "bm25_terms.npy").exists()
+
+
+def test_an_older_pieces_index_loads_as_pieces(model, tmp_path):
+    """An index saved before the analyzer was recorded (no bm25.lexical) is WordPiece BM25, as it was built."""
+    ix = Index(model, lexical="pieces")
     ix.add(DOCS)
     ix.save(tmp_path / "ix")
-    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["version"] == 1
+    manifest_path = tmp_path / "ix" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["bm25"]["lexical"], manifest["bm25"]["stemmer"]  # what format version 1 wrote before
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = Index.load(tmp_path / "ix", model, verify=True)
+    assert (loaded.lexical, loaded.stemmer) == ("pieces", None)
+    queries = ["cat runs", "falling market", "cafe"]
+    assert loaded.search(queries, k=4, mode="bm25") == ix.search(queries, k=4, mode="bm25")
+    assert loaded.lexical_tokens(["cats"])[0].tolist() == model.tokenize(["cats"])[0].tolist()  # piece ids
 
 
 def test_without_the_extra_one_line_error_names_it(model, tmp_path, monkeypatch):
