@@ -58,8 +58,9 @@ _HAS_WORD_CHAR = re.compile(r"[^\W_]")  # a letter or digit
 # or where it joins two neighbours: text with one goes through the tokenizer whole.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85]")
 # A chunk between ASCII whitespace that holds a non-ASCII character (the rest is pure ASCII). It starts only
-# after ASCII whitespace, and its ASCII head is taken possessively: no backtracking over ASCII words.
-_NON_ASCII_CHUNK = re.compile(r"((?<![^\t\n\r ])[\x21-\x7e]*+[^\x00-\x7f][^\t\n\r ]*)")
+# after ASCII whitespace, so an ASCII word costs one try, not one per character (Python 3.10 has no
+# possessive quantifiers).
+_NON_ASCII_CHUNK = re.compile(r"((?<![^\t\n\r ])[\x21-\x7e]*[^\x00-\x7f][^\t\n\r ]*)")
 _UNSEEN = -2  # a word not yet in WordVocabulary's cache
 # BertPreTokenizer on ASCII: whitespace (Unicode White_Space) and ASCII punctuation split; punctuation is no term.
 _ASCII_WORD = re.compile("[^ \t\n\r\x0b\x0c" + re.escape(string.punctuation) + "]+")
