@@ -45,8 +45,16 @@ import numpy as np  # noqa: E402
 
 from bench.search import DATA, DATASETS, synthetic_corpus  # noqa: E402
 
-# (precision, dim, stemmer): the last row is BM25 over stemmed words (the stem extra; skipped without it)
-CONFIGS = (("float32", 256, None), ("float32", 512, None), ("binary", 512, None), ("binary", 512, "english"))
+# (precision, dim, lexical, stemmer): BM25 over the default whole words, except a row over WordPiece ids
+# (the default before words) and one over stemmed words (the stem extra; skipped without it)
+CONFIGS = (
+    ("float32", 256, None, None),
+    ("float32", 512, None, None),
+    ("binary", 512, None, None),
+    ("binary", 512, "pieces", None),
+    ("binary", 512, None, "english"),
+)
+TOKENS = "words"  # the Index default these rows ran with, recorded per size
 MODES = ("dense", "bm25", "hybrid")
 
 
@@ -97,17 +105,17 @@ def ours(model: Any, docs: list[str], queries: list[str], tmp: Path, chunk: int)
     from sse_np import Index
 
     out: dict[str, Any] = {}
-    for precision, dim, stemmer in CONFIGS:
+    for precision, dim, lexical, stemmer in CONFIGS:
         t = time.perf_counter()
         try:
-            index = Index(model, dim=dim, precision=precision, stemmer=stemmer)
+            index = Index(model, dim=dim, precision=precision, lexical=lexical, stemmer=stemmer)
         except ImportError:
             continue
         for part in _chunks(docs, chunk):
             index.add(part)
         index._build()  # the postings and codes are built at the first search or save
         build = time.perf_counter() - t
-        name = f"{precision}@{dim}" + (f" {stemmer} stems" if stemmer else "")
+        name = f"{precision}@{dim}" + (f" {lexical}" if lexical else "") + (f" {stemmer} stems" if stemmer else "")
         folder = tmp / name.replace(" ", "_")
         index.save(folder)
         loads = []
@@ -173,6 +181,8 @@ def report(res: dict[str, Any]) -> str:
         notes = [f"run on {by['when']}, {by.get('n_queries', res['n_queries'])} queries"] if "when" in by else []
         if by.get("peak_rss_bytes"):
             notes.append(f"peak RSS of the bench process {by['peak_rss_bytes'] / 2**30:.1f} GiB")
+        tokens = by.get("bm25_tokens", "pieces")  # sizes run before whole words became the default
+        notes.append(f"BM25 rows without a suffix on {'whole words' if tokens == 'words' else 'WordPiece ids'}")
         if notes:  # "when": merged from a run of its own (--merge)
             text = "; ".join(notes)
             lines += [text[0].upper() + text[1:] + ".", ""]
@@ -210,7 +220,7 @@ def one_size(model: Any, n: int, queries: list[str], chunk: int, when: str | Non
     _reset_peak_rss()
     docs = synthetic_corpus(n)
     with tempfile.TemporaryDirectory() as tmp:
-        by: dict[str, Any] = {"sse_np": ours(model, docs, queries, Path(tmp), chunk)}
+        by: dict[str, Any] = {"sse_np": ours(model, docs, queries, Path(tmp), chunk), "bm25_tokens": TOKENS}
     by["bm25s"] = bm25s_peer(docs, queries)
     with contextlib.suppress(ImportError):  # faiss-cpu is optional here
         by["faiss"] = faiss_peer(model, docs, queries, 256, chunk)

@@ -57,7 +57,7 @@ def main() -> None:
     model = default_model()
     data = load_beir(args.dev)
     dense = model.encode(data.query_texts, dim=args.dim) @ model.encode(data.doc_texts, dim=args.dim).T
-    index = Index(model)
+    index = Index(model, lexical="pieces")  # the Qdrant adapter's BM25 tokens (WordPiece ids)
     index.add(data.doc_texts, vectors=np.ones((len(data.doc_texts), model.dim), np.float32))
     ids, off = index.lexical_tokens(data.query_texts)
     postings = index._build().postings

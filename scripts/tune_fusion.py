@@ -43,11 +43,12 @@ def main() -> None:
     parser.add_argument("dev")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--weights", default="0.3,0.4,0.5,0.6,0.7")
+    parser.add_argument("--lexical", choices=("words", "pieces"), default=None, help="BM25 tokens (default: Index's)")
     args = parser.parse_args()
     model = default_model()
     data = load_beir(args.dev)
     dense = model.encode(data.query_texts, dim=args.dim) @ model.encode(data.doc_texts, dim=args.dim).T
-    index = Index(model)
+    index = Index(model, lexical=args.lexical)
     index.add(data.doc_texts, vectors=np.zeros((len(data.doc_texts), model.dim), np.float32) + 1)
     ids, off = index.lexical_tokens(data.query_texts)
     postings = index._build().postings

@@ -23,6 +23,8 @@ shrink (it is empty now).
 ``eval --stemmer`` was checked the same way when it was added, and so were the ``index build`` and
 ``index search`` options that tests/cli/test_cli_index_options.py covers (each of --batch-size,
 --threads, --model, --input-format, --no-stopwords, --progress and search --dim edited out in turn).
+``eval --lexical`` and ``index build --lexical`` too (the CLI's ``lexical=args.lexical`` replaced by None,
+and the evaluation's hand-over to ``evaluate_modes``: each named test fails).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ OPTION_TESTS: dict[str, str] = {
     "encode --max-length": "tests/cli/test_formats_cli.py::test_encode_writes_what_the_library_returns",
     "eval --retrieval": "tests/eval/test_eval_modes.py::test_cli_json_carries_every_mode",
     "eval --stemmer": "tests/eval/test_eval_modes.py::test_cli_stemmer_ranks_stemmed_words",
+    "eval --lexical": "tests/eval/test_eval_modes.py::test_cli_lexical_pieces_counts_wordpieces",
     "serve --index": "tests/serve/test_serve_search.py::test_sse_np_serve_index_flag",
     "serve --max-length": "tests/serve/test_serve.py::test_max_length_applies_to_every_served_model",
     "eval --dims": "tests/cli/test_cli.py::test_eval_table_json_plot",
@@ -124,6 +127,7 @@ OPTION_TESTS: dict[str, str] = {
     "index build --output": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
     "index build --precision": "tests/cli/test_cli_index.py::test_build_lines_gives_row_numbers",
     "index build --progress": "tests/cli/test_cli_index_options.py::test_build_progress_and_no_progress",
+    "index build --lexical": "tests/cli/test_cli_index.py::test_build_lexical_words_by_default_pieces_on_request",
     "index build --stemmer": "tests/cli/test_cli_index.py::test_build_with_stemmer",
     "index build --threads": "tests/cli/test_cli_index_options.py::test_build_input_format_model_threads_and_batch_size",  # noqa: E501
     "index search --dim": "tests/cli/test_cli_index_options.py::test_search_model_threads_and_dim",

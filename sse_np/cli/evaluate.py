@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         precisions=args.precision,
         retrieval=args.retrieval,
         hybrid_weight=args.hybrid_weight,
+        lexical=args.lexical,
         stemmer=args.stemmer,
     )
     sys.stdout.write(format_report(report))

@@ -31,7 +31,14 @@ def build(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.threads)
     if out.resolve() == Path(model.path).resolve():
         raise DataError(args.output, "the index folder is the model's folder")
-    index = Index(model, dim=args.dim, precision=args.precision, stopwords=not args.no_stopwords, stemmer=args.stemmer)
+    index = Index(
+        model,
+        dim=args.dim,
+        precision=args.precision,
+        stopwords=not args.no_stopwords,
+        lexical=args.lexical,
+        stemmer=args.stemmer,
+    )
     progress = Progress(desc="index", enabled=sys.stderr.isatty() if args.progress is None else args.progress)
     try:
         for chunk in _chunks(args, in_fmt, progress):
@@ -40,8 +47,8 @@ def build(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     index.save(out)
-    stems = f", BM25 on {index.stemmer} stems" if index.stemmer else ""
-    what = f"dim {index.dim}, {index.precision}{stems}"
+    tokens = f"{index.stemmer} stems" if index.stemmer else index.lexical
+    what = f"dim {index.dim}, {index.precision}, BM25 on {tokens}"
     print(f"indexed {len(index)} documents ({what}) into {args.output}", file=sys.stderr)
     return 0
 

@@ -11,9 +11,11 @@ from ..bulk.writers import OUTPUT_FORMATS
 from .arguments import _add_model_args, _parse_dims, _parse_precisions, _positive_int
 from .parser_servers import _add_bench_parser, _add_serve_parser
 
-# sse_np.index.lexical.STEMMERS, written out so that parsing imports no index code (a test ties them).
+# sse_np.index.lexical.STEMMERS and LEXICAL, written out so that parsing imports no index code (a test ties them).
 _STEMMERS = ("english",)
 _STEMMER_HELP = "BM25 over Snowball stems of whole words (needs the 'stem' extra; default: no stemming)"
+_LEXICAL = ("pieces", "words")
+_LEXICAL_HELP = "BM25 tokens: whole words (the default) or the model's WordPiece ids (no --stemmer with pieces)"
 
 PROG = "sse-np"
 
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument(
         "--hybrid-weight", type=float, default=None, help="dense weight of hybrid fusion (default: the index's)"
     )
+    p_eval.add_argument("--lexical", choices=_LEXICAL, default=None, help=_LEXICAL_HELP)
     p_eval.add_argument("--stemmer", choices=_STEMMERS, default=None, help=_STEMMER_HELP)
     p_eval.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p_eval.set_defaults(func=_eval)
@@ -240,6 +243,7 @@ def _add_index(sub: Any) -> None:
     b.add_argument("--dim", type=_positive_int, default=None, help="stored vector width (default: the model's)")
     b.add_argument("--precision", choices=("float32", "int8", "uint8", "binary", "ubinary"), default="float32")
     b.add_argument("--no-stopwords", action="store_true", help="keep English stopwords in BM25")
+    b.add_argument("--lexical", choices=_LEXICAL, default=None, help=_LEXICAL_HELP)
     b.add_argument("--stemmer", choices=_STEMMERS, default=None, help=_STEMMER_HELP)
     b.add_argument("--batch-size", type=_positive_int, default=1024, help="records per chunk (default: 1024)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="default: on a terminal")

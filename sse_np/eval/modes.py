@@ -43,9 +43,10 @@ def evaluate_modes(
     top_k: int,
     weight: float | None = None,
     stemmer: str | None = None,
+    lexical: str | None = None,
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """``{mode: {dim: mean metrics}}`` over the dataset's queries (``stemmer``: BM25 on stemmed words)."""
-    index = Index(model, dim=max(dims), stemmer=stemmer)
+    """``{mode: {dim: mean metrics}}`` over the dataset's queries (``lexical``, ``stemmer``: BM25's tokens)."""
+    index = Index(model, dim=max(dims), lexical=lexical, stemmer=stemmer)
     index.add(data.doc_texts, vectors=doc_vecs)
     tokens = index.lexical_tokens(data.query_texts)
     out: dict[str, dict[int, dict[str, float]]] = {}

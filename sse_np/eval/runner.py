@@ -61,6 +61,7 @@ import numpy as np
 from .._version import __version__
 from ..engine import normalize_rows
 from ..errors import DataError
+from ..index.lexical import check_lexical
 from ..progress import Progress
 from ..retrieval.quantization import (
     PRECISIONS,
@@ -242,6 +243,7 @@ def _evaluate_dataset(
     retrieval: Sequence[str] = (),
     hybrid_weight: float | None = None,
     stemmer: str | None = None,
+    lexical: str | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     doc_vecs = _encode_raw(model, data.doc_texts, f"{data.name} corpus", progress, batch_size)
@@ -270,7 +272,7 @@ def _evaluate_dataset(
             by_precision[precision][dim] = mean_metrics(rows)
     r0 = time.perf_counter()
     by_mode = (
-        evaluate_modes(model, data, query_vecs, doc_vecs, dims, retrieval, TOP_K, hybrid_weight, stemmer)
+        evaluate_modes(model, data, query_vecs, doc_vecs, dims, retrieval, TOP_K, hybrid_weight, stemmer, lexical)
         if retrieval
         else {}
     )
@@ -322,6 +324,7 @@ def evaluate(
     retrieval: Iterable[str] | str | None = None,
     hybrid_weight: float | None = None,
     stemmer: str | None = None,
+    lexical: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate retrieval quality per Matryoshka dimension on BEIR datasets.
 
@@ -368,7 +371,10 @@ def evaluate(
         Dense weight of hybrid fusion (None: the index's default).
     stemmer : str or None
         BM25 of the retrieval modes over stemmed words ("english", the
-        ``stem`` extra; see :class:`sse_np.Index`); None: the index's default tokens.
+        ``stem`` extra; see :class:`sse_np.Index`); None: no stemming.
+    lexical : str or None
+        BM25's tokens in the retrieval modes: "words" or "pieces" (None: the
+        index's default, words); the report's ``retrieval_lexical`` names them.
 
     Returns
     -------
@@ -391,6 +397,7 @@ def evaluate(
     if not precision_list:
         raise ValueError(f"no precision to evaluate; choose from {', '.join(PRECISIONS)}")
     modes = check_modes(retrieval) if retrieval is not None else []
+    check_lexical(lexical, stemmer)  # a bad pair fails before the slow encoding
     model = _resolve_model(model)
     native = int(model.dim)
     if dims is DEFAULT_DIMS:
@@ -421,6 +428,7 @@ def evaluate(
             retrieval=modes,
             hybrid_weight=hybrid_weight,
             stemmer=stemmer,
+            lexical=lexical,
         )
     mean = {dim: mean_metrics([results[d.name]["metrics"][dim] for d in datasets]) for dim in dim_list}
     extra: dict[str, Any] = {}
@@ -440,6 +448,7 @@ def evaluate(
         }
     if modes:
         extra["retrieval"] = modes
+        extra["retrieval_lexical"] = check_lexical(lexical, stemmer)[0]
         extra["retrieval_stemmer"] = stemmer
         extra["mean_by_retrieval"] = {
             m: {

@@ -43,9 +43,9 @@ class Index:
     stopwords : bool
         Leave English stopwords out of BM25 (documents and queries).
     lexical : str or None
-        BM25's tokens: "pieces" (the model's WordPiece ids) or "words" (the
-        model's normalizer and pre-tokenizer words, numbered per index);
-        None: "words" with a stemmer, else "pieces".
+        BM25's tokens: "words" (the model's normalizer and pre-tokenizer
+        words, numbered per index; None means this default) or "pieces" (the
+        model's WordPiece ids; no stemming).
     stemmer : str or None
         "english": BM25 on Snowball stems of the words (PyStemmer, the
         ``stem`` extra); None: no stemming.

@@ -20,7 +20,7 @@ import numpy as np
 from ..engine import normalize_rows
 from ..errors import IndexFormatError
 from ..retrieval.bm25 import BM25Postings, bm25_scores
-from ..retrieval.fusion import convex_fusion, rrf_fusion, zscore
+from ..retrieval.fusion import convex_fusion, rrf_fusion, scan_top_k, zscore, zscore_fusion_top_k
 from ..retrieval.quantization import dequantize_embeddings
 from ..retrieval.search import semantic_search
 
@@ -169,6 +169,9 @@ def _rank_one(
         depth = min(_RRF_DEPTH, dense.shape[0])
         fused = rrf_fusion(top_k(dense, depth)[0], top_k(lexical, depth)[0], n_docs=dense.shape[0])
         return top_k(fused, k)
+    best = zscore_fusion_top_k(dense, lexical, weight, k)  # numba: no float64 temporaries
+    if best is not None:
+        return best
     return top_k(convex_fusion(zscore(dense), zscore(lexical), weight), k)
 
 
@@ -210,6 +213,9 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best positions (higher score first, then the lower position) and their scores."""
     scores = np.asarray(scores)
     k = min(k, scores.shape[0])
+    scanned = scan_top_k(scores, k) if k < scores.shape[0] else None  # numba, small k: one pass
+    if scanned is not None:
+        return scanned
     if k < scores.shape[0]:
         threshold = scores[np.argpartition(-scores, k - 1)[:k]].min()
         above = np.flatnonzero(scores > threshold)

@@ -6,7 +6,9 @@ count. The store multiplies each query weight by ``ln(1 + (N - df + 0.5) /
 (df + 0.5))`` from its live collection, so the dot product is
 :mod:`sse_np.retrieval.bm25`'s score, exactly, while ``avgdl`` is the corpus
 mean: it is baked into the document vectors, fixed once and kept with the store.
-Tokens are :class:`sse_np.Index`'s (:mod:`sse_np.index.lexical`).
+Tokens are those of ``sse_np.Index(lexical="pieces")`` (:mod:`sse_np.index.lexical`): the model's
+WordPiece ids, not Index's default whole words, because sparse indices need a fixed id space that
+every upsert and query shares, which a word list numbered per index does not give.
 """
 
 from __future__ import annotations

@@ -214,3 +214,18 @@ def test_top_k_breaks_ties_by_position():
         order, best = top_k(scores, k)
         expected = sorted(range(200), key=lambda i: (-scores[i], i))[:k]
         assert order.tolist() == expected and best.tolist() == scores[expected].tolist()
+
+
+def test_hybrid_and_top_k_without_numba_kernels_rank_the_same(model, monkeypatch):
+    from sse_np.retrieval import fusion
+
+    ix = Index(model)
+    ix.add(DOCS)
+    queries = ["cats and dogs", "stock market", "a tasty dessert"]
+    fast = {mode: ix.search(queries, k=4, mode=mode) for mode in ("dense", "bm25", "hybrid")}
+    monkeypatch.setattr(fusion, "_loaded", False)  # NumPy's fusion and argpartition
+    for mode, want in fast.items():
+        got = ix.search(queries, k=4, mode=mode)
+        assert [[h["id"] for h in hits] for hits in got] == [[h["id"] for h in hits] for hits in want]
+        for a, b in zip(got, want):
+            np.testing.assert_allclose([h["score"] for h in a], [h["score"] for h in b], rtol=1e-9, atol=1e-9)

@@ -73,11 +73,32 @@ def test_save_load_keeps_the_analyzer(model, tmp_path):
         )
 
 
-def test_pieces_indexes_stay_format_version_1(model, tmp_path):
-    ix = Index(model)
+def test_default_is_words_and_pieces_indexes_stay_format_version_1(model, tmp_path):
+    default, pieces = Index(model), Index(model, lexical="pieces")
+    assert (default.lexical, default.stemmer, pieces.lexical) == ("words", None, "pieces")
+    for name, ix in (("default", default), ("pieces", pieces)):
+        ix.add(DOCS)
+        ix.save(tmp_path / name)
+    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["version"] == 2
+    assert (tmp_path / "default" / "bm25_terms.npy").exists()
+    assert json.loads((tmp_path / "pieces" / "manifest.json").read_text())["version"] == 1
+    assert not (tmp_path / "pieces" / "bm25_terms.npy").exists()
+
+
+def test_an_older_pieces_index_loads_as_pieces(model, tmp_path):
+    """An index saved before the analyzer was recorded (no bm25.lexical) is WordPiece BM25, as it was built."""
+    ix = Index(model, lexical="pieces")
     ix.add(DOCS)
     ix.save(tmp_path / "ix")
-    assert json.loads((tmp_path / "ix" / "manifest.json").read_text())["version"] == 1
+    manifest_path = tmp_path / "ix" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["bm25"]["lexical"], manifest["bm25"]["stemmer"]  # what format version 1 wrote before
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = Index.load(tmp_path / "ix", model, verify=True)
+    assert (loaded.lexical, loaded.stemmer) == ("pieces", None)
+    queries = ["cat runs", "falling market", "cafe"]
+    assert loaded.search(queries, k=4, mode="bm25") == ix.search(queries, k=4, mode="bm25")
+    assert loaded.lexical_tokens(["cats"])[0].tolist() == model.tokenize(["cats"])[0].tolist()  # piece ids
 
 
 def test_without_the_extra_one_line_error_names_it(model, tmp_path, monkeypatch):
@@ -119,7 +140,8 @@ def test_corrupt_vocabulary_is_refused(model, tmp_path):
 
 
 def test_fast_ascii_path_gives_the_tokenizers_own_words(model):
-    """Words equal the model's normalizer + pre-tokenizer's (less stopwords and punctuation), any text."""
+    """Words equal the model's normalizer + pre-tokenizer's (less stopwords and punctuation), any text (the
+    ASCII stretches of non-ASCII text take the fast path too)."""
     import re
 
     from sse_np.index.stopwords import ENGLISH_STOPWORDS
@@ -129,6 +151,10 @@ def test_fast_ascii_path_gives_the_tokenizers_own_words(model):
     alphabet = [chr(c) for c in range(128)] + list("éÅß–μ°€©¶_中文") + ["Hello", "The", "don't", "e-mail"] * 20
     texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 60)))) for _ in range(400)]
     texts += ["Tab\tsep\x0bvt\x1cfs_under_score", "CAFÉ au lait", "x\x00y\x7fz", ""]
+    # Non-ASCII chunks go to the tokenizer alone: Unicode spaces inside and beside them, CJK, combining marks,
+    # a C1 control that Python splits at and BERT deletes, zero-width characters.
+    texts += ["é\u200ax y", "abc\u200a1.55; CI", "x\u3000y  z\u00a0w", "中文abc def", " \u0301a Ünïcödé-wörds"]
+    texts += ["a\x85b c", "zero\u200bwidth joiner\u200d!", "l’été — «quotes» ok.", "\u2028line\u2029para"]
     ix = Index(model, lexical="words")
     assert ix._words is not None
     for text in texts:
@@ -138,3 +164,13 @@ def test_fast_ascii_path_gives_the_tokenizers_own_words(model):
             if w not in ENGLISH_STOPWORDS and re.search(r"[^\W_]", w)
         ]
         assert ix._words.words(text) == expected, repr(text)
+
+
+def test_a_query_word_no_document_had_is_found_once_one_has_it(model):
+    ix = Index(model)
+    ix.add(["Cats purr when content."])
+    assert _bm25_ids(ix, "zebras") == []  # looked up, not numbered and not remembered as unknown
+    assert ix._words is not None and len(ix._words) == 4
+    ix.add(["Zebras graze on the plains."])
+    assert _bm25_ids(ix, "zebras") == [1]
+    assert ix._words.terms() == ["cats", "purr", "when", "content", "zebras", "graze", "plains"]

@@ -42,7 +42,7 @@ def data():
 @pytest.fixture(scope="module")
 def reference(model, data) -> sse_np.Index:
     """sse_np's own BM25 over the same documents (its tokens are the ones the adapter must use)."""
-    index = sse_np.Index(model, dim=DIM)
+    index = sse_np.Index(model, dim=DIM, lexical="pieces")  # the adapter keeps WordPiece ids
     index.add(data.texts, ids=[int(i) for i in data.ids])
     return index
 
@@ -193,7 +193,7 @@ def test_empty_documents_count_in_the_corpus_like_sse_np(model) -> None:
     store = SSEQdrant(QdrantClient(":memory:"), "tiny", model, dims=(64,))
     store.create_collection(bm25=True)
     store.upsert(texts, ids=list(range(5)))
-    index = sse_np.Index(model, dim=64)
+    index = sse_np.Index(model, dim=64, lexical="pieces")
     index.add(texts)
     for query in ("cat", "dog cat", "the", "cat cat barks"):
         want = {h["id"]: h["score"] for h in index.search(query, k=5, mode="bm25") if h["score"] > 0}
@@ -208,7 +208,7 @@ def test_avgdl_waits_for_documents_with_tokens(model) -> None:
     store.upsert(["", "the of and"], ids=[1, 2])
     assert meta()["avgdl"] is None
     store.upsert(["cat cat dog", "a dog barks"], ids=[3, 4])
-    tokens, _ = sse_np.Index(model).lexical_tokens(["cat cat dog", "a dog barks"])
+    tokens, _ = sse_np.Index(model, lexical="pieces").lexical_tokens(["cat cat dog", "a dog barks"])
     assert meta()["avgdl"] == tokens.size / 2  # the mean over these two: the first two had no token
     given = SSEQdrant(store.client, "given", model, dims=(64,))
     given.create_collection(bm25=True, avgdl=7.0, k1=0.9, b=0.4, stopwords=False)
