@@ -105,10 +105,10 @@ class WordTableHolder:
             while 2 * e1 > capacity:
                 capacity *= 2
             keys, slots = np.zeros(capacity, np.uint64), np.zeros(capacity, np.int32)
-            word_kernels.index_entries(keys, slots, pool, word_off, 0, e1)
+            word_kernels.index_entries(keys, slots, pool, word_off, np.int64(0), np.int64(e1))
         else:  # copied: a running kernel keeps probing the slots it started with
             keys, slots = t.keys.copy(), t.slots.copy()
-            word_kernels.index_entries(keys, slots, pool, word_off, e0, e1)
+            word_kernels.index_entries(keys, slots, pool, word_off, np.int64(e0), np.int64(e1))
         self.words_used += word_bytes
         self.ids_used += id_count
         self.entries = e1
