@@ -244,3 +244,19 @@ def test_unsupported_pipeline_stays_on_tokenizers_and_exact(tmp_path):
     assert ids_of(model, texts) == reference_ids(folder, texts)
     ref = model2vec.StaticModel.from_pretrained(folder)
     np.testing.assert_allclose(model.encode(texts), ref.encode(texts), rtol=0, atol=1e-6)
+
+
+def test_arrow_columns_and_packed_texts_take_the_same_path(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    from sse_np.engine.texts import Utf8Texts
+
+    tok = train("unigram", "metaspace", "nfkc_lower")
+    model, folder = load(tmp_path, tok)
+    texts = edge_texts(300, seed=4)
+    want = model.encode(texts)
+    np.testing.assert_array_equal(model.encode(pa.array(texts)), want)
+    np.testing.assert_array_equal(model.encode(pa.chunked_array([texts[:7], texts[7:]])), want)
+    packed = Utf8Texts.from_strs(texts)
+    ids, offsets = model.engine.tokenize(packed, 0, 2)
+    got = [ids[a:b].tolist() for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+    assert got == reference_ids(folder, texts)
