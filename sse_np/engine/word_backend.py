@@ -28,13 +28,16 @@ from ..tokenizer.words import WordResolver
 from . import parallel, word_kernels
 from .items import _blocks, _entry_point, _items
 from .texts import Utf8Texts
-from .word_kernels import MISS, OK, Words, WordTable
+from .word_kernels import MISS, OK, Sink, Words, WordTable
 
 __all__ = ["WordPath", "WordTableHolder"]
 
 _START_ENTRIES = 1 << 12
 _NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_words pools (a non-empty array: it writes ids instead)
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
+_NO_SINK = Sink(
+    np.zeros(1, np.uint64), np.zeros(1, np.int32), np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros(1, np.int64)
+)  # embed_words pools (missing_words collects into a real one)
 
 
 def _grown(array: np.ndarray, used: int, needed: int) -> np.ndarray:
@@ -154,7 +157,7 @@ class WordPath:
         item_off = _items(sizes, threads)
         threads = max(1, min(threads, len(item_off) - 1))
         args: tuple = (texts.data, texts.offsets, order, item_off, np.zeros(1, np.int64), self.words, self.holder.table)
-        args = (*args, *model_args, *rest)
+        args = (*args, *model_args, *rest, _NO_SINK)
         key = (args[0].flags.writeable, args[13].flags.c_contiguous, args[13].shape[1] == 0)
         entry = self._fast.get(key)  # machine code for these argument types, skipping numba's dispatch
         if entry is None:

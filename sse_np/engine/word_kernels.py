@@ -34,6 +34,7 @@ from .intrinsics import fetch_add, unowned
 from .pooling import _pool_one
 
 OK, FALLBACK, MISS = 0, 1, 2
+NOT_ASCII, ADDED = -1, -2
 #: Words longer than this many bytes are left to ``tokenizers`` (they rarely repeat).
 MAX_WORD = 96
 WS, LETTER, DIGIT, UNDER = 1, 2, 4, 8
@@ -77,30 +78,86 @@ class WordTable(NamedTuple):
 
 
 @nb.njit(cache=True)
-def normalized(buf, a, b, words, norm):
-    """The logical text of ``buf[a:b]`` into ``norm`` (lowered if asked); its length, or -1 when only
-    ``tokenizers`` can tokenize it (a non-ASCII byte, an added token's text matched ignoring case)."""
-    added, added_off, first, lower = words.added, words.added_off, words.added_first, words.lower
-    virt = 1 if words.prefix and b > a and buf[a] != 32 else 0
+def _added_at(buf, p, b, words):
+    """Whether an added token's text starts at ``buf[p]`` (matched ignoring ASCII case)."""
+    added, added_off = words.added, words.added_off
+    for t in range(added_off.shape[0] - 1):
+        t0, t1 = added_off[t], added_off[t + 1]
+        same = t1 - t0 <= b - p
+        for k in range(t1 - t0):
+            if not same:
+                break
+            d = buf[p + k]
+            same = (d + 32 if 65 <= d <= 90 else d) == added[t0 + k]
+        if same:
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def has_added(buf, a, b, words):
+    """Whether ``buf[a:b]`` holds an added token's text."""
+    for p in range(a, b):
+        c = buf[p]
+        if c < 128 and words.added_first[c + 32 if 65 <= c <= 90 else c] and _added_at(buf, p, b, words):
+            return True
+    return False
+
+
+@nb.njit(cache=True)
+def normalized(buf, a, b, words, prefix, norm):
+    """The logical text of ``buf[a:b]`` into ``norm`` (lowered if asked; a space before it if ``prefix`` and it
+    does not start with one); its length, or NOT_ASCII, or ADDED (it holds an added token's text)."""
+    first, lower = words.added_first, words.lower
+    virt = 1 if prefix and b > a and buf[a] != 32 else 0
     norm[0] = 32
     for p in range(a, b):
         c = buf[p]
         if c >= 128:
-            return -1
+            return NOT_ASCII
         low = c + 32 if 65 <= c <= 90 else c
         norm[p - a + virt] = low if lower else c
-        if first[low]:
-            for t in range(added_off.shape[0] - 1):
-                t0, t1 = added_off[t], added_off[t + 1]
-                same = t1 - t0 <= b - p
-                for k in range(t1 - t0):
-                    if not same:
-                        break
-                    d = buf[p + k]
-                    same = (d + 32 if 65 <= d <= 90 else d) == added[t0 + k]
-                if same:
-                    return -1
+        if first[low] and _added_at(buf, p, b, words):
+            return ADDED
     return b - a + virt
+
+
+@nb.njit(cache=True)
+def chunk_end(buf, p, b, words):
+    """End of the chunk at ``p`` of a text with non-ASCII bytes: a stretch the pipeline tokenizes as if alone.
+
+    Whitespace, WhitespaceSplit: ASCII whitespace bounds chunks (it splits, and no normalizer joins
+    across it). ByteLevel: before an ASCII space followed by an ASCII non-space (the regex always starts
+    a word there). Metaspace: before every ASCII space (each replacement starts a piece).
+    """
+    mode, classes = words.mode, words.classes
+    q = p + 1
+    if mode <= WHITESPACE_SPLIT:  # Whitespace or WhitespaceSplit
+        while q < b and not (buf[q] < 128 and classes[buf[q]] & WS):
+            q += 1
+        return q
+    while q < b:
+        if buf[q] == 32:
+            if mode == METASPACE:
+                return q
+            if q + 1 < b and buf[q + 1] < 128 and not classes[buf[q + 1]] & WS:
+                return q
+        q += 1
+    return b
+
+
+@nb.njit(cache=True)
+def char_cut(buf, a, b, max_chars):
+    """End of the first ``max_chars`` characters of the UTF-8 text ``buf[a:b]`` (-1: all)."""
+    if max_chars < 0 or b - a <= max_chars:
+        return b
+    chars = 0
+    for p in range(a, b):
+        if buf[p] & 0xC0 != 0x80:
+            if chars == max_chars:
+                return p
+            chars += 1
+    return b
 
 
 @nb.njit(cache=True)
@@ -203,13 +260,44 @@ def index_entries(keys, slots, words, word_off, first, last):
         slots[s] = e
 
 
+class Sink(NamedTuple):
+    """Distinct missing words found so far (``missing_words``); empty arrays: not collecting."""
+
+    keys: np.ndarray  # uint64: hash slots
+    slots: np.ndarray  # int32
+    found: np.ndarray  # uint8: the words' bytes
+    found_off: np.ndarray  # int64
+    used: np.ndarray  # int64[1]: words found
+
+
 @nb.njit(cache=True)
-def text_ids(buf, a, b, words, table, norm, ids, at, room):
-    """Text ``buf[a:b]``'s ids appended to ``ids[at:]`` (at most ``room`` more); ``(status, count)``."""
-    length = normalized(buf, a, b, words, norm)
-    if length < 0:
-        return FALLBACK, 0
-    n = 0
+def _lookup(key, ws, we, table, ids, n, room, sink):
+    """Append the ids of the word ``key[ws:we]``; ``(status, count)``. Collecting, a missing word goes to ``sink``."""
+    e, _ = find(table.keys, table.slots, table.words, table.word_off, key, ws, we)
+    if sink.found.shape[0] > 0:
+        if e < 0 and find(sink.keys, sink.slots, sink.found, sink.found_off, key, ws, we)[0] < 0:
+            c = sink.used[0]
+            at = sink.found_off[c]
+            for k in range(ws, we):
+                sink.found[at + k - ws] = key[k]
+            sink.found_off[c + 1] = at + we - ws
+            index_entries(sink.keys, sink.slots, sink.found, sink.found_off, c, c + 1)
+            sink.used[0] = c + 1
+        return OK, n
+    if e < 0:
+        return MISS, n
+    i0, i1 = table.id_off[e], table.id_off[e + 1]
+    if n + i1 - i0 > room:
+        return FALLBACK, n
+    for t in range(i0, i1):
+        ids[n] = table.ids[t]
+        n += 1
+    return OK, n
+
+
+@nb.njit(cache=True)
+def _word_ids(norm, length, words, table, ids, n, room, sink):
+    """Append the ids of the words of the logical text ``norm[:length]``; ``(status, count)``."""
     i = np.int64(0)  # not a literal 0: one compiled next_word for every caller
     while True:
         ws, we = next_word(norm, length, i, words)
@@ -217,16 +305,45 @@ def text_ids(buf, a, b, words, table, norm, ids, at, room):
             return OK, n
         i = we
         if we - ws > MAX_WORD:
+            return FALLBACK, n
+        st, n = _lookup(norm, ws, we, table, ids, n, room, sink)
+        if st != OK:
+            return st, n
+
+
+@nb.njit(cache=True)
+def text_ids(buf, a, b, words, table, norm, ids, room, sink):
+    """Text ``buf[a:b]``'s ids into ``ids`` (at most ``room``); ``(status, count)``.
+
+    An ASCII text is split into words at once. A text with non-ASCII bytes is cut into chunks
+    (``chunk_end``): ASCII chunks into words, and a non-ASCII chunk is one key, its raw bytes, whose ids
+    are the whole pipeline's on that chunk alone (they never collide with ASCII words).
+    """
+    length = normalized(buf, a, b, words, words.prefix, norm)
+    if length >= 0:
+        return _word_ids(norm, length, words, table, ids, np.int64(0), room, sink)
+    if length == ADDED or has_added(buf, a, b, words):
+        return FALLBACK, 0
+    n = np.int64(0)
+    p = a
+    spaced = words.mode <= WHITESPACE_SPLIT  # Whitespace or WhitespaceSplit
+    while True:
+        if spaced:
+            while p < b and buf[p] < 128 and words.classes[buf[p]] & WS:
+                p += 1
+        if p >= b:
+            return OK, n
+        q = chunk_end(buf, p, b, words)
+        length = normalized(buf, p, q, words, words.prefix and p == a, norm)
+        if length >= 0:
+            st, n = _word_ids(norm, length, words, table, ids, n, room, sink)
+        elif q - p > MAX_WORD:
             return FALLBACK, 0
-        e, _ = find(table.keys, table.slots, table.words, table.word_off, norm, ws, we)
-        if e < 0:
-            return MISS, 0
-        i0, i1 = table.id_off[e], table.id_off[e + 1]
-        if n + i1 - i0 > room:
-            return FALLBACK, 0
-        for t in range(i0, i1):
-            ids[at + n] = table.ids[t]
-            n += 1
+        else:
+            st, n = _lookup(buf, p, q, table, ids, n, room, sink)
+        if st != OK:
+            return st, 0
+        p = q
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
@@ -248,6 +365,7 @@ def embed_words(
     status,
     tokens,
     token_counts,
+    sink,
 ):
     """Texts ``order[item_off[k]:item_off[k + 1]]`` of each item taken from ``counter`` -> rows of ``out``.
 
@@ -285,9 +403,10 @@ def embed_words(
         for j in range(item_off[k], item_off[k + 1]):
             i = order[j]
             a, b = text_off[i], text_off[i + 1]
-            if 0 <= max_chars < b - a:
-                b = a + max_chars  # ASCII: a byte a character (any other text falls back)
-            st, n = text_ids(buf, a, b, words, table, norm, ids, np.int64(0), room)
+            b = char_cut(buf, a, b, max_chars)
+            st, n = text_ids(buf, a, b, words, table, norm, ids, room, sink)
+            if ids_only and n > text_off[i + 1] - text_off[i] + 1:
+                st = FALLBACK  # more ids than its room in ``tokens`` (an NFKC expansion)
             start = 0
             status[i] = st
             if st != OK:
@@ -309,7 +428,7 @@ def embed_words(
 
 @nb.njit(cache=True)
 def missing_words(buf, text_off, texts, words, table, max_chars):
-    """Distinct words of ``texts`` the table lacks: ``(bytes, offsets)``, each word once (serial)."""
+    """Distinct words (and non-ASCII chunks) of ``texts`` the table lacks: ``(bytes, offsets)`` (serial)."""
     total = room = 0
     for t in range(texts.shape[0]):
         i = texts[t]
@@ -318,32 +437,19 @@ def missing_words(buf, text_off, texts, words, table, max_chars):
     cap = 64
     while cap < 2 * total + 2:
         cap *= 2
-    seen_keys = np.zeros(cap, dtype=np.uint64)
-    seen_slots = np.zeros(cap, dtype=np.int32)
-    found = np.empty(total + 1, dtype=np.uint8)
-    found_off = np.zeros(total + 2, dtype=np.int64)
-    count = np.int64(0)
+    sink = Sink(
+        np.zeros(cap, dtype=np.uint64),
+        np.zeros(cap, dtype=np.int32),
+        np.empty(total + 1, dtype=np.uint8),
+        np.zeros(total + 2, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+    )
     norm = np.empty(room + 1, dtype=np.uint8)
+    ids = np.empty(1, dtype=np.int32)
     for t in range(texts.shape[0]):
         i = texts[t]
-        a, b = text_off[i], text_off[i + 1]
-        if 0 <= max_chars < b - a:
-            b = a + max_chars
-        length = normalized(buf, a, b, words, norm)
-        w = np.int64(0)
-        while length >= 0:
-            ws, we = next_word(norm, length, w, words)
-            if ws < 0 or we - ws > MAX_WORD:
-                break
-            w = we
-            if find(table.keys, table.slots, table.words, table.word_off, norm, ws, we)[0] >= 0:
-                continue
-            if find(seen_keys, seen_slots, found, found_off, norm, ws, we)[0] >= 0:
-                continue
-            at = found_off[count]
-            for k in range(ws, we):
-                found[at + k - ws] = norm[k]
-            found_off[count + 1] = at + we - ws
-            index_entries(seen_keys, seen_slots, found, found_off, count, count + 1)
-            count += 1
-    return found[: found_off[count]].copy(), found_off[: count + 1].copy()
+        a = text_off[i]
+        b = char_cut(buf, a, text_off[i + 1], max_chars)
+        text_ids(buf, a, b, words, table, norm, ids, np.int64(0), sink)
+    count = sink.used[0]
+    return sink.found[: sink.found_off[count]].copy(), sink.found_off[: count + 1].copy()

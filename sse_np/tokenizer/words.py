@@ -125,13 +125,19 @@ class WordResolver:
     pre-token string the model sees (ByteLevel's byte characters, the
     replacement) and encoded by a tokenizer holding only the model: no
     normalizer, pre-tokenizer, added tokens, post-processor or truncation,
-    so each word is one pre-token given to the model as is.
+    so each word is one pre-token given to the model as is. A chunk of a
+    text with non-ASCII characters (``sse_np.engine.word_kernels.chunk_end``)
+    goes through the whole pipeline alone, which gives the ids it has in
+    its text (its ends are where the pre-tokenizer always splits and the
+    normalizers join nothing).
     """
 
     def __init__(self, spec: dict, word_spec: dict) -> None:
         bare = {**spec, "normalizer": None, "pre_tokenizer": None, "post_processor": None, "decoder": None}
         bare.update(added_tokens=[], truncation=None, padding=None)
         self._tokenizer = Tokenizer.from_str(json.dumps(bare))
+        # Chunks of texts with non-ASCII characters go through the whole pipeline, alone (untruncated).
+        self._pipeline = Tokenizer.from_str(json.dumps({**spec, "truncation": None, "padding": None}))
         if word_spec["mode"] == MODES["ByteLevel"]:
             self._map = {b: c for b, c in enumerate(byte_level_chars())}
         elif word_spec["mode"] == MODES["Metaspace"]:
@@ -140,6 +146,17 @@ class WordResolver:
             self._map = {}
 
     def __call__(self, words: list[bytes]) -> list[list[int]]:
-        """Ids of each word (normalized ASCII bytes)."""
-        strs = [w.decode("latin-1").translate(self._map) for w in words]
-        return [e.ids for e in self._tokenizer.encode_batch_fast(strs, add_special_tokens=False)]
+        """Ids of each key: a word (normalized ASCII bytes) or a chunk (raw UTF-8 with non-ASCII bytes)."""
+        chunks = [k for k, w in enumerate(words) if not w.isascii()]
+        if len(chunks) == len(words):
+            strs = []
+        else:
+            strs = [w.decode("latin-1").translate(self._map) for w in words if w.isascii()]
+        out = [e.ids for e in self._tokenizer.encode_batch_fast(strs, add_special_tokens=False)] if strs else []
+        if not chunks:
+            return out
+        texts = [words[k].decode("utf-8") for k in chunks]
+        found = iter(e.ids for e in self._pipeline.encode_batch_fast(texts, add_special_tokens=False))
+        plain = iter(out)
+        chunk_set = set(chunks)
+        return [next(found) if k in chunk_set else next(plain) for k in range(len(words))]

@@ -66,7 +66,9 @@ def train(kind: str, pre: str, normalizer: str) -> Tokenizer:
     if norm is not None:
         tok.normalizer = norm
     tok.pre_tokenizer = PRE[pre]()
-    tok.train_from_iterator([*sm.corpus(), "Don't we'll I'm you're they've he'd 123 4.5 !!! ... x_y"], trainer=trainer)
+    # Runs of whitespace too, so that merging or splitting them wrongly changes the ids.
+    extra = ["Don't we'll I'm you're they've he'd 123 4.5 !!! ... x_y", "a  b   c    d\t\te\n\nf  \t g   "] * 20
+    tok.train_from_iterator([*sm.corpus(), *extra], trainer=trainer)
     return tok
 
 
@@ -131,6 +133,39 @@ def test_ids_equal_tokenizers(tmp_path, monkeypatch, kind, pre, normalizer):
     assert ids_of(model, texts) == want and model.engine._numba.word_path.holder.entries == entries
 
 
+UNICODE = [
+    *["café", "CAFÉ", "naïve", "e\u0301", "\u0301", " \u0301x", "中文", "日本語", "ｶﾀｶﾅ", "🙂", "👨\u200d👩\u200d👧"],
+    *["\u00a0", "\u2002", "\u3000", "\u2028", "\u0085", "\u200b", "\ufeff", "\u1680", " \u00a0", "\u00a0 "],
+    *["ﬁ", "ﬀ", "Σ", "ΣΑΣ", "İ", "ß", "ẞ", "１２３", "Ａｂ", "½", "²", "\ufdfa", "\u2581", "Ġ", "ĉ"],
+    *["’s", "’", "“x”", "—", "…", "x’ll", "\u00e9'S", "é's", "'é"],
+]
+
+
+def unicode_texts(n: int = 1200, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    fixed = ["é", " é", "é ", "\u00a0x", "x\u00a0", " \u00a0 x", "\u00a0\u00a0", "ﬁ" * 40, "é" * 60]
+    pool = PIECES + UNICODE + UNICODE
+    return fixed + ["".join(rng.choice(pool, size=rng.integers(1, 14))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("normalizer", ["none", "nfkc_lower"])
+@pytest.mark.parametrize("pre", list(PRE))
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_ids_equal_tokenizers_on_non_ascii_texts(tmp_path, monkeypatch, kind, pre, normalizer):
+    """Texts with non-ASCII characters: ASCII chunks split by the kernel, other chunks through the pipeline alone."""
+    tok = train(kind, pre, normalizer)
+    model, folder = load(tmp_path, tok)
+    model.encode(["warm up"])
+    texts = unicode_texts(seed=len(pre))
+    fallbacks = spy_fallbacks(model, monkeypatch)
+    got = ids_of(model, texts)
+    want = reference_ids(folder, texts)
+    bad = [(t, g, w) for t, g, w in zip(texts, got, want) if g != w]
+    assert not bad, f"{len(bad)} texts differ, first: {bad[0]!r}"
+    assert len(fallbacks) < len(texts) // 4
+    assert ids_of(model, texts) == want  # from the table
+
+
 @pytest.mark.parametrize("direction", ["right", "left"])
 def test_tokenizer_truncation_both_directions(tmp_path, monkeypatch, direction):
     """An SSE-layout folder keeps tokenizer.json's truncation: ids as tokenizers cuts them, vectors as NumPy's."""
@@ -161,7 +196,7 @@ def test_vectors_equal_model2vec_with_max_length(tmp_path):
 
     tok = train("bpe", "byte_level_prefix", "nfkc_lower")
     model, folder = load(tmp_path, tok)
-    texts = [*edge_texts(400, seed=5), "the dog " * 400]
+    texts = [*edge_texts(400, seed=5), *unicode_texts(300, seed=6), "the dog " * 400, "café dog " * 300]
     ref = model2vec.StaticModel.from_pretrained(folder)
     np.testing.assert_allclose(model.encode(texts), ref.encode(texts), rtol=0, atol=1e-6)  # default: 512
     for max_length in (3, 40, 2000):
