@@ -339,8 +339,10 @@ def text_ids(buf, a, b, words, table, norm, ids, room, sink):
             st, n = _word_ids(norm, length, words, table, ids, n, room, sink)
         elif q - p > MAX_WORD:
             return FALLBACK, 0
-        else:
-            st, n = _lookup(buf, p, q, table, ids, n, room, sink)
+        else:  # its raw bytes are its key (copied: one compiled _lookup, on the scratch, for every caller)
+            for k in range(p, q):
+                norm[k - p] = buf[k]
+            st, n = _lookup(norm, np.int64(0), q - p, table, ids, n, room, sink)
         if st != OK:
             return st, 0
         p = q
