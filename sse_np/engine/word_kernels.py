@@ -161,9 +161,11 @@ def char_cut(buf, a, b, max_chars):
 
 
 @nb.njit(cache=True)
-def next_word(norm, length, i, words):
-    """The next word ``(start, stop)`` of ``norm[:length]`` at or after ``i``; ``(-1, -1)`` when none is left."""
-    mode, classes = words.mode, words.classes
+def next_word(norm, length, i, mode, classes):
+    """The next word ``(start, stop)`` of ``norm[:length]`` at or after ``i``; ``(-1, -1)`` when none is left.
+
+    ``mode`` and ``classes`` come from ``Words`` (passed alone: a tuple per word call costs).
+    """
     if mode == BYTE_LEVEL:
         # 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
         if i >= length:
@@ -299,16 +301,34 @@ def _lookup(key, ws, we, table, ids, n, room, sink):
 def _word_ids(norm, length, words, table, ids, n, room, sink):
     """Append the ids of the words of the logical text ``norm[:length]``; ``(status, count)``."""
     i = np.int64(0)  # not a literal 0: one compiled next_word for every caller
+    mode, classes = words.mode, words.classes
+    keys, slots, word_bytes, word_off, id_off, id_pool = (
+        table.keys,
+        table.slots,
+        table.words,
+        table.word_off,
+        table.id_off,
+        table.ids,
+    )
     while True:
-        ws, we = next_word(norm, length, i, words)
+        ws, we = next_word(norm, length, i, mode, classes)
         if ws < 0:
             return OK, n
         i = we
         if we - ws > MAX_WORD:
             return FALLBACK, n
-        st, n = _lookup(norm, ws, we, table, ids, n, room, sink)
-        if st != OK:
-            return st, n
+        if sink.found.shape[0] > 0:  # collecting (missing_words)
+            _lookup(norm, ws, we, table, ids, n, room, sink)
+            continue
+        e, _ = find(keys, slots, word_bytes, word_off, norm, ws, we)  # the hot loop: here, not in _lookup
+        if e < 0:
+            return MISS, n
+        i0, i1 = id_off[e], id_off[e + 1]
+        if n + i1 - i0 > room:
+            return FALLBACK, n
+        for t in range(i0, i1):
+            ids[n] = id_pool[t]
+            n += 1
 
 
 @nb.njit(cache=True)
