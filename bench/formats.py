@@ -234,9 +234,10 @@ def _section(result: dict) -> str:
     lines += [
         "",
         "Fast path: `wordpiece` = the jitted BERT tokenizer; `word path` = BPE/Unigram pre-tokenized in numba with "
-        "each distinct word's ids learned once from the model (`sse_np/engine/word_backend.py`); texts with non-ASCII "
-        "bytes still go through `tokenizers`. The timed calls follow a warm-up, so the word table already holds the "
-        "documents' words; the last column is sse_np's first call on the documents right after loading.",
+        "each distinct word's ids learned once from the model (`sse_np/engine/word_backend.py`; a text's non-ASCII "
+        "chunks are learned whole from the pipeline). The timed calls follow a warm-up, so the word table already "
+        "holds the documents' words (as `tokenizers` holds its own word cache); the last column is sse_np's first "
+        "call on the documents right after loading, words learned included.",
         "",
         f"Fresh process, warm caches: `sse_np.load` of the 30522 x 256 model2vec folder to its first vector: "
         f"{result['load_to_first_vector_s'] * 1000:.0f} ms (median of 5).",

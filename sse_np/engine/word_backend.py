@@ -2,13 +2,14 @@
 
 ``sse_np.tokenizer.words`` says which pipelines qualify. A call packs its
 texts into UTF-8 blocks; per block, threads run ``word_kernels.embed_words``
-over items of texts: split each ASCII text into words, look each word's ids
-up in the word table, pool. Texts with a word the table lacks come back as
+over items of texts: split each text into words (a text with non-ASCII
+characters: into chunks first, ``word_kernels.chunk_end``), look each word's
+ids up in the word table, pool. Texts with a word the table lacks come back as
 misses: their distinct missing words are found (``missing_words``), given to
-the model once (``WordResolver``, one batched ``tokenizers`` call), added to
-the table, and those texts run again. Texts the kernel cannot reproduce
-(non-ASCII bytes, an added token's text, very long words) go to
-``tokenizers`` in one batch, as before.
+the model once (``WordResolver``: one batched ``tokenizers`` call; a
+non-ASCII chunk through the whole pipeline), added to the table, and those
+texts run again. Texts the kernel leaves alone (an added token's text, very
+long words or chunks) go to ``tokenizers`` in one batch, as before.
 
 The table lives with the model across calls, bounded like the WordPiece
 chunk cache (``$SSE_NP_TOKEN_CACHE_BYTES``, default 64 MiB): when adding

@@ -1,4 +1,4 @@
-"""Jitted word path: ASCII texts -> pre-token words -> ids from a word table -> pooled rows.
+"""Jitted word path: texts -> pre-token words (or chunks) -> ids from a word table -> pooled rows.
 
 The pipelines (``sse_np.tokenizer.words``) are reproduced on ASCII bytes:
 the normalizer lowers A-Z or does nothing, and the pre-tokenizer is one of
@@ -7,14 +7,17 @@ four scanners over the *logical* text, a per-thread copy of the text (cut to
 ``add_prefix_space`` and Metaspace's prepend, a space before it when it does
 not start with one. A word's key is its bytes there (a Metaspace replacement
 held as a space); the word table maps keys to the ids the model gives that
-pre-token.
+pre-token. A text with non-ASCII bytes is cut into chunks the pipeline
+tokenizes as if alone (``chunk_end``): ASCII chunks are split as above, and
+a non-ASCII chunk is one key, its raw bytes (never equal to an ASCII word),
+whose ids are the whole pipeline's on that chunk.
 
 Few, plain jitted functions (no IR-level inlining): compiling them is most
 of a BPE/Unigram model's first load on a machine (bench/results/RESULTS.md).
 
-Per text, ``status`` says what happened: ``OK``; ``FALLBACK`` (a non-ASCII
-byte, an added token's text, a word over ``MAX_WORD`` bytes: only
-``tokenizers`` gives its ids); ``MISS`` (a word the table lacks: the caller
+Per text, ``status`` says what happened: ``OK``; ``FALLBACK`` (an added
+token's text, a word or chunk over ``MAX_WORD`` bytes, more ids than room:
+only ``tokenizers`` gives its ids); ``MISS`` (a word the table lacks: the caller
 resolves the missing words, ``missing_words``, and runs the text again).
 
 Kernels are serial and release the GIL; threads share items through a

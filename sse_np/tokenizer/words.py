@@ -14,8 +14,10 @@ ids up in a table, and only words never seen before need the model itself
 
 :func:`word_path_spec` detects such a ``tokenizer.json``; anything else
 (another normalizer or pre-tokenizer, BPE dropout, an unknown
-post-processor) keeps the ``tokenizers`` path. A text with a non-ASCII byte,
-or holding an added token's text, also goes to ``tokenizers``.
+post-processor) keeps the ``tokenizers`` path. A text with non-ASCII
+characters is cut into chunks the pipeline tokenizes as if alone
+(``sse_np.engine.word_kernels.chunk_end``); its non-ASCII chunks are learned
+whole. A text holding an added token's text goes to ``tokenizers``.
 :class:`WordResolver` gives a word's ids from the model alone, exactly as the
 pipeline gives them. This module never imports numba.
 """
