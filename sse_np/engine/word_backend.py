@@ -122,13 +122,14 @@ class WordTableHolder:
 def words_settings(spec: dict) -> Words:
     """The kernel's ``Words`` tuple from ``word_path_spec``'s settings."""
     lower = spec["lower"]
-    added = [a.lower() for a in spec["added"]]  # matched ignoring case: a superset of what tokenizers matches
-    data = np.frombuffer("".join(added).encode("ascii"), dtype=np.uint8).copy()
+    # UTF-8, ASCII letters lowered (matched ignoring their case: a superset of what tokenizers matches)
+    added = [a.encode("utf-8").lower() for a in spec["added"]]
+    data = np.frombuffer(b"".join(added), dtype=np.uint8).copy()
     off = np.zeros(len(added) + 1, dtype=np.int64)
     np.cumsum([len(a) for a in added], out=off[1:])
-    first = np.zeros(128, dtype=np.uint8)
+    first = np.zeros(256, dtype=np.uint8)
     for a in added:
-        first[ord(a[0])] = 1
+        first[a[0]] = 1
     return Words(
         np.int64(spec["mode"]), bool(lower), bool(spec["prefix"]), word_kernels.byte_classes(), data, off, first
     )

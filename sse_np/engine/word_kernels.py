@@ -64,9 +64,9 @@ class Words(NamedTuple):
     lower: bool
     prefix: bool
     classes: np.ndarray  # uint8[128]
-    added: np.ndarray  # uint8: the added tokens' bytes, lowered
+    added: np.ndarray  # uint8: the added tokens' UTF-8 bytes, ASCII lowered
     added_off: np.ndarray  # int64[k + 1]
-    added_first: np.ndarray  # uint8[128]: 1 where an added token may start (lowered)
+    added_first: np.ndarray  # uint8[256]: 1 where an added token may start (ASCII lowered)
 
 
 class WordTable(NamedTuple):
@@ -102,7 +102,7 @@ def has_added(buf, a, b, words):
     """Whether ``buf[a:b]`` holds an added token's text."""
     for p in range(a, b):
         c = buf[p]
-        if c < 128 and words.added_first[c + 32 if 65 <= c <= 90 else c] and _added_at(buf, p, b, words):
+        if words.added_first[c + 32 if 65 <= c <= 90 else c] and _added_at(buf, p, b, words):
             return True
     return False
 

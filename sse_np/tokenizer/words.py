@@ -92,7 +92,7 @@ def word_path_spec(spec: dict) -> dict | None:
 
     Returns ``mode`` (see ``MODES``), ``lower``, ``prefix`` (ByteLevel's
     ``add_prefix_space``, Metaspace's prepend), ``replacement`` (Metaspace)
-    and ``added`` (the ASCII added tokens, which send a text holding one to
+    and ``added`` (the added tokens' texts, which send a text holding one to
     ``tokenizers``).
     """
     model = spec.get("model") or {}
@@ -103,7 +103,7 @@ def word_path_spec(spec: dict) -> dict | None:
     if lower is None or pre is None or not _post_ok(spec.get("post_processor")):
         return None
     added = sorted({t.get("content", "") for t in spec.get("added_tokens") or []} - {""})
-    return {**pre, "lower": lower, "added": [a for a in added if a.isascii()]}
+    return {**pre, "lower": lower, "added": added}
 
 
 def byte_level_chars() -> str:

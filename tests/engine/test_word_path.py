@@ -295,3 +295,21 @@ def test_arrow_columns_and_packed_texts_take_the_same_path(tmp_path):
     ids, offsets = model.engine.tokenize(packed, 0, 2)
     got = [ids[a:b].tolist() for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
     assert got == reference_ids(folder, texts)
+
+
+@pytest.mark.parametrize("pre", ["byte_level_prefix", "metaspace", "whitespace"])
+def test_added_tokens_of_any_text_send_their_texts_to_tokenizers(tmp_path, monkeypatch, pre):
+    from tokenizers import AddedToken
+
+    tok = train("bpe", pre, "nfkc_lower")
+    tok.add_tokens([AddedToken("é x", lstrip=True), AddedToken("the dog", rstrip=True), "ｍａｓｋ"])
+    tok.add_special_tokens(["<é>"])
+    model, folder = load(tmp_path, tok)
+    model.encode(["warm up"])
+    texts = [
+        *unicode_texts(300, seed=8),
+        *["a é x b", "café x", "é  x", "The DOG barks", "the  dog", "<é>", "a <é> b", "ｍａｓｋ", "MASK ｍａｓｋ"],
+    ]
+    fallbacks = spy_fallbacks(model, monkeypatch)
+    assert ids_of(model, texts) == reference_ids(folder, texts)
+    assert {"a é x b", "The DOG barks", "<é>", "a <é> b", "ｍａｓｋ"} <= set(fallbacks)
