@@ -36,6 +36,8 @@ __all__ = ["WordPath", "WordTableHolder"]
 _START_ENTRIES = 1 << 12
 _NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_words pools (a non-empty array: it writes ids instead)
 _NO_COUNTS = np.zeros(0, dtype=np.int64)
+_ORDER_0 = np.zeros(1, dtype=np.int64)  # a single text: text 0, one item
+_ONE_ITEM = np.array([0, 1], dtype=np.int64)
 _NO_SINK = Sink(
     np.zeros(1, np.uint64), np.zeros(1, np.int32), np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros(1, np.int64)
 )  # embed_words pools (missing_words collects into a real one)
@@ -145,6 +147,9 @@ class WordPath:
         self._resolver: WordResolver | None = None
         self._resolver_lock = threading.Lock()
         self._fast: dict = {}
+        self._limit_args: dict = {}
+        # The key of a single query's kernel call: a str packs to read-only bytes, rows are C-contiguous.
+        self._single_key = (False, True, False)
 
     def resolver(self) -> WordResolver:
         with self._resolver_lock:
@@ -198,6 +203,8 @@ class WordPath:
     def encode(self, backend, texts, sizes, out, normalize, threads, batch_size, limits, progress=None) -> None:
         """``NumbaBackend.encode`` for this path (``sizes``: running text lengths; ``threads`` already capped)."""
         packed = isinstance(texts, Utf8Texts)
+        if len(texts) == 1 and not packed and self._single(backend, texts, out, normalize, limits):
+            return
         model_args = (backend.trunc, backend.table, backend.bag, backend.head)
         limit_args = (np.int64(limits[0]), np.int64(limits[1]))
         for a, b in _blocks(sizes, batch_size):
@@ -215,6 +222,38 @@ class WordPath:
                 rows[left] = sub
             if progress is not None:
                 progress(b - a)
+
+    def _single(self, backend, texts, out, normalize, limits) -> bool:
+        """A single query on this thread, with no per-call array arithmetic; False: take the general path."""
+        entry = self._fast.get(self._single_key)
+        if entry is None or not out.flags.c_contiguous:
+            return False
+        limit_args = self._limit_args.get(limits)
+        if limit_args is None:  # typed once per distinct limits (a query's latency counts every µs)
+            limit_args = self._limit_args[limits] = (np.int64(limits[0]), np.int64(limits[1]))
+        block = Utf8Texts.from_strs(texts)
+        status = np.empty(1, dtype=np.uint8)
+        entry(
+            block.data,
+            block.offsets,
+            _ORDER_0,
+            _ONE_ITEM,
+            np.zeros(1, np.int64),
+            self.words,
+            self.holder.table,
+            backend.trunc,
+            backend.table,
+            backend.bag,
+            backend.head,
+            limit_args,
+            bool(normalize),
+            out,
+            status,
+            _NO_TOKENS,
+            _NO_COUNTS,
+            _NO_SINK,
+        )
+        return status[0] == OK  # else the general path runs it again (learning, or tokenizers)
 
     def tokenize(self, backend, texts, start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (EmbeddingBag form) as ``tokenizers`` gives them, its truncation applied."""

@@ -204,6 +204,11 @@ def test_vectors_equal_model2vec_with_max_length(tmp_path):
         np.testing.assert_allclose(model.encode(texts, max_length=max_length), want, rtol=0, atol=1e-6)
     np.testing.assert_allclose(model.encode(texts[7]), ref.encode(texts[7]), rtol=0, atol=1e-6)
     assert model.engine.word_path
+    # Single queries take their own latency path: same vectors, texts it cannot do included.
+    for max_length in (None, 3):
+        want = model.encode(texts, max_length=max_length)
+        for i in range(0, len(texts), 7):
+            np.testing.assert_array_equal(model.encode(texts[i], max_length=max_length), want[i], err_msg=texts[i])
 
 
 def test_a_small_table_starts_afresh_and_stays_exact(tmp_path, monkeypatch):
