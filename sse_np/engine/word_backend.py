@@ -21,12 +21,13 @@ threads keep reading a consistent table while one thread adds.
 from __future__ import annotations
 
 import threading
+import weakref
 from itertools import chain
 
 import numpy as np
 
 from ..tokenizer.words import WordResolver
-from . import parallel, word_kernels
+from . import jit, parallel, word_kernels
 from .items import _blocks, _entry_point, _items
 from .texts import Utf8Texts
 from .word_kernels import MISS, OK, Sink, Words, WordTable
@@ -52,12 +53,28 @@ def _grown(array: np.ndarray, used: int, needed: int) -> np.ndarray:
     return bigger
 
 
+_holders: weakref.WeakSet[WordTableHolder] = weakref.WeakSet()
+_paths: weakref.WeakSet[WordPath] = weakref.WeakSet()
+
+
+def _fresh_locks_in_child() -> None:
+    # A fork copies a lock another thread held; the child, which has no such thread, starts with free ones.
+    for holder in list(_holders):
+        holder._lock = threading.Lock()
+    for path in list(_paths):
+        path._resolver_lock = threading.Lock()
+
+
+jit.on_fork_in_child(_fresh_locks_in_child)
+
+
 class WordTableHolder:
     """The word -> ids table of one model: adding under a lock, publishing a new ``WordTable`` tuple."""
 
     def __init__(self, budget: int) -> None:
         self.budget = int(budget)
         self._lock = threading.Lock()
+        _holders.add(self)
         self.clear()
 
     def clear(self) -> None:
@@ -146,6 +163,7 @@ class WordPath:
         self.holder = WordTableHolder(cache_bytes)
         self._resolver: WordResolver | None = None
         self._resolver_lock = threading.Lock()
+        _paths.add(self)
         self._fast: dict = {}
         self._limit_args: dict = {}
         # The key of a single query's kernel call: a str packs to read-only bytes, rows are C-contiguous.

@@ -318,3 +318,34 @@ def test_added_tokens_of_any_text_send_their_texts_to_tokenizers(tmp_path, monke
     fallbacks = spy_fallbacks(model, monkeypatch)
     assert ids_of(model, texts) == reference_ids(folder, texts)
     assert {"a é x b", "The DOG barks", "<é>", "a <é> b", "ｍａｓｋ"} <= set(fallbacks)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_fork_while_the_table_is_locked_still_learns_in_the_child(tmp_path):
+    import os
+    import time
+
+    tok = train("bpe", "whitespace", "lower")
+    model, folder = load(tmp_path, tok)
+    texts = ["fresh words only the child sees", "zebra quokka"]
+    want = reference_ids(folder, texts)
+    path = model.engine._numba.word_path
+    path.resolver()  # built in the parent, as a server would have it
+    read, write = os.pipe()
+    with path.holder._lock:  # another thread adding to the table at the moment of the fork
+        pid = os.fork()
+        if pid == 0:  # the child: learns the new words, reports, exits
+            try:
+                ok = ids_of(model, texts) == want
+            except BaseException:
+                ok = False
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    deadline = time.monotonic() + 60
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child hung on a lock copied from the parent")
+        time.sleep(0.05)
+    assert os.read(read, 1) == b"1"
