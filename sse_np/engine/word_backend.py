@@ -96,7 +96,8 @@ class WordTableHolder:
         return sum(a.nbytes for a in self.table)
 
     def add(self, words: list[bytes], ids: list[list[int]]) -> None:
-        """Remember each word's ids (words not already held; a word over the whole budget is not kept)."""
+        """Remember each word's ids. The caller passes words the table lacked (two threads learning at once may both
+        add a word: lookups find the first copy). A batch larger than the whole budget is not kept."""
         if not words:
             return
         with self._lock:
