@@ -12,7 +12,7 @@ variable                        meaning
 ``SSE_NP_THREADS``              most threads one call uses (a positive int)
 ``SSE_NP_BACKEND``              ``auto``, ``numba`` or ``numpy``
 ``SSE_NP_DISABLE_NUMBA``        a true value (1/true/yes/on) never imports numba
-``SSE_NP_TOKEN_CACHE_BYTES``    bound of the tokenizer's chunk cache (an int >= 0)
+``SSE_NP_TOKEN_CACHE_BYTES``    bound of the tokenizer's chunk cache and of the word path's table (an int >= 0)
 ``SSE_NP_SERVE_CONFIG``         the server's configuration as JSON (worker processes)
 ``SSE_NP_API_KEY``              the server's API keys (comma-separated), as ``--api-key``
 ==============================  =================================================

@@ -68,9 +68,18 @@ def _tokenizer_facts(model: Any) -> dict[str, Any]:
         "vocab": model.tokenizer.get_vocab_size(with_added_tokens=True),
         "lowercase": _lowercases(model.tokenizer),
         "truncation": f"{trunc['max_length']} tokens, keep {keep}" if trunc else "off",
-        "numba fast path": "supported" if tokenizer.fast_spec is not None else "not supported (tokenizers)",
+        "numba fast path": _fast_path(tokenizer),
         "chunk cache": f"{tokenizer.cache_bytes:,} bytes at most",
     }
+
+
+def _fast_path(tokenizer: Any) -> str:
+    """Which jitted tokenizer the numba back-end uses for this tokenizer.json, if any."""
+    if tokenizer.fast_spec is not None:
+        return "supported"
+    if tokenizer.word_spec is not None:
+        return "supported (word path, ASCII texts)"
+    return "not supported (tokenizers)"
 
 
 def _backend(model: Any) -> str:

@@ -154,6 +154,12 @@ class Engine:
         """Whether the jitted tokenizer tokenizes (numba loaded, a BERT configuration)."""
         return self._numba is not None and self._numba.fast
 
+    @property
+    def word_path(self) -> bool:
+        """Whether the jitted word path tokenizes ASCII texts (numba loaded, a BPE/Unigram/WordLevel pipeline
+        it reproduces; ``sse_np.tokenizer.words``)."""
+        return self._numba is not None and self._numba.word_path is not None
+
     def _forget_thread(self) -> None:
         # In a forked child: the warm-up thread is gone; a later call starts another.
         self._thread, self._start_lock, self._load_lock = None, threading.Lock(), threading.Lock()
@@ -162,7 +168,8 @@ class Engine:
         data = self.table.data
         return (
             f"{data.dtype.str}|{data.ndim}|{data.flags.writeable}|{self.dyt is not None}|"
-            f"{self.tokenizer.fast_spec is not None}|{self.mapping is not None}|{self.weights is not None}"
+            f"{self.tokenizer.fast_spec is not None}|{self.mapping is not None}|{self.weights is not None}|"
+            f"{self.tokenizer.word_spec is not None}"
         )
 
     # -- loading -------------------------------------------------------------

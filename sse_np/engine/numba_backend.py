@@ -27,23 +27,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..checkpoint.q4 import Q4_LEVELS
 from . import jit, parallel, pooling, unicode_tables, wordpiece
+from .items import _blocks, _entry_point, _items
 from .pooling import Bag, Head, TableArrays
 from .texts import Utf8Texts
 from .wordpiece_tables import wordpiece_tables
+
+if TYPE_CHECKING:
+    from .word_backend import WordPath
 
 __all__ = ["SERIAL_BYTES", "NumbaBackend"]
 
 # Less text than this per thread and another thread costs more than it
 # saves (waking one is ~20-50 us; a core tokenizes and pools ~25 MB/s).
 SERIAL_BYTES = 16 << 10
-_ITEM_BYTES = (4 << 10, 64 << 10)  # work items: at least / at most this much text
-_ITEMS_PER_THREAD = 8  # so that uneven texts still balance
-BLOCK_BYTES = 1 << 20  # a block packs at least this much text (and at least batch_size texts)
 _DUMMY_F = np.zeros(1, dtype=np.float32)
 _DUMMY_I = np.zeros(1, dtype=np.int32)
 _NO_TOKENS = np.zeros(0, dtype=np.int32)  # embed_items pools (a non-empty array: it writes ids instead)
@@ -53,41 +55,6 @@ _ONE_ITEM = np.array([0, 1], dtype=np.int64)  # a single text is one item (the k
 _NO_UNICODE = unicode_tables.UnicodeTables(
     *(np.zeros(0, dtype=d) for d in (np.uint32, np.uint32, np.int32, np.uint8, np.int32, np.uint8))
 )
-
-
-def _entry_point(dispatcher, args: tuple):
-    """The machine code compiled for exactly these argument types, or None.
-
-    Calling it skips numba's per-call type dispatch, which for the named
-    tuples costs ~5 us a call, as much as pooling a short query.
-    """
-    try:
-        key = tuple(dispatcher.typeof_pyval(a) for a in args)
-        return dispatcher.overloads[key].entry_point
-    except (AttributeError, KeyError):  # NUMBA_DISABLE_JIT: a plain function
-        return None
-
-
-def _items(offsets: np.ndarray, threads: int) -> np.ndarray:
-    """Cut texts into items of about equal bytes (``offsets``: n + 1 running byte counts)."""
-    n, total = len(offsets) - 1, int(offsets[-1])
-    size = min(max(total // max(1, threads * _ITEMS_PER_THREAD), _ITEM_BYTES[0]), _ITEM_BYTES[1])
-    if n <= 1 or total <= size:
-        return np.array([0, n], dtype=np.int64)
-    cuts = np.searchsorted(offsets, np.arange(size, total, size), side="left")
-    return np.unique(np.concatenate([[0], cuts, [n]])).astype(np.int64)
-
-
-def _blocks(sizes: np.ndarray, batch_size: int) -> list[tuple[int, int]]:
-    """Texts ``[a, b)`` of each block: at least ``batch_size`` texts and ``BLOCK_BYTES`` (``sizes``: running)."""
-    n = len(sizes) - 1
-    out, a = [], 0
-    while a < n:
-        b = max(a + batch_size, int(np.searchsorted(sizes, sizes[a] + BLOCK_BYTES, side="left")))
-        b = min(b, n)
-        out.append((a, b))
-        a = b
-    return out
 
 
 class _Block:
@@ -139,6 +106,12 @@ class NumbaBackend:
             classes, vocab = wordpiece_tables(spec)
             folder = cache_folder if cache_folder is not None else jit.cache_folder()
             self.tables = (classes, unicode_tables.load(spec["normalizer"], folder), vocab)
+        #: The word path (BPE/Unigram/WordLevel pipelines it reproduces), or None; imported only then.
+        self.word_path: WordPath | None = None
+        if spec is None and tokenizer.word_spec is not None:
+            from .word_backend import WordPath
+
+            self.word_path = WordPath(tokenizer, tokenizer.cache_bytes)
         self._fast: dict = {}  # embed_items' machine code by argument flags (see _entry_point)
         self._limit_args: dict = {}
         # embed_items' arguments that are the same on every call
@@ -160,7 +133,12 @@ class NumbaBackend:
         if n == 0:
             return
         if self.tables is None:
-            self._encode_with_tokenizers(texts, 0, out, normalize, threads, limits)
+            if self.word_path is None:
+                self._encode_with_tokenizers(texts, 0, out, normalize, threads, limits)
+                return
+            sizes = texts.offsets if isinstance(texts, Utf8Texts) else _running_lengths(texts)
+            threads = max(1, min(threads, int(sizes[-1]) // SERIAL_BYTES + 1, n))
+            self.word_path.encode(self, texts, sizes, out, normalize, threads, batch_size, limits, progress)
             return
         packed = isinstance(texts, Utf8Texts)
         if n == 1 and not packed:  # a single query: the latency path, on this thread
@@ -315,6 +293,8 @@ class NumbaBackend:
     def tokenize(self, texts, start: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (EmbeddingBag form) as the reference tokenizes: the jitted tokenizer (the embedding kernel in
         its ids mode), fallbacks through ``tokenizers``; the tokenizer's own truncation applied."""
+        if self.word_path is not None and len(texts):
+            return self.word_path.tokenize(self, texts, start, threads)
         if self.tables is None or not len(texts):
             strs = list(texts) if isinstance(texts, Utf8Texts) else texts
             return self.tokenizer(strs, start, threads)

@@ -35,6 +35,7 @@ from tokenizers import Tokenizer
 
 from ..settings import token_cache_bytes
 from .config import chunkable, fast_path_spec
+from .words import word_path_spec
 
 
 def explain_failure(texts: Sequence[str], start: int) -> ValueError:
@@ -92,6 +93,10 @@ class TextTokenizer:
         self.chunked = self.cache_bytes > 0 and chunkable(spec)
         #: Settings for the jitted WordPiece, or None when this configuration is not supported.
         self.fast_spec = fast_path_spec(spec) if self.chunked else None
+        #: Settings of the jitted word path (BPE, Unigram, ...; ``sse_np.tokenizer.words``), or None.
+        self.word_spec = word_path_spec(spec) if self.cache_bytes > 0 and not self.chunked else None
+        #: ``tokenizer.json`` parsed, kept for the word path (its model alone resolves new words).
+        self.spec = spec if self.word_spec is not None else None
         self._cache: dict[str, bytes] = {}
         self._cache_used = 0
         if self.chunked:

@@ -44,6 +44,8 @@ def test_parity_with_static_model_at_every_dim(backend, m2v, name):
         got = model.encode(TEXTS, dim)
         scale = 1.0 if name != "int8" or model.normalize else float(np.abs(ref).max())
         np.testing.assert_allclose(got, ref, rtol=0, atol=TOL * scale, err_msg=f"{name} dim={dim}")
+    if backend == "numba":  # the parity above was measured on the jitted tokenizers
+        assert model.engine.fast if name not in ("bpe", "unigram") else model.engine.word_path
 
 
 def test_float16_matches_model2vec_as_it_computes(m2v):
@@ -100,11 +102,27 @@ def test_normalize_default_follows_config(m2v):
     np.testing.assert_allclose(np.linalg.norm(raw.encode("a cat", normalize=True)), 1, atol=1e-6)
 
 
-def test_wordpiece_takes_the_jitted_tokenizer_bpe_does_not(m2v):
+def test_wordpiece_takes_the_jitted_wordpiece_bpe_and_unigram_the_word_path(m2v):
     pytest.importorskip("numba")
     wordpiece = sse_np.load(m2v["plain"], backend="numba")
-    assert wordpiece.engine.fast
-    assert not sse_np.load(m2v["bpe"], backend="numba").engine.fast
+    assert wordpiece.engine.fast and not wordpiece.engine.word_path
+    for name in ("bpe", "unigram"):
+        model = sse_np.load(m2v[name], backend="numba")
+        assert model.engine.word_path and not model.engine.fast
+
+
+def test_unsupported_pipeline_keeps_tokenizers_and_parity(m2v, tmp_path):
+    """A normalizer the word path does not reproduce (Strip): tokenizers tokenizes, vectors still model2vec's."""
+    pytest.importorskip("numba")
+    from tokenizers import normalizers
+
+    tok = sm.trained_tokenizer("bpe")
+    tok.normalizer = normalizers.Sequence([normalizers.Strip(), normalizers.Lowercase()])
+    vectors = np.random.default_rng(4).standard_normal((tok.get_vocab_size(), 16)).astype(np.float32)
+    folder = sm.save_model2vec(tmp_path / "strip", tok, vectors)
+    model = sse_np.load(folder, backend="numba")
+    assert model.engine.status == "numba" and not model.engine.word_path and not model.engine.fast
+    np.testing.assert_allclose(model.encode(TEXTS), reference(folder).encode(TEXTS), rtol=0, atol=TOL)
 
 
 def _copy(folder, dest):

@@ -44,6 +44,8 @@ def test_parity_with_sentence_transformers(backend, repos, case):
             got = model.encode(TEXTS, truncate_dim=dim, normalize_embeddings=normalize)
             np.testing.assert_allclose(got, want, rtol=0, atol=TOL, err_msg=f"dim={dim} normalize={normalize}")
     np.testing.assert_allclose(model.encode(TEXTS[3]), ref.encode(TEXTS[3]), atol=TOL)
+    if backend == "numba":  # measured on the jitted tokenizers: WordPiece's, or the word path for BPE/Unigram
+        assert model.engine.fast if case[0] == "wordpiece" else model.engine.word_path
 
 
 def test_normalize_module_normalizes_before_truncation(repos):

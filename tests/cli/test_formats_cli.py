@@ -34,7 +34,7 @@ def test_info_names_the_format_and_its_defaults(folders, fmt, capsys):
         assert facts["tokenizer"]["numba fast path"] == "supported"  # MiniLM's BERT WordPiece
     else:
         assert facts["defaults"]["truncate_dim"] == 16 and facts["defaults"]["normalize"] is True
-        assert facts["tokenizer"]["numba fast path"].startswith("not supported")
+        assert facts["tokenizer"]["numba fast path"] == "supported (word path, ASCII texts)"  # BPE, Whitespace
 
 
 @pytest.mark.parametrize("fmt", ["model2vec", "sentence-transformers"])
