@@ -1,4 +1,4 @@
-"""BM25 tokens on the dev split: WordPiece pieces vs whole words, stemmed or not, stopwords on/off.
+"""BM25 tokens on a dev split: WordPiece pieces, whole words (stemmed or not) or both, stopwords on/off.
 
     python scripts/compare_lexical_tokens.py DEV_DIR [--dims 512,256]
 
@@ -17,6 +17,8 @@ from sse_np import Index, default_model
 from sse_np.eval import load_beir, mean_metrics, query_metrics
 
 VARIANTS = (
+    ("words+pieces", None, True),
+    ("words+pieces", None, False),
     ("pieces", None, True),
     ("pieces", None, False),
     ("words", None, True),
@@ -49,7 +51,7 @@ def main() -> None:
                     for qid, ranked in zip(data.query_ids, positions.tolist())
                 ]
                 cells.append(f"{mode}@{dim} {mean_metrics(rows)['ndcg@10']:.4f}")
-        label = f"{lexical:6} stemmer={stemmer or '-':7} stopwords={'on ' if stopwords else 'off'}"
+        label = f"{lexical:12} stemmer={stemmer or '-':7} stopwords={'on ' if stopwords else 'off'}"
         print(label, " ".join(cells), flush=True)
 
 

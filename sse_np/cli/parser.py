@@ -14,8 +14,11 @@ from .parser_servers import _add_bench_parser, _add_serve_parser
 # sse_np.index.lexical.STEMMERS and LEXICAL, written out so that parsing imports no index code (a test ties them).
 _STEMMERS = ("english",)
 _STEMMER_HELP = "BM25 over Snowball stems of whole words (needs the 'stem' extra; default: no stemming)"
-_LEXICAL = ("pieces", "words")
-_LEXICAL_HELP = "BM25 tokens: whole words (the default) or the model's WordPiece ids (no --stemmer with pieces)"
+_LEXICAL = ("pieces", "words", "words+pieces")
+_LEXICAL_HELP = (
+    "BM25 tokens: whole words and the model's WordPiece ids in one bag (the default; words with --stemmer), "
+    "words alone, or pieces alone (--stemmer needs words)"
+)
 
 PROG = "sse-np"
 

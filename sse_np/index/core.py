@@ -17,7 +17,15 @@ from ..retrieval.bm25 import DEFAULT_B, DEFAULT_K1, BM25Postings, build_postings
 from ..retrieval.fusion import DEFAULT_DENSE_WEIGHT, FUSIONS
 from ..retrieval.quantization import PRECISIONS, check_precision, quantization_ranges, quantize_embeddings
 from . import store
-from .lexical import WordVocabulary, check_lexical, lexical_tokens, pack_terms, stopword_ids, unpack_terms
+from .lexical import (
+    WordVocabulary,
+    check_lexical,
+    join_tokens,
+    lexical_tokens,
+    pack_terms,
+    stopword_ids,
+    unpack_terms,
+)
 from .rank import MODES, Built, check_mode, rank
 from .stopwords import ENGLISH_STOPWORDS
 
@@ -43,12 +51,13 @@ class Index:
     stopwords : bool
         Leave English stopwords out of BM25 (documents and queries).
     lexical : str or None
-        BM25's tokens: "words" (the model's normalizer and pre-tokenizer
-        words, numbered per index; None means this default) or "pieces" (the
-        model's WordPiece ids; no stemming).
+        BM25's tokens: "words+pieces" (None means this default: both of
+        the below, in one bag), "words" (the model's normalizer and
+        pre-tokenizer words, numbered per index) or "pieces" (the model's
+        WordPiece ids). See :mod:`sse_np.index.lexical`.
     stemmer : str or None
         "english": BM25 on Snowball stems of the words (PyStemmer, the
-        ``stem`` extra); None: no stemming.
+        ``stem`` extra; lexical "words", which None then means); None: no stemming.
     k1, b : float
         Lucene BM25 parameters.
     weight : float
@@ -77,11 +86,11 @@ class Index:
         self.lexical, self.stemmer = check_lexical(lexical, stemmer)
         self._words = (
             WordVocabulary(self.model, ENGLISH_STOPWORDS if self.stopwords else (), self.stemmer)
-            if self.lexical == "words"
+            if self.lexical != "pieces"
             else None
         )
         self.k1, self.b, self.weight = float(k1), float(b), float(weight)
-        pieces_stopwords = self.stopwords and self._words is None
+        pieces_stopwords = self.stopwords and self.lexical != "words"
         self._stop_ids = stopword_ids(self.model) if pieces_stopwords else np.zeros(0, dtype=np.int32)
         self._ids: list = []
         self._known: set = set()
@@ -126,16 +135,27 @@ class Index:
         if raw.ndim != 2 or raw.shape[0] != len(batch) or raw.shape[1] < self.dim:
             raise ValueError(f"vectors must have shape ({len(batch)}, >= {self.dim}), got {raw.shape}")
         self._vectors.append(normalize_rows(np.array(raw[:, : self.dim], dtype=np.float32, order="C")))
-        words = self._words  # documents number new words; queries only look them up
-        self._tokens.append(words.tokens(batch, grow=True) if words is not None else self.lexical_tokens(batch))
+        self._tokens.append(self._lexical(batch, grow=True))  # documents number new words
         self._ids.extend(new_ids)
         self._built = None
 
     def lexical_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 tokens of queries, as ``(ids, offsets)``: WordPiece ids or word ids, without stopwords."""
-        if self._words is not None:
-            return self._words.tokens(list(texts))
-        return lexical_tokens(self.model, texts, self._stop_ids)
+        """BM25 tokens of queries, as ``(ids, offsets)``: WordPiece ids and/or word ids, without stopwords."""
+        return self._lexical(list(texts), grow=False)
+
+    def _lexical(self, texts: list[str], grow: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.lexical == "pieces":
+            return lexical_tokens(self.model, texts, self._stop_ids)
+        words = self._words.tokens(texts, grow=grow)  # type: ignore[union-attr]
+        if self.lexical == "words":
+            return words
+        # Word ids after the model's vocabulary, which is fixed: ids given before a later add stay valid.
+        return join_tokens(lexical_tokens(self.model, texts, self._stop_ids), words, self.model.vocab_size)
+
+    def _term_count(self) -> int:
+        """BM25's vocabulary size: WordPiece ids, words, or both (words after the pieces)."""
+        n_words = len(self._words) if self._words is not None else 0
+        return n_words + (self.model.vocab_size if self.lexical != "words" else 0)
 
     def _build(self) -> Built:
         if self._built is not None:
@@ -150,8 +170,9 @@ class Index:
             self._tokens = [(tok, offsets)]
         else:
             tok, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-        vocab_size = len(self._words) if self._words is not None else self.model.vocab_size
-        postings = build_postings(tok, offsets, vocab_size, self.k1, self.b)
+        # Words and pieces are two fields, each with its own lengths: a query scores the sum of their BM25s.
+        fields = (self.model.vocab_size,) if self.lexical == "words+pieces" else ()
+        postings = build_postings(tok, offsets, self._term_count(), self.k1, self.b, field_starts=fields)
         self._built = _quantized(vectors, self.precision, postings)
         return self._built
 
@@ -235,7 +256,8 @@ class Index:
         extra = {"stop_ids": self._stop_ids}
         if self._words is not None:
             extra["bm25_terms"] = pack_terms(self._words.terms())
-            manifest["version"] = store.WORDS_VERSION  # readers of version 1 would search words with pieces
+            # Readers of version 1 would search words with pieces, and of 2, words and pieces as words.
+            manifest["version"] = store.WORDS_VERSION if self.lexical == "words" else store.WORDS_PIECES_VERSION
         store.save_folder(folder, manifest, built.arrays(extra), self._ids)
 
     @classmethod
@@ -297,7 +319,8 @@ def _load_words(path: Path, index: Index, manifest: dict[str, Any]) -> WordVocab
     if packed is None:
         raise IndexFormatError(path, "a words index without its vocabulary (bm25_terms.npy)")
     try:
-        terms = unpack_terms(packed, index._built.postings.vocab_size)  # type: ignore[union-attr]
+        pieces = index.model.vocab_size if index.lexical == "words+pieces" else 0
+        terms = unpack_terms(packed, index._built.postings.vocab_size - pieces)  # type: ignore[union-attr]
         return WordVocabulary(index.model, ENGLISH_STOPWORDS if index.stopwords else (), index.stemmer, terms)
     except (UnicodeDecodeError, ValueError) as exc:
         raise IndexFormatError(path / "bm25_terms.npy", f"corrupt vocabulary: {exc}") from None

@@ -9,7 +9,8 @@ A saved index is a folder::
     ranges.npy        (quantized) the int8/uint8 ranges;  rescore.npy (binary) int8 rows
     dense_mean.npy, dense_cov.npy  (quantized) moments of the float vectors, for z-scores
     bm25_indptr.npy, bm25_docs.npy, bm25_weights.npy, stop_ids.npy   the BM25 index
-    bm25_terms.npy    (lexical "words", format version 2) the word vocabulary, UTF-8
+    bm25_terms.npy    (lexical "words", format version 2, or "words+pieces", version 3) the word
+                      vocabulary, UTF-8
 
 ``save`` writes a temporary sibling folder and renames it into place, so a
 reader never sees half an index (replacing one moves the old folder aside
@@ -36,7 +37,10 @@ from ..errors import IndexFormatError
 FORMAT = "sse_np.index"
 VERSION = 1
 WORDS_VERSION = 2  # an index of whole-word BM25 tokens (bm25_terms.npy): readers of version 1 must refuse it
-READABLE = (VERSION, WORDS_VERSION)
+# Words and pieces in one BM25 (word ids after the model's vocabulary): readers of version 2 would take the
+# ids for words alone, so they must refuse it.
+WORDS_PIECES_VERSION = 3
+READABLE = (VERSION, WORDS_VERSION, WORDS_PIECES_VERSION)
 MANIFEST = "manifest.json"
 IDS = "ids.json"
 

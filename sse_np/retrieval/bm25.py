@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,20 +52,27 @@ class BM25Postings:
 
 
 def build_postings(
-    ids: np.ndarray, offsets: np.ndarray, vocab_size: int, k1: float = DEFAULT_K1, b: float = DEFAULT_B
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    vocab_size: int,
+    k1: float = DEFAULT_K1,
+    b: float = DEFAULT_B,
+    field_starts: tuple[int, ...] = (),
 ) -> BM25Postings:
     """The index of ``n`` documents given in EmbeddingBag form: document ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
 
     Every id must be in ``[0, vocab_size)``. Document lengths count every
-    token given (filter stopwords before calling).
+    token given (filter stopwords before calling). ``field_starts``: ascending
+    ids where another field's terms begin; each field's tokens then have
+    their own document lengths and average, so a query scores the sum of
+    each field's BM25 (Elasticsearch's ``most_fields``).
     """
     ids = np.asarray(ids, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
     n_docs = int(offsets.shape[0] - 1)
     if n_docs < 0 or (ids.size and (int(ids.min()) < 0 or int(ids.max()) >= vocab_size)):
         raise ValueError(f"token ids must lie in [0, {vocab_size}) and offsets must have n + 1 entries")
-    lengths = np.diff(offsets)
-    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    doc_of = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(offsets))
     # One sort of (term, doc) keys gives the postings in term-then-doc order and each pair's tf.
     keys, tf = np.unique(ids * max(n_docs, 1) + doc_of, return_counts=True)
     terms = keys // max(n_docs, 1)
@@ -73,9 +80,14 @@ def build_postings(
     df = np.bincount(terms, minlength=vocab_size)
     indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
-    avgdl = float(lengths.mean()) if n_docs else 1.0
+    n_fields = len(field_starts) + 1
+    field_of_term = np.searchsorted(np.asarray(field_starts, dtype=np.int64), terms, side="right")
+    field_of_token = np.searchsorted(np.asarray(field_starts, dtype=np.int64), ids, side="right")
+    lengths = np.bincount(doc_of * n_fields + field_of_token, minlength=n_docs * n_fields).reshape(n_docs, n_fields)
+    avgdl = lengths.mean(axis=0) if n_docs else np.ones(n_fields)
     idf = bm25_idf(df, n_docs)
-    weights = (idf[terms] * _saturation(tf, lengths[docs], avgdl, k1, b)).astype(np.float32)
+    pair_length, pair_avgdl = lengths[docs, field_of_term], avgdl[field_of_term]
+    weights = (idf[terms] * _saturation(tf, pair_length, pair_avgdl, k1, b)).astype(np.float32)
     return BM25Postings(indptr, docs, weights, n_docs)
 
 
@@ -85,10 +97,14 @@ def bm25_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
-def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
-    """The document side of a pair score: ``tf / (tf + k1 * (1 - b + b * |d| / avgdl))`` (float64)."""
+def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: Any, k1: float, b: float) -> np.ndarray:
+    """The document side of a pair score: ``tf / (tf + k1 * (1 - b + b * |d| / avgdl))`` (float64).
+
+    ``avgdl``: one average, or one per pair (its field's); an average of 0 counts as 1.
+    """
     tf = np.asarray(tf, dtype=np.float64)
-    return tf / (tf + k1 * (1.0 - b + b * np.asarray(length, dtype=np.float64) / (avgdl or 1.0)))
+    avgdl = np.where(np.asarray(avgdl, dtype=np.float64) > 0, avgdl, 1.0)
+    return tf / (tf + k1 * (1.0 - b + b * np.asarray(length, dtype=np.float64) / avgdl))
 
 
 def term_saturations(

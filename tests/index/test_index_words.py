@@ -73,16 +73,16 @@ def test_save_load_keeps_the_analyzer(model, tmp_path):
         )
 
 
-def test_default_is_words_and_pieces_indexes_stay_format_version_1(model, tmp_path):
-    default, pieces = Index(model), Index(model, lexical="pieces")
-    assert (default.lexical, default.stemmer, pieces.lexical) == ("words", None, "pieces")
-    for name, ix in (("default", default), ("pieces", pieces)):
+def test_each_lexical_setting_saves_its_own_format_version(model, tmp_path):
+    """Pieces stay version 1, words 2, words+pieces (the default) 3: a reader of an older version refuses the newer."""
+    default = Index(model)
+    assert (default.lexical, default.stemmer) == ("words+pieces", None)
+    for name, version, has_terms in (("pieces", 1, False), ("words", 2, True), ("words+pieces", 3, True)):
+        ix = Index(model, lexical=name)
         ix.add(DOCS)
         ix.save(tmp_path / name)
-    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["version"] == 2
-    assert (tmp_path / "default" / "bm25_terms.npy").exists()
-    assert json.loads((tmp_path / "pieces" / "manifest.json").read_text())["version"] == 1
-    assert not (tmp_path / "pieces" / "bm25_terms.npy").exists()
+        assert json.loads((tmp_path / name / "manifest.json").read_text())["version"] == version
+        assert (tmp_path / name / "bm25_terms.npy").exists() == has_terms
 
 
 def test_an_older_pieces_index_loads_as_pieces(model, tmp_path):
@@ -121,11 +121,12 @@ def test_bad_analyzer_arguments(model):
         Index(model, lexical="pieces", stemmer="english")
 
 
-def test_corrupt_vocabulary_is_refused(model, tmp_path):
+@pytest.mark.parametrize("lexical", ["words", "words+pieces"])
+def test_corrupt_vocabulary_is_refused(model, tmp_path, lexical):
     from sse_np.errors import IndexFormatError
     from sse_np.index import store
 
-    ix = Index(model, lexical="words")
+    ix = Index(model, lexical=lexical)
     ix.add(DOCS)
     ix.save(tmp_path / "ix")
     path = tmp_path / "ix" / "bm25_terms.npy"

@@ -127,3 +127,19 @@ def test_stemmed_words_equal_bm25s_lucene_with_pystemmer():
         got[positions[qi]] = scores[qi]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
     assert index._words is not None and set(index._words.terms()) == set(reference.vocab_dict) - {""}  # its empty token
+
+
+def test_fields_score_the_sum_of_their_own_bm25s():
+    """field_starts: each field's own lengths and average, as two indexes built apart and their scores summed."""
+    docs_a, docs_b = _corpus(4), _corpus(5)[: len(_corpus(4))]
+    joined = [a + [t + 80 for t in b] for a, b in zip(docs_a, docs_b)]
+    both = build_postings(*_csr(joined), 160, field_starts=(80,))
+    apart = build_postings(*_csr(docs_a), 80), build_postings(*_csr(docs_b), 80)
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        query = rng.choice(160, size=4)
+        expected = bm25_scores(apart[0], query[query < 80]) + bm25_scores(apart[1], query[query >= 80] - 80)
+        np.testing.assert_allclose(bm25_scores(both, query), expected, rtol=0, atol=1e-5)
+    assert not np.allclose(
+        bm25_scores(build_postings(*_csr(joined), 160), np.arange(160)), bm25_scores(both, np.arange(160))
+    )
