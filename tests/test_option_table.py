@@ -127,7 +127,7 @@ OPTION_TESTS: dict[str, str] = {
     "index build --output": "tests/cli/test_cli_index.py::test_build_jsonl_and_search",
     "index build --precision": "tests/cli/test_cli_index.py::test_build_lines_gives_row_numbers",
     "index build --progress": "tests/cli/test_cli_index_options.py::test_build_progress_and_no_progress",
-    "index build --lexical": "tests/cli/test_cli_index.py::test_build_lexical_words_by_default_pieces_on_request",
+    "index build --lexical": "tests/cli/test_cli_index.py::test_build_lexical_default_words_or_pieces",
     "index build --stemmer": "tests/cli/test_cli_index.py::test_build_with_stemmer",
     "index build --threads": "tests/cli/test_cli_index_options.py::test_build_input_format_model_threads_and_batch_size",  # noqa: E501
     "index search --dim": "tests/cli/test_cli_index_options.py::test_search_model_threads_and_dim",

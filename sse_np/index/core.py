@@ -23,15 +23,21 @@ from .lexical import (
     join_tokens,
     lexical_tokens,
     pack_terms,
+    pair_ids,
     stopword_ids,
     unpack_terms,
+    word_pairs,
 )
 from .rank import MODES, Built, check_mode, rank
 from .stopwords import ENGLISH_STOPWORDS
 
-__all__ = ["MODES", "Index"]
+__all__ = ["DEFAULT_PAIR_WEIGHT", "MODES", "Index"]
 
 _COV_ROWS = 8192
+# BM25's third field, neighbouring words ("insulin resistance"), counts this much of its own BM25. Chosen on the
+# two dev splits of scripts/build_dev_split.py: hybrid nDCG@10 over both at 512 and 256 rose 0.6305 (no pairs)
+# -> 0.6326 / 0.6325 / 0.6325 / 0.6324 for 0.2 / 0.3 / 0.4 / 0.5, and fell back at 1.0 (0.6295).
+DEFAULT_PAIR_WEIGHT = 0.3
 
 
 class Index:
@@ -62,6 +68,10 @@ class Index:
         Lucene BM25 parameters.
     weight : float
         Default dense weight of hybrid search (BM25 gets ``1 - weight``).
+    pair_weight : float or None
+        Weight of BM25's word-pair field: each two neighbouring words (after
+        stopwords) are one more term, and their BM25 counts this much. None:
+        :data:`DEFAULT_PAIR_WEIGHT` with words, 0 (no pairs) with "pieces".
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class Index:
         weight: float = DEFAULT_DENSE_WEIGHT,
         lexical: str | None = None,
         stemmer: str | None = None,
+        pair_weight: float | None = None,
     ) -> None:
         self.model = _resolve_model(model)
         self.dim = int(self.model.dim if dim is None else dim)
@@ -90,12 +101,15 @@ class Index:
             else None
         )
         self.k1, self.b, self.weight = float(k1), float(b), float(weight)
+        self.pair_weight = _check_pair_weight(pair_weight, self.lexical)
         pieces_stopwords = self.stopwords and self.lexical != "words"
         self._stop_ids = stopword_ids(self.model) if pieces_stopwords else np.zeros(0, dtype=np.int32)
         self._ids: list = []
         self._known: set = set()
         self._vectors: list[np.ndarray] = []
         self._tokens: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pairs: list[tuple[np.ndarray, np.ndarray]] = []  # each batch's word-pair keys
+        self._pair_vocab = np.zeros(0, dtype=np.int64)  # the documents' pair keys, sorted: pair term i is entry i
         self._built: Built | None = None
 
     def __len__(self) -> int:
@@ -135,25 +149,37 @@ class Index:
         if raw.ndim != 2 or raw.shape[0] != len(batch) or raw.shape[1] < self.dim:
             raise ValueError(f"vectors must have shape ({len(batch)}, >= {self.dim}), got {raw.shape}")
         self._vectors.append(normalize_rows(np.array(raw[:, : self.dim], dtype=np.float32, order="C")))
-        self._tokens.append(self._lexical(batch, grow=True))  # documents number new words
+        tokens, words = self._analyze(batch, grow=True)  # documents number new words
+        self._tokens.append(tokens)
+        if self.pair_weight:
+            self._pairs.append(word_pairs(words))
         self._ids.extend(new_ids)
         self._built = None
 
     def lexical_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 tokens of queries, as ``(ids, offsets)``: WordPiece ids and/or word ids, without stopwords."""
-        return self._lexical(list(texts), grow=False)
+        """BM25 tokens of queries, as ``(ids, offsets)``: WordPiece ids, word ids and word pairs, without stopwords.
 
-    def _lexical(self, texts: list[str], grow: bool) -> tuple[np.ndarray, np.ndarray]:
+        Valid for the index as it is now (a later ``add`` renumbers the pairs).
+        """
+        tokens, words = self._analyze(list(texts), grow=False)
+        if not self.pair_weight:
+            return tokens
+        self._build()  # the pair vocabulary
+        keys, offsets = word_pairs(words)
+        return join_tokens(tokens, pair_ids(keys, self._pair_vocab, offsets), self._term_count())
+
+    def _analyze(self, texts: list[str], grow: bool) -> tuple[tuple[np.ndarray, np.ndarray], Any]:
+        """BM25's pieces and words of ``texts`` in one bag, and the words alone (None for pieces)."""
         if self.lexical == "pieces":
-            return lexical_tokens(self.model, texts, self._stop_ids)
+            return lexical_tokens(self.model, texts, self._stop_ids), None
         words = self._words.tokens(texts, grow=grow)  # type: ignore[union-attr]
         if self.lexical == "words":
-            return words
+            return words, words
         # Word ids after the model's vocabulary, which is fixed: ids given before a later add stay valid.
-        return join_tokens(lexical_tokens(self.model, texts, self._stop_ids), words, self.model.vocab_size)
+        return join_tokens(lexical_tokens(self.model, texts, self._stop_ids), words, self.model.vocab_size), words
 
     def _term_count(self) -> int:
-        """BM25's vocabulary size: WordPiece ids, words, or both (words after the pieces)."""
+        """Pieces' and words' terms (words after the pieces); pair terms come after these."""
         n_words = len(self._words) if self._words is not None else 0
         return n_words + (self.model.vocab_size if self.lexical != "words" else 0)
 
@@ -162,17 +188,22 @@ class Index:
             return self._built
         vectors = np.concatenate(self._vectors) if self._vectors else np.zeros((0, self.dim), np.float32)
         self._vectors = [vectors]
-        if self._tokens:
-            parts = self._tokens
-            tok = np.concatenate([p[0] for p in parts])
-            starts = np.cumsum([0] + [p[0].shape[0] for p in parts[:-1]])
-            offsets = np.concatenate([p[1][:-1] + s for p, s in zip(parts, starts)] + [np.array([tok.shape[0]])])
-            self._tokens = [(tok, offsets)]
-        else:
-            tok, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-        # Words and pieces are two fields, each with its own lengths: a query scores the sum of their BM25s.
-        fields = (self.model.vocab_size,) if self.lexical == "words+pieces" else ()
-        postings = build_postings(tok, offsets, self._term_count(), self.k1, self.b, field_starts=fields)
+        self._tokens = [_concat_bags(self._tokens, np.int32)]
+        tok, offsets = self._tokens[0]
+        # Words, pieces and word pairs are fields, each with its own lengths: a query scores the sum of their BM25s.
+        starts, field_weights = ([self.model.vocab_size] if self.lexical == "words+pieces" else []), [1.0]
+        n_terms = self._term_count()
+        if self.pair_weight:
+            self._pairs = [_concat_bags(self._pairs, np.int64)]
+            keys, pair_offsets = self._pairs[0]
+            self._pair_vocab, pair_terms = np.unique(keys, return_inverse=True)
+            tok, offsets = join_tokens((tok, offsets), (pair_terms.astype(np.int32), pair_offsets), n_terms)
+            starts.append(n_terms)
+            n_terms += self._pair_vocab.shape[0]
+        field_weights = [1.0] * len(starts) + [self.pair_weight] if self.pair_weight else []
+        postings = build_postings(
+            tok, offsets, n_terms, self.k1, self.b, field_starts=tuple(starts), field_weights=tuple(field_weights)
+        )
         self._built = _quantized(vectors, self.precision, postings)
         return self._built
 
@@ -250,14 +281,18 @@ class Index:
                 "vocab_size": built.postings.vocab_size,
                 "lexical": self.lexical,
                 "stemmer": self.stemmer,
+                "pair_weight": self.pair_weight,
             },
             "weight": self.weight,
         }
         extra = {"stop_ids": self._stop_ids}
         if self._words is not None:
             extra["bm25_terms"] = pack_terms(self._words.terms())
-            # Readers of version 1 would search words with pieces, and of 2, words and pieces as words.
-            manifest["version"] = store.WORDS_VERSION if self.lexical == "words" else store.WORDS_PIECES_VERSION
+            # Readers of version 1 would search words with pieces, and of 2, pieces or pairs as words.
+            plain_words = self.lexical == "words" and not self.pair_weight
+            manifest["version"] = store.WORDS_VERSION if plain_words else store.WORDS_PIECES_VERSION
+        if self.pair_weight:
+            extra["bm25_pairs"] = self._pair_vocab
         store.save_folder(folder, manifest, built.arrays(extra), self._ids)
 
     @classmethod
@@ -291,6 +326,7 @@ class Index:
                 weight=float(manifest["weight"]),
                 lexical=manifest["bm25"].get("lexical", "pieces"),
                 stemmer=manifest["bm25"].get("stemmer"),
+                pair_weight=float(manifest["bm25"].get("pair_weight", 0.0)),  # none before version 3
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFormatError(path / store.MANIFEST, f"incomplete or invalid manifest: {exc}") from None
@@ -308,6 +344,8 @@ class Index:
             path,
         )
         index._stop_ids = np.asarray(index._built.extra["stop_ids"])
+        if index.pair_weight:
+            index._pair_vocab = _load_pairs(path, index)
         if index._words is not None:
             index._words = _load_words(path, index, manifest)
         return index
@@ -320,10 +358,40 @@ def _load_words(path: Path, index: Index, manifest: dict[str, Any]) -> WordVocab
         raise IndexFormatError(path, "a words index without its vocabulary (bm25_terms.npy)")
     try:
         pieces = index.model.vocab_size if index.lexical == "words+pieces" else 0
-        terms = unpack_terms(packed, index._built.postings.vocab_size - pieces)  # type: ignore[union-attr]
+        n_words = index._built.postings.vocab_size - pieces - index._pair_vocab.shape[0]  # type: ignore[union-attr]
+        terms = unpack_terms(packed, n_words)
         return WordVocabulary(index.model, ENGLISH_STOPWORDS if index.stopwords else (), index.stemmer, terms)
     except (UnicodeDecodeError, ValueError) as exc:
         raise IndexFormatError(path / "bm25_terms.npy", f"corrupt vocabulary: {exc}") from None
+
+
+def _load_pairs(path: Path, index: Index) -> np.ndarray:
+    """The saved word-pair vocabulary (sorted int64 keys)."""
+    pairs = index._built.extra.get("bm25_pairs") if index._built is not None else None
+    if pairs is None or pairs.dtype != np.int64 or pairs.ndim != 1:
+        raise IndexFormatError(path, "an index with word pairs (pair_weight) without bm25_pairs.npy (int64 keys)")
+    return np.asarray(pairs)
+
+
+def _check_pair_weight(pair_weight: float | None, lexical: str) -> float:
+    if pair_weight is None:
+        return 0.0 if lexical == "pieces" else DEFAULT_PAIR_WEIGHT
+    value = float(pair_weight)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"pair_weight must be a finite number >= 0, got {pair_weight!r}")
+    if value and lexical == "pieces":
+        raise ValueError("word pairs need words: use lexical='words' or 'words+pieces' with a pair_weight")
+    return value
+
+
+def _concat_bags(parts: list[tuple[np.ndarray, np.ndarray]], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Batches of ``(ids, offsets)`` as one."""
+    if not parts:
+        return np.zeros(0, dtype), np.zeros(1, np.int64)
+    ids = np.concatenate([p[0] for p in parts]).astype(dtype, copy=False)
+    starts = np.cumsum([0] + [p[0].shape[0] for p in parts[:-1]])
+    offsets = np.concatenate([p[1][:-1] + s for p, s in zip(parts, starts)] + [np.array([ids.shape[0]])])
+    return ids, offsets.astype(np.int64)
 
 
 def _resolve_model(model: Any) -> Any:

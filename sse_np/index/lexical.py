@@ -54,7 +54,9 @@ __all__ = [
     "join_tokens",
     "lexical_tokens",
     "load_stemmer",
+    "pair_ids",
     "stopword_ids",
+    "word_pairs",
 ]
 
 LEXICAL = ("pieces", "words", "words+pieces")
@@ -103,6 +105,27 @@ def join_tokens(
     ids[offsets[text_a] + np.arange(a.shape[0]) - a_off[text_a]] = a
     ids[offsets[text_b] + len_a[text_b] + np.arange(b.shape[0]) - b_off[text_b]] = b + shift
     return ids, offsets
+
+
+def word_pairs(words: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's neighbouring word ids (stopwords already out) as int64 keys ``first << 31 | second``."""
+    ids, offsets = words
+    ids = ids.astype(np.int64)
+    lengths = np.diff(offsets)
+    doc_of = np.repeat(np.arange(lengths.shape[0]), lengths)
+    same_text = doc_of[:-1] == doc_of[1:]  # a pair never spans two texts
+    keys = (ids[:-1] << 31 | ids[1:])[same_text]
+    counts = np.maximum(lengths - 1, 0)
+    return keys, np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+
+def pair_ids(keys: np.ndarray, vocabulary: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``keys`` in the sorted pair ``vocabulary``; a pair not in it is dropped (queries)."""
+    at = np.searchsorted(vocabulary, keys)
+    found = at < vocabulary.shape[0]
+    found[found] = vocabulary[at[found]] == keys[found]
+    kept_before = np.concatenate(([0], np.cumsum(found, dtype=np.int64)))
+    return at[found].astype(np.int32), kept_before[offsets]
 
 
 def check_lexical(lexical: str | None, stemmer: str | None) -> tuple[str, str | None]:

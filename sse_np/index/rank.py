@@ -92,7 +92,7 @@ class Built:
             mean=arrays.get("dense_mean"),
             cov=arrays.get("dense_cov"),
             frozen=True,
-            extra={name: arrays[name] for name in ("stop_ids", "bm25_terms") if name in arrays},
+            extra={name: arrays[name] for name in ("stop_ids", "bm25_terms", "bm25_pairs") if name in arrays},
         )
 
 

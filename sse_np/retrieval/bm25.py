@@ -58,6 +58,7 @@ def build_postings(
     k1: float = DEFAULT_K1,
     b: float = DEFAULT_B,
     field_starts: tuple[int, ...] = (),
+    field_weights: tuple[float, ...] = (),
 ) -> BM25Postings:
     """The index of ``n`` documents given in EmbeddingBag form: document ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
 
@@ -65,7 +66,8 @@ def build_postings(
     token given (filter stopwords before calling). ``field_starts``: ascending
     ids where another field's terms begin; each field's tokens then have
     their own document lengths and average, so a query scores the sum of
-    each field's BM25 (Elasticsearch's ``most_fields``).
+    each field's BM25 (Elasticsearch's ``most_fields``), each times its
+    ``field_weights`` entry (default 1).
     """
     ids = np.asarray(ids, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
@@ -87,7 +89,12 @@ def build_postings(
     avgdl = lengths.mean(axis=0) if n_docs else np.ones(n_fields)
     idf = bm25_idf(df, n_docs)
     pair_length, pair_avgdl = lengths[docs, field_of_term], avgdl[field_of_term]
-    weights = (idf[terms] * _saturation(tf, pair_length, pair_avgdl, k1, b)).astype(np.float32)
+    weights = idf[terms] * _saturation(tf, pair_length, pair_avgdl, k1, b)
+    if field_weights:
+        if len(field_weights) != n_fields:
+            raise ValueError(f"{n_fields} fields but {len(field_weights)} field weights")
+        weights *= np.asarray(field_weights, dtype=np.float64)[field_of_term]
+    weights = weights.astype(np.float32)
     return BM25Postings(indptr, docs, weights, n_docs)
 
 

@@ -94,19 +94,22 @@ def test_build_with_stemmer(jsonl, tmp_path):
     assert hits[0]["id"] == "cake" and hits[0]["score"] > 0  # "cakes" finds "cake" only through the stem
 
 
-def test_build_lexical_words_by_default_pieces_on_request(tmp_path):
-    """Whole words by default; --lexical pieces counts WordPiece ids ("photos" is a piece of
-    "photosynthesis", no word of it); pieces with a stemmer is refused."""
+def test_build_lexical_default_words_or_pieces(tmp_path):
+    """Words and pieces by default; --lexical words or pieces alone ("photos" is a piece of "photosynthesis",
+    no word of it); pieces with a stemmer is refused."""
     src = tmp_path / "corpus.txt"
     src.write_text("A dog sleeps in the sun.\nHoliday photos of sunsets.\n")
-    words, pieces = tmp_path / "words", tmp_path / "pieces"
-    assert "BM25 on words" in _cli("index", "build", str(src), "-o", str(words)).stderr
+    default, words, pieces = tmp_path / "default", tmp_path / "words", tmp_path / "pieces"
+    assert "BM25 on words+pieces" in _cli("index", "build", str(src), "-o", str(default)).stderr
+    assert "BM25 on words)" in _cli("index", "build", str(src), "-o", str(words), "--lexical", "words").stderr
     assert "BM25 on pieces" in _cli("index", "build", str(src), "-o", str(pieces), "--lexical", "pieces").stderr
-    assert (Index.load(words).lexical, Index.load(pieces).lexical) == ("words", "pieces")
+    loaded = [Index.load(p).lexical for p in (default, words, pieces)]
+    assert loaded == ["words+pieces", "words", "pieces"]
     assert json.loads((pieces / "manifest.json").read_text())["version"] == 1
     query = ["index", "search", "photosynthesis", "--mode", "bm25", "--k", "1", "--json"]
-    hit = json.loads(_cli(*query[:2], str(pieces), *query[2:]).stdout)[0]
-    assert hit["id"] == 1 and hit["score"] > 0
+    for folder in (pieces, default):
+        hit = json.loads(_cli(*query[:2], str(folder), *query[2:]).stdout)[0]
+        assert hit["id"] == 1 and hit["score"] > 0
     assert json.loads(_cli(*query[:2], str(words), *query[2:]).stdout)[0]["score"] == 0.0
     both = ("--lexical", "pieces", "--stemmer", "english")
     bad = _cli("index", "build", str(src), "-o", str(tmp_path / "bad"), *both, check=False)

@@ -126,12 +126,15 @@ def test_cli_stemmer_ranks_stemmed_words(data, tmp_path):
 
 
 def test_cli_lexical_pieces_counts_wordpieces(tmp_path):
-    """Whole words by default; --lexical pieces matches "photos", a WordPiece of "photosynthesis"."""
+    """Words and pieces by default; "photos", a WordPiece of "photosynthesis", matches unless --lexical words."""
     corpus = {"a": "A dog sleeps in the sun.", "b": "Holiday photos of sunsets."}
     data = write_beir(tmp_path / "pieces", corpus, {"q": "photosynthesis"}, {"q": {"b": 1}})
-    words = _eval_json(tmp_path, data, "--retrieval", "bm25")
+    default = _eval_json(tmp_path, data, "--retrieval", "bm25")
+    words = _eval_json(tmp_path, data, "--retrieval", "bm25", "--lexical", "words")
     pieces = _eval_json(tmp_path, data, "--retrieval", "bm25", "--lexical", "pieces")
-    assert (words["retrieval_lexical"], pieces["retrieval_lexical"]) == ("words", "pieces")
+    lexical = [r["retrieval_lexical"] for r in (default, words, pieces)]
+    assert lexical == ["words+pieces", "words", "pieces"]
     assert pieces["mean_by_retrieval"]["bm25"]["64"]["ndcg@10"] == 1.0
+    assert default["mean_by_retrieval"]["bm25"]["64"]["ndcg@10"] == 1.0
     assert words["mean_by_retrieval"]["bm25"]["64"]["ndcg@10"] < 1.0  # no word in common: "b" is not first
     assert main(["eval", str(data), "--retrieval", "bm25", "--lexical", "pieces", "--stemmer", "english"]) == 1

@@ -64,7 +64,7 @@ def test_save_load_keeps_the_analyzer(model, tmp_path):
     ix.add(DOCS[2:], ids=["m", "c"])
     ix.save(tmp_path / "ix")
     manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
-    assert manifest["version"] == 2 and manifest["bm25"]["stemmer"] == "english"
+    assert manifest["version"] == 3 and manifest["bm25"]["stemmer"] == "english"  # 3: with word pairs
     loaded = Index.load(tmp_path / "ix", model, verify=True)
     assert (loaded.lexical, loaded.stemmer) == ("words", "english")
     for mode in ("bm25", "hybrid"):
@@ -74,15 +74,22 @@ def test_save_load_keeps_the_analyzer(model, tmp_path):
 
 
 def test_each_lexical_setting_saves_its_own_format_version(model, tmp_path):
-    """Pieces stay version 1, words 2, words+pieces (the default) 3: a reader of an older version refuses the newer."""
+    """Pieces stay version 1, plain words 2, words+pieces or word pairs 3: older readers refuse the newer."""
     default = Index(model)
-    assert (default.lexical, default.stemmer) == ("words+pieces", None)
-    for name, version, has_terms in (("pieces", 1, False), ("words", 2, True), ("words+pieces", 3, True)):
-        ix = Index(model, lexical=name)
+    assert (default.lexical, default.stemmer, default.pair_weight) == ("words+pieces", None, 0.3)
+    settings = (
+        ("pieces", {"lexical": "pieces"}, 1, False),
+        ("words", {"lexical": "words", "pair_weight": 0}, 2, True),
+        ("pairs", {"lexical": "words"}, 3, True),
+        ("default", {}, 3, True),
+    )
+    for name, kwargs, version, has_terms in settings:
+        ix = Index(model, **kwargs)
         ix.add(DOCS)
         ix.save(tmp_path / name)
         assert json.loads((tmp_path / name / "manifest.json").read_text())["version"] == version
         assert (tmp_path / name / "bm25_terms.npy").exists() == has_terms
+        assert (tmp_path / name / "bm25_pairs.npy").exists() == (version == 3)
 
 
 def test_an_older_pieces_index_loads_as_pieces(model, tmp_path):

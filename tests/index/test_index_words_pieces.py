@@ -1,8 +1,9 @@
-"""The default BM25 tokens, lexical="words+pieces": each text's words and WordPiece ids as two fields, scores summed."""
+"""The default BM25: each text's words, WordPiece ids and word pairs as three fields, scores summed (pairs weighted)."""
 
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -31,9 +32,11 @@ def _texts(seed: int, n: int, most: int) -> list[str]:
     ]
 
 
-def test_scores_are_bm25s_lucene_over_words_plus_bm25s_lucene_over_pieces(model):
-    """Two bm25s indexes (the model's words; its WordPiece tokens), both without English stopwords: their sum."""
-    docs, queries = _texts(11, 150, 25), _texts(12, 25, 5)
+def test_scores_are_bm25s_lucene_over_words_plus_pieces_plus_weighted_pairs(model):
+    """Three bm25s indexes, all without English stopwords: the model's words, its WordPiece tokens, and each two
+    neighbouring words; the index's score is their sum, the pairs' times the index's pair_weight."""
+    docs = ["genome cells " + t for t in _texts(11, 150, 25)]  # every text has a word pair (bm25s needs a token)
+    queries = _texts(12, 25, 5)
     norm, pre = model.tokenizer.normalizer, model.tokenizer.pre_tokenizer
     stop = set(STOPWORDS_EN)
 
@@ -44,21 +47,25 @@ def test_scores_are_bm25s_lucene_over_words_plus_bm25s_lucene_over_pieces(model)
     def pieces(text: str) -> list[str]:
         return [p for p in model.tokenizer.encode(text, add_special_tokens=False).tokens if p not in stop]
 
+    def pairs(text: str) -> list[str]:
+        kept = words(text)
+        return [f"{a} {b}" for a, b in pairwise(kept)]
+
+    index = Index(model)
     references = []
-    for field in (words, pieces):
+    for field, weight in ((words, 1.0), (pieces, 1.0), (pairs, index.pair_weight)):
         reference = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
         reference.index([field(d) for d in docs], show_progress=False)
-        references.append((field, reference))
-    index = Index(model)
+        references.append((field, weight, reference))
     index.add(docs[:60])
     index.add(docs[60:])  # in two batches: word ids numbered later must not move the earlier ones
     positions, scores = index.rank(None, index.lexical_tokens(queries), len(docs), mode="bm25")
     for qi, query in enumerate(queries):
         expected = np.zeros(len(docs))
-        for field, reference in references:
+        for field, weight, reference in references:
             known = [t for t in field(query) if t in reference.vocab_dict]  # bm25s drops unseen tokens
             if known:
-                expected += reference.get_scores(known)
+                expected += weight * reference.get_scores(known)
         got = np.zeros(len(docs))
         got[positions[qi]] = scores[qi]
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
@@ -99,3 +106,22 @@ def test_save_and_load_keep_both_fields(model, tmp_path):
 def test_no_stemmer_with_pieces_in_the_bag(model):
     with pytest.raises(ValueError, match="stemming applies to whole words"):
         Index(model, lexical="words+pieces", stemmer="english")
+
+
+def test_neighbouring_words_outrank_the_same_words_apart(model):
+    docs = ["resistance to insulin was low in the study", "insulin resistance in the study was low"]
+    plain, pairs = Index(model, pair_weight=0), Index(model)
+    for ix in (plain, pairs):
+        ix.add(docs)
+    hits = [ix.search("insulin resistance", k=2, mode="bm25") for ix in (plain, pairs)]
+    assert hits[0][0]["score"] == pytest.approx(hits[0][1]["score"])  # the same words: a tie without pairs
+    assert hits[1][0]["id"] == 1 and hits[1][0]["score"] > hits[1][1]["score"]
+
+
+def test_bad_pair_weights_are_refused(model):
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="pair_weight must be"):
+            Index(model, pair_weight=bad)
+    with pytest.raises(ValueError, match="word pairs need words"):
+        Index(model, lexical="pieces", pair_weight=0.3)
+    assert Index(model, lexical="pieces").pair_weight == 0.0

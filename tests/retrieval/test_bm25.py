@@ -117,7 +117,7 @@ def test_stemmed_words_equal_bm25s_lucene_with_pystemmer():
 
     reference = bm25s.BM25(method="lucene", k1=1.2, b=0.75)  # Lucene's defaults (bm25s' own k1 is 1.5)
     reference.index(bm25s_tokens(docs), show_progress=False)
-    index = Index(model, stemmer="english")
+    index = Index(model, stemmer="english", pair_weight=0)  # stems alone (word pairs: test_index_words_pieces)
     index.add(docs)
     positions, scores = index.rank(None, index.lexical_tokens(queries), len(docs), mode="bm25")
     for qi, tokens in enumerate(bm25s_tokens(queries)):
