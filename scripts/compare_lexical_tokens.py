@@ -1,4 +1,4 @@
-"""BM25 tokens on a dev split: WordPiece pieces, whole words (stemmed or not) or both, stopwords on/off.
+"""BM25 tokens on a dev split: WordPiece pieces, whole words (stemmed or not) or both, word pairs and stopwords on/off.
 
     python scripts/compare_lexical_tokens.py DEV_DIR [--dims 512,256]
 
@@ -16,15 +16,17 @@ import argparse
 from sse_np import Index, default_model
 from sse_np.eval import load_beir, mean_metrics, query_metrics
 
-VARIANTS = (
-    ("words+pieces", None, True),
-    ("words+pieces", None, False),
-    ("pieces", None, True),
-    ("pieces", None, False),
-    ("words", None, True),
-    ("words", None, False),
-    ("words", "english", True),
-    ("words", "english", False),
+VARIANTS = (  # lexical, stemmer, stopwords, pair_weight (None: the Index default)
+    ("words+pieces", None, True, None),
+    ("words+pieces", None, True, 0.0),
+    ("words+pieces", None, False, None),
+    ("pieces", None, True, None),
+    ("pieces", None, False, None),
+    ("words", None, True, 0.0),
+    ("words", None, True, None),
+    ("words", None, False, 0.0),
+    ("words", "english", True, 0.0),
+    ("words", "english", False, 0.0),
 )
 
 
@@ -38,8 +40,10 @@ def main() -> None:
     data = load_beir(args.dev)
     doc_vecs = model.encode(data.doc_texts, normalize=False)
     query_vecs = model.encode(data.query_texts, normalize=False)
-    for lexical, stemmer, stopwords in VARIANTS:
-        index = Index(model, dim=max(dims), lexical=lexical, stemmer=stemmer, stopwords=stopwords)
+    for lexical, stemmer, stopwords, pair_weight in VARIANTS:
+        index = Index(
+            model, dim=max(dims), lexical=lexical, stemmer=stemmer, stopwords=stopwords, pair_weight=pair_weight
+        )
         index.add(data.doc_texts, vectors=doc_vecs)
         tokens = index.lexical_tokens(data.query_texts)
         cells = []
@@ -51,7 +55,8 @@ def main() -> None:
                     for qid, ranked in zip(data.query_ids, positions.tolist())
                 ]
                 cells.append(f"{mode}@{dim} {mean_metrics(rows)['ndcg@10']:.4f}")
-        label = f"{lexical:12} stemmer={stemmer or '-':7} stopwords={'on ' if stopwords else 'off'}"
+        pairs = f"pairs={index.pair_weight:g}"
+        label = f"{lexical:12} stemmer={stemmer or '-':7} stopwords={'on ' if stopwords else 'off'} {pairs:9}"
         print(label, " ".join(cells), flush=True)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -83,13 +83,18 @@ def build_postings(
     indptr = np.zeros(vocab_size + 1, dtype=np.int64)
     np.cumsum(df, out=indptr[1:])
     n_fields = len(field_starts) + 1
-    field_of_term = np.searchsorted(np.asarray(field_starts, dtype=np.int64), terms, side="right")
-    field_of_token = np.searchsorted(np.asarray(field_starts, dtype=np.int64), ids, side="right")
-    lengths = np.bincount(doc_of * n_fields + field_of_token, minlength=n_docs * n_fields).reshape(n_docs, n_fields)
+    field_of_term, field_of_token = _field_of(terms, field_starts), _field_of(ids, field_starts)
+    if n_fields == 1:
+        lengths = np.diff(offsets)[:, None]
+    else:
+        lengths = np.bincount(doc_of * n_fields + field_of_token, minlength=n_docs * n_fields)
+        lengths = lengths.reshape(n_docs, n_fields)
     avgdl = lengths.mean(axis=0) if n_docs else np.ones(n_fields)
     idf = bm25_idf(df, n_docs)
-    pair_length, pair_avgdl = lengths[docs, field_of_term], avgdl[field_of_term]
-    weights = idf[terms] * _saturation(tf, pair_length, pair_avgdl, k1, b)
+    # k1 * (1 - b + b * |d| / avgdl) per document and field first: one gather per pair, not several.
+    length_norm = k1 * (1.0 - b + b * lengths / np.where(avgdl > 0, avgdl, 1.0))
+    tf = tf.astype(np.float64)
+    weights = idf[terms] * (tf / (tf + length_norm[docs, field_of_term]))
     if field_weights:
         if len(field_weights) != n_fields:
             raise ValueError(f"{n_fields} fields but {len(field_weights)} field weights")
@@ -98,20 +103,24 @@ def build_postings(
     return BM25Postings(indptr, docs, weights, n_docs)
 
 
+def _field_of(ids: np.ndarray, field_starts: tuple[int, ...]) -> np.ndarray:
+    """Each id's field: how many field starts lie at or below it (int64; a few comparisons, no search)."""
+    field = np.zeros(ids.shape[0], dtype=np.int64)
+    for start in field_starts:
+        field += ids >= start
+    return field
+
+
 def bm25_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     """Lucene's ``ln(1 + (N - df + 0.5) / (df + 0.5))`` (float64), per document frequency."""
     df = np.asarray(df, dtype=np.float64)
     return np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
 
-def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: Any, k1: float, b: float) -> np.ndarray:
-    """The document side of a pair score: ``tf / (tf + k1 * (1 - b + b * |d| / avgdl))`` (float64).
-
-    ``avgdl``: one average, or one per pair (its field's); an average of 0 counts as 1.
-    """
+def _saturation(tf: np.ndarray, length: np.ndarray, avgdl: float, k1: float, b: float) -> np.ndarray:
+    """The document side of a pair score: ``tf / (tf + k1 * (1 - b + b * |d| / avgdl))`` (float64)."""
     tf = np.asarray(tf, dtype=np.float64)
-    avgdl = np.where(np.asarray(avgdl, dtype=np.float64) > 0, avgdl, 1.0)
-    return tf / (tf + k1 * (1.0 - b + b * np.asarray(length, dtype=np.float64) / avgdl))
+    return tf / (tf + k1 * (1.0 - b + b * np.asarray(length, dtype=np.float64) / (avgdl or 1.0)))
 
 
 def term_saturations(
