@@ -45,8 +45,9 @@ import numpy as np  # noqa: E402
 
 from bench.search import DATA, DATASETS, synthetic_corpus  # noqa: E402
 
-# (precision, dim, lexical, stemmer): BM25 over the default whole words, except a row over WordPiece ids
-# (the default before words) and one over stemmed words (the stem extra; skipped without it)
+# (precision, dim, lexical, stemmer): BM25 over the default tokens (words, WordPiece ids and word pairs),
+# except a row over WordPiece ids alone (the first default) and one over stemmed words and their pairs
+# (the stem extra; skipped without it)
 CONFIGS = (
     ("float32", 256, None, None),
     ("float32", 512, None, None),
@@ -54,7 +55,12 @@ CONFIGS = (
     ("binary", 512, "pieces", None),
     ("binary", 512, None, "english"),
 )
-TOKENS = "words"  # the Index default these rows ran with, recorded per size
+TOKENS = "words+pieces+pairs"  # the Index default these rows ran with, recorded per size
+_TOKEN_NAMES = {
+    "pieces": "WordPiece ids",
+    "words": "whole words",
+    "words+pieces+pairs": "words, WordPiece ids and word pairs",
+}
 MODES = ("dense", "bm25", "hybrid")
 
 
@@ -182,7 +188,7 @@ def report(res: dict[str, Any]) -> str:
         if by.get("peak_rss_bytes"):
             notes.append(f"peak RSS of the bench process {by['peak_rss_bytes'] / 2**30:.1f} GiB")
         tokens = by.get("bm25_tokens", "pieces")  # sizes run before whole words became the default
-        notes.append(f"BM25 rows without a suffix on {'whole words' if tokens == 'words' else 'WordPiece ids'}")
+        notes.append(f"BM25 rows without a suffix on {_TOKEN_NAMES[tokens]}")
         if notes:  # "when": merged from a run of its own (--merge)
             text = "; ".join(notes)
             lines += [text[0].upper() + text[1:] + ".", ""]
