@@ -4,12 +4,14 @@ Shared by :class:`sse_np.Index` and the store adapters (the Qdrant sparse
 vector), so every BM25 in the package counts the same tokens.
 
 ``lexical="words+pieces"`` (the default) counts each text's words and its
-WordPiece ids as one bag of tokens, in one Lucene BM25: the pieces match
-what the words miss (``proteins`` and ``protein`` share the piece
-``protein``), as a stemmer would, with no extra dependency. It was chosen on
-two dev splits of ``scripts/build_dev_split.py`` (neither is evaluation
-data): hybrid nDCG@10 at 512, Python docstrings 0.4662 vs words 0.4611 and
-pieces 0.4533; manual pages 0.7899 vs 0.7848 and 0.7873.
+WordPiece ids as two BM25 fields (each with its own document lengths; the
+scores add up): the pieces match what the words miss (``photosynthesis`` is
+``photos ##yn ##thesis``), as a stemmer would, with no extra dependency.
+:class:`sse_np.Index` adds a third field, neighbouring words (``pair_weight``;
+:func:`word_pairs`). Chosen on the two dev splits of
+``scripts/build_dev_split.py`` (neither is evaluation data), hybrid nDCG@10
+at 512: Python docstrings 0.4672 vs words 0.4611 and pieces 0.4533; manual
+pages 0.7903 vs 0.7848 and 0.7873 (docs/retrieval.md has the rest).
 ``lexical="words"`` numbers the words of the documents in the
 order they are first seen (the vocabulary is saved with the index); a query
 word the documents never had matches nothing and is dropped.
