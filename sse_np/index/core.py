@@ -58,9 +58,9 @@ class Index:
         Leave English stopwords out of BM25 (documents and queries).
     lexical : str or None
         BM25's tokens: "words+pieces" (None means this default: both of
-        the below, in one bag), "words" (the model's normalizer and
-        pre-tokenizer words, numbered per index) or "pieces" (the model's
-        WordPiece ids). See :mod:`sse_np.index.lexical`.
+        the below, as two fields whose scores add up), "words" (the model's
+        normalizer and pre-tokenizer words, numbered per index) or "pieces"
+        (the model's WordPiece ids). See :mod:`sse_np.index.lexical`.
     stemmer : str or None
         "english": BM25 on Snowball stems of the words (PyStemmer, the
         ``stem`` extra; lexical "words", which None then means); None: no stemming.
@@ -191,7 +191,7 @@ class Index:
         self._tokens = [_concat_bags(self._tokens, np.int32)]
         tok, offsets = self._tokens[0]
         # Words, pieces and word pairs are fields, each with its own lengths: a query scores the sum of their BM25s.
-        starts, field_weights = ([self.model.vocab_size] if self.lexical == "words+pieces" else []), [1.0]
+        starts = [self.model.vocab_size] if self.lexical == "words+pieces" else []
         n_terms = self._term_count()
         if self.pair_weight:
             self._pairs = [_concat_bags(self._pairs, np.int64)]
